@@ -1,0 +1,21 @@
+"""Shipyard: deploy trained models as fast HTTP/gRPC servers and run batch inference."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "load_model", "save_model"]
+
+if TYPE_CHECKING:
+    from shipyard.models import load_model, save_model
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so `import shipyard` stays fast for the CLI and model-server start-up.
+    if name in ("save_model", "load_model"):
+        from shipyard import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'shipyard' has no attribute {name!r}")

@@ -1,0 +1,24 @@
+"""Which command groups the CLI has. Each module owns one group or command."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+# (module, attribute) pairs; an attribute that is a Typer app becomes a group,
+# a function becomes a top-level command.
+_GROUPS: list[tuple[str, str, str]] = [
+    # module, attribute, name
+    ("shipyard.cli.serve", "serve", "serve"),
+]
+
+
+def register(app: typer.Typer) -> None:
+    for module_name, attribute, name in _GROUPS:
+        module = importlib.import_module(module_name)
+        target = getattr(module, attribute)
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=name)
+        else:
+            app.command(name=name)(target)

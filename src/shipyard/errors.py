@@ -1,0 +1,120 @@
+"""The exception hierarchy: one root, with the HTTP status (and so the gRPC code) on the class.
+
+Messages are written for the person who reads them: what happened, with which object,
+and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadRequestError",
+    "ConfigError",
+    "DeploymentError",
+    "InvalidInputError",
+    "MissingDependencyError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "ModelNotReadyError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PredictorError",
+    "ServiceError",
+    "ServiceNotFoundError",
+    "ShipyardError",
+    "StackError",
+    "StoreError",
+    "UnsupportedMediaTypeError",
+]
+
+
+class ShipyardError(Exception):
+    """Root of every error Shipyard raises on purpose."""
+
+    #: HTTP status the REST layer answers with; the gRPC layer maps it to a status code.
+    status_code: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadRequestError(ShipyardError):
+    """The caller sent something we cannot use."""
+
+    status_code = 400
+
+
+class InvalidInputError(BadRequestError):
+    """Request data does not fit the model's signature (name, dtype, shape or value)."""
+
+
+class UnsupportedMediaTypeError(ShipyardError):
+    status_code = 415
+
+
+class PayloadTooLargeError(ShipyardError):
+    status_code = 413
+
+
+class NotFoundError(ShipyardError):
+    status_code = 404
+
+
+class ModelNotFoundError(NotFoundError):
+    """No model of that name (or version) is served here."""
+
+
+class ModelNotReadyError(ShipyardError):
+    status_code = 503
+
+
+class ConfigError(ShipyardError):
+    """A configuration value is wrong; the message names the key and what is allowed."""
+
+    status_code = 400
+
+
+class MissingDependencyError(ShipyardError):
+    """An optional framework is not installed; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str, purpose: str = "") -> None:
+        what = f" for {purpose}" if purpose else ""
+        super().__init__(
+            f"The package '{package}' is needed{what} but is not installed. "
+            f"Install it with: pip install 'shipyard[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class ModelLoadError(ShipyardError):
+    """A model directory or file could not be loaded."""
+
+
+class PredictorError(ShipyardError):
+    """The user's predictor raised; the message carries its own message."""
+
+
+class StoreError(ShipyardError):
+    """The metadata store failed or holds something unexpected."""
+
+
+class StackError(ShipyardError):
+    """Stacks and stack components: unknown names, bad flavors, illegal changes."""
+
+    status_code = 400
+
+
+class ServiceError(ShipyardError):
+    """A model server (Service) could not be started, stopped, checked or updated."""
+
+
+class ServiceNotFoundError(NotFoundError):
+    """No model server with that UUID (or name) is in the registry."""
+
+
+class DeploymentError(ServiceError):
+    """A deployment failed; the previous server (if any) keeps serving."""

@@ -1,0 +1,76 @@
+"""The model directory manifest (``shipyard.yaml``) and the signature it carries."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["MANIFEST_FILE", "ModelManifest", "Signature", "TensorSpec"]
+
+MANIFEST_FILE = "shipyard.yaml"
+
+#: Open Inference Protocol datatype names, the vocabulary of every signature.
+DATATYPES = (
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
+)
+
+
+class TensorSpec(BaseModel):
+    """One named input or output tensor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    """The tensor's name as it appears on the wire (e.g. ``input-0``)."""
+    datatype: str
+    """An Open Inference Protocol datatype: one of BOOL, UINT8..64, INT8..64, FP16/32/64, BYTES."""
+    shape: list[int]
+    """Dimensions; ``-1`` marks a variable one (the batch dimension is always variable)."""
+    allow_nan: bool = True
+    """Whether NaN values are accepted (floating types only)."""
+    columns: list[str] | None = None
+    """For tabular models: column names of the second axis, used by DataFrame protocols."""
+
+
+class Signature(BaseModel):
+    """What a model takes and gives."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec] = Field(default_factory=list)
+
+
+class ModelManifest(BaseModel):
+    """Contents of ``shipyard.yaml`` in a model directory written by ``save_model``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: str
+    """Runtime format: sklearn, xgboost, lightgbm, onnx, torchscript, mlflow or custom."""
+    model_file: str | None = None
+    """File (or folder) inside the model directory that holds the model bytes."""
+    serialization: str | None = None
+    """How ``model_file`` was written, where a format has several (joblib, pickle, skops)."""
+    predictor: str | None = None
+    """Import path ``module:Class`` of a custom predictor, if any."""
+    predictor_source: str | None = None
+    """File inside the model directory holding the predictor's module, saved with the model."""
+    signature: Signature | None = None
+    input_example: str | None = None
+    """File inside the model directory holding an input example (JSON)."""
+    requirements: list[str] = Field(default_factory=list)
+    name: str | None = None
+    version: str | None = None
+    shipyard_version: str = "0.1.0"
