@@ -1,0 +1,1 @@
+"""Generated from grpc_predict_v2.proto by shipyard.serving.grpc.generate; do not edit."""
