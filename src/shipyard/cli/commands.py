@@ -11,6 +11,7 @@ import typer
 _GROUPS: list[tuple[str, str, str]] = [
     # module, attribute, name
     ("shipyard.cli.serve", "serve", "serve"),
+    ("shipyard.cli.pipeline", "pipeline", "pipeline"),
 ]
 
 
