@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pathlib import Path
 
-__all__ = ["MANIFEST_FILE", "ModelManifest", "Signature", "TensorSpec"]
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shipyard.errors import ModelLoadError
+
+__all__ = [
+    "DATATYPES",
+    "MANIFEST_FILE",
+    "ModelManifest",
+    "Signature",
+    "TensorSpec",
+    "read_manifest",
+    "write_manifest",
+]
 
 MANIFEST_FILE = "shipyard.yaml"
 
@@ -74,3 +87,48 @@ class ModelManifest(BaseModel):
     name: str | None = None
     version: str | None = None
     shipyard_version: str = "0.1.0"
+    method: str | None = None
+    """Estimator method that ``predict`` calls (scikit-learn: e.g. ``predict_proba``);
+    for runtimes with named outputs (ONNX), the one output to return. Default: ``predict``
+    / all outputs."""
+    trusted_types: list[str] = Field(default_factory=list)
+    """skops only: types beyond skops' defaults that the author of this file trusts;
+    loading refuses any other type the file needs."""
+
+
+def read_manifest(model_dir: Path) -> ModelManifest | None:
+    """Read ``shipyard.yaml`` from ``model_dir``; ``None`` if the directory has none.
+
+    Raises ``ModelLoadError`` naming the file and the offending key if it is invalid.
+    """
+    path = Path(model_dir) / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ModelLoadError(f"Cannot read the model manifest {path}: {err}") from err
+    if not isinstance(raw, dict):
+        raise ModelLoadError(
+            f"The model manifest {path} must be a YAML mapping (format: ..., model_file: ...), "
+            f"got {type(raw).__name__}."
+        )
+    try:
+        return ModelManifest.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+            for e in err.errors()
+        )
+        raise ModelLoadError(
+            f"The model manifest {path} is invalid ({problems}). Fix those keys, or "
+            "re-create the directory with save_model()."
+        ) from err
+
+
+def write_manifest(model_dir: Path, manifest: ModelManifest) -> Path:
+    """Write ``manifest`` as ``shipyard.yaml`` into ``model_dir``; returns the file's path."""
+    path = Path(model_dir) / MANIFEST_FILE
+    data = manifest.model_dump(mode="json", exclude_none=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path

@@ -1,0 +1,131 @@
+"""``load_model``: URI -> local directory -> manifest -> a loaded Predictor, or an error."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shipyard.errors import ModelLoadError, ShipyardError
+from shipyard.models._detect import detect_model
+from shipyard.models._example import read_input_example
+from shipyard.models._uri import resolve_model_uri, uri_stem
+from shipyard.models.manifest import ModelManifest, Signature
+from shipyard.models.predictor import Predictor
+
+__all__ = ["LoadedModel", "call_hook", "load_model"]
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to predict: its predictor's ``load`` has already run."""
+
+    name: str
+    """The manifest's name, else the stem of the URI's last component."""
+    version: str | None
+    path: Path
+    """The local model directory (a bare file's parent)."""
+    manifest: ModelManifest
+    """The manifest read from ``shipyard.yaml``, or synthesised for a bare file."""
+    predictor: Predictor
+    signature: Signature | None
+    input_example: Any | None
+
+    @property
+    def format(self) -> str:
+        return self.manifest.format
+
+    def predict(self, inputs: Any) -> Any:
+        """``preprocess`` -> ``predict`` -> ``postprocess`` for one request, synchronously.
+
+        For scripts, notebooks and batch jobs; the model server drives the hooks itself
+        (batching between ``preprocess`` and ``postprocess``).
+        """
+        p = self.predictor
+        return call_hook(p.postprocess, call_hook(p.predict, call_hook(p.preprocess, inputs)))
+
+
+def _run_coroutine(coro: Any) -> Any:
+    """Run a coroutine to completion from sync code, even inside a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # A loop runs in this thread (a notebook, an async server's start-up): blocking it
+    # with asyncio.run would fail, so the coroutine gets a loop of its own in a thread.
+    box: dict[str, Any] = {}
+
+    def runner() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as err:
+            box["error"] = err
+
+    thread = threading.Thread(target=runner, name="shipyard-async-hook")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def call_hook(fn: Any, *args: Any) -> Any:
+    """Call a predictor hook, sync or ``async def``, and return its result."""
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        return _run_coroutine(result)
+    return result
+
+
+def _build_predictor(model_dir: Path, manifest: ModelManifest) -> Any:
+    if manifest.predictor:
+        from shipyard.models.runtimes.custom import import_predictor_class, instantiate_predictor
+
+        cls = import_predictor_class(model_dir, manifest)
+        return instantiate_predictor(cls, manifest.predictor)
+    if manifest.format == "custom":
+        raise ModelLoadError(
+            f"The manifest in {model_dir} has format 'custom' but names no predictor; "
+            "set 'predictor: module:Class' in shipyard.yaml."
+        )
+    from shipyard.models.runtimes import runtime_class
+
+    return runtime_class(manifest.format)(manifest)
+
+
+def load_model(uri: str | os.PathLike[str], *, name: str | None = None) -> LoadedModel:
+    """Load the model at ``uri`` (path, ``file://`` or any fsspec URL) and its predictor.
+
+    Raises ``ModelNotFoundError`` when nothing is there, ``MissingDependencyError`` when
+    the model's framework is not installed (naming the extra to install) and
+    ``ModelLoadError`` for anything else; it never returns a half-loaded model.
+    """
+    local = resolve_model_uri(uri)
+    model_dir, manifest = detect_model(local)
+    model_name = name or manifest.name or uri_stem(uri)
+    try:
+        predictor = _build_predictor(model_dir, manifest)
+        call_hook(predictor.load, model_dir)
+    except ShipyardError:
+        raise
+    except Exception as err:
+        raise ModelLoadError(
+            f"Loading model {model_name!r} from {model_dir} (format {manifest.format}) "
+            f"failed: {type(err).__name__}: {err}"
+        ) from err
+    example = None
+    if manifest.input_example:
+        example = read_input_example(model_dir / manifest.input_example)
+    return LoadedModel(
+        name=model_name,
+        version=manifest.version,
+        path=model_dir,
+        manifest=manifest,
+        predictor=predictor,
+        signature=manifest.signature,
+        input_example=example,
+    )

@@ -1,0 +1,280 @@
+"""``save_model``: write a self-contained model directory (model bytes + ``shipyard.yaml``)."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from shipyard.errors import ConfigError
+from shipyard.models._detect import MLMODEL_FILE, detect_file_format
+from shipyard.models._example import write_input_example
+from shipyard.models._signature import infer_signature
+from shipyard.models.manifest import ModelManifest, Signature, write_manifest
+
+__all__ = ["FORMATS", "save_model"]
+
+#: Values accepted by ``save_model(format=...)``.
+FORMATS = (
+    "sklearn",
+    "sklearn-joblib",
+    "sklearn-pickle",
+    "sklearn-skops",
+    "xgboost",
+    "lightgbm",
+    "onnx",
+    "torchscript",
+    "mlflow",
+    "custom",
+)
+CODE_DIR = "code"
+_DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
+    # Per format, the packages a server needs; each entry lists alternative dist names.
+    "sklearn": (("scikit-learn",),),
+    "xgboost": (("xgboost", "xgboost-cpu"),),
+    "lightgbm": (("lightgbm",),),
+    "onnx": (("onnxruntime",),),
+    "torchscript": (("torch",),),
+    "mlflow": (("mlflow",),),
+}
+_SERIALIZATION_DISTS = {"joblib": ("joblib",), "skops": ("skops",)}
+
+
+def _pins(fmt: str, serialization: str | None) -> list[str]:
+    groups = list(_DISTRIBUTIONS.get(fmt, ()))
+    if serialization in _SERIALIZATION_DISTS:
+        groups.append(_SERIALIZATION_DISTS[serialization])
+    pins: list[str] = []
+    for names in groups:
+        for dist in names:
+            try:
+                pins.append(f"{dist}=={metadata.version(dist)}")
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return pins
+
+
+def _split_format(fmt: str | None, serialization: str | None) -> tuple[str | None, str | None]:
+    if fmt is None:
+        return None, serialization
+    if fmt not in FORMATS:
+        raise ConfigError(f"Unknown format {fmt!r}; use one of: {', '.join(FORMATS)}.")
+    if fmt.startswith("sklearn-"):
+        return "sklearn", fmt.removeprefix("sklearn-")
+    return fmt, serialization
+
+
+def _format_of_object(model: Any) -> str:
+    cls = type(model)
+    root = cls.__module__.split(".")[0]
+    if isinstance(model, (bytes, bytearray)) or (root == "onnx" and cls.__name__ == "ModelProto"):
+        return "onnx"
+    if root == "xgboost" and cls.__name__ == "Booster":
+        return "xgboost"
+    if root == "lightgbm" and cls.__name__ == "Booster":
+        return "lightgbm"
+    if root == "torch":
+        import torch  # already imported: the object is a torch object
+
+        if isinstance(model, torch.jit.ScriptModule):
+            return "torchscript"
+        raise ConfigError(
+            f"Cannot save a plain {cls.__name__} (torch.nn.Module): convert it with "
+            "torch.jit.script(model) or torch.jit.trace(model, example), or write a custom "
+            "predictor that builds the module and loads its state_dict."
+        )
+    if callable(getattr(model, "predict", None)):
+        # scikit-learn estimators and pipelines, and the sklearn-API wrappers of XGBoost,
+        # LightGBM, CatBoost: all picklable objects with predict().
+        return "sklearn"
+    raise ConfigError(
+        f"Cannot tell how to save a {cls.__module__}.{cls.__qualname__}: it is not a "
+        "scikit-learn estimator, XGBoost/LightGBM Booster, TorchScript module or ONNX model. "
+        "Pass format=..., or model=None with a custom predictor that loads its own files."
+    )
+
+
+def _write_model(
+    model: Any, staging: Path, fmt: str | None, serialization: str | None
+) -> tuple[str, str | None, str | None, list[str]]:
+    """Write the model bytes; returns (format, model_file, serialization, trusted_types)."""
+    if isinstance(model, (str, os.PathLike)):
+        return _copy_model_path(Path(model), staging, fmt)
+    fmt = fmt or _format_of_object(model)
+    if fmt == "sklearn":
+        from shipyard.models.runtimes.sklearn import save_sklearn
+
+        name, ser, trusted = save_sklearn(model, staging, serialization)
+        return fmt, name, ser, trusted
+    if fmt in ("xgboost", "lightgbm", "onnx", "torchscript"):
+        module = importlib.import_module(f"shipyard.models.runtimes.{fmt}")
+        name = module.save(model, staging)
+        return fmt, name, None, []
+    raise ConfigError(
+        f"format={fmt!r} needs the model as a path to an existing file or directory "
+        f"(got a {type(model).__name__})."
+    )
+
+
+def _copy_model_path(
+    src: Path, staging: Path, fmt: str | None
+) -> tuple[str, str | None, str | None, list[str]]:
+    if src.is_dir():
+        if not (src / MLMODEL_FILE).is_file():
+            raise ConfigError(
+                f"{src} is a directory but not an MLflow model (no {MLMODEL_FILE}); pass a "
+                "model file or a model object."
+            )
+        shutil.copytree(src, staging / "mlflow_model")
+        return "mlflow", "mlflow_model", None, []
+    if not src.is_file():
+        raise ConfigError(f"No model file at {src}.")
+    found = detect_file_format(src)
+    if found is None and fmt is None:
+        raise ConfigError(
+            f"Cannot tell the format of {src}; pass format=... (one of {', '.join(FORMATS)})."
+        )
+    detected, ser = found if found is not None else (fmt, None)
+    shutil.copy2(src, staging / src.name)
+    return fmt or detected or "custom", src.name, ser, []
+
+
+def _resolve_predictor(predictor: type[Any] | str) -> type[Any]:
+    if isinstance(predictor, type):
+        return predictor
+    from shipyard.models.runtimes.custom import split_ref
+
+    module_name, qualname = split_ref(predictor)
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"Cannot import predictor {predictor!r}: {err}") from err
+    if not isinstance(obj, type):
+        raise ConfigError(f"The predictor {predictor!r} is not a class.")
+    return obj
+
+
+def _is_installed_module(path: Path) -> bool:
+    parts = path.resolve().parts
+    return "site-packages" in parts or "dist-packages" in parts
+
+
+def _carry_predictor(cls: type[Any], staging: Path) -> tuple[str, str | None]:
+    """Copy the module defining ``cls`` into the model dir; returns (ref, source file)."""
+    if "<locals>" in cls.__qualname__:
+        raise ConfigError(
+            f"The predictor {cls.__qualname__} is defined inside a function; define it at "
+            "module level so it can be imported when the model loads."
+        )
+    if not callable(getattr(cls, "predict", None)):
+        raise ConfigError(f"The predictor {cls.__qualname__} has no predict() method.")
+    module_name = cls.__module__
+    if module_name.split(".")[0] == "shipyard":
+        return f"{module_name}:{cls.__qualname__}", None
+    try:
+        source = inspect.getsourcefile(cls)
+    except TypeError:
+        source = None
+    if source is None or not Path(source).is_file():
+        raise ConfigError(
+            f"Cannot find the source file of predictor {cls.__qualname__} (module "
+            f"{module_name!r}); define it in a .py module, not in a notebook cell or REPL."
+        )
+    src = Path(source)
+    if _is_installed_module(src):
+        # An installed package is imported by name; its requirement must be listed.
+        return f"{module_name}:{cls.__qualname__}", None
+    if module_name == "__main__":
+        module_name = src.stem
+    leaf = module_name.rsplit(".", 1)[-1]
+    code_dir = staging / CODE_DIR
+    code_dir.mkdir(exist_ok=True)
+    shutil.copy2(src, code_dir / f"{leaf}.py")
+    return f"{module_name}:{cls.__qualname__}", f"{CODE_DIR}/{leaf}.py"
+
+
+def save_model(
+    model: Any,
+    path: str | os.PathLike[str],
+    *,
+    predictor: type[Any] | str | None = None,
+    signature: Signature | Mapping[str, Any] | None = None,
+    input_example: Any | None = None,
+    requirements: Sequence[str] | None = None,
+    name: str | None = None,
+    format: str | None = None,
+    serialization: str | None = None,
+    version: str | None = None,
+    method: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a model directory at ``path`` and return it.
+
+    ``model`` is a model object (scikit-learn estimator, XGBoost/LightGBM Booster,
+    TorchScript module, ONNX ``ModelProto`` or bytes), a path to a model file or MLflow
+    directory to copy in, or ``None`` for a custom ``predictor`` that loads its own files.
+    ``predictor`` (a class or ``"module:Class"``) has its module's source copied into the
+    directory, so the model loads in another process without the author's code on
+    ``sys.path``. ``signature`` is inferred from ``input_example`` when not given.
+    The directory appears complete or not at all.
+    """
+    target = Path(path).expanduser()
+    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
+        raise ConfigError(
+            f"{target} already exists and is not empty; pass overwrite=True to replace it, "
+            "or choose another path."
+        )
+    fmt, ser = _split_format(format, serialization)
+    if model is None and predictor is None:
+        raise ConfigError("save_model needs a model, a predictor, or both; got neither.")
+    if signature is not None and not isinstance(signature, Signature):
+        signature = Signature.model_validate(dict(signature))
+    if signature is None and input_example is not None:
+        signature = infer_signature(input_example)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model_file: str | None = None
+        trusted: list[str] = []
+        if model is not None:
+            fmt, model_file, ser, trusted = _write_model(model, staging, fmt, ser)
+        ref: str | None = None
+        source: str | None = None
+        if predictor is not None:
+            ref, source = _carry_predictor(_resolve_predictor(predictor), staging)
+        manifest = ModelManifest(
+            format=fmt or "custom",
+            model_file=model_file,
+            serialization=ser,
+            predictor=ref,
+            predictor_source=source,
+            signature=signature,
+            input_example=(
+                write_input_example(staging, input_example) if input_example is not None else None
+            ),
+            requirements=list(requirements) if requirements is not None else _pins(fmt or "", ser),
+            name=name,
+            version=version,
+            method=method,
+            trusted_types=trusted,
+        )
+        write_manifest(staging, manifest)
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target.resolve()

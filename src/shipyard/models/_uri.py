@@ -1,0 +1,145 @@
+"""Model URIs: a local path, ``file://``, or any fsspec URL, fetched once into a cache.
+
+Remote models are copied into ``$SHIPYARD_HOME/cache/models/<key>`` where the key hashes
+the URI and the remote object's fingerprint (etag, else modification time and size), so a
+changed remote model is fetched again and an unchanged one never is. A fetch lands in a
+temporary sibling directory first and is renamed into place, so a crash mid-download or
+two processes fetching at once never leave a half-written cache entry behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from shipyard.errors import ModelLoadError, ModelNotFoundError
+
+__all__ = ["cache_root", "is_local_uri", "resolve_model_uri", "uri_stem"]
+
+#: Marker written into a cache entry once it is complete.
+_COMPLETE = ".shipyard-fetched.json"
+_FINGERPRINT_KEYS = (
+    "ETag",
+    "etag",
+    "md5Hash",
+    "md5",
+    "generation",
+    "version_id",
+    "LastModified",
+    "last_modified",
+    "mtime",
+    "updated",
+    "created",
+    "size",
+)
+
+
+def cache_root() -> Path:
+    """Where fetched models are cached: ``$SHIPYARD_HOME/cache/models``."""
+    home = os.environ.get("SHIPYARD_HOME") or str(Path.home() / ".shipyard")
+    return Path(home).expanduser() / "cache" / "models"
+
+
+def is_local_uri(uri: str | os.PathLike[str]) -> bool:
+    text = os.fspath(uri)
+    if text.startswith("file://"):
+        return True
+    scheme = urlparse(text).scheme
+    # "C:\\..." parses with scheme "c"; one letter is a drive, not a protocol.
+    return scheme == "" or len(scheme) == 1
+
+
+def _local_path(uri: str) -> Path:
+    if uri.startswith("file://"):
+        return Path(unquote(urlparse(uri).path))
+    return Path(uri).expanduser()
+
+
+def uri_stem(uri: str | os.PathLike[str]) -> str:
+    """The last path component of a URI without its suffix: the default model name."""
+    text = os.fspath(uri)
+    path = urlparse(text).path if not is_local_uri(text) else str(_local_path(text))
+    name = Path(path.rstrip("/")).name or "model"
+    return Path(name).stem if "." in name else name
+
+
+def _fingerprint(info: dict[str, Any]) -> dict[str, str]:
+    return {k: str(info[k]) for k in _FINGERPRINT_KEYS if info.get(k) is not None}
+
+
+def resolve_model_uri(uri: str | os.PathLike[str]) -> Path:
+    """Return a local path for ``uri``: local paths as they are, remote ones fetched and cached.
+
+    Raises ``ModelNotFoundError`` if nothing is at the URI and ``ModelLoadError`` if it
+    cannot be fetched.
+    """
+    text = os.fspath(uri)
+    if is_local_uri(text):
+        path = _local_path(text)
+        if not path.exists():
+            raise ModelNotFoundError(
+                f"No model at {text!r}: the path does not exist. Pass a model directory "
+                "written by save_model, a model file (model.joblib, model.onnx, ...) or a URL."
+            )
+        return path.resolve()
+    return _fetch_cached(text)
+
+
+def _fetch_cached(uri: str) -> Path:
+    import fsspec  # imported here: local loads (the common case) do not need it
+
+    try:
+        fs, remote = fsspec.core.url_to_fs(uri)
+    except (ImportError, ValueError) as err:
+        raise ModelLoadError(
+            f"Cannot open model URI {uri!r}: {err}. Check the protocol; remote file "
+            "systems need their fsspec package (s3fs, gcsfs, adlfs)."
+        ) from err
+    try:
+        info = fs.info(remote)
+    except FileNotFoundError as err:
+        raise ModelNotFoundError(f"No model at {uri!r}: nothing exists at that URL.") from err
+    except Exception as err:  # remote file systems raise their own types
+        raise ModelLoadError(f"Cannot reach model URI {uri!r}: {err}") from err
+
+    is_dir = info.get("type") == "directory"
+    if is_dir:
+        # A directory has no etag of its own: fingerprint every file in it.
+        files = fs.find(remote, detail=True)
+        fp: Any = {name: _fingerprint(meta) for name, meta in sorted(files.items())}
+    else:
+        fp = _fingerprint(info)
+    key_src = json.dumps({"uri": uri, "fingerprint": fp}, sort_keys=True)
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:32]
+    root = cache_root()
+    entry = root / key
+    name = Path(remote.rstrip("/")).name or "model"
+    if (entry / _COMPLETE).is_file():
+        return entry / name
+
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+    try:
+        target = staging / name
+        if is_dir:
+            fs.get(remote.rstrip("/") + "/", str(target), recursive=True)
+        else:
+            fs.get_file(remote, str(target))
+        (staging / _COMPLETE).write_text(key_src, encoding="utf-8")
+        try:
+            staging.rename(entry)
+        except OSError:
+            # Another process finished the same fetch first; its copy is as good as ours.
+            if not (entry / _COMPLETE).is_file():
+                raise
+    except Exception as err:
+        raise ModelLoadError(f"Fetching model {uri!r} into the cache {root} failed: {err}") from err
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return entry / name

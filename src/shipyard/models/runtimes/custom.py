@@ -1,0 +1,125 @@
+"""Custom predictors: the user's class, imported from the source file carried in the model dir.
+
+``save_model(predictor=MyPredictor)`` copies the module that defines ``MyPredictor`` into
+``<model dir>/code/``; here it is imported *by path*, so the model directory loads in any
+process, without the author's ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from shipyard.errors import ModelLoadError
+from shipyard.models.manifest import ModelManifest
+
+__all__ = ["import_predictor_class", "instantiate_predictor", "split_ref"]
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """Split ``"module:Class"`` (or ``"module.Class"``) into module and qualified name."""
+    if ":" in ref:
+        module, _, qualname = ref.partition(":")
+    else:
+        module, _, qualname = ref.rpartition(".")
+    if not module or not qualname:
+        raise ModelLoadError(
+            f"Invalid predictor reference {ref!r}; write it as 'package.module:ClassName'."
+        )
+    return module, qualname
+
+
+def _import_file(path: Path, module_name: str) -> ModuleType:
+    resolved = path.resolve()
+    existing = sys.modules.get(module_name)
+    existing_file = getattr(existing, "__file__", None)
+    if existing is not None and existing_file and Path(existing_file).resolve() == resolved:
+        return existing
+    # Under its own name when that is free, so pickles that reference classes of this
+    # module (a transformer defined beside the predictor) find it; otherwise a private
+    # name keyed by the file, so two model dirs with a module of the same name coexist.
+    if "." not in module_name and module_name not in sys.modules:
+        name = module_name
+    else:
+        digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:12]
+        name = f"_shipyard_predictor_{digest}_{module_name.replace('.', '_')}"
+        if name in sys.modules:
+            return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, resolved)
+    if spec is None or spec.loader is None:
+        raise ModelLoadError(f"Cannot import the predictor source {path}: not a Python file.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except ImportError as err:
+        sys.modules.pop(name, None)
+        raise ModelLoadError(
+            f"Importing the predictor source {path} failed: {err}. The module is imported "
+            "on its own: use absolute imports of installed packages only, and list them "
+            "in requirements=..."
+        ) from err
+    except Exception as err:
+        sys.modules.pop(name, None)
+        raise ModelLoadError(
+            f"Importing the predictor source {path} raised {type(err).__name__}: {err}"
+        ) from err
+    return module
+
+
+def import_predictor_class(model_dir: Path, manifest: ModelManifest) -> type[Any]:
+    """Import the predictor class a manifest names, from its carried source if it has one."""
+    if not manifest.predictor:
+        raise ModelLoadError(f"The manifest in {model_dir} names no predictor class.")
+    module_name, qualname = split_ref(manifest.predictor)
+    if manifest.predictor_source:
+        source = Path(model_dir) / manifest.predictor_source
+        if not source.is_file():
+            raise ModelLoadError(
+                f"The predictor source {manifest.predictor_source!r} named in "
+                f"{model_dir}/shipyard.yaml is missing. Save the model again with "
+                "save_model(..., predictor=...)."
+            )
+        module = _import_file(source, module_name)
+    else:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as err:
+            raise ModelLoadError(
+                f"Cannot import predictor module {module_name!r} for {model_dir}: {err}. "
+                "Install the package that provides it, or save the model with "
+                "save_model(..., predictor=YourClass) so its source travels with it."
+            ) from err
+    obj: Any = module
+    for part in qualname.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as err:
+            raise ModelLoadError(
+                f"The predictor module {module_name!r} has no {qualname!r} "
+                f"(from {manifest.predictor!r} in {model_dir})."
+            ) from err
+    if not isinstance(obj, type):
+        raise ModelLoadError(f"The predictor {manifest.predictor!r} is not a class.")
+    return obj
+
+
+def instantiate_predictor(cls: type[Any], ref: str) -> Any:
+    """Create the user's predictor with no arguments and check it can predict."""
+    if not callable(getattr(cls, "predict", None)):
+        raise ModelLoadError(
+            f"The predictor class {ref!r} has no predict() method; subclass "
+            "shipyard.serving.Predictor and implement predict(inputs)."
+        )
+    try:
+        return cls()
+    except Exception as err:
+        raise ModelLoadError(
+            f"Creating the predictor {ref!r} failed ({type(err).__name__}: {err}); a "
+            "predictor is created with no arguments and loads its files in load(model_dir)."
+        ) from err

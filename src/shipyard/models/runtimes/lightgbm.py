@@ -1,0 +1,45 @@
+"""LightGBM Boosters in LightGBM's text format (``model.txt``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from shipyard.errors import InvalidInputError
+from shipyard.models._signature import is_dataframe
+from shipyard.models.runtimes._base import FileRuntime, require, single_array
+
+__all__ = ["LightGBMPredictor", "save"]
+
+
+def save(model: Any, model_dir: Path) -> str:
+    """Write a Booster as ``model.txt``."""
+    name = "model.txt"
+    model.save_model(str(model_dir / name))
+    return name
+
+
+class LightGBMPredictor(FileRuntime):
+    """Predicts with ``Booster.predict`` on a 2-D array or DataFrame."""
+
+    supports_batching: ClassVar[bool] = True
+    default_files = ("model.txt",)
+
+    def load(self, model_dir: Path) -> None:
+        super().load(model_dir)
+        lgb = require("lightgbm", package="lightgbm", extra="lightgbm", purpose="LightGBM models")
+        self.booster = lgb.Booster(model_file=str(self.model_path()))
+
+    def predict(self, inputs: Any) -> Any:
+        x = single_array(inputs, "LightGBM model")
+        if not is_dataframe(x):
+            x = np.asarray(x)
+            if x.ndim == 1:
+                x = x.reshape(1, -1)
+        try:
+            out = self.booster.predict(x)
+        except Exception as err:  # LightGBMError for a wrong number of features
+            raise InvalidInputError(f"LightGBM rejected the input: {err}") from err
+        return np.asarray(out)

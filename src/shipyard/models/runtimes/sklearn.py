@@ -1,0 +1,160 @@
+"""scikit-learn (and any picklable object with ``predict``): joblib, pickle or skops files."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from shipyard.errors import ConfigError, InvalidInputError, ModelLoadError
+from shipyard.models._signature import is_dataframe
+from shipyard.models.runtimes._base import FileRuntime, require, single_array
+
+__all__ = ["SERIALIZATIONS", "SklearnPredictor", "save_sklearn"]
+
+#: File suffix for each serialization.
+SERIALIZATIONS: dict[str, str] = {"joblib": ".joblib", "pickle": ".pkl", "skops": ".skops"}
+_SUFFIXES = {".joblib": "joblib", ".pkl": "pickle", ".pickle": "pickle", ".skops": "skops"}
+_METHODS = (
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "decision_function",
+    "transform",
+    "score_samples",
+)
+
+
+def _serialization_for(path: Path, declared: str | None) -> str:
+    if declared:
+        if declared not in SERIALIZATIONS:
+            raise ModelLoadError(
+                f"Unknown serialization {declared!r} for {path}; "
+                f"expected one of: {', '.join(SERIALIZATIONS)}."
+            )
+        return declared
+    try:
+        return _SUFFIXES[path.suffix.lower()]
+    except KeyError:
+        raise ModelLoadError(
+            f"Cannot tell how {path} was serialized; name it *.joblib, *.pkl or *.skops, "
+            "or set 'serialization' in shipyard.yaml."
+        ) from None
+
+
+def save_sklearn(
+    model: Any, model_dir: Path, serialization: str | None
+) -> tuple[str, str, list[str]]:
+    """Write ``model``; returns (file name, serialization, trusted types for skops)."""
+    ser = serialization or "joblib"
+    if ser not in SERIALIZATIONS:
+        raise ConfigError(
+            f"Unknown serialization {ser!r} for a scikit-learn model; "
+            f"use one of: {', '.join(SERIALIZATIONS)}."
+        )
+    name = "model" + SERIALIZATIONS[ser]
+    path = model_dir / name
+    trusted: list[str] = []
+    if ser == "joblib":
+        joblib = require("joblib", package="joblib", extra="sklearn", purpose="joblib files")
+        joblib.dump(model, path)
+    elif ser == "pickle":
+        with path.open("wb") as fh:
+            pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    else:
+        sio = require("skops.io", package="skops", extra="sklearn", purpose="skops files")
+        sio.dump(model, path)
+        # The author vouches for the types of the object they just saved; loading trusts
+        # exactly these and refuses any other.
+        trusted = sorted(sio.get_untrusted_types(file=path))
+    return name, ser, trusted
+
+
+class SklearnPredictor(FileRuntime):
+    """Calls the estimator's ``predict`` (or the manifest's ``method``) on each batch."""
+
+    supports_batching: ClassVar[bool] = True
+    default_files = ("model.joblib", "model.pkl", "model.pickle", "model.skops")
+
+    def load(self, model_dir: Path) -> None:
+        super().load(model_dir)
+        path = self.model_path()
+        ser = _serialization_for(path, self.manifest.serialization if self.manifest else None)
+        self.estimator = self._read(path, ser)
+        method = self.method or "predict"
+        fn = getattr(self.estimator, method, None)
+        if not callable(fn):
+            have = [m for m in _METHODS if callable(getattr(self.estimator, m, None))]
+            raise ModelLoadError(
+                f"The model in {path} ({type(self.estimator).__name__}) has no method "
+                f"{method!r}; it has: {', '.join(have) or 'none of ' + ', '.join(_METHODS)}. "
+                "Set 'method' in shipyard.yaml to one of those."
+            )
+        self._fn = fn
+        names = getattr(self.estimator, "feature_names_in_", None)
+        self.feature_names: list[str] | None = (
+            [str(n) for n in names] if names is not None else None
+        )
+        self.n_features: int | None = getattr(self.estimator, "n_features_in_", None)
+
+    def _read(self, path: Path, ser: str) -> Any:
+        if ser == "joblib":
+            joblib = require("joblib", package="joblib", extra="sklearn", purpose="joblib files")
+            return joblib.load(path)
+        if ser == "pickle":
+            with path.open("rb") as fh:
+                return pickle.load(fh)
+        sio = require("skops.io", package="skops", extra="sklearn", purpose="skops files")
+        needed = sorted(sio.get_untrusted_types(file=path))
+        trusted = set(self.manifest.trusted_types) if self.manifest else set()
+        refused = [t for t in needed if t not in trusted]
+        if refused:
+            raise ModelLoadError(
+                f"The skops file {path} needs types that are not trusted: "
+                f"{', '.join(refused)}. If you trust this file, list them under "
+                "'trusted_types' in shipyard.yaml (save_model does this for you)."
+            )
+        return sio.load(path, trusted=needed)
+
+    def _prepare(self, inputs: Any) -> Any:
+        if (
+            isinstance(inputs, Mapping)
+            and self.feature_names
+            and set(inputs) == set(self.feature_names)
+        ):
+            import pandas as pd  # the estimator was fitted on a DataFrame, so pandas is here
+
+            return pd.DataFrame({n: np.asarray(inputs[n]).reshape(-1) for n in self.feature_names})
+        x = single_array(inputs, f"scikit-learn model {type(self.estimator).__name__}")
+        if is_dataframe(x):
+            # Fitted on a bare array: hand it one, or sklearn warns about feature names.
+            if self.feature_names is None and self.n_features is not None:
+                return x.to_numpy()
+            return x
+        if (
+            self.feature_names is not None
+            and isinstance(x, np.ndarray)
+            and x.ndim == 2
+            and x.shape[1] == len(self.feature_names)
+        ):
+            import pandas as pd
+
+            return pd.DataFrame(x, columns=self.feature_names)
+        return x
+
+    def predict(self, inputs: Any) -> Any:
+        try:
+            out = self._fn(self._prepare(inputs))
+        except (ValueError, TypeError) as err:
+            # sklearn raises ValueError for wrong widths and unparseable values: the
+            # caller's data, so a 400 that says what the estimator said.
+            raise InvalidInputError(
+                f"{type(self.estimator).__name__}.{self.method or 'predict'} rejected the "
+                f"input: {err}"
+            ) from err
+        if hasattr(out, "toarray"):  # sparse output of a transformer
+            out = out.toarray()
+        return np.asarray(out)

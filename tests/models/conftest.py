@@ -1,0 +1,68 @@
+"""Fixtures for the models layer: a private SHIPYARD_HOME and small fitted models."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def shipyard_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own SHIPYARD_HOME, so model caches never leak between tests."""
+    home = tmp_path / "shipyard-home"
+    monkeypatch.setenv("SHIPYARD_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def xy() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """A small, separable 3-class problem with 4 features."""
+    rng = np.random.default_rng(0)
+    centers = np.array([[0, 0, 0, 0], [4, 4, 0, 0], [0, 4, 4, 4]], dtype=float)
+    y = np.repeat(np.arange(3), 30)
+    x = centers[y] + rng.normal(scale=0.5, size=(90, 4))
+    return x, y
+
+
+@pytest.fixture(scope="session")
+def classifier(xy: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = xy
+    return LogisticRegression(max_iter=500).fit(x, y)
+
+
+RunPython = Callable[[str, Path], str]
+
+
+@pytest.fixture
+def run_python() -> RunPython:
+    """Run code in a fresh interpreter started in a given directory; return its stdout.
+
+    The child gets no PYTHONPATH, so only installed packages (and its cwd) are importable:
+    what a model server process on another machine would have.
+    """
+
+    def run(code: str, cwd: Path) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise AssertionError(f"child failed ({proc.returncode}):\n{proc.stderr}")
+        return proc.stdout
+
+    return run
