@@ -1,0 +1,34 @@
+"""The flavors that ship with Shipyard, as plain data (nothing imported, nothing registered)."""
+
+from __future__ import annotations
+
+from shipyard.stack.component import ComponentType
+from shipyard.stack.flavor import Flavor
+
+__all__ = ["builtin_flavors"]
+
+
+def builtin_flavors() -> list[Flavor]:
+    return [
+        Flavor(
+            name="local",
+            type=ComponentType.ARTIFACT_STORE,
+            config_class="shipyard.stack.local_components:LocalArtifactStoreConfig",
+            implementation="shipyard.stack.local_components:LocalArtifactStore",
+            description="Artifacts in a local directory (default $SHIPYARD_HOME/artifacts).",
+        ),
+        Flavor(
+            name="local",
+            type=ComponentType.ORCHESTRATOR,
+            config_class="shipyard.stack.local_components:LocalOrchestratorConfig",
+            implementation="shipyard.stack.local_components:LocalOrchestrator",
+            description="Runs pipeline steps one after another in this process.",
+        ),
+        Flavor(
+            name="local",
+            type=ComponentType.MODEL_DEPLOYER,
+            config_class="shipyard.deployers.local.deployer:LocalModelDeployerConfig",
+            implementation="shipyard.deployers.local.deployer:LocalModelDeployer",
+            description="Model servers as background processes on this machine.",
+        ),
+    ]

@@ -1,0 +1,130 @@
+"""A flavor is a cheap descriptor: name, component type, config class, implementation.
+
+The config and implementation classes may be given as ``"module:attribute"`` strings and
+are imported only when used, so listing flavors imports no implementation.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from pydantic import BaseModel, ValidationError
+
+from shipyard.errors import ConfigError, StackError
+from shipyard.stack.component import ComponentConfig, ComponentType, StackComponent
+
+__all__ = ["Flavor", "import_object"]
+
+
+def import_object(source: str) -> Any:
+    """Import ``"package.module:attribute"`` (attribute may be dotted)."""
+    module_name, sep, attribute = source.partition(":")
+    if not sep or not module_name or not attribute:
+        raise StackError(
+            f"'{source}' is not an import path; write it as 'package.module:ClassName'."
+        )
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as err:
+        raise StackError(f"Cannot import the module '{module_name}' of '{source}': {err}") from err
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError as err:
+            raise StackError(f"The module '{module_name}' has no attribute '{attribute}'.") from err
+    return target
+
+
+def _describe_errors(flavor: Flavor, config_class: type[BaseModel], err: ValidationError) -> str:
+    allowed = ", ".join(config_class.model_fields) or "(none)"
+    lines = []
+    for problem in err.errors():
+        key = ".".join(str(part) for part in problem["loc"]) or "(config)"
+        if problem["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{key}'; allowed keys: {allowed}")
+        elif problem["type"] == "missing":
+            lines.append(f"missing required key '{key}'")
+        else:
+            lines.append(f"bad value {problem.get('input')!r} for '{key}': {problem['msg']}")
+    return (
+        f"Invalid configuration for the {flavor.type.label} flavor '{flavor.name}': "
+        + "; ".join(lines)
+    )
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """Describes one implementation of a component type."""
+
+    name: str
+    type: ComponentType
+    config_class: builtins.type[ComponentConfig] | str
+    implementation: builtins.type[StackComponent] | str
+    description: str = ""
+    #: Where it came from: "builtin", "entry point <dist>", or "source module:attr".
+    origin: str = "builtin"
+
+    def load_config_class(self) -> builtins.type[ComponentConfig]:
+        if isinstance(self.config_class, str):
+            loaded = import_object(self.config_class)
+            if not (isinstance(loaded, type) and issubclass(loaded, BaseModel)):
+                raise StackError(f"'{self.config_class}' is not a pydantic model class.")
+            return cast(builtins.type[ComponentConfig], loaded)
+        return self.config_class
+
+    def load_implementation(self) -> builtins.type[StackComponent]:
+        if isinstance(self.implementation, str):
+            loaded = import_object(self.implementation)
+            if not (isinstance(loaded, type) and issubclass(loaded, StackComponent)):
+                raise StackError(f"'{self.implementation}' is not a StackComponent class.")
+            return loaded
+        return self.implementation
+
+    def validate_config(self, values: Mapping[str, Any]) -> ComponentConfig:
+        """Validate ``values``; errors name each key and what is allowed."""
+        config_class = self.load_config_class()
+        try:
+            return config_class.model_validate(dict(values))
+        except ValidationError as err:
+            raise ConfigError(_describe_errors(self, config_class, err)) from err
+
+    @classmethod
+    def from_object(cls, obj: Any, origin: str) -> Flavor:
+        """A flavor from what an entry point or ``--source`` names.
+
+        Accepted: a Flavor, a zero-argument callable returning one (a Flavor subclass
+        with defaults, a factory function), or a StackComponent subclass that carries
+        ``TYPE``, ``FLAVOR_NAME`` and ``CONFIG_CLASS``.
+        """
+        if isinstance(obj, type) and issubclass(obj, StackComponent):
+            if not obj.FLAVOR_NAME or not hasattr(obj, "TYPE"):
+                raise StackError(
+                    f"{obj.__qualname__} does not describe a flavor: give it the class "
+                    "attributes TYPE, FLAVOR_NAME and CONFIG_CLASS."
+                )
+            return cls(
+                name=obj.FLAVOR_NAME,
+                type=obj.TYPE,
+                config_class=obj.CONFIG_CLASS,
+                implementation=obj,
+                description=(obj.__doc__ or "").strip().splitlines()[0] if obj.__doc__ else "",
+                origin=origin,
+            )
+        if callable(obj) and not isinstance(obj, Flavor):
+            obj = obj()
+        if not isinstance(obj, Flavor):
+            raise StackError(
+                f"{origin} does not give a shipyard Flavor (got {type(obj).__name__})."
+            )
+        return Flavor(
+            name=obj.name,
+            type=ComponentType(obj.type),
+            config_class=obj.config_class,
+            implementation=obj.implementation,
+            description=obj.description,
+            origin=origin,
+        )

@@ -1,0 +1,99 @@
+"""The store's tables (SQLAlchemy Core). Changing them needs a new Alembic migration."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = [
+    "HEAD_REVISION",
+    "components",
+    "flavors",
+    "metadata",
+    "services",
+    "settings",
+    "stack_components",
+    "stacks",
+]
+
+#: The newest migration; the store checks it on open so that a current database costs one
+#: query and no Alembic import. A test pins it to Alembic's own head.
+HEAD_REVISION = "0002"
+
+metadata = sa.MetaData()
+
+_now = sa.func.current_timestamp()
+
+flavors = sa.Table(
+    "flavors",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("type", sa.String(64), primary_key=True),
+    # "module:attribute" of a Flavor registered with --source.
+    sa.Column("source", sa.String(512), nullable=False),
+    sa.Column("created", sa.DateTime(), nullable=False, server_default=_now),
+)
+
+components = sa.Table(
+    "components",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("flavor", sa.String(128), nullable=False),
+    sa.Column("configuration", sa.Text(), nullable=False),
+    sa.Column("created", sa.DateTime(), nullable=False, server_default=_now),
+    sa.Column("updated", sa.DateTime(), nullable=False, server_default=_now),
+    sa.UniqueConstraint("name", "type", name="uq_components_name_type"),
+)
+
+stacks = sa.Table(
+    "stacks",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("created", sa.DateTime(), nullable=False, server_default=_now),
+    sa.Column("updated", sa.DateTime(), nullable=False, server_default=_now),
+)
+
+stack_components = sa.Table(
+    "stack_components",
+    metadata,
+    sa.Column(
+        "stack_id",
+        sa.String(36),
+        sa.ForeignKey("stacks.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("type", sa.String(64), primary_key=True),
+    sa.Column(
+        "component_id",
+        sa.String(36),
+        sa.ForeignKey("components.id", ondelete="RESTRICT"),
+        nullable=False,
+    ),
+)
+
+settings = sa.Table(
+    "settings",
+    metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+)
+
+services = sa.Table(
+    "services",
+    metadata,
+    sa.Column("uuid", sa.String(36), primary_key=True),
+    sa.Column("deployer_id", sa.String(36), nullable=True, index=True),
+    sa.Column("flavor", sa.String(128), nullable=False),
+    # "module:Class" of the Service subclass, to rebuild the live object.
+    sa.Column("service_type", sa.String(512), nullable=False),
+    sa.Column("pipeline_name", sa.String(256), nullable=False, server_default=""),
+    sa.Column("pipeline_step_name", sa.String(256), nullable=False, server_default=""),
+    sa.Column("pipeline_run_id", sa.String(256), nullable=False, server_default=""),
+    sa.Column("model_name", sa.String(256), nullable=False, server_default=""),
+    sa.Column("model_uri", sa.Text(), nullable=False, server_default=""),
+    sa.Column("body", sa.Text(), nullable=False),
+    sa.Column("created", sa.DateTime(), nullable=False, server_default=_now),
+    sa.Column("updated", sa.DateTime(), nullable=False, server_default=_now),
+)
