@@ -1,0 +1,153 @@
+"""Between tensors and what a predictor sees: request tensors → model inputs, and a
+predictor's answer → named output tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from shipyard.errors import InvalidInputError, PredictorError
+from shipyard.models.manifest import Signature
+from shipyard.serving.codecs._tensors import DATATYPE_TO_NUMPY, datatype_of
+from shipyard.serving.types import RequestedOutput, Tensor
+
+__all__ = ["frame_to_inputs", "model_inputs", "output_tensors"]
+
+DEFAULT_OUTPUT = "output-0"
+
+
+def _check(signature: Signature, arrays: dict[str, np.ndarray[Any, Any]]) -> None:
+    from shipyard.models import check_inputs
+
+    check_inputs(signature, arrays)
+
+
+def model_inputs(tensors: list[Tensor], signature: Signature | None) -> Any:
+    """Validate request tensors against the signature; one array, or a dict of them."""
+    if not tensors:
+        raise InvalidInputError("The request has no inputs; send at least one.")
+    arrays = {t.name: t.data for t in tensors}
+    if len(arrays) != len(tensors):
+        raise InvalidInputError("The request names the same input twice.")
+    if signature is None:
+        return tensors[0].data if len(tensors) == 1 else arrays
+    specs = signature.inputs
+    if len(specs) == 1 and len(tensors) == 1 and tensors[0].name != specs[0].name:
+        # A single-input model accepts its one tensor under any name: clients differ
+        # ("input-0", "predict", "input_1") and nothing is ambiguous.
+        arrays = {specs[0].name: tensors[0].data}
+    _check(signature, arrays)
+    for spec in specs:
+        arr = arrays[spec.name]
+        if spec.datatype != "BYTES":
+            target = DATATYPE_TO_NUMPY[spec.datatype]
+            if arr.dtype != target:
+                arrays[spec.name] = arr.astype(target)
+    if len(specs) == 1:
+        return arrays[specs[0].name]
+    return arrays
+
+
+def frame_to_inputs(frame: Any, signature: Signature | None) -> Any:
+    """A DataFrame from a tabular protocol, shaped the way the model was saved.
+
+    A model whose signature is one 2-D tensor without column names gets a plain array (it
+    was fitted on arrays); one with column names, or one input per column, gets the
+    DataFrame with its columns checked and ordered.
+    """
+    if signature is None:
+        return frame
+    columns = [str(c) for c in frame.columns]
+    specs = signature.inputs
+    if len(specs) == 1 and len(specs[0].shape) == 2 and specs[0].columns is None:
+        spec = specs[0]
+        width = spec.shape[1]
+        if width != -1 and len(columns) != width:
+            raise InvalidInputError(
+                f"Input {spec.name!r}: the table has {len(columns)} columns, the model takes "
+                f"{width}."
+            )
+        try:
+            array = frame.to_numpy(dtype=DATATYPE_TO_NUMPY[spec.datatype])
+        except (ValueError, TypeError) as err:
+            raise InvalidInputError(
+                f"Input {spec.name!r}: the table's values are not all {spec.datatype}: {err}"
+            ) from err
+        _check(signature, {spec.name: array})
+        return array
+    wanted = (
+        list(specs[0].columns) if len(specs) == 1 and specs[0].columns else [s.name for s in specs]
+    )
+    missing = [c for c in wanted if c not in columns]
+    if missing:
+        raise InvalidInputError(
+            f"The table lacks column(s) {', '.join(map(repr, missing))}; the model takes "
+            f"{', '.join(map(repr, wanted))}."
+        )
+    frame.columns = columns
+    return frame[wanted]
+
+
+def _as_array(value: Any, what: str) -> np.ndarray[Any, Any]:
+    if isinstance(value, np.ndarray):
+        arr = value
+    elif hasattr(value, "to_numpy"):
+        arr = np.asarray(value.to_numpy())
+    else:
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError) as err:
+            raise PredictorError(f"{what} is not array-like: {err}") from err
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.dtype.kind in "US":
+        arr = arr.astype(object)
+    if arr.dtype.kind == "O":
+        arr = (
+            np.array(
+                [v if isinstance(v, bytes) else str(v).encode() for v in arr.ravel().tolist()],
+                dtype=object,
+            ).reshape(arr.shape)
+            if arr.size
+            else arr
+        )
+    return arr
+
+
+def _tensor(name: str, value: Any) -> Tensor:
+    arr = _as_array(value, f"Output {name!r}")
+    try:
+        datatype = datatype_of(arr)
+    except InvalidInputError as err:
+        raise PredictorError(f"Output {name!r}: {err}") from err
+    return Tensor(name=name, datatype=datatype, shape=list(arr.shape), data=arr)
+
+
+def output_tensors(
+    result: Any, signature: Signature | None, requested: list[RequestedOutput] | None
+) -> tuple[list[Tensor], bool]:
+    """Named tensors from a predictor's answer; also whether it was a DataFrame."""
+    is_frame = type(result).__name__ == "DataFrame" and hasattr(result, "columns")
+    if isinstance(result, Mapping):
+        tensors = [_tensor(str(k), v) for k, v in result.items()]
+    elif is_frame:
+        tensors = [_tensor(str(c), result[c]) for c in result.columns]
+    else:
+        name = (
+            signature.outputs[0].name
+            if signature is not None and len(signature.outputs) == 1
+            else DEFAULT_OUTPUT
+        )
+        tensors = [_tensor(name, result)]
+    if requested:
+        by_name = {t.name: t for t in tensors}
+        unknown = [r.name for r in requested if r.name not in by_name]
+        if unknown:
+            raise InvalidInputError(
+                f"Unknown output(s) {', '.join(map(repr, unknown))}; this model gives: "
+                f"{', '.join(map(repr, by_name))}."
+            )
+        tensors = [by_name[r.name] for r in requested]
+    return tensors, is_frame

@@ -1,0 +1,115 @@
+"""Configuration of the model server: per-model batching and the server as a whole.
+
+``ServerConfig`` reads ``SHIPYARD_SERVER_*`` environment variables (pydantic-settings),
+so a container can be configured without arguments; the CLI fills the same model.
+Importing this module stays cheap (no numpy, no web framework): the supervisor uses it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "BatchingConfig", "ModelSpec", "ServerConfig"]
+
+#: 100 MB: big enough for a 100-row image batch, small enough to refuse a runaway upload.
+DEFAULT_MAX_BODY_SIZE = 100 * 1024 * 1024
+
+
+class BatchingConfig(BaseModel):
+    """Adaptive batching for one model (or the default for all of them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = None
+    """Merge concurrent requests into one predict call. ``None``: on where the predictor
+    declares ``supports_batching``."""
+    max_batch_size: int = Field(default=64, ge=1)
+    """Most rows one predict call receives; a request bigger than this runs alone."""
+    max_batch_delay: float = Field(default=0.002, ge=0.0, le=10.0)
+    """Seconds a batch may wait for more requests, only while others are on their way:
+    a lone request is never delayed."""
+    executor: Literal["auto", "inline", "thread"] = "auto"
+    """Where ``predict`` runs: on the event loop (``inline``), in a worker thread
+    (``thread``), or ``auto`` (inline for the built-in CPU runtimes, thread otherwise)."""
+
+
+class ModelSpec(BaseModel):
+    """One model to serve: where it is and, optionally, the name to serve it under."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str
+    """A model URI: a local path, ``file://`` or any fsspec URL."""
+    name: str | None = None
+    """Serve under this name instead of the model's own name."""
+    batching: BatchingConfig | None = None
+    """Batching for this model; ``None`` uses the server's default."""
+
+
+class ServerConfig(BaseSettings):
+    """Everything ``shipyard serve`` needs; env prefix ``SHIPYARD_SERVER_``."""
+
+    model_config = SettingsConfigDict(env_prefix="SHIPYARD_SERVER_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    """Interface to bind; the default is local only. Use 0.0.0.0 in a container."""
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    """HTTP port; 0 picks a free one."""
+    grpc_port: int | None = Field(default=None, ge=0, le=65535)
+    """gRPC port; ``None`` means ``http_port + 1`` (a free one if ``http_port`` is 0); 0
+    picks a free one."""
+    grpc_enabled: bool = True
+    """Serve the Open Inference Protocol over gRPC as well (needs ``grpcio``)."""
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+    """Worker processes sharing the ports; default one per core."""
+    models: list[ModelSpec] = Field(default_factory=list)
+    """Models to serve."""
+    model_repository: Path | None = None
+    """A directory with one model per subfolder, served under the subfolder's name."""
+    max_body_size: int = Field(default=DEFAULT_MAX_BODY_SIZE, ge=1)
+    """Largest request body in bytes; bigger ones get 413 without being read."""
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    """Default batching for every model."""
+    run_dir: Path | None = None
+    """Directory for the control socket and metrics files; default: a fresh temp dir."""
+    control_socket: Path | None = None
+    """Unix socket of the control channel; default ``<run_dir>/control.sock``."""
+    graceful_timeout: float = Field(default=30.0, ge=0.0)
+    """Seconds a stopping worker waits for in-flight requests before it exits anyway."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _some_model(self) -> ServerConfig:
+        if not self.models and self.model_repository is None:
+            from shipyard.errors import ConfigError
+
+            raise ConfigError(
+                "No model to serve: give one or more model URIs "
+                "(`shipyard serve ./my-model`) or --model-repository DIR."
+            )
+        return self
+
+    def all_models(self) -> list[ModelSpec]:
+        """The explicit models plus one per subfolder of the model repository."""
+        specs = list(self.models)
+        if self.model_repository is not None:
+            repo = Path(self.model_repository)
+            if not repo.is_dir():
+                from shipyard.errors import ConfigError
+
+                raise ConfigError(
+                    f"Model repository {str(repo)!r} is not a directory; "
+                    "pass a folder holding one model per subfolder."
+                )
+            for sub in sorted(repo.iterdir()):
+                if sub.is_dir() and not sub.name.startswith("."):
+                    specs.append(ModelSpec(uri=str(sub), name=sub.name))
+        return specs
+
+    def batching_for(self, spec: ModelSpec) -> BatchingConfig:
+        return spec.batching if spec.batching is not None else self.batching

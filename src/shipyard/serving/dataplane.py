@@ -1,0 +1,223 @@
+"""The one inference path every transport calls: validate → preprocess → batch → predict
+→ split → postprocess → encode. It imports neither the web framework nor grpc.
+
+Hot reload is two calls, so a supervisor can make several workers agree first:
+``prepare_reload`` loads the new model beside the serving one and health-checks it with its
+input example (raising ``ModelLoadError`` without touching what is served);
+``commit_reload`` swaps it in, and requests already in flight finish on the old model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from shipyard import __version__
+from shipyard.errors import ModelLoadError, ShipyardError
+from shipyard.serving._convert import frame_to_inputs, model_inputs, output_tensors
+from shipyard.serving._hooks import Hooks
+from shipyard.serving.batching import AdaptiveBatcher
+from shipyard.serving.config import BatchingConfig, ModelSpec
+from shipyard.serving.metrics import Metrics
+from shipyard.serving.registry import LoadedModelLike, ModelEntry, ModelRegistry
+from shipyard.serving.types import InferenceRequest, InferenceResponse, RequestedOutput
+
+__all__ = ["DataPlane", "ReloadHandle"]
+
+#: Extensions of the Open Inference Protocol this server speaks.
+EXTENSIONS = ["binary_tensor_data", "model_repository_health"]
+
+
+@dataclass
+class ReloadHandle:
+    """A model loaded and checked by ``prepare_reload``, waiting for ``commit_reload``."""
+
+    entry: ModelEntry
+
+
+def _runs_inline(predictor: Any, config: BatchingConfig) -> bool:
+    if config.executor != "auto":
+        return config.executor == "inline"
+    # Built-in CPU runtimes answer in well under a millisecond for small batches: handing
+    # them to a thread costs more than it saves. A user's predictor may block for long
+    # (network, GPU), so it runs in a thread and the event loop keeps reading requests.
+    return type(predictor).__module__.startswith("shipyard.models.runtimes")
+
+
+class DataPlane:
+    """Serves the models of one worker process."""
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self.registry = ModelRegistry()
+        self.metrics = metrics
+        self._loading = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def build_entry(
+        self, model: LoadedModelLike, uri: str, batching: BatchingConfig, name: str | None = None
+    ) -> ModelEntry:
+        """Wrap a loaded model for serving (hooks classified once, batcher set up)."""
+        served_name = name or model.name
+        hooks = Hooks(model.predictor, inline=_runs_inline(model.predictor, batching))
+        entry = ModelEntry(
+            name=served_name,
+            version=model.version,
+            uri=uri,
+            model=model,
+            hooks=hooks,
+            batching=batching,
+            platform=model.manifest.format if model.manifest is not None else "",
+        )
+        enabled = batching.enabled if batching.enabled is not None else hooks.supports_batching
+        if enabled:
+            metrics = self.metrics
+
+            def on_batch(rows: int, requests: int) -> None:
+                if metrics is not None:
+                    metrics.observe_batch(served_name, rows, requests)
+
+            entry.batcher = AdaptiveBatcher(
+                hooks.predict, batching, predictor_name=hooks.name, on_batch=on_batch
+            )
+        return entry
+
+    def load_model(self, spec: ModelSpec, batching: BatchingConfig) -> ModelEntry:
+        """Load ``spec`` (blocking) and build its entry; not yet served."""
+        from shipyard.models import load_model
+
+        model = load_model(spec.uri, name=spec.name)
+        return self.build_entry(model, spec.uri, batching, spec.name)
+
+    def add(self, entry: ModelEntry) -> None:
+        """Serve ``entry`` (replacing a model of the same name)."""
+        self.registry.put(entry)
+
+    async def check(self, entry: ModelEntry) -> None:
+        """Run the model's input example through it; ``ModelLoadError`` if that fails."""
+        example = entry.model.input_example
+        if example is None:
+            return
+        try:
+            if type(example).__name__ == "DataFrame":
+                inputs = frame_to_inputs(example.copy(), entry.signature)
+            elif isinstance(example, dict):
+                inputs = {str(k): np.asarray(v) for k, v in example.items()}
+                if len(inputs) == 1 and entry.signature and len(entry.signature.inputs) == 1:
+                    inputs = next(iter(inputs.values()))
+            else:
+                inputs = np.asarray(example)
+            pre = await entry.hooks.preprocess(inputs)
+            out = await entry.hooks.predict(pre)
+            post = await entry.hooks.postprocess(out)
+            output_tensors(post, entry.signature, None)
+        except Exception as err:
+            raise ModelLoadError(
+                f"Model {entry.name!r} from {entry.uri} failed its health check (predicting "
+                f"its input example): {err}"
+            ) from err
+
+    async def prepare_reload(
+        self, uri: str, name: str, batching: BatchingConfig | None = None
+    ) -> ReloadHandle:
+        """Load ``uri`` to replace model ``name`` and health-check it; serve nothing yet.
+
+        Raises ``ModelLoadError`` (the serving model untouched) if it cannot load or answer.
+        """
+        current = self.registry._entries.get(name)
+        config = batching or (current.batching if current else BatchingConfig())
+        spec = ModelSpec(uri=uri, name=name)
+        try:
+            entry = await asyncio.to_thread(self.load_model, spec, config)
+        except ShipyardError as err:
+            if isinstance(err, ModelLoadError):
+                raise
+            raise ModelLoadError(f"Cannot load {uri} as model {name!r}: {err}") from err
+        except Exception as err:
+            raise ModelLoadError(
+                f"Cannot load {uri} as model {name!r}: {type(err).__name__}: {err}"
+            ) from err
+        await self.check(entry)
+        return ReloadHandle(entry)
+
+    def commit_reload(self, handle: ReloadHandle) -> None:
+        """Serve the prepared model; in-flight requests finish on the old one."""
+        self.registry.put(handle.entry)
+
+    # -- health and metadata ---------------------------------------------------------
+
+    def live(self) -> bool:
+        return True
+
+    def ready(self) -> bool:
+        return len(self.registry) > 0 and all(e.ready for e in self.registry.entries())
+
+    def server_metadata(self) -> dict[str, Any]:
+        return {"name": "shipyard", "version": __version__, "extensions": EXTENSIONS}
+
+    def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
+        return self.registry.get(name, version).metadata()
+
+    def model_ready(self, name: str, version: str | None = None) -> bool:
+        return self.registry.get(name, version).ready
+
+    # -- inference -------------------------------------------------------------------
+
+    async def infer(
+        self, name: str, version: str | None, request: InferenceRequest
+    ) -> InferenceResponse:
+        """Answer one Open Inference Protocol request (or a tabular one, see ``dataframe``)."""
+        entry = self.registry.get(name, version)
+        if request.dataframe is not None:
+            inputs = frame_to_inputs(request.dataframe, entry.signature)
+        else:
+            inputs = model_inputs(request.inputs, entry.signature)
+        return await self._run(entry, inputs, request.id, request.outputs)
+
+    async def infer_dataframe(
+        self,
+        name: str,
+        version: str | None,
+        frame: Any,
+        request_id: str | None = None,
+    ) -> InferenceResponse:
+        """Answer a tabular request (MLflow ``dataframe_split``/``records``/CSV)."""
+        entry = self.registry.get(name, version)
+        return await self._run(entry, frame_to_inputs(frame, entry.signature), request_id, None)
+
+    async def _run(
+        self,
+        entry: ModelEntry,
+        inputs: Any,
+        request_id: str | None,
+        requested: list[RequestedOutput] | None,
+    ) -> InferenceResponse:
+        hooks = entry.hooks
+        batcher = entry.batcher
+        if hooks.pre_is_async and batcher is not None:
+            batcher.arriving += 1
+            try:
+                pre = await hooks.preprocess(inputs)
+            finally:
+                batcher.arriving -= 1
+        else:
+            pre = await hooks.preprocess(inputs)
+        if batcher is not None:
+            out = await batcher.submit(pre)
+        else:
+            out = await hooks.predict(pre)
+            if self.metrics is not None:
+                rows = getattr(pre, "shape", (1,))[0] if getattr(pre, "ndim", 0) else 1
+                self.metrics.observe_batch(entry.name, int(rows), 1)
+        post = await hooks.postprocess(out)
+        tensors, is_frame = output_tensors(post, entry.signature, requested)
+        return InferenceResponse(
+            model_name=entry.name,
+            model_version=entry.version,
+            id=request_id,
+            outputs=tensors,
+            parameters={"content_type": "pd"} if is_frame else {},
+        )

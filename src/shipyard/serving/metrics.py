@@ -1,0 +1,161 @@
+"""Prometheus metrics without prometheus_client: counters and histograms per model.
+
+Each worker process keeps its numbers in memory and writes them, at most a few times a
+second, to ``<metrics_dir>/worker-<pid>.json``; ``/metrics`` in any worker sums every
+file (its own freshly written first), so the numbers cover all workers, including ones
+that died and were replaced (counters never go backwards).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+__all__ = ["BATCH_BUCKETS", "LATENCY_BUCKETS", "Metrics", "render"]
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+_HELP = {
+    "shipyard_requests_total": ("counter", "Requests answered, by model, protocol and status."),
+    "shipyard_request_errors_total": ("counter", "Requests answered with a 4xx or 5xx status."),
+    "shipyard_request_duration_seconds": ("histogram", "Time from request read to answer."),
+    "shipyard_batch_size": ("histogram", "Rows per predict call."),
+    "shipyard_batch_requests": ("histogram", "Requests merged into one predict call."),
+}
+_BUCKETS = {
+    "shipyard_request_duration_seconds": LATENCY_BUCKETS,
+    "shipyard_batch_size": BATCH_BUCKETS,
+    "shipyard_batch_requests": BATCH_BUCKETS,
+}
+
+# A series is (metric name, sorted label pairs); its value is a float (counter) or a list
+# [count, sum, bucket counts...] (histogram).
+_Key = tuple[str, tuple[tuple[str, str], ...]]
+
+
+class Metrics:
+    """This worker's numbers, optionally mirrored into a shared directory."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self._counters: dict[_Key, float] = {}
+        self._histograms: dict[_Key, list[float]] = {}
+        self._dir = directory
+        self._file = directory / f"worker-{os.getpid()}.json" if directory else None
+        self.dirty = False
+
+    def inc(self, name: str, labels: tuple[tuple[str, str], ...], value: float = 1.0) -> None:
+        key = (name, labels)
+        self._counters[key] = self._counters.get(key, 0.0) + value
+        self.dirty = True
+
+    def observe(self, name: str, labels: tuple[tuple[str, str], ...], value: float) -> None:
+        key = (name, labels)
+        buckets = _BUCKETS[name]
+        series = self._histograms.get(key)
+        if series is None:
+            series = self._histograms[key] = [0.0] * (2 + len(buckets))
+        series[0] += 1
+        series[1] += value
+        for i, bound in enumerate(buckets):
+            if value <= bound:
+                series[2 + i] += 1
+                break
+        self.dirty = True
+
+    def observe_request(self, model: str, protocol: str, status: int, seconds: float) -> None:
+        labels = (("model", model), ("protocol", protocol), ("status", str(status)))
+        self.inc("shipyard_requests_total", labels)
+        if status >= 400:
+            self.inc("shipyard_request_errors_total", labels)
+        self.observe(
+            "shipyard_request_duration_seconds", (("model", model), ("protocol", protocol)), seconds
+        )
+
+    def observe_batch(self, model: str, rows: int, requests: int) -> None:
+        labels = (("model", model),)
+        self.observe("shipyard_batch_size", labels, rows)
+        self.observe("shipyard_batch_requests", labels, requests)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "counters": [[n, list(map(list, lb)), v] for (n, lb), v in self._counters.items()],
+            "histograms": [[n, list(map(list, lb)), v] for (n, lb), v in self._histograms.items()],
+        }
+
+    def flush(self) -> None:
+        """Write this worker's numbers to its file (atomically: write, then rename)."""
+        if self._file is None:
+            return
+        tmp = self._file.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(self.snapshot()))
+        os.replace(tmp, self._file)
+        self.dirty = False
+
+    def collect(self) -> str:
+        """Prometheus text of every worker's numbers (this one's included)."""
+        if self._dir is None:
+            return render([self.snapshot()])
+        self.flush()
+        snapshots: list[dict[str, Any]] = []
+        for path in sorted(self._dir.glob("worker-*.json")):
+            with contextlib.suppress(OSError, orjson.JSONDecodeError):
+                snapshots.append(orjson.loads(path.read_bytes()))
+        return render(snapshots)
+
+
+def _labels(pairs: Iterable[tuple[str, str]], extra: str = "") -> str:
+    parts = [f'{k}="{_escape(v)}"' for k, v in pairs]
+    if extra:
+        parts.append(extra)
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def render(snapshots: list[dict[str, Any]]) -> str:
+    """Sum snapshots from several workers and write them in the Prometheus text format."""
+    counters: dict[_Key, float] = {}
+    histograms: dict[_Key, list[float]] = {}
+    for snap in snapshots:
+        for name, labels, value in snap.get("counters", []):
+            key = (name, tuple((str(a), str(b)) for a, b in labels))
+            counters[key] = counters.get(key, 0.0) + float(value)
+        for name, labels, values in snap.get("histograms", []):
+            key = (name, tuple((str(a), str(b)) for a, b in labels))
+            series = histograms.get(key)
+            if series is None or len(series) != len(values):
+                histograms[key] = [float(v) for v in values]
+            else:
+                for i, v in enumerate(values):
+                    series[i] += float(v)
+    lines: list[str] = []
+    for metric, (kind, text) in _HELP.items():
+        lines.append(f"# HELP {metric} {text}")
+        lines.append(f"# TYPE {metric} {kind}")
+        if kind == "counter":
+            for (name, labels), value in sorted(counters.items()):
+                if name == metric:
+                    lines.append(f"{metric}{_labels(labels)} {value:g}")
+            continue
+        buckets = _BUCKETS[metric]
+        for (name, labels), series in sorted(histograms.items()):
+            if name != metric:
+                continue
+            cumulative = 0.0
+            for bound, count in zip(buckets, series[2:], strict=False):
+                cumulative += count
+                le = 'le="' + f"{bound:g}" + '"'
+                lines.append(f"{metric}_bucket{_labels(labels, le)} {cumulative:g}")
+            inf = 'le="+Inf"'
+            lines.append(f"{metric}_bucket{_labels(labels, inf)} {series[0]:g}")
+            lines.append(f"{metric}_sum{_labels(labels)} {series[1]:g}")
+            lines.append(f"{metric}_count{_labels(labels)} {series[0]:g}")
+    return "\n".join(lines) + "\n"

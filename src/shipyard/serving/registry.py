@@ -1,0 +1,122 @@
+"""The models one worker serves, by name: each with its predictor hooks and batcher.
+
+Swapping a model (hot reload) replaces the entry in one dict assignment; requests that
+already hold the old entry finish on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shipyard.errors import ModelNotFoundError, ModelNotReadyError
+from shipyard.models.manifest import ModelManifest, Signature
+from shipyard.serving._hooks import Hooks
+from shipyard.serving.batching import AdaptiveBatcher
+from shipyard.serving.config import BatchingConfig
+
+__all__ = ["LoadedModelLike", "ModelEntry", "ModelRegistry"]
+
+
+class LoadedModelLike(Protocol):
+    """What ``shipyard.models.load_model`` returns, as far as the server cares."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str | None: ...
+    @property
+    def manifest(self) -> ModelManifest | None: ...
+    @property
+    def predictor(self) -> Any: ...
+    @property
+    def signature(self) -> Signature | None: ...
+    @property
+    def input_example(self) -> Any: ...
+
+
+@dataclass
+class ModelEntry:
+    """One served model: metadata, how to call its predictor, and its batcher (if any)."""
+
+    name: str
+    version: str | None
+    uri: str
+    model: LoadedModelLike
+    hooks: Hooks
+    batching: BatchingConfig
+    batcher: AdaptiveBatcher | None = None
+    ready: bool = True
+    platform: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def signature(self) -> Signature | None:
+        return self.model.signature
+
+    def metadata(self) -> dict[str, Any]:
+        """Open Inference Protocol model metadata."""
+        sig = self.signature
+        meta: dict[str, Any] = {
+            "name": self.name,
+            "versions": [self.version] if self.version else [],
+            "platform": self.platform,
+            "inputs": [
+                {"name": s.name, "datatype": s.datatype, "shape": s.shape}
+                for s in (sig.inputs if sig else [])
+            ],
+            "outputs": [
+                {"name": s.name, "datatype": s.datatype, "shape": s.shape}
+                for s in (sig.outputs if sig else [])
+            ],
+        }
+        return meta
+
+
+class ModelRegistry:
+    """Models by name; lookups raise the errors the transports turn into 404/503."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, ModelEntry] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def entries(self) -> list[ModelEntry]:
+        return list(self._entries.values())
+
+    def put(self, entry: ModelEntry) -> ModelEntry | None:
+        """Serve ``entry`` under its name; returns the entry it replaced, if any."""
+        old = self._entries.get(entry.name)
+        self._entries[entry.name] = entry
+        return old
+
+    def get(self, name: str, version: str | None = None) -> ModelEntry:
+        entry = self._entries.get(name)
+        if entry is None:
+            served = ", ".join(repr(n) for n in self._entries) or "none"
+            raise ModelNotFoundError(f"No model named {name!r} is served here; served: {served}.")
+        if version is not None and version != entry.version:
+            raise ModelNotFoundError(
+                f"Model {name!r} has no version {version!r}; served version: "
+                f"{entry.version or 'none (use the path without /versions/...)'}."
+            )
+        if not entry.ready:
+            raise ModelNotReadyError(f"Model {name!r} is still loading; retry shortly.")
+        return entry
+
+    def only(self) -> ModelEntry:
+        """The single model, for protocols whose URL names none (MLflow, Seldon)."""
+        if len(self._entries) != 1:
+            served = ", ".join(repr(n) for n in self._entries) or "none"
+            raise ModelNotFoundError(
+                f"This server serves {len(self._entries)} models ({served}); name one with "
+                "the ?model=NAME query parameter."
+            )
+        return self.get(next(iter(self._entries)))

@@ -1,0 +1,38 @@
+"""Model directories the serving tests share, written once per session with save_model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import serving_predictors as sp
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+
+from shipyard.models import Signature, TensorSpec, save_model
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(200, 4))
+Y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("models")
+    forest = RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0).fit(X, Y)
+    save_model(forest, root / "forest", input_example=X[:2])
+    logistic = LogisticRegression().fit(X, Y)
+    save_model(logistic, root / "iris", predictor=sp.LabelledIris, input_example=X[:2])
+    strict = Signature(
+        inputs=[TensorSpec(name="x", datatype="FP64", shape=[-1, 4], allow_nan=False)]
+    )
+    save_model(logistic, root / "strict", signature=strict)
+    for name, value in (("const1", "1"), ("const2", "2")):
+        path = save_model(None, root / name, predictor=sp.Constant, input_example=np.ones((1, 4)))
+        (path / "value.txt").write_text(value)
+    save_model(None, root / "slow", predictor=sp.Slow)
+    save_model(None, root / "raises", predictor=sp.Raises)
+    save_model(None, root / "broken", predictor=sp.AlwaysBroken, input_example=np.ones((1, 4)))
+    save_model(None, root / "sleepy", predictor=sp.Sleepy)
+    return root

@@ -1,0 +1,73 @@
+"""Predictors the serving tests save with their models (their source travels along)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from shipyard.models.runtimes.sklearn import SklearnPredictor
+from shipyard.serving import Predictor
+
+
+class LabelledIris(SklearnPredictor):
+    """Pre: a dict of named columns (or a 2-D array) → features; post: label names."""
+
+    labels: ClassVar[list[str]] = ["small", "large"]
+
+    def preprocess(self, request: Any) -> Any:
+        if isinstance(request, dict):
+            return np.column_stack([np.asarray(request[k], dtype=float) for k in "abcd"])
+        return np.asarray(request, dtype=float)
+
+    def postprocess(self, outputs: Any) -> Any:
+        return {"label": np.array([self.labels[int(i)] for i in outputs])}
+
+
+class Constant(Predictor):
+    """Answers a constant read from ``value.txt`` for each row."""
+
+    def load(self, model_dir: Path) -> None:
+        self.value = float((Path(model_dir) / "value.txt").read_text())
+
+    def predict(self, inputs: Any) -> Any:
+        return np.full(len(np.asarray(inputs)), self.value)
+
+
+class Slow(Predictor):
+    """Sleeps ``inputs[0, 0]`` seconds (async) before answering: for drain tests."""
+
+    supports_batching = False
+
+    async def predict(self, inputs: Any) -> Any:
+        arr = np.asarray(inputs)
+        await asyncio.sleep(float(arr[0, 0]))
+        return arr[:, 0] * 2
+
+
+class Raises(Predictor):
+    """Raises its own exception for negative values; doubles otherwise."""
+
+    def predict(self, inputs: Any) -> Any:
+        arr = np.asarray(inputs)
+        if (arr < 0).any():
+            raise ValueError("negative values are not allowed by this predictor")
+        return arr * 2
+
+
+class AlwaysBroken(Predictor):
+    """Loads fine, fails every prediction: a model that must never replace a good one."""
+
+    def predict(self, inputs: Any) -> Any:
+        raise RuntimeError("this model is broken")
+
+
+class Sleepy(Predictor):
+    """Blocks in a thread for a moment per call, so concurrent requests pile up."""
+
+    def predict(self, inputs: Any) -> Any:
+        time.sleep(0.01)
+        return np.asarray(inputs).sum(axis=1)
