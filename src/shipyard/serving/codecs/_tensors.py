@@ -129,6 +129,11 @@ def array_from_data(name: str, data: Any, datatype: str) -> np.ndarray[Any, Any]
     if raw.size == 0:
         return np.empty(0, dtype=target)
     kind = raw.dtype.kind
+    if kind == "f" and target == np.uint64 and not isinstance(data, np.ndarray):
+        # numpy infers float64 for ints beyond int64 (2**63 and up): retry exactly.
+        exact = _exact_uint64(name, data)
+        if exact is not None:
+            return exact
     if kind not in _ALLOWED_KINDS[target.kind]:
         raise InvalidInputError(
             f"Input {name!r}: datatype is {datatype} but the data holds "
@@ -148,6 +153,15 @@ def array_from_data(name: str, data: Any, datatype: str) -> np.ndarray[Any, Any]
             return raw.astype(target).reshape(-1)
     except (ValueError, TypeError, OverflowError) as err:
         raise InvalidInputError(f"Input {name!r}: cannot convert to {datatype}: {err}") from err
+
+
+def _exact_uint64(name: str, data: Any) -> np.ndarray[Any, Any] | None:
+    flat = _flatten(name, data)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in flat):
+        return None
+    if any(v < 0 or v > 2**64 - 1 for v in flat):
+        raise InvalidInputError(f"Input {name!r}: a value is out of range for UINT64.")
+    return np.array(flat, dtype=np.uint64)
 
 
 def _describe_kind(kind: str) -> str:
