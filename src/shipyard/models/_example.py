@@ -36,8 +36,11 @@ def _encode_array(arr: np.ndarray[Any, Any]) -> dict[str, Any]:
         raise InvalidInputError(
             f"Cannot save an input example of dtype {arr.dtype}; use numbers, booleans or strings."
         )
-    dtype = "str" if arr.dtype.kind == "U" else str(arr.dtype)
-    return {"dtype": dtype, "shape": list(arr.shape), "data": arr.tolist()}
+    return {
+        "dtype": arr.dtype.str if arr.dtype.kind == "U" else str(arr.dtype),
+        "shape": list(arr.shape),
+        "data": arr.tolist(),
+    }
 
 
 def _decode_array(obj: Mapping[str, Any]) -> np.ndarray[Any, Any]:
@@ -48,8 +51,6 @@ def _decode_array(obj: Mapping[str, Any]) -> np.ndarray[Any, Any]:
         out = np.empty(len(flat), dtype=object)
         out[:] = flat
         return out.reshape(shape)
-    if dtype == "str":
-        return np.asarray(obj["data"], dtype=str).reshape(shape)
     if dtype == "object":
         out = np.empty(shape, dtype=object)
         if out.size:

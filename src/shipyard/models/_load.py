@@ -46,7 +46,12 @@ class LoadedModel:
         (batching between ``preprocess`` and ``postprocess``).
         """
         p = self.predictor
-        return call_hook(p.postprocess, call_hook(p.predict, call_hook(p.preprocess, inputs)))
+        # Hooks are optional for duck-typed predictors (any class with load and predict).
+        pre = getattr(p, "preprocess", None)
+        post = getattr(p, "postprocess", None)
+        data = call_hook(pre, inputs) if pre is not None else inputs
+        out = call_hook(p.predict, data)
+        return call_hook(post, out) if post is not None else out
 
 
 def _run_coroutine(coro: Any) -> Any:

@@ -91,6 +91,14 @@ def resolve_model_uri(uri: str | os.PathLike[str]) -> Path:
     return _fetch_cached(text)
 
 
+def _relative(rpath: str, prefix: str) -> str:
+    # Listings may drop the leading "/" the caller gave (or add one): compare without it.
+    rel = rpath.lstrip("/").removeprefix(prefix.lstrip("/"))
+    if rel == rpath.lstrip("/") or rel.startswith("/") or ".." in rel.split("/"):
+        raise ModelLoadError(f"Unexpected file {rpath!r} listed under {prefix!r}.")
+    return rel
+
+
 def _fetch_cached(uri: str) -> Path:
     import fsspec  # imported here: local loads (the common case) do not need it
 
@@ -109,6 +117,7 @@ def _fetch_cached(uri: str) -> Path:
         raise ModelLoadError(f"Cannot reach model URI {uri!r}: {err}") from err
 
     is_dir = info.get("type") == "directory"
+    files: dict[str, Any] = {}
     if is_dir:
         # A directory has no etag of its own: fingerprint every file in it.
         files = fs.find(remote, detail=True)
@@ -128,7 +137,15 @@ def _fetch_cached(uri: str) -> Path:
     try:
         target = staging / name
         if is_dir:
-            fs.get(remote.rstrip("/") + "/", str(target), recursive=True)
+            # File by file from the listing we fingerprinted, so the cache holds exactly
+            # the version the key names (fsspec's recursive get varies by backend).
+            prefix = remote.rstrip("/") + "/"
+            for rpath in sorted(files):
+                rel = _relative(rpath, prefix)
+                local = target / rel
+                local.parent.mkdir(parents=True, exist_ok=True)
+                fs.get_file(rpath, str(local))
+            target.mkdir(exist_ok=True)
         else:
             fs.get_file(remote, str(target))
         (staging / _COMPLETE).write_text(key_src, encoding="utf-8")

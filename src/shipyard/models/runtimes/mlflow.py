@@ -18,7 +18,7 @@ from shipyard.errors import InvalidInputError, MissingDependencyError, ModelLoad
 from shipyard.models.manifest import ModelManifest
 from shipyard.models.runtimes._base import FileRuntime, require
 
-__all__ = ["MLflowPredictor", "native_manifest"]
+__all__ = ["MLflowPredictor", "mlflow_installed", "native_manifest"]
 
 _MLMODEL = "MLmodel"
 
@@ -32,6 +32,11 @@ def _read_mlmodel(model_dir: Path) -> dict[str, Any]:
     if not isinstance(raw, dict) or not isinstance(raw.get("flavors"), dict):
         raise ModelLoadError(f"{path} is not an MLflow MLmodel file (no 'flavors' mapping).")
     return raw
+
+
+def mlflow_installed() -> bool:
+    """Whether mlflow can be imported (checked without importing it: that takes seconds)."""
+    return importlib.util.find_spec("mlflow") is not None
 
 
 def native_manifest(model_dir: Path) -> ModelManifest | None:
@@ -71,7 +76,7 @@ class MLflowPredictor(FileRuntime):
         mdir = self._mlflow_dir()
         self.native: Any = None
         self.pyfunc: Any = None
-        if importlib.util.find_spec("mlflow") is not None:
+        if mlflow_installed():
             pyfunc = require(
                 "mlflow.pyfunc", package="mlflow", extra="mlflow", purpose="MLflow models"
             )

@@ -1,0 +1,137 @@
+"""Remote model URIs (fsspec): fetched once into $SHIPYARD_HOME/cache/models, then reused."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import joblib
+import numpy as np
+import pytest
+from fsspec.implementations.memory import MemoryFileSystem
+
+from shipyard.errors import ModelLoadError, ModelNotFoundError
+from shipyard.models import load_model, resolve_model_uri, save_model
+
+
+@pytest.fixture
+def memfs() -> Iterator[tuple[MemoryFileSystem, str]]:
+    """The in-memory file system and a unique root in it, removed afterwards."""
+    fs = fsspec.filesystem("memory")
+    root = f"/models-{uuid.uuid4().hex}"
+    try:
+        yield fs, root
+    finally:
+        if fs.exists(root):
+            fs.rm(root, recursive=True)
+
+
+@pytest.fixture
+def fetch_count(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Counts bytes actually copied out of the memory file system."""
+    counts = {"files": 0}
+    original = MemoryFileSystem.get_file
+
+    def counting(self: MemoryFileSystem, rpath: str, lpath: str, **kwargs: Any) -> Any:
+        counts["files"] += 1
+        return original(self, rpath, lpath, **kwargs)
+
+    monkeypatch.setattr(MemoryFileSystem, "get_file", counting)
+    return counts
+
+
+def _joblib_bytes(model: Any) -> bytes:
+    buf = io.BytesIO()
+    joblib.dump(model, buf)
+    return buf.getvalue()
+
+
+def test_memory_file_is_fetched_once(
+    memfs: tuple[MemoryFileSystem, str],
+    fetch_count: dict[str, int],
+    classifier: Any,
+    xy: Any,
+    shipyard_home: Path,
+) -> None:
+    fs, root = memfs
+    x, _ = xy
+    fs.pipe(f"{root}/churn.joblib", _joblib_bytes(classifier))
+    uri = f"memory://{root}/churn.joblib"
+
+    first = load_model(uri)
+    assert fetch_count["files"] == 1
+    assert first.name == "churn"
+    assert first.path.is_relative_to(shipyard_home / "cache" / "models")
+    np.testing.assert_array_equal(first.predictor.predict(x), classifier.predict(x))
+
+    second = load_model(uri)
+    assert fetch_count["files"] == 1, "an unchanged remote model must not be fetched again"
+    assert second.path == first.path
+
+
+def test_changed_remote_model_is_fetched_again(
+    memfs: tuple[MemoryFileSystem, str], fetch_count: dict[str, int], xy: Any
+) -> None:
+    from sklearn.dummy import DummyClassifier
+
+    fs, root = memfs
+    x, y = xy
+    uri = f"memory://{root}/m.joblib"
+    fs.pipe(
+        f"{root}/m.joblib",
+        _joblib_bytes(DummyClassifier(constant=0, strategy="constant").fit(x, y)),
+    )
+    first = resolve_model_uri(uri)
+    fs.pipe(
+        f"{root}/m.joblib",
+        _joblib_bytes(DummyClassifier(constant=2, strategy="constant").fit(x, y)),
+    )
+    loaded = load_model(uri)
+    assert fetch_count["files"] == 2
+    assert loaded.path != first.parent
+    np.testing.assert_array_equal(loaded.predictor.predict(x[:3]), [2, 2, 2])
+
+
+def test_memory_model_directory_with_manifest(
+    memfs: tuple[MemoryFileSystem, str],
+    fetch_count: dict[str, int],
+    tmp_path: Path,
+    classifier: Any,
+    xy: Any,
+) -> None:
+    fs, root = memfs
+    x, _ = xy
+    local = save_model(classifier, tmp_path / "local", input_example=x[:2], name="iris")
+    for f in sorted(local.iterdir()):
+        fs.pipe(f"{root}/iris-v1/{f.name}", f.read_bytes())
+    uri = f"memory://{root}/iris-v1"
+
+    loaded = load_model(uri)
+    files = len(list(local.iterdir()))
+    assert fetch_count["files"] == files
+    assert loaded.name == "iris"
+    np.testing.assert_array_equal(loaded.input_example, x[:2])
+    np.testing.assert_array_equal(loaded.predictor.predict(x), classifier.predict(x))
+    load_model(uri)
+    assert fetch_count["files"] == files
+
+
+def test_missing_remote_model_is_not_found(memfs: tuple[MemoryFileSystem, str]) -> None:
+    _, root = memfs
+    with pytest.raises(ModelNotFoundError, match=r"memory://.*nothing exists"):
+        load_model(f"memory://{root}/absent.joblib")
+
+
+def test_unknown_protocol_says_what_to_install() -> None:
+    with pytest.raises(ModelLoadError, match="protocol"):
+        resolve_model_uri("nosuchproto://bucket/model.joblib")
+
+
+def test_local_paths_are_not_copied(tmp_path: Path, classifier: Any) -> None:
+    path = save_model(classifier, tmp_path / "m")
+    assert resolve_model_uri(str(path)) == path
+    assert resolve_model_uri(path.as_uri()) == path
