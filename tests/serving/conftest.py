@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import serving_predictors as sp
@@ -11,6 +13,10 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from shipyard.models import Signature, TensorSpec, save_model
+from shipyard.testing import ServerProcess, start_server
+
+#: The shared server's body limit: small, so the 413 test sends little.
+MAX_BODY = 1_000_000
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(200, 4))
@@ -29,10 +35,35 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     save_model(logistic, root / "strict", signature=strict)
     for name, value in (("const1", "1"), ("const2", "2")):
-        path = save_model(None, root / name, predictor=sp.Constant, input_example=np.ones((1, 4)))
-        (path / "value.txt").write_text(value)
+        source = root / f"{name}-source" / "value.txt"
+        source.parent.mkdir()
+        source.write_text(value)
+        save_model(
+            str(source),
+            root / name,
+            predictor=sp.Constant,
+            format="custom",
+            input_example=np.ones((1, 4)),
+        )
     save_model(None, root / "slow", predictor=sp.Slow)
     save_model(None, root / "raises", predictor=sp.Raises)
-    save_model(None, root / "broken", predictor=sp.AlwaysBroken, input_example=np.ones((1, 4)))
+    broken = save_model(
+        None, root / "broken", predictor=sp.Breakable, input_example=np.ones((1, 4))
+    )
+    (broken / "broken.flag").write_text("")
     save_model(None, root / "sleepy", predictor=sp.Sleepy)
     return root
+
+
+@pytest.fixture(scope="session")
+def server(models_dir: Path) -> Iterator[ServerProcess]:
+    """One real server (2 workers) serving several models, shared by the HTTP tests."""
+    uris = [models_dir / n for n in ("forest", "iris", "strict", "raises", "sleepy")]
+    with start_server(*uris, workers=2, args=["--max-body-size", str(MAX_BODY)]) as proc:
+        yield proc
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        yield http

@@ -58,11 +58,17 @@ class Raises(Predictor):
         return arr * 2
 
 
-class AlwaysBroken(Predictor):
-    """Loads fine, fails every prediction: a model that must never replace a good one."""
+class Breakable(Predictor):
+    """Loads fine; fails every prediction once ``broken.flag`` is in its directory (written
+    after saving): a model that must never replace a good one."""
+
+    def load(self, model_dir: Path) -> None:
+        self.broken = (Path(model_dir) / "broken.flag").exists()
 
     def predict(self, inputs: Any) -> Any:
-        raise RuntimeError("this model is broken")
+        if self.broken:
+            raise RuntimeError("this model is broken")
+        return np.zeros(len(np.asarray(inputs)))
 
 
 class Sleepy(Predictor):

@@ -1,0 +1,75 @@
+"""``shipyard serve MODEL_URI ...``: run the model server in the foreground.
+
+The same server as ``python -m shipyard.serving``; this command only adds Typer's help.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+__all__ = ["serve"]
+
+
+def serve(
+    model_uris: list[str] = typer.Argument(
+        None, metavar="MODEL_URI...", help="Models to serve: paths, file:// or fsspec URLs."
+    ),
+    model_repository: Path | None = typer.Option(
+        None, "--model-repository", help="A folder with one model per subfolder."
+    ),
+    name: str | None = typer.Option(None, "--name", help="Serve the one model under this name."),
+    host: str | None = typer.Option(None, "--host", help="Interface to bind (default: 127.0.0.1)."),
+    http_port: int | None = typer.Option(
+        None, "--http-port", help="HTTP port (default: 8080; 0: any free port)."
+    ),
+    grpc_port: int | None = typer.Option(
+        None, "--grpc-port", help="gRPC port (default: HTTP port + 1; 0: any free port)."
+    ),
+    no_grpc: bool = typer.Option(False, "--no-grpc", help="Do not serve gRPC."),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Worker processes (default: one per core)."
+    ),
+    max_batch_size: int | None = typer.Option(
+        None, "--max-batch-size", help="Most rows per predict call (default: 64)."
+    ),
+    max_batch_delay: float | None = typer.Option(
+        None,
+        "--max-batch-delay",
+        help="Seconds a batch may wait for more requests (default: 0.002).",
+    ),
+    no_batching: bool = typer.Option(False, "--no-batching", help="Turn adaptive batching off."),
+    max_body_size: int | None = typer.Option(
+        None, "--max-body-size", help="Largest request body in bytes (default: 100 MB)."
+    ),
+    control_socket: Path | None = typer.Option(
+        None, "--control-socket", help="Path of the control Unix socket."
+    ),
+    run_dir: Path | None = typer.Option(
+        None, "--run-dir", help="Folder for the control socket and metrics (default: a temp dir)."
+    ),
+) -> None:
+    """Serve models over HTTP (Open Inference Protocol, MLflow, KServe V1, Seldon) and gRPC."""
+    from shipyard.serving.__main__ import build_config
+    from shipyard.serving.supervisor import run_supervisor
+
+    config = build_config(
+        list(model_uris or []),
+        model_repository=model_repository,
+        name=name,
+        host=host,
+        http_port=http_port,
+        grpc_port=grpc_port,
+        no_grpc=no_grpc,
+        workers=workers,
+        max_batch_size=max_batch_size,
+        max_batch_delay=max_batch_delay,
+        no_batching=no_batching,
+        max_body_size=max_body_size,
+        control_socket=control_socket,
+        run_dir=run_dir,
+    )
+    code = run_supervisor(config)
+    if code:
+        raise typer.Exit(code)

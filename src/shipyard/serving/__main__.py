@@ -1,0 +1,127 @@
+"""``python -m shipyard.serving MODEL_URI ...``: the server without the CLI's imports.
+
+The same options as ``shipyard serve``; argparse instead of Typer/Rich so a container or
+the local deployer starts the server as fast as possible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from shipyard.serving.config import BatchingConfig, ModelSpec, ServerConfig
+
+__all__ = ["build_config", "main"]
+
+
+def build_config(
+    model_uris: list[str],
+    *,
+    model_repository: Path | None = None,
+    name: str | None = None,
+    host: str | None = None,
+    http_port: int | None = None,
+    grpc_port: int | None = None,
+    no_grpc: bool = False,
+    workers: int | None = None,
+    max_batch_size: int | None = None,
+    max_batch_delay: float | None = None,
+    no_batching: bool = False,
+    max_body_size: int | None = None,
+    control_socket: Path | None = None,
+    run_dir: Path | None = None,
+) -> ServerConfig:
+    """A ``ServerConfig`` from command-line values; unset ones come from the environment
+    (``SHIPYARD_SERVER_*``) or the defaults."""
+    from shipyard.errors import ConfigError
+
+    if name is not None and len(model_uris) != 1:
+        raise ConfigError("--name applies to exactly one model URI; drop it or pass one URI.")
+    values: dict[str, Any] = {}
+    if model_uris:
+        values["models"] = [ModelSpec(uri=u, name=name) for u in model_uris]
+    if model_repository is not None:
+        values["model_repository"] = model_repository
+    for key, value in (
+        ("host", host),
+        ("http_port", http_port),
+        ("grpc_port", grpc_port),
+        ("workers", workers),
+        ("max_body_size", max_body_size),
+        ("control_socket", control_socket),
+        ("run_dir", run_dir),
+    ):
+        if value is not None:
+            values[key] = value
+    if no_grpc:
+        values["grpc_enabled"] = False
+    batching: dict[str, Any] = {}
+    if max_batch_size is not None:
+        batching["max_batch_size"] = max_batch_size
+    if max_batch_delay is not None:
+        batching["max_batch_delay"] = max_batch_delay
+    if no_batching:
+        batching["enabled"] = False
+    if batching:
+        values["batching"] = BatchingConfig(**batching)
+    from pydantic import ValidationError
+
+    try:
+        return ServerConfig(**values)
+    except ValidationError as err:
+        raise ConfigError(f"Invalid server option: {err}") from err
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m shipyard.serving", description="Serve models over HTTP and gRPC."
+    )
+    p.add_argument("model_uris", nargs="*", metavar="MODEL_URI")
+    p.add_argument("--model-repository", type=Path, help="folder with one model per subfolder")
+    p.add_argument("--name", help="serve the one model under this name")
+    p.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--http-port", type=int, help="HTTP port (default 8080; 0 = any free)")
+    p.add_argument("--grpc-port", type=int, help="gRPC port (default HTTP+1; 0 = any free)")
+    p.add_argument("--no-grpc", action="store_true", help="do not serve gRPC")
+    p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    p.add_argument("--max-batch-size", type=int, help="most rows per predict call")
+    p.add_argument("--max-batch-delay", type=float, help="seconds a batch may wait")
+    p.add_argument("--no-batching", action="store_true", help="turn adaptive batching off")
+    p.add_argument("--max-body-size", type=int, help="largest request body in bytes")
+    p.add_argument("--control-socket", type=Path, help="path of the control Unix socket")
+    p.add_argument("--run-dir", type=Path, help="folder for the control socket and metrics")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from shipyard.errors import ShipyardError
+    from shipyard.serving.supervisor import run_supervisor
+
+    args = _parser().parse_args(argv)
+    try:
+        config = build_config(
+            args.model_uris,
+            model_repository=args.model_repository,
+            name=args.name,
+            host=args.host,
+            http_port=args.http_port,
+            grpc_port=args.grpc_port,
+            no_grpc=args.no_grpc,
+            workers=args.workers,
+            max_batch_size=args.max_batch_size,
+            max_batch_delay=args.max_batch_delay,
+            no_batching=args.no_batching,
+            max_body_size=args.max_body_size,
+            control_socket=args.control_socket,
+            run_dir=args.run_dir,
+        )
+    except ShipyardError as err:
+        sys.stderr.write(f"Error: {err}\n")
+        return 2
+    return run_supervisor(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

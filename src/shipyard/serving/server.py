@@ -1,0 +1,244 @@
+"""One worker process: load the models, serve HTTP (and gRPC) on the shared ports, obey
+the supervisor's channel, drain on SIGTERM/SIGINT.
+
+Started by the supervisor as ``python -m shipyard.serving.server`` with the server config
+(JSON) in ``SHIPYARD_WORKER_CONFIG`` and the channel socket's file descriptor in
+``SHIPYARD_WORKER_CHANNEL``. It listens only once every model has loaded and passed its
+health check, so a new or replacement worker never answers "not ready".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvicorn
+
+from shipyard.errors import ShipyardError
+from shipyard.serving.config import ServerConfig
+from shipyard.serving.dataplane import DataPlane, ReloadHandle
+from shipyard.serving.http.app import HttpApp
+from shipyard.serving.metrics import Metrics
+
+__all__ = ["bind_reuseport", "run_worker"]
+
+log = logging.getLogger("shipyard.serving")
+
+CONFIG_ENV = "SHIPYARD_WORKER_CONFIG"
+CHANNEL_ENV = "SHIPYARD_WORKER_CHANNEL"
+METRICS_ENV = "SHIPYARD_WORKER_METRICS_DIR"
+
+
+def bind_reuseport(host: str, port: int, *, listen: bool = True) -> socket.socket:
+    """A TCP socket on ``host:port`` that other workers can bind too (SO_REUSEPORT).
+
+    The kernel spreads new connections over the listening sockets of the group, so each
+    worker accepts its own share without a shared accept queue.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    if listen:
+        sock.listen(2048)
+        sock.setblocking(False)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the worker decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class Worker:
+    def __init__(self, config: ServerConfig, channel_fd: int | None, metrics_dir: Path | None):
+        self.config = config
+        self.metrics = Metrics(metrics_dir)
+        self.dataplane = DataPlane(self.metrics)
+        self._channel_fd = channel_fd
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: dict[int, ReloadHandle] = {}
+        self._http: _Server | None = None
+        self._grpc: Any = None
+        self._stopping = asyncio.Event()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self._writer is not None:
+            self._writer.write(orjson.dumps(message) + b"\n")
+            with contextlib.suppress(ConnectionError):
+                await self._writer.drain()
+
+    async def load(self) -> None:
+        for spec in self.config.all_models():
+            entry = await asyncio.to_thread(
+                self.dataplane.load_model, spec, self.config.batching_for(spec)
+            )
+            await self.dataplane.check(entry)
+            self.dataplane.add(entry)
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        channel_task = None
+        if self._channel_fd is not None:
+            reader, self._writer = await asyncio.open_unix_connection(
+                sock=socket.socket(fileno=self._channel_fd)
+            )
+            channel_task = asyncio.create_task(self._serve_channel(reader))
+        try:
+            await self.load()
+        except ShipyardError as err:
+            await self.send({"event": "failed", "error": str(err)})
+            sys.stderr.write(f"shipyard worker {os.getpid()}: {err}\n")
+            return 3
+        sock = bind_reuseport(self.config.host, self.config.http_port)
+        app = HttpApp(self.dataplane, self.metrics, self.config.max_body_size)
+        uv_config = uvicorn.Config(
+            app,
+            loop="none",
+            http="httptools",
+            lifespan="off",
+            access_log=False,
+            server_header=False,
+            log_level="warning",
+            timeout_graceful_shutdown=int(self.config.graceful_timeout) or None,
+            timeout_keep_alive=30,
+        )
+        self._http = _Server(uv_config)
+        http_task = asyncio.create_task(self._http.serve(sockets=[sock]))
+        while not self._http.started and not http_task.done():
+            await asyncio.sleep(0.01)
+        if http_task.done():
+            http_task.result()
+            return 4
+        try:
+            await self._start_grpc()
+        except ShipyardError as err:
+            await self.send({"event": "failed", "error": str(err)})
+            sys.stderr.write(f"shipyard worker {os.getpid()}: {err}\n")
+            self._http.should_exit = True
+            await http_task
+            return 3
+        flusher = asyncio.create_task(self._flush_metrics())
+        self.metrics.flush()
+        await self.send({"event": "ready", "pid": os.getpid(), "models": self._models()})
+        stop_task = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        # Drain: stop accepting, let in-flight requests finish, then leave.
+        self._http.should_exit = True
+        if self._grpc is not None:
+            await self._grpc.stop(self.config.graceful_timeout)
+        await http_task
+        flusher.cancel()
+        self.metrics.flush()
+        if channel_task is not None:
+            channel_task.cancel()
+        return 0
+
+    async def _start_grpc(self) -> None:
+        port = self.config.grpc_port
+        if not self.config.grpc_enabled or port is None:
+            return
+        try:
+            from shipyard.serving.grpc import start_grpc_server
+        except ImportError as err:
+            log.warning("gRPC disabled: %s (install shipyard[serve])", err)
+            return
+        try:
+            self._grpc = await start_grpc_server(self.dataplane, self.config.host, port)
+        except ShipyardError:
+            raise
+        except Exception:
+            # A bug in the gRPC layer must not take REST down with it.
+            log.exception("gRPC disabled: the gRPC server failed to start")
+
+    def _models(self) -> list[dict[str, Any]]:
+        return [
+            {"name": e.name, "version": e.version, "uri": e.uri, "ready": e.ready}
+            for e in self.dataplane.registry.entries()
+        ]
+
+    async def _flush_metrics(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            if self.metrics.dirty:
+                self.metrics.flush()
+
+    async def _serve_channel(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            line = await reader.readline()
+            if not line:
+                # The supervisor is gone: nobody will replace or stop us; stop cleanly.
+                self._stopping.set()
+                return
+            try:
+                command = orjson.loads(line)
+                reply = await self._handle(command)
+            except Exception as err:
+                reply = {"ok": False, "error": f"{type(err).__name__}: {err}"}
+                command = {}
+            reply["id"] = command.get("id") if isinstance(command, dict) else None
+            await self.send(reply)
+
+    async def _handle(self, command: dict[str, Any]) -> dict[str, Any]:
+        op = command.get("op")
+        cid = int(command.get("id", 0))
+        if op == "prepare":
+            try:
+                handle = await self.dataplane.prepare_reload(command["model_uri"], command["name"])
+            except ShipyardError as err:
+                return {"ok": False, "error": str(err)}
+            self._pending[cid] = handle
+            return {"ok": True}
+        if op == "commit":
+            handle = self._pending.pop(int(command["prepare_id"]))
+            self.dataplane.commit_reload(handle)
+            return {"ok": True, "models": self._models()}
+        if op == "abort":
+            self._pending.pop(int(command["prepare_id"]), None)
+            return {"ok": True}
+        if op == "status":
+            return {"ok": True, "pid": os.getpid(), "models": self._models()}
+        return {"ok": False, "error": f"unknown op {op!r}"}
+
+
+def run_worker(config: ServerConfig, channel_fd: int | None, metrics_dir: Path | None) -> int:
+    """Run one worker until it is told to stop; returns the exit code."""
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(levelname)s [worker %(process)d] %(message)s"
+    )
+    try:
+        import uvloop
+
+        loop_factory: Any = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is in the serve extra
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(Worker(config, channel_fd, metrics_dir).run())
+
+
+def main() -> None:
+    config = ServerConfig.model_validate_json(os.environ[CONFIG_ENV])
+    fd = os.environ.get(CHANNEL_ENV)
+    metrics_dir = os.environ.get(METRICS_ENV)
+    sys.exit(
+        run_worker(config, int(fd) if fd else None, Path(metrics_dir) if metrics_dir else None)
+    )
+
+
+if __name__ == "__main__":
+    main()

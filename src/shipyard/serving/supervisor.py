@@ -1,0 +1,358 @@
+"""The supervisor: reserves the ports, runs N worker processes, replaces the ones that die,
+drains them on SIGTERM/SIGINT, and answers the control socket (see ``control``).
+
+It imports no numpy, no web framework and no grpc: workers are fresh interpreters
+(``python -m shipyard.serving.server``), never forks of this process, so grpc's fork
+restrictions never apply and a worker's crash cannot corrupt the supervisor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from shipyard.serving.config import ModelSpec, ServerConfig
+from shipyard.serving.control import CONTROL_SOCKET_NAME
+
+__all__ = ["Supervisor", "run_supervisor"]
+
+_RESTART_BACKOFF_MAX = 5.0
+
+
+def _reserve(host: str, port: int) -> socket.socket:
+    # Bound but not listening: it holds the port (and tells us which one 0 picked) without
+    # joining the SO_REUSEPORT group that shares out connections.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+class _WorkerProc:
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.proc: asyncio.subprocess.Process | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.ready = False
+        self.failed: str | None = None
+        self.models: list[dict[str, Any]] = []
+        self.started_at = 0.0
+        self.replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.ready_event = asyncio.Event()
+        self.reader_task: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    async def request(self, command: dict[str, Any], cid: int, timeout: float) -> dict[str, Any]:
+        if self.writer is None or self.proc is None or self.proc.returncode is not None:
+            return {"ok": False, "error": f"worker {self.pid} is not running"}
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.replies[cid] = future
+        self.writer.write(json.dumps({**command, "id": cid}).encode() + b"\n")
+        try:
+            await self.writer.drain()
+            return await asyncio.wait_for(future, timeout)
+        except (TimeoutError, ConnectionError) as err:
+            return {"ok": False, "error": f"worker {self.pid}: no answer ({type(err).__name__})"}
+        finally:
+            self.replies.pop(cid, None)
+
+
+class Supervisor:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.specs: list[ModelSpec] = config.all_models()
+        self.workers = [_WorkerProc(i) for i in range(config.workers)]
+        self._ids = itertools.count(1)
+        self._stopping = False
+        self._reload_lock = asyncio.Lock()
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if config.run_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="shipyard-serve-")
+            self.run_dir = Path(self._tmp.name)
+        else:
+            self.run_dir = Path(config.run_dir)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.control_path = Path(config.control_socket or self.run_dir / CONTROL_SOCKET_NAME)
+        self.metrics_dir = self.run_dir / "metrics"
+        self.http_port = 0
+        self.grpc_port: int | None = None
+        self._reserved: list[socket.socket] = []
+
+    # -- start-up --------------------------------------------------------------------
+
+    def _resolve_ports(self) -> None:
+        cfg = self.config
+        http = _reserve(cfg.host, cfg.http_port)
+        self._reserved.append(http)
+        self.http_port = http.getsockname()[1]
+        if cfg.grpc_enabled and _grpc_available():
+            wanted = cfg.grpc_port
+            if wanted is None:
+                wanted = self.http_port + 1 if cfg.http_port != 0 else 0
+            grpc_sock = _reserve(cfg.host, wanted)
+            self._reserved.append(grpc_sock)
+            self.grpc_port = grpc_sock.getsockname()[1]
+
+    def _worker_config(self) -> str:
+        cfg = self.config.model_copy(
+            update={
+                "models": self.specs,
+                "model_repository": None,
+                "http_port": self.http_port,
+                "grpc_port": self.grpc_port,
+                "grpc_enabled": self.grpc_port is not None,
+            }
+        )
+        return cfg.model_dump_json()
+
+    async def _spawn(self, worker: _WorkerProc) -> None:
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env["SHIPYARD_WORKER_CONFIG"] = self._worker_config()
+        env["SHIPYARD_WORKER_CHANNEL"] = str(theirs.fileno())
+        env["SHIPYARD_WORKER_METRICS_DIR"] = str(self.metrics_dir)
+        worker.ready = False
+        worker.failed = None
+        worker.ready_event = asyncio.Event()
+        worker.started_at = time.monotonic()
+        worker.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "shipyard.serving.server", env=env, pass_fds=(theirs.fileno(),)
+        )
+        theirs.close()
+        reader, worker.writer = await asyncio.open_unix_connection(sock=ours)
+        worker.reader_task = asyncio.create_task(self._read_worker(worker, reader))
+
+    async def _read_worker(self, worker: _WorkerProc, reader: asyncio.StreamReader) -> None:
+        while True:
+            line = await reader.readline()
+            if not line:
+                worker.ready_event.set()
+                return
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            event = message.get("event")
+            if event == "ready":
+                worker.ready = True
+                worker.models = message.get("models", [])
+                worker.ready_event.set()
+            elif event == "failed":
+                worker.failed = str(message.get("error"))
+                worker.ready_event.set()
+            elif "id" in message:
+                future = worker.replies.get(message["id"])
+                if future is not None and not future.done():
+                    future.set_result(message)
+
+    async def start(self) -> None:
+        """Start every worker and wait until all are ready; raise if one cannot start."""
+        from shipyard.errors import ServiceError
+
+        self.metrics_dir.mkdir(parents=True, exist_ok=True)
+        self._resolve_ports()
+        with contextlib.suppress(FileNotFoundError):
+            self.control_path.unlink()
+        self._control = await asyncio.start_unix_server(self._serve_control, str(self.control_path))
+        os.chmod(self.control_path, 0o600)
+        await asyncio.gather(*(self._spawn(w) for w in self.workers))
+        await asyncio.gather(*(w.ready_event.wait() for w in self.workers))
+        broken = [w for w in self.workers if not w.ready]
+        if broken:
+            reason = broken[0].failed or f"worker exited with code {await broken[0].proc.wait()}"  # type: ignore[union-attr]
+            await self.stop()
+            raise ServiceError(f"The model server could not start: {reason}")
+
+    # -- running ---------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        self._announce()
+        watchers = [asyncio.create_task(self._watch(w)) for w in self.workers]
+        await stop.wait()
+        for task in watchers:
+            task.cancel()
+        await self.stop()
+        return 0
+
+    def _announce(self) -> None:
+        host = self.config.host
+        shown = f"[{host}]" if ":" in host else host
+        names = ", ".join(m["name"] for m in self.workers[0].models)
+        lines = [
+            f"Shipyard model server ready ({len(self.workers)} workers, models: {names})",
+            f"  HTTP:    http://{shown}:{self.http_port}",
+        ]
+        if self.grpc_port is not None:
+            lines.append(f"  gRPC:    {shown}:{self.grpc_port}")
+        lines.append(f"  control: {self.control_path}")
+        print("\n".join(lines), flush=True)
+
+    async def _watch(self, worker: _WorkerProc) -> None:
+        backoff = 0.1
+        while not self._stopping:
+            proc = worker.proc
+            if proc is None:
+                return
+            code = await proc.wait()
+            if self._stopping:
+                return
+            lived = time.monotonic() - worker.started_at
+            backoff = 0.1 if lived > 10 else min(backoff * 2, _RESTART_BACKOFF_MAX)
+            sys.stderr.write(
+                f"shipyard: worker {proc.pid} exited with code {code}; starting a new one\n"
+            )
+            await asyncio.sleep(backoff if lived < 10 else 0)
+            if self._stopping:
+                return
+            await self._spawn(worker)
+            await worker.ready_event.wait()
+
+    async def stop(self) -> None:
+        """Drain and stop every worker (SIGTERM, then SIGKILL after the grace period)."""
+        self._stopping = True
+        procs = [w.proc for w in self.workers if w.proc and w.proc.returncode is None]
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        deadline = self.config.graceful_timeout + 5
+        try:
+            await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), deadline)
+        except TimeoutError:
+            for proc in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+            await asyncio.gather(*(p.wait() for p in procs))
+        control = getattr(self, "_control", None)
+        if control is not None:
+            control.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.control_path.unlink()
+        for sock in self._reserved:
+            sock.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    # -- control socket --------------------------------------------------------------
+
+    async def _serve_control(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            while line := await reader.readline():
+                try:
+                    command = json.loads(line)
+                    if not isinstance(command, dict):
+                        raise ValueError("a command is a JSON object")
+                    answer = await self._command(command)
+                except ValueError as err:
+                    answer = {"ok": False, "error": f"unreadable command: {err}"}
+                writer.write(json.dumps(answer).encode() + b"\n")
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def _command(self, command: dict[str, Any]) -> dict[str, Any]:
+        op = command.get("op")
+        if op == "status":
+            return self.status()
+        if op == "reload":
+            uri = command.get("model_uri")
+            if not isinstance(uri, str) or not uri:
+                return {"ok": False, "error": 'reload needs "model_uri"'}
+            name = command.get("name")
+            if name is None:
+                served = {m["name"] for w in self.workers for m in w.models}
+                if len(served) != 1:
+                    return {"ok": False, "error": f'reload needs "name"; served: {sorted(served)}'}
+                name = served.pop()
+            timeout = float(command.get("timeout", 300))
+            return await self.reload(uri, str(name), timeout)
+        return {"ok": False, "error": f"unknown op {op!r}; use 'status' or 'reload'"}
+
+    def status(self) -> dict[str, Any]:
+        workers = [{"pid": w.pid, "ready": w.ready, "models": w.models} for w in self.workers]
+        return {
+            "ok": True,
+            "pid": os.getpid(),
+            "ready": all(w.ready for w in self.workers),
+            "http_port": self.http_port,
+            "grpc_port": self.grpc_port,
+            "workers": workers,
+            "models": self.workers[0].models if self.workers else [],
+        }
+
+    async def reload(self, uri: str, name: str, timeout: float) -> dict[str, Any]:
+        """Two-phase hot reload across every worker (see ``control``)."""
+        async with self._reload_lock:
+            workers = [w for w in self.workers if w.ready]
+            before = {(m.get("uri"), m.get("name")) for w in workers for m in w.models}
+            prepare_id = next(self._ids)
+            command = {"op": "prepare", "model_uri": uri, "name": name}
+            answers = await asyncio.gather(
+                *(w.request(command, prepare_id, timeout) for w in workers)
+            )
+            failed = [a for a in answers if not a.get("ok")]
+            if failed or not workers:
+                for w in workers:
+                    await w.request({"op": "abort", "prepare_id": prepare_id}, next(self._ids), 30)
+                error = failed[0].get("error") if failed else "no worker is ready"
+                return {"ok": False, "error": str(error)}
+            results = []
+            for w in workers:
+                answer = await w.request(
+                    {"op": "commit", "prepare_id": prepare_id}, next(self._ids), 30
+                )
+                if answer.get("ok"):
+                    w.models = answer.get("models", w.models)
+                results.append(answer)
+            # Workers started from now on load the new model too.
+            # (A spec without a name is served under the model's own name.)
+            self.specs = [
+                s
+                for s in self.specs
+                if s.name != name and not (s.name is None and (s.uri, name) in before)
+            ]
+            self.specs.append(ModelSpec(uri=uri, name=name))
+            return {"ok": True, "models": workers[0].models}
+
+
+def _grpc_available() -> bool:
+    import importlib.util
+
+    return (
+        importlib.util.find_spec("grpc") is not None
+        and importlib.util.find_spec("shipyard.serving.grpc.server") is not None
+    )
+
+
+def run_supervisor(config: ServerConfig) -> int:
+    """Run the server in the foreground until SIGTERM/SIGINT; returns the exit code."""
+    from shipyard.errors import ShipyardError
+
+    try:
+        return asyncio.run(Supervisor(config).run())
+    except ShipyardError as err:
+        sys.stderr.write(f"Error: {err}\n")
+        return 1

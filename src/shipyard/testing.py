@@ -1,0 +1,205 @@
+"""Test helpers that users need too: start a real model server on a free port, wait until
+it is ready, fail fast with its log if it died, and stop it by PID.
+
+    from shipyard.testing import start_server
+
+    with start_server("./my-model", workers=1) as server:
+        httpx.post(f"{server.url}/v2/models/my-model/infer", json=...)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from shipyard.errors import ServiceError
+
+__all__ = ["ServerProcess", "free_port", "start_server"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now on ``host`` (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """A model server started by ``start_server``: its ports, control socket and log."""
+
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        *,
+        host: str,
+        http_port: int,
+        grpc_port: int | None,
+        control_socket: Path,
+        log_path: Path,
+        workdir: tempfile.TemporaryDirectory[str] | None,
+    ) -> None:
+        self.process = process
+        self.host = host
+        self.http_port = http_port
+        self.grpc_port = grpc_port
+        self.control_socket = control_socket
+        self.log_path = log_path
+        self._workdir = workdir
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.http_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        if self.grpc_port is None:
+            raise ServiceError("This server was started without gRPC.")
+        return f"{self.host}:{self.grpc_port}"
+
+    def log(self) -> str:
+        """Everything the server printed so far (stdout and stderr)."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def command(self, command: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
+        """Send a control command (see ``shipyard.serving.control``)."""
+        from shipyard.serving.control import send_command
+
+        return send_command(self.control_socket, command, timeout)
+
+    def status(self) -> dict[str, Any]:
+        return self.command({"op": "status"}, timeout=10.0)
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Block until every worker is ready; raise with the log if the server died."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code = self.process.poll()
+            if code is not None:
+                raise ServiceError(
+                    f"The model server (pid {self.pid}) exited with code {code} before it was "
+                    f"ready. Its log:\n{self.log()}"
+                )
+            if self.control_socket.exists():
+                with contextlib.suppress(ServiceError):
+                    if self.status().get("ready"):
+                        return
+            time.sleep(0.05)
+        raise ServiceError(
+            f"The model server (pid {self.pid}) was not ready after {timeout} s. "
+            f"Its log:\n{self.log()}"
+        )
+
+    def stop(self, timeout: float = 30.0, sig: int = signal.SIGTERM) -> int:
+        """Stop the server (by its PID): ``sig``, then SIGKILL after ``timeout``; returns its
+        exit code."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._kill_workers()
+                self.process.kill()
+                self.process.wait()
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+        return int(self.process.returncode)
+
+    def _kill_workers(self) -> None:
+        # A supervisor that does not stop may leave workers behind: kill them by PID.
+        with contextlib.suppress(ServiceError):
+            for worker in self.status().get("workers", []):
+                if worker.get("pid"):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(worker["pid"]), signal.SIGKILL)
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def start_server(
+    *model_uris: str | os.PathLike[str],
+    args: list[str] | None = None,
+    workers: int = 1,
+    grpc: bool = False,
+    host: str = "127.0.0.1",
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+) -> ServerProcess:
+    """Start ``python -m shipyard.serving`` on free ports and wait until it is ready.
+
+    ``args`` are extra command-line options (``["--max-batch-size", "8"]``). Raises
+    ``ServiceError`` with the server's log if it dies or is not ready within ``timeout``.
+    """
+    workdir = tempfile.TemporaryDirectory(prefix="shipyard-test-server-")
+    root = Path(workdir.name)
+    http_port = free_port(host)
+    grpc_port = free_port(host) if grpc else None
+    control = root / "control.sock"
+    command = [
+        sys.executable,
+        "-m",
+        "shipyard.serving",
+        *map(str, model_uris),
+        "--host",
+        host,
+        "--http-port",
+        str(http_port),
+        "--workers",
+        str(workers),
+        "--control-socket",
+        str(control),
+        "--run-dir",
+        str(root / "run"),
+    ]
+    command += ["--grpc-port", str(grpc_port)] if grpc_port is not None else ["--no-grpc"]
+    command += args or []
+    log_path = root / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
+    server = ServerProcess(
+        process,
+        host=host,
+        http_port=http_port,
+        grpc_port=grpc_port,
+        control_socket=control,
+        log_path=log_path,
+        workdir=workdir,
+    )
+    try:
+        server.wait_ready(timeout)
+    except BaseException:
+        server.stop(timeout=10)
+        raise
+    return server

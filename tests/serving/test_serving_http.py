@@ -1,0 +1,316 @@
+"""Every REST route of a real server process, with httpx: answers, errors, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import joblib
+import numpy as np
+import pytest
+from conftest import MAX_BODY
+
+from shipyard.serving.codecs import v2
+from shipyard.serving.types import RequestedOutput, Tensor
+from shipyard.testing import ServerProcess
+
+ROWS = np.random.default_rng(7).normal(size=(3, 4))
+
+
+def _v2(rows: Any, name: str = "input-0", datatype: str = "FP64") -> dict[str, Any]:
+    arr = np.asarray(rows)
+    return {
+        "id": "req-1",
+        "inputs": [
+            {"name": name, "shape": list(arr.shape), "datatype": datatype, "data": arr.tolist()}
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def forest(models_dir: Path) -> Any:
+    return joblib.load(models_dir / "forest" / "model.joblib")
+
+
+def test_health_and_metadata(client: httpx.Client) -> None:
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2/health/ready").json() == {"ready": True}
+    server = client.get("/v2").json()
+    assert server["name"] == "shipyard"
+    assert "binary_tensor_data" in server["extensions"]
+    meta = client.get("/v2/models/forest").json()
+    assert meta["name"] == "forest"
+    assert meta["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}]
+    assert client.get("/v2/models/forest/ready").json() == {"name": "forest", "ready": True}
+    assert client.get("/ping").status_code == 200
+    assert client.get("/health").status_code == 200
+    assert client.get("/v1/models/forest").json() == {"name": "forest", "ready": True}
+    assert "/v2/models/{name}/infer" in client.get("/openapi.json").json()["paths"]
+
+
+def test_v2_infer_answers_what_the_model_predicts(client: httpx.Client, forest: Any) -> None:
+    answer = client.post("/v2/models/forest/infer", json=_v2(ROWS))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["model_name"] == "forest"
+    assert body["id"] == "req-1"
+    (out,) = body["outputs"]
+    assert out == {
+        "name": "output-0",
+        "datatype": "INT64",
+        "shape": [3],
+        "data": forest.predict(ROWS).tolist(),
+    }
+
+
+def test_v2_binary_tensor_extension(client: httpx.Client, forest: Any) -> None:
+    tensor = Tensor(name="input-0", datatype="FP64", shape=[3, 4], data=ROWS)
+    body, header = v2.encode_request(
+        [tensor], binary=True, outputs=[RequestedOutput("output-0", {"binary_data": True})]
+    )
+    assert header is not None
+    answer = client.post(
+        "/v2/models/forest/infer",
+        content=body,
+        headers={
+            "content-type": "application/octet-stream",
+            "inference-header-content-length": str(header),
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    length = int(answer.headers["inference-header-content-length"])
+    decoded = v2.decode_response(answer.content, length)
+    np.testing.assert_array_equal(decoded.outputs[0].data, forest.predict(ROWS))
+
+
+@pytest.mark.parametrize(
+    "datatype",
+    [
+        "UINT8",
+        "UINT16",
+        "UINT32",
+        "UINT64",
+        "INT8",
+        "INT16",
+        "INT32",
+        "INT64",
+        "FP16",
+        "FP32",
+        "FP64",
+    ],
+)
+def test_every_numeric_datatype_round_trips(client: httpx.Client, datatype: str) -> None:
+    # The "raises" model has no signature and doubles its input, keeping the dtype.
+    answer = client.post("/v2/models/raises/infer", json=_v2([[1, 2], [3, 4]], "x", datatype))
+    assert answer.status_code == 200, answer.text
+    (out,) = answer.json()["outputs"]
+    assert out["datatype"] == datatype
+    assert out["shape"] == [2, 2]
+    assert out["data"] == [2, 4, 6, 8]
+
+
+def test_custom_predictor_pre_and_postprocessing(client: httpx.Client) -> None:
+    rows = [[3.0, 3.0, 0.0, 0.0], [-3.0, -3.0, 0.0, 0.0]]
+    answer = client.post("/v2/models/iris/infer", json=_v2(rows))
+    assert answer.status_code == 200, answer.text
+    (out,) = answer.json()["outputs"]
+    assert out == {"name": "label", "datatype": "BYTES", "shape": [2], "data": ["large", "small"]}
+    mlflow = client.post("/invocations?model=iris", json={"instances": rows})
+    assert mlflow.json() == {"predictions": ["large", "small"]}
+
+
+def test_mlflow_scoring_formats(client: httpx.Client, forest: Any) -> None:
+    expected = forest.predict(ROWS).tolist()
+    columns = ["a", "b", "c", "d"]
+    bodies: list[dict[str, Any]] = [
+        {"instances": ROWS.tolist()},
+        {"inputs": ROWS.tolist()},
+        {"dataframe_split": {"columns": columns, "data": ROWS.tolist()}},
+        {"dataframe_records": [dict(zip(columns, r, strict=True)) for r in ROWS.tolist()]},
+    ]
+    for body in bodies:
+        answer = client.post("/invocations?model=forest", json=body)
+        assert answer.json() == {"predictions": expected}, body
+    csv = "a,b,c,d\n" + "\n".join(",".join(map(repr, r)) for r in ROWS.tolist()) + "\n"
+    answer = client.post(
+        "/invocations?model=forest", content=csv, headers={"content-type": "text/csv"}
+    )
+    assert answer.json() == {"predictions": expected}
+    several = client.post("/invocations", json={"instances": ROWS.tolist()})
+    assert several.status_code == 404
+    assert "?model=" in several.json()["error"]
+
+
+def test_kserve_v1_and_seldon(client: httpx.Client, forest: Any) -> None:
+    expected = forest.predict(ROWS).tolist()
+    v1 = client.post("/v1/models/forest:predict", json={"instances": ROWS.tolist()})
+    assert v1.json() == {"predictions": expected}
+    seldon = client.post(
+        "/api/v0.1/predictions?model=forest", json={"data": {"ndarray": ROWS.tolist()}}
+    )
+    assert seldon.json() == {"data": {"names": ["output-0"], "ndarray": expected}, "meta": {}}
+
+
+def _nan_binary() -> tuple[bytes, dict[str, str]]:
+    data = np.array([[1.0, np.nan, 0.0, 0.0]])
+    body, header = v2.encode_request(
+        [Tensor(name="x", datatype="FP64", shape=[1, 4], data=data)], binary=True
+    )
+    return body, {"inference-header-content-length": str(header)}
+
+
+JSON = {"content-type": "application/json"}
+BAD_REQUESTS: list[tuple[str, str, bytes, dict[str, str], int, str]] = [
+    ("POST", "/v2/models/forest/infer", b"{not json", JSON, 400, "not valid JSON"),
+    ("POST", "/v2/models/forest/infer", b'{"inputs": []}', JSON, 400, "inputs"),
+    ("POST", "/v2/models/forest/infer", b"a=1", {"content-type": "text/plain"}, 415, "text/plain"),
+    ("POST", "/v1/models/forest:predict", b"x", {"content-type": "application/xml"}, 415, "xml"),
+    ("POST", "/invocations?model=forest", b"x", {"content-type": "image/png"}, 415, "image/png"),
+    ("POST", "/v2/models/nope/infer", b'{"inputs": []}', JSON, 404, "'nope'"),
+    ("GET", "/v2/models/forest/versions/9", b"", {}, 404, "version"),
+    ("POST", "/v2/models/forest/versions/9/infer", b"{}", JSON, 404, "version"),
+    ("GET", "/no/such/route", b"", {}, 404, "No route"),
+    ("GET", "/invocations", b"", {}, 405, "POST"),
+    (
+        "POST",
+        "/v2/models/forest/infer",
+        b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]}',
+        JSON,
+        400,
+        "axis 1",
+    ),
+    (
+        "POST",
+        "/v2/models/forest/infer",
+        b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "BYTES", '
+        b'"data": ["a", "b", "c", "d"]}]}',
+        JSON,
+        400,
+        "cannot be cast",
+    ),
+    (
+        "POST",
+        "/v2/models/forest/infer",
+        b'{"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": [1, 2, 3]}]}',
+        JSON,
+        400,
+        "needs 8 elements",
+    ),
+    (
+        "POST",
+        "/v2/models/forest/infer",
+        b'{"inputs": [{"name": "x", "shape": [0, 4], "datatype": "FP64", "data": []}]}',
+        JSON,
+        400,
+        "empty",
+    ),
+    ("POST", "/v1/models/forest:predict", b'{"instances": []}', JSON, 400, "non-empty"),
+    (
+        "POST",
+        "/invocations?model=strict",
+        b"a,b,c,d\n1,,2,3\n",
+        {"content-type": "text/csv"},
+        400,
+        "NaN",
+    ),
+    (
+        "POST",
+        "/v2/models/raises/infer",
+        b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [-1]}]}',
+        JSON,
+        500,
+        "negative values are not allowed",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status", "fragment"),
+    BAD_REQUESTS,
+    ids=[f"{r[4]}-{r[5]}" for r in BAD_REQUESTS],
+)
+def test_bad_requests_get_clear_json_errors(
+    client: httpx.Client,
+    method: str,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+    fragment: str,
+) -> None:
+    answer = client.request(method, path, content=body or None, headers=headers)
+    assert answer.status_code == status, answer.text
+    assert fragment in answer.json()["error"]
+
+
+def test_nan_forbidden_by_the_signature(client: httpx.Client) -> None:
+    body, headers = _nan_binary()
+    answer = client.post("/v2/models/strict/infer", content=body, headers=headers)
+    assert answer.status_code == 400
+    assert "NaN" in answer.json()["error"]
+
+
+def test_body_over_the_limit_is_refused_unread(server: ServerProcess) -> None:
+    big = b"[" + b"1," * (MAX_BODY // 2) + b"1]"
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        answer = http.post("/v2/models/forest/infer", content=big, headers=JSON)
+        assert answer.status_code == 413
+        assert str(MAX_BODY) in answer.json()["error"]
+
+    def chunks() -> Any:
+        for _ in range(40):
+            yield b" " * 50_000
+
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        answer = http.post("/v2/models/forest/infer", content=chunks(), headers=JSON)
+        assert answer.status_code == 413
+
+
+def test_server_survives_bad_input_with_the_same_workers(
+    server: ServerProcess, client: httpx.Client
+) -> None:
+    before = sorted(w["pid"] for w in server.status()["workers"])
+    for method, path, body, headers, _, _ in BAD_REQUESTS * 3:
+        client.request(method, path, content=body or None, headers=headers)
+    assert client.post("/v2/models/forest/infer", json=_v2(ROWS)).status_code == 200
+    status = server.status()
+    assert sorted(w["pid"] for w in status["workers"]) == before
+    assert status["ready"]
+
+
+def _metric(text: str, name: str, model: str) -> float:
+    pattern = rf'^{name}\{{model="{model}"\}} (\S+)$'
+    found = re.search(pattern, text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_concurrent_requests_are_batched(server: ServerProcess, client: httpx.Client) -> None:
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(
+            base_url=server.url, timeout=60, limits=httpx.Limits(max_connections=64)
+        ) as http:
+            return await asyncio.gather(
+                *(
+                    http.post("/v2/models/sleepy/infer", json=_v2([[float(i)] * 4]))
+                    for i in range(64)
+                )
+            )
+
+    answers = asyncio.run(burst())
+    # Each request gets its own row's answer back, whatever batch it rode in.
+    assert [a.json()["outputs"][0]["data"] for a in answers] == [[4.0 * i] for i in range(64)]
+    # Every worker writes its numbers a few times a second; wait until all 64 are counted.
+    for _ in range(200):
+        text = client.get("/metrics").text
+        if _metric(text, "shipyard_batch_requests_sum", "sleepy") >= 64:
+            break
+        asyncio.run(asyncio.sleep(0.05))
+    requests = _metric(text, "shipyard_batch_requests_sum", "sleepy")
+    calls = _metric(text, "shipyard_batch_requests_count", "sleepy")
+    assert requests == 64
+    assert calls < requests, "no predict call merged two requests"
+    assert 'shipyard_requests_total{model="sleepy",protocol="v2",status="200"}' in text
+    assert "shipyard_request_duration_seconds_bucket" in text
