@@ -19,6 +19,7 @@ from pathlib import Path
 __all__ = [
     "exit_description",
     "free_port",
+    "group_members",
     "port_is_free",
     "process_start_time",
     "reap",
@@ -90,12 +91,24 @@ def spawn_detached(
     return pid, start_time
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of the process group ``pgid``.
+
+    Read from /proc rather than probed with ``killpg(pgid, 0)``, which also counts
+    zombies that wait for a parent (or an init) that may never reap them.
+    """
+    members = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            members.append(int(entry.name))
+    return members
 
 
 def terminate(pid: int, start_time: int, *, timeout: float, force: bool = False) -> str:
@@ -116,23 +129,30 @@ def terminate(pid: int, start_time: int, *, timeout: float, force: bool = False)
         if process_start_time(pid) == start_time:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
+            while process_start_time(pid) == start_time:
+                reap(pid)
+                time.sleep(0.01)
             outcome = "killed after timeout"
         else:
             outcome = "killed" if force else "stopped"
         reap(pid)
     # Workers orphaned by a killed supervisor keep the group (and the port) alive. A
     # group id cannot be reused while any member lives, so this only reaches our own.
-    if (ours or process_start_time(pid) is None) and _group_alive(pid):
+    if (ours or process_start_time(pid) is None) and group_members(pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while _group_alive(pid) and time.monotonic() < deadline:
+        while group_members(pid) and time.monotonic() < deadline:
+            reap(pid)
             time.sleep(0.05)
     return outcome
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on the port now (TIME_WAIT leftovers do not count,
+    as servers bind with SO_REUSEADDR)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -1,0 +1,56 @@
+"""The active model deployer and how model servers are shown, for the CLI groups."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shipyard.deployers.base import ModelDeployer
+    from shipyard.services import Service
+    from shipyard.store import Store
+
+__all__ = ["active_model_deployer", "service_row", "service_summary"]
+
+
+def active_model_deployer(store: Store) -> ModelDeployer:
+    """The active stack's model deployer, or an error naming the commands that add one."""
+    from shipyard.deployers.base import ModelDeployer
+
+    deployer: ModelDeployer = ModelDeployer.get_active_model_deployer(store)
+    return deployer
+
+
+def service_row(service: Service) -> dict[str, Any]:
+    config = service.config
+    return {
+        "uuid": service.uuid,
+        "state": service.status.state.value,
+        "flavor": service.flavor,
+        "pipeline_name": config.pipeline_name,
+        "pipeline_step_name": config.pipeline_step_name,
+        "pipeline_run_id": config.pipeline_run_id,
+        "model_name": config.model_name,
+        "model_uri": config.model_uri,
+        "prediction_url": service.prediction_url,
+        "last_error": service.status.last_error,
+    }
+
+
+def service_summary(deployer: ModelDeployer, service: Service) -> dict[str, Any]:
+    """Everything ``describe`` shows: the config (secrets never), status and info."""
+    from pydantic import SecretStr
+
+    config = {
+        key: "**********" if isinstance(getattr(service.config, key), SecretStr) else value
+        for key, value in service.config.model_dump(mode="json").items()
+    }
+    return {
+        "uuid": service.uuid,
+        "flavor": service.flavor,
+        "state": service.status.state.value,
+        "admin_state": service.admin_state.value,
+        "last_error": service.status.last_error,
+        "prediction_url": service.prediction_url,
+        "config": config,
+        "info": deployer.get_model_server_info(service),
+    }

@@ -1,0 +1,100 @@
+"""Helpers shared by the control-plane command groups: store, output, ``--key=value``."""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from shipyard.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from shipyard.store import Store
+
+__all__ = [
+    "EXTRA_ARGS",
+    "OutputFormat",
+    "OutputOption",
+    "mask_secrets",
+    "open_store",
+    "parse_key_values",
+    "print_json",
+    "print_table",
+]
+
+#: Lets a command take arbitrary ``--key=value`` options (component configs).
+EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+_SECRET_KEY = re.compile(r"(secret|password|passwd|token|api_?key|credential)", re.I)
+
+
+class OutputFormat(enum.StrEnum):
+    table = "table"
+    json = "json"
+
+
+OutputOption = typer.Option(
+    OutputFormat.table, "--output", "-O", help="table for people, json for scripts."
+)
+
+
+@contextmanager
+def open_store() -> Iterator[Store]:
+    from shipyard.store import Store
+
+    store = Store.open()
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def parse_key_values(args: Sequence[str]) -> dict[str, Any]:
+    """``['--port=8000', '--host', 'x']`` -> ``{'port': '8000', 'host': 'x'}``.
+
+    Values that look like JSON lists or objects are parsed; pydantic coerces the rest.
+    """
+    values: dict[str, Any] = {}
+    items = list(args)
+    while items:
+        item = items.pop(0)
+        if not item.startswith("--") or item == "--":
+            raise ConfigError(f"Unexpected argument '{item}'; give configuration as --key=value.")
+        key, sep, value = item[2:].partition("=")
+        if not sep:
+            if not items or items[0].startswith("--"):
+                raise ConfigError(f"The option '--{key}' needs a value: --{key}=VALUE.")
+            value = items.pop(0)
+        if value[:1] in "[{":
+            try:
+                values[key.replace("-", "_")] = json.loads(value)
+                continue
+            except json.JSONDecodeError:
+                pass
+        values[key.replace("-", "_")] = value
+    return values
+
+
+def mask_secrets(data: dict[str, Any]) -> dict[str, Any]:
+    """Hide values whose key names a secret (a fallback when no schema says so)."""
+    return {
+        key: "**********" if _SECRET_KEY.search(key) and value else value
+        for key, value in data.items()
+    }
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def print_table(table: Table) -> None:
+    from rich.console import Console
+
+    Console(soft_wrap=True).print(table)

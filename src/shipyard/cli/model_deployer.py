@@ -1,0 +1,165 @@
+"""``shipyard model-deployer ...``: the component commands plus ``models`` (the servers)."""
+
+from __future__ import annotations
+
+import typer
+
+from shipyard.cli._shared import OutputFormat, OutputOption, open_store, print_json, print_table
+from shipyard.cli.components import make_component_app
+from shipyard.stack.component import ComponentType
+
+__all__ = ["model_deployer"]
+
+model_deployer = make_component_app(ComponentType.MODEL_DEPLOYER)
+models = typer.Typer(help="Model servers of the active model deployer.", no_args_is_help=True)
+model_deployer.add_typer(models, name="models")
+
+_UUID = typer.Argument(..., help="UUID of the model server (a unique prefix will do).")
+_TIMEOUT = typer.Option(60.0, "--timeout", "-t", help="Seconds to wait.")
+
+
+@models.command("list")
+def list_(
+    pipeline: str | None = typer.Option(None, "--pipeline", "-p", help="Pipeline name."),
+    step: str | None = typer.Option(None, "--step", "-s", help="Pipeline step name."),
+    run: str | None = typer.Option(None, "--run", "-r", help="Pipeline run id."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model name."),
+    running: bool = typer.Option(False, "--running", help="Only servers that are running."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """List model servers (status checked now)."""
+    from rich.table import Table
+
+    from shipyard.cli._deployer import active_model_deployer, service_row
+    from shipyard.services import ServiceState
+
+    with open_store() as store:
+        services = active_model_deployer(store).find_model_server(
+            pipeline_name=pipeline,
+            pipeline_step_name=step,
+            pipeline_run_id=run,
+            model_name=model,
+            running=True if running else None,
+        )
+    rows = [service_row(service) for service in services]
+    if output is OutputFormat.json:
+        print_json(rows)
+        return
+    table = Table(title="Model servers")
+    # As in the docs: status, UUID, flavor, pipeline, step, model (`get-url` gives the URL).
+    table.add_column("STATUS")
+    table.add_column("UUID", no_wrap=True, min_width=36)
+    for column in ("flavor", "pipeline", "step", "model"):
+        table.add_column(column.upper())
+    for row in rows:
+        table.add_row(
+            ServiceState(row["state"]).icon,
+            row["uuid"],
+            row["flavor"],
+            row["pipeline_name"],
+            row["pipeline_step_name"],
+            row["model_name"],
+        )
+    print_table(table)
+
+
+@models.command("describe")
+def describe(uuid: str = _UUID, output: OutputFormat = OutputOption) -> None:
+    """Show a model server: status, last error, config and URLs (no secrets)."""
+    from rich.table import Table
+
+    from shipyard.cli._deployer import active_model_deployer, service_summary
+
+    with open_store() as store:
+        deployer = active_model_deployer(store)
+        summary = service_summary(deployer, deployer.get_model_server(uuid))
+    if output is OutputFormat.json:
+        print_json(summary)
+        return
+    table = Table(title=f"Model server {summary['uuid']}", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value", overflow="fold")
+    for key in ("uuid", "flavor", "state", "admin_state", "last_error", "prediction_url"):
+        table.add_row(key, str(summary[key] or ""))
+    for key, value in summary["config"].items():
+        table.add_row(f"config.{key}", "" if value is None else str(value))
+    for key, value in summary["info"].items():
+        table.add_row(key, "" if value is None else str(value))
+    print_table(table)
+
+
+@models.command("get-url")
+def get_url(uuid: str = _UUID) -> None:
+    """Print the model server's prediction URL."""
+    from shipyard.cli._deployer import active_model_deployer
+    from shipyard.errors import ServiceError
+
+    with open_store() as store:
+        service = active_model_deployer(store).get_model_server(uuid)
+    if service.prediction_url is None:
+        raise ServiceError(
+            f"The model server {service.uuid} has no URL yet; start it with "
+            f"`shipyard model-deployer models start {service.uuid}`."
+        )
+    typer.echo(service.prediction_url)
+
+
+@models.command("start")
+def start(uuid: str = _UUID, timeout: float = _TIMEOUT) -> None:
+    """Start a stopped model server (same port, same URL)."""
+    from shipyard.cli._deployer import active_model_deployer
+
+    with open_store() as store:
+        service = active_model_deployer(store).start_model_server(uuid, timeout=timeout)
+    typer.echo(f"Model server {service.uuid} is running at {service.prediction_url}")
+
+
+@models.command("stop")
+def stop(
+    uuid: str = _UUID,
+    timeout: float = _TIMEOUT,
+    force: bool = typer.Option(False, "--force", "-f", help="Kill without draining."),
+) -> None:
+    """Stop a model server; in-flight requests finish unless --force."""
+    from shipyard.cli._deployer import active_model_deployer
+
+    with open_store() as store:
+        service = active_model_deployer(store).stop_model_server(uuid, timeout=timeout, force=force)
+    typer.echo(f"Model server {service.uuid} stopped.")
+
+
+@models.command("delete")
+def delete(
+    uuid: str = _UUID,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    timeout: float = _TIMEOUT,
+    force: bool = typer.Option(False, "--force", "-f", help="Kill without draining."),
+) -> None:
+    """Stop a model server and remove it from the registry."""
+    from shipyard.cli._deployer import active_model_deployer
+
+    with open_store() as store:
+        deployer = active_model_deployer(store)
+        full = deployer.resolve_uuid(uuid)
+        if not yes:
+            typer.confirm(f"Delete the model server {full}?", abort=True)
+        deployer.delete_model_server(full, timeout=timeout, force=force)
+    typer.echo(f"Model server {full} deleted.")
+
+
+@models.command("logs")
+def logs(
+    uuid: str = _UUID,
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
+    tail: int | None = typer.Option(None, "--tail", "-n", help="Only the last N lines."),
+) -> None:
+    """Print a model server's log."""
+    from shipyard.cli._deployer import active_model_deployer
+
+    with open_store() as store:
+        lines = active_model_deployer(store).get_model_server_logs(uuid, follow=follow, tail=tail)
+    try:
+        for line in lines:
+            typer.echo(line)
+    except KeyboardInterrupt:
+        pass

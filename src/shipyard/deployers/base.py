@@ -1,0 +1,252 @@
+"""ModelDeployer: the base of every model-deployer flavor, with the docs' API.
+
+The base class owns the registry (the store's ``services`` table) and the continuous
+deployment rules; a flavor implements how to create, update, start and stop its
+services (``perform_*``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from shipyard.errors import DeploymentError, ServiceError, ServiceNotFoundError, StackError
+from shipyard.services.service import Service, ServiceConfig, service_type_of
+from shipyard.stack.component import ComponentType, StackComponent
+from shipyard.store import ServiceRecord, Store
+
+__all__ = ["BaseModelDeployer", "ModelDeployer"]
+
+_NO_DEPLOYER = (
+    "The active stack '{stack}' has no model deployer. Register one and put it in a "
+    "stack: `shipyard model-deployer register local --flavor=local` then "
+    "`shipyard stack register local-stack -a default -o default -d local --set`."
+)
+
+
+class ModelDeployer(StackComponent):
+    """Deploys models as services and keeps them in the registry."""
+
+    TYPE: ClassVar[ComponentType] = ComponentType.MODEL_DEPLOYER
+    #: The config class ``deploy_model`` accepts (a flavor narrows it).
+    DEPLOYMENT_CONFIG: ClassVar[type[ServiceConfig]] = ServiceConfig
+
+    # -- finding the deployer ------------------------------------------------------------
+
+    @classmethod
+    def get_active_model_deployer(cls, store: Store | None = None) -> Any:
+        """The model deployer of the active stack (of this class, when called on a flavor)."""
+        from shipyard.stack.stack import Client
+
+        stack = Client(store).active_stack
+        deployer = stack.model_deployer
+        if deployer is None:
+            raise StackError(_NO_DEPLOYER.format(stack=stack.name))
+        if not isinstance(deployer, cls):
+            raise StackError(
+                f"The active stack's model deployer '{deployer.name}' has the flavor "
+                f"'{deployer.flavor}', not {cls.__name__}. Activate a stack with one."
+            )
+        return deployer
+
+    # -- registry ------------------------------------------------------------------------
+
+    def _save(self, service: Service) -> None:
+        config = service.config
+        self.store.save_service(
+            ServiceRecord(
+                uuid=service.uuid,
+                deployer_id=self.id,
+                flavor=service.flavor or self.flavor,
+                service_type=service_type_of(type(service)),
+                body=service.to_json(),
+                pipeline_name=config.pipeline_name,
+                pipeline_step_name=config.pipeline_step_name,
+                pipeline_run_id=config.pipeline_run_id,
+                model_name=config.model_name,
+                model_uri=config.model_uri,
+            )
+        )
+
+    def register_service(self, service: Service) -> Service:
+        """Keep ``service`` in the registry, saved again on every change of state."""
+        service.bind(self._save)
+        self._save(service)
+        return service
+
+    def _load(self, record: ServiceRecord) -> Service:
+        try:
+            service = Service.from_json(record.body)
+        except (ServiceError, StackError) as err:
+            raise ServiceError(
+                f"The model server {record.uuid} in the registry cannot be loaded: {err}"
+            ) from err
+        service.bind(self._save)
+        return service
+
+    def resolve_uuid(self, uuid: str) -> str:
+        """The full UUID of a model server of this deployer, from a unique prefix."""
+        matches = [
+            m
+            for m in self.store.match_service_uuids(str(uuid))
+            if (r := self.store.get_service(m)) is not None and r.deployer_id == self.id
+        ]
+        if not matches:
+            raise ServiceNotFoundError(f"No model server with UUID '{uuid}'.")
+        if str(uuid) in matches:
+            return str(uuid)
+        if len(matches) > 1:
+            raise ServiceNotFoundError(
+                f"The UUID prefix '{uuid}' matches {len(matches)} model servers; "
+                "give more characters."
+            )
+        return matches[0]
+
+    def get_model_server(self, uuid: str) -> Service:
+        """The model server ``uuid`` (or a unique prefix of it), status checked."""
+        record = self.store.get_service(self.resolve_uuid(uuid))
+        if record is None:
+            raise ServiceNotFoundError(f"No model server with UUID '{uuid}'.")
+        service = self._load(record)
+        service.check_status()
+        return service
+
+    def find_model_server(
+        self,
+        uuid: str | None = None,
+        pipeline_name: str | None = None,
+        pipeline_run_id: str | None = None,
+        pipeline_step_name: str | None = None,
+        model_name: str | None = None,
+        model_uri: str | None = None,
+        running: bool | None = None,
+        service_type: Any = None,
+    ) -> list[Service]:
+        """Model servers matching every given filter, each with a fresh status check."""
+        records = self.store.find_services(
+            uuid=None if uuid is None else str(uuid),
+            deployer_id=self.id,
+            pipeline_name=pipeline_name,
+            pipeline_run_id=None if pipeline_run_id is None else str(pipeline_run_id),
+            pipeline_step_name=pipeline_step_name,
+            model_name=model_name,
+            model_uri=model_uri,
+        )
+        services = []
+        for record in records:
+            service = self._load(record)
+            service.check_status()
+            if running is None or service.is_running == running:
+                services.append(service)
+        return services
+
+    # -- the docs' lifecycle API ---------------------------------------------------------
+
+    def _coerce_config(self, config: ServiceConfig | dict[str, Any]) -> ServiceConfig:
+        if isinstance(config, self.DEPLOYMENT_CONFIG):
+            return config
+        data = config.model_dump() if isinstance(config, ServiceConfig) else dict(config)
+        try:
+            return self.DEPLOYMENT_CONFIG.model_validate(data)
+        except ValueError as err:
+            raise DeploymentError(
+                f"The deployment config does not fit the '{self.flavor}' model deployer "
+                f"({self.DEPLOYMENT_CONFIG.__name__}): {err}"
+            ) from err
+
+    def deploy_model(
+        self,
+        config: ServiceConfig | dict[str, Any],
+        replace: bool = True,
+        timeout: float = 300,
+        service_type: Any = None,
+    ) -> Service:
+        """Deploy, or continuously re-deploy, a model.
+
+        With ``replace``, a model server of the same pipeline, step and model name is
+        updated in place (same UUID and URL); other such servers are stopped and deleted.
+        The same config again returns the running server as it is. Without ``replace``,
+        a new server is started beside any existing one.
+        """
+        config = self._coerce_config(config)
+        key = (
+            f"deploy:{self.id}:{config.pipeline_name}\0{config.pipeline_step_name}"
+            f"\0{config.model_name}"
+        )
+        # One deployment per model at a time, across processes: no lost or double deploy.
+        with self.store.lock(key, timeout=timeout + 60):
+            existing = (
+                []
+                if not replace
+                else self.find_model_server(
+                    pipeline_name=config.pipeline_name,
+                    pipeline_step_name=config.pipeline_step_name,
+                    model_name=config.model_name,
+                )
+            )
+            if not existing:
+                return self.perform_deploy_model(config, timeout)
+            existing.sort(key=lambda s: (not s.is_running, s.uuid))
+            keep, duplicates = existing[0], existing[1:]
+            for duplicate in duplicates:
+                self.delete_model_server(duplicate.uuid, timeout=timeout, force=False)
+            if keep.config == config and keep.is_running:
+                return keep
+            return self.perform_update_model(keep, config, timeout)
+
+    def start_model_server(self, uuid: str, timeout: float = 60) -> Service:
+        service = self.get_model_server(uuid)
+        self.perform_start_model(service, timeout)
+        return service
+
+    def stop_model_server(self, uuid: str, timeout: float = 60, force: bool = False) -> Service:
+        service = self.get_model_server(uuid)
+        self.perform_stop_model(service, timeout, force)
+        return service
+
+    def delete_model_server(self, uuid: str, timeout: float = 60, force: bool = False) -> None:
+        service = self.get_model_server(uuid)
+        self.perform_delete_model(service, timeout, force)
+        self.store.delete_service(service.uuid)
+
+    #: The name the model-deployer docs use.
+    delete_service = delete_model_server
+
+    def get_model_server_logs(
+        self, uuid: str, follow: bool = False, tail: int | None = None
+    ) -> Iterator[str]:
+        return self.get_model_server(uuid).get_logs(follow=follow, tail=tail)
+
+    def get_model_server_info(self, service: Service) -> dict[str, str | None]:
+        """What to show about a server, flavor-specific keys included."""
+        return {
+            "PREDICTION_URL": service.prediction_url,
+            "MODEL_URI": service.config.model_uri,
+            "MODEL_NAME": service.config.model_name,
+        }
+
+    # -- what a flavor implements ----------------------------------------------------------
+
+    def perform_deploy_model(self, config: ServiceConfig, timeout: float) -> Service:
+        """Create, register and start a new service for ``config``."""
+        raise NotImplementedError
+
+    def perform_update_model(
+        self, service: Service, config: ServiceConfig, timeout: float
+    ) -> Service:
+        """Switch ``service`` to ``config`` keeping its UUID and URL; on failure the old
+        model keeps serving and a DeploymentError says why."""
+        raise NotImplementedError
+
+    def perform_start_model(self, service: Service, timeout: float) -> None:
+        service.start(timeout=timeout)
+
+    def perform_stop_model(self, service: Service, timeout: float, force: bool) -> None:
+        service.stop(timeout=timeout, force=force)
+
+    def perform_delete_model(self, service: Service, timeout: float, force: bool) -> None:
+        service.delete(timeout=timeout, force=force)
+
+
+#: The name ZenML's docs use for the base class.
+BaseModelDeployer = ModelDeployer

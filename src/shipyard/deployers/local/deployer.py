@@ -1,0 +1,133 @@
+"""The ``local`` model deployer: model servers as background processes on this machine."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from pydantic import Field
+
+from shipyard.deployers.base import ModelDeployer
+from shipyard.deployers.local.service import LocalModelServer, LocalModelServerConfig
+from shipyard.errors import DeploymentError, ServiceError
+from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
+from shipyard.services.service import Service, ServiceConfig
+from shipyard.services.state import ServiceState
+from shipyard.stack.component import ComponentConfig
+
+__all__ = ["LocalModelDeployer", "LocalModelDeployerConfig"]
+
+
+class LocalModelDeployerConfig(ComponentConfig):
+    host: str = Field(default="127.0.0.1", description="Interface model servers bind to.")
+    workers: int = Field(default=1, ge=1, description="Worker processes per model server.")
+
+
+class LocalModelDeployer(ModelDeployer):
+    """Runs each model server as a detached ``python -m shipyard.serving`` process."""
+
+    FLAVOR_NAME = "local"
+    CONFIG_CLASS = LocalModelDeployerConfig
+    DEPLOYMENT_CONFIG = LocalModelServerConfig
+
+    @property
+    def settings(self) -> LocalModelDeployerConfig:
+        return cast(LocalModelDeployerConfig, self.config)
+
+    def perform_deploy_model(self, config: ServiceConfig, timeout: float) -> Service:
+        config = cast(LocalModelServerConfig, config)
+        service = LocalModelServer(
+            flavor=self.flavor,
+            config=config,
+            workers=config.workers or self.settings.workers,
+            grpc_port=config.grpc_port,
+            endpoint=ServiceEndpoint(
+                host=config.host or self.settings.host,
+                port=config.port,
+                health_check=HTTPHealthCheck(path="/v2/health/ready"),
+            ),
+        )
+        self.register_service(service)
+        try:
+            service.start(timeout=timeout)
+        except ServiceError as err:
+            # Nothing half-started: the process is gone; the entry shows the error.
+            service.stop(timeout=5.0, force=True)
+            service.status.update(ServiceState.ERROR, str(err))
+            service.persist()
+            raise DeploymentError(
+                f"Deploying the model '{config.model_name}' from {config.model_uri} failed: {err}"
+            ) from err
+        return service
+
+    def perform_update_model(
+        self, service: Service, config: ServiceConfig, timeout: float
+    ) -> Service:
+        server = cast(LocalModelServer, service)
+        new = cast(LocalModelServerConfig, config)
+        old = server.config
+        if server.is_running and server.reloadable(old, new):
+            try:
+                server.reload(new, timeout=timeout)
+            except DeploymentError as err:
+                server.status.update(server.status.state, str(err))
+                server.persist()
+                raise
+            server.check_status()
+            return server
+        return self._restart_with(server, old, new, timeout)
+
+    def _restart_with(
+        self,
+        server: LocalModelServer,
+        old: LocalModelServerConfig,
+        new: LocalModelServerConfig,
+        timeout: float,
+    ) -> Service:
+        """Apply a change a hot reload cannot make (ports, workers): stop, then start.
+
+        If the new config fails, the old one is brought back when it was running.
+        """
+        was_running = server.is_running
+        server.stop(timeout=timeout)
+        self._apply(server, new)
+        try:
+            server.start(timeout=timeout)
+        except ServiceError as err:
+            server.stop(timeout=5.0, force=True)
+            self._apply(server, old)
+            message = f"Updating the model server {server.uuid} to {new.model_uri} failed: {err}"
+            if was_running:
+                server.start(timeout=timeout)
+                message += " The previous model was started again."
+            server.status.update(server.status.state, message)
+            server.persist()
+            raise DeploymentError(message) from err
+        return server
+
+    def _apply(self, server: LocalModelServer, config: LocalModelServerConfig) -> None:
+        server.config = config
+        server.workers = config.workers or self.settings.workers
+        if config.port is not None:
+            server.endpoint = server.endpoint.model_copy(update={"port": config.port})
+        if config.grpc_port is not None:
+            server.grpc_port = config.grpc_port
+        if config.host is not None:
+            server.endpoint = server.endpoint.model_copy(update={"host": config.host})
+
+    def get_model_server_info(self, service: Service) -> dict[str, str | None]:
+        info = super().get_model_server_info(service)
+        if isinstance(service, LocalModelServer):
+            pid = service.pid
+            info.update(
+                {
+                    "HEALTH_CHECK_URL": f"{service.endpoint.url}/v2/health/ready"
+                    if service.endpoint.url
+                    else None,
+                    "INVOCATIONS_URL": service.invocations_url,
+                    "GRPC_PORT": None if service.grpc_port is None else str(service.grpc_port),
+                    "SERVICE_PATH": str(service.run_path),
+                    "LOG_FILE": str(service.log_path),
+                    "DAEMON_PID": None if pid is None else str(pid),
+                }
+            )
+        return info

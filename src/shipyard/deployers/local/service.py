@@ -1,0 +1,209 @@
+"""LocalModelServer: ``python -m shipyard.serving`` as a managed background process."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from shipyard.errors import DeploymentError, ServiceError
+from shipyard.services import process
+from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
+from shipyard.services.local_daemon import LocalDaemonService
+from shipyard.services.service import ServiceConfig
+
+__all__ = ["LocalDeploymentConfig", "LocalModelServer", "LocalModelServerConfig"]
+
+# A Unix socket path must fit in sun_path (108 bytes on Linux).
+_MAX_SOCKET_PATH = 100
+
+
+class LocalModelServerConfig(ServiceConfig):
+    """How to serve a model locally. ``replicas``, ``implementation`` and
+    ``secret_name`` mean nothing on one machine; they are accepted, stored and shown so
+    that a config written for a cluster flavor deploys here unchanged."""
+
+    replicas: int = Field(default=1, ge=1, description="Cluster flavors: number of replicas.")
+    implementation: str = Field(default="", description="Cluster flavors: server image kind.")
+    secret_name: str = Field(default="", description="Cluster flavors: credentials secret.")
+    workers: int | None = Field(
+        default=None, ge=1, description="Worker processes; default: the deployer's setting."
+    )
+    host: str | None = Field(default=None, description="Interface to bind; default 127.0.0.1.")
+    port: int | None = Field(default=None, ge=1, le=65535, description="HTTP port; default free.")
+    grpc_port: int | None = Field(default=None, ge=1, le=65535, description="gRPC port.")
+
+    @field_validator("model_uri")
+    @classmethod
+    def _absolute_local_paths(cls, value: str) -> str:
+        # The server may start from another directory: a relative path must not drift.
+        if value and "://" not in value and not value.startswith("/"):
+            return str(Path(value).expanduser().resolve())
+        return value
+
+
+#: The docs' examples name a deployment config per flavor; this is the local one.
+LocalDeploymentConfig = LocalModelServerConfig
+
+#: Config fields a hot reload can change; any other change needs a restart.
+_RELOADABLE = {
+    "name",
+    "description",
+    "pipeline_name",
+    "pipeline_step_name",
+    "pipeline_run_id",
+    "model_uri",
+    "replicas",
+    "implementation",
+    "secret_name",
+}
+
+
+class LocalModelServer(LocalDaemonService):
+    """One local model server: a supervisor with N workers on one HTTP and one gRPC port."""
+
+    config: LocalModelServerConfig = Field(default_factory=LocalModelServerConfig)
+    workers: int = 1
+    grpc_port: int | None = None
+    control_socket: str = ""
+    endpoint: ServiceEndpoint = Field(
+        default_factory=lambda: ServiceEndpoint(
+            health_check=HTTPHealthCheck(path="/v2/health/ready")
+        )
+    )
+
+    @property
+    def served_name(self) -> str:
+        return self.config.model_name or "model"
+
+    @property
+    def prediction_url(self) -> str | None:
+        base = self.endpoint.url
+        return None if base is None else f"{base}/v2/models/{self.served_name}/infer"
+
+    @property
+    def invocations_url(self) -> str | None:
+        base = self.endpoint.url
+        return None if base is None else f"{base}/invocations"
+
+    def _assign_ports(self) -> None:
+        super()._assign_ports()
+        if self.grpc_port is None:
+            self.grpc_port = self.config.grpc_port or process.free_port(
+                self.endpoint.host, exclude=self._ports()
+            )
+
+    def _ports(self) -> list[int]:
+        ports = super()._ports()
+        return ports if self.grpc_port is None else [*ports, self.grpc_port]
+
+    def _socket_path(self) -> Path:
+        if not self.control_socket:
+            path = self.run_path / "control.sock"
+            if len(str(path)) > _MAX_SOCKET_PATH:
+                short = Path(tempfile.gettempdir()) / f"shipyard-{os.getuid()}"
+                short.mkdir(mode=0o700, exist_ok=True)
+                path = short / f"{self.uuid}.sock"
+            self.control_socket = str(path)
+        return Path(self.control_socket)
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "shipyard.serving",
+            self.config.model_uri,
+            "--name",
+            self.served_name,
+            "--host",
+            self.endpoint.host,
+            "--http-port",
+            str(self.endpoint.port),
+            "--grpc-port",
+            str(self.grpc_port),
+            "--workers",
+            str(self.workers),
+            "--control-socket",
+            str(self._socket_path()),
+        ]
+
+    def delete(self, timeout: float = 60.0, force: bool = False) -> None:
+        super().delete(timeout=timeout, force=force)
+        if self.control_socket:
+            Path(self.control_socket).unlink(missing_ok=True)
+
+    # -- in-place update -------------------------------------------------------------------
+
+    @staticmethod
+    def reloadable(old: LocalModelServerConfig, new: LocalModelServerConfig) -> bool:
+        """Whether ``new`` can be applied to a running server by a hot reload."""
+        changed = {key for key in type(old).model_fields if getattr(old, key) != getattr(new, key)}
+        return changed <= _RELOADABLE
+
+    def reload(self, config: LocalModelServerConfig, timeout: float) -> None:
+        """Hot-swap the model: every worker loads and health-checks the new one first;
+        on failure the old model keeps serving and DeploymentError names the cause."""
+        from shipyard.serving.control import send_command
+
+        command = {"op": "reload", "model_uri": config.model_uri, "name": self.served_name}
+        try:
+            answer = send_command(self._socket_path(), command, timeout)
+        except ServiceError as err:
+            raise DeploymentError(
+                f"Could not update the model server {self.uuid} to {config.model_uri}: {err}"
+            ) from err
+        if not answer.get("ok"):
+            raise DeploymentError(
+                f"The model server {self.uuid} rejected the new model {config.model_uri}: "
+                f"{answer.get('error', 'no reason given')}. The previous model keeps serving."
+            )
+        self.config = config
+        self.persist()
+
+    # -- using it --------------------------------------------------------------------------
+
+    def predict(self, data: Any) -> Any:
+        """Send ``data`` to the server: a V2 request dict is sent as is (the answer dict
+        comes back); rows (a list or array) become one FP64 tensor and the first output
+        comes back as a numpy array."""
+        import httpx
+        import numpy as np
+
+        url = self.prediction_url
+        if url is None or not self.is_running:
+            raise ServiceError(
+                f"The model server {self.uuid} is not running; start it with "
+                f"`shipyard model-deployer models start {self.uuid}`."
+            )
+        raw = isinstance(data, dict)
+        if raw:
+            body = data
+        else:
+            array = np.asarray(data, dtype=np.float64)
+            if array.ndim == 1:
+                array = array.reshape(1, -1)
+            body = {
+                "inputs": [
+                    {
+                        "name": "input-0",
+                        "shape": list(array.shape),
+                        "datatype": "FP64",
+                        "data": array.ravel().tolist(),
+                    }
+                ]
+            }
+        try:
+            response = httpx.post(url, json=body, timeout=60.0)
+        except httpx.HTTPError as err:
+            raise ServiceError(f"POST {url} failed: {err}") from err
+        if response.status_code != 200:
+            raise ServiceError(f"POST {url} answered {response.status_code}: {response.text}")
+        answer: dict[str, Any] = response.json()
+        if raw:
+            return answer
+        output = answer["outputs"][0]
+        return np.asarray(output["data"]).reshape(output["shape"])

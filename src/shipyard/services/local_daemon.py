@@ -1,0 +1,269 @@
+"""LocalDaemonService: a service run as a detached local process that outlives the CLI.
+
+Each service has a run directory ``$SHIPYARD_HOME/services/<uuid>/`` holding
+``service.json`` (the service), ``pid.json`` (pid and kernel start time) and
+``service.log`` (the process's output, appended across restarts).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Generator, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shipyard.errors import ServiceError
+from shipyard.services import process
+from shipyard.services.service import Service
+from shipyard.services.state import ServiceState
+
+__all__ = ["LocalDaemonService"]
+
+_POLL_S = 0.1
+_LOG_LINES_IN_ERRORS = 15
+
+
+class LocalDaemonService(Service):
+    """Subclasses say what to run (:meth:`command`); this class runs and watches it."""
+
+    run_dir: str = ""
+
+    # -- what to run (subclasses) --------------------------------------------------------
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def _assign_ports(self) -> None:
+        """Pick free ports for what has none yet; kept across restarts once chosen."""
+        if self.endpoint.port is None:
+            self.endpoint = self.endpoint.model_copy(
+                update={"port": process.free_port(self.endpoint.host)}
+            )
+
+    def _ports(self) -> list[int]:
+        return [] if self.endpoint.port is None else [self.endpoint.port]
+
+    # -- files ---------------------------------------------------------------------------
+
+    @property
+    def run_path(self) -> Path:
+        if not self.run_dir:
+            from shipyard.config import get_settings
+
+            self.run_dir = str(get_settings().services_dir / self.uuid)
+        return Path(self.run_dir)
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_path / "service.log"
+
+    @property
+    def _pid_path(self) -> Path:
+        return self.run_path / "pid.json"
+
+    def _write_config(self) -> None:
+        self.run_path.mkdir(parents=True, exist_ok=True)
+        target = self.run_path / "service.json"
+        tmp = target.with_suffix(".json.tmp")
+        tmp.write_text(self.to_json())
+        tmp.replace(target)
+
+    def persist(self) -> None:
+        if self.run_path.is_dir():
+            self._write_config()
+        super().persist()
+
+    def pid_info(self) -> tuple[int, int] | None:
+        """(pid, start time) of the last process started, if it was not stopped."""
+        try:
+            data = json.loads(self._pid_path.read_text())
+            return int(data["pid"]), int(data["start_time"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the running process, or None."""
+        info = self.pid_info()
+        if info is None or process.process_start_time(info[0]) != info[1]:
+            return None
+        return info[0]
+
+    def _log_tail(self, lines: int = _LOG_LINES_IN_ERRORS) -> str:
+        try:
+            with self.log_path.open(errors="replace") as handle:
+                tail = collections.deque(handle, maxlen=lines)
+        except OSError:
+            return ""
+        return "".join(tail).rstrip()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def _gone_reason(self, pid: int, start_time: int) -> str:
+        if process.process_start_time(pid) is not None:
+            return f"its pid {pid} now belongs to another process"
+        return f"process {pid} {process.exit_description(process.reap(pid))}"
+
+    def _refresh(self) -> None:
+        """Adopt what another copy of this service (another process) last wrote."""
+        try:
+            text = (self.run_path / "service.json").read_text()
+            stored = type(self).model_validate_json(text)
+        except (OSError, ValueError):
+            return
+        if stored.uuid != self.uuid:
+            return
+        for name in type(self).model_fields:
+            if getattr(self, name) != getattr(stored, name):
+                setattr(self, name, getattr(stored, name))
+
+    def check_status(self) -> tuple[ServiceState, str]:
+        self._refresh()
+        info = self.pid_info()
+        alive = info is not None and process.process_start_time(info[0]) == info[1]
+        if alive:
+            healthy, why = self.endpoint.check()
+            if healthy:
+                self.status.update(ServiceState.ACTIVE)
+            elif self.status.state not in (
+                ServiceState.PENDING_STARTUP,
+                ServiceState.PENDING_SHUTDOWN,
+            ):
+                self.status.update(ServiceState.ERROR, f"running but unhealthy: {why}")
+        elif info is not None:
+            pid, start_time = info
+            reason = self._gone_reason(pid, start_time)
+            # Clear up what a killed supervisor leaves behind (workers holding the port).
+            process.terminate(pid, start_time, timeout=5.0)
+            self._pid_path.unlink(missing_ok=True)
+            if self.admin_state == ServiceState.ACTIVE:
+                tail = self._log_tail()
+                self.status.update(
+                    ServiceState.ERROR,
+                    f"the server stopped behind the registry's back ({reason}); "
+                    f"restart it with `shipyard model-deployer models start {self.uuid}`."
+                    + (f"\nLast log lines:\n{tail}" if tail else ""),
+                )
+            else:
+                self.status.update(ServiceState.INACTIVE)
+        elif self.admin_state == ServiceState.ACTIVE and self.status.state != ServiceState.ERROR:
+            self.status.update(ServiceState.ERROR, "the server is not running although it should")
+        elif self.admin_state != ServiceState.ACTIVE:
+            self.status.update(ServiceState.INACTIVE)
+        self.persist()
+        return self.status.state, self.status.last_error
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the process (if not running) and wait until it is healthy."""
+        if self.status.state == ServiceState.PENDING_SHUTDOWN and self.pid is not None:
+            raise ServiceError(
+                f"The service {self.uuid} is shutting down; wait for it to stop, then start it."
+            )
+        self.admin_state = ServiceState.ACTIVE
+        if self.pid is None:
+            self._spawn()
+        self._wait_healthy(timeout)
+
+    def _spawn(self) -> None:
+        self._assign_ports()
+        busy = [p for p in self._ports() if not process.port_is_free(self.endpoint.host, p)]
+        if busy:
+            message = (
+                f"Cannot start the service {self.uuid}: port {busy[0]} on "
+                f"{self.endpoint.host} is in use by another process. Stop that process, "
+                "or deploy with another --port."
+            )
+            self.status.update(ServiceState.ERROR, message)
+            self.persist()
+            raise ServiceError(message)
+        self.run_path.mkdir(parents=True, exist_ok=True)
+        command = self.command()
+        with self.log_path.open("a") as log:
+            log.write(f"--- shipyard {datetime.now(UTC).isoformat()}: {' '.join(command)}\n")
+        try:
+            pid, start_time = process.spawn_detached(
+                command, log_path=self.log_path, env=self.environment()
+            )
+        except OSError as err:
+            self.status.update(ServiceState.ERROR, f"could not start {command[0]}: {err}")
+            self.persist()
+            raise ServiceError(f"Cannot start the service {self.uuid}: {err}") from err
+        self._pid_path.write_text(json.dumps({"pid": pid, "start_time": start_time}))
+        self.status.update(ServiceState.PENDING_STARTUP)
+        self.persist()
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        why = ""
+        while True:
+            info = self.pid_info()
+            if info is None or process.process_start_time(info[0]) != info[1]:
+                reason = "it was never started" if info is None else self._gone_reason(*info)
+                self._pid_path.unlink(missing_ok=True)
+                tail = self._log_tail()
+                message = f"the server failed to start ({reason})" + (
+                    f"; last log lines:\n{tail}" if tail else ""
+                )
+                self.status.update(ServiceState.ERROR, message)
+                self.persist()
+                raise ServiceError(f"Service {self.uuid}: {message}")
+            healthy, why = self.endpoint.check()
+            if healthy:
+                self.status.update(ServiceState.ACTIVE)
+                self.persist()
+                return
+            if time.monotonic() > deadline:
+                break
+            time.sleep(_POLL_S)
+        process.terminate(*info, timeout=5.0, force=True)
+        self._pid_path.unlink(missing_ok=True)
+        message = f"the server did not become healthy within {timeout:.0f}s ({why}); stopped it"
+        self.status.update(ServiceState.ERROR, message)
+        self.persist()
+        raise ServiceError(f"Service {self.uuid}: {message}. See its log: {self.log_path}")
+
+    def stop(self, timeout: float = 60.0, force: bool = False) -> None:
+        """SIGTERM (in-flight requests finish), SIGKILL after ``timeout`` or with ``force``."""
+        self.admin_state = ServiceState.INACTIVE
+        info = self.pid_info()
+        if info is not None:
+            self.status.update(ServiceState.PENDING_SHUTDOWN)
+            self.persist()
+            process.terminate(*info, timeout=timeout, force=force)
+            self._pid_path.unlink(missing_ok=True)
+        self.status.update(ServiceState.INACTIVE)
+        self.persist()
+
+    def delete(self, timeout: float = 60.0, force: bool = False) -> None:
+        self.stop(timeout=timeout, force=force)
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(self.run_path)
+
+    def get_logs(self, follow: bool = False, tail: int | None = None) -> Generator[str, None, None]:
+        """Lines of the process's log; with ``follow``, new lines until the process ends."""
+        try:
+            handle = self.log_path.open(errors="replace")
+        except FileNotFoundError:
+            return
+        with handle:
+            lines: Iterable[str] = handle
+            if tail is not None:
+                lines = collections.deque(handle, maxlen=tail) if tail > 0 else []
+            for line in lines:
+                yield line.rstrip("\n")
+            while follow:
+                line = handle.readline()
+                if line:
+                    yield line.rstrip("\n")
+                elif self.pid is None:
+                    return
+                else:
+                    time.sleep(0.2)
