@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,12 +39,16 @@ class Constant(Predictor):
 
 
 class Slow(Predictor):
-    """Sleeps ``inputs[0, 0]`` seconds (async) before answering: for drain tests."""
+    """Sleeps ``inputs[0, 0]`` seconds (async) before answering: for drain tests. It first
+    creates a file in ``$SERVING_TEST_MARKS`` so a test knows the request is in flight."""
 
     supports_batching = False
 
     async def predict(self, inputs: Any) -> Any:
         arr = np.asarray(inputs)
+        marks = os.environ.get("SERVING_TEST_MARKS")
+        if marks:
+            (Path(marks) / f"started-{os.getpid()}").write_text("")
         await asyncio.sleep(float(arr[0, 0]))
         return arr[:, 0] * 2
 

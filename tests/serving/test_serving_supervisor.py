@@ -1,0 +1,178 @@
+"""The supervisor: worker replacement, graceful drain, the control socket, hot reload."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shipyard.errors import ServiceError
+from shipyard.serving.control import send_command
+from shipyard.testing import ServerProcess, start_server
+
+ONE_ROW = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 1, 1, 1]}]}
+
+
+def _answer(http: httpx.Client, model: str) -> Any:
+    response = http.post(f"/v2/models/{model}/infer", json=ONE_ROW)
+    assert response.status_code == 200, response.text
+    return response.json()["outputs"][0]["data"][0]
+
+
+def _wait_for(condition: Any, what: str, timeout: float = 120.0) -> None:
+    # Waits for an event, never asserts on how long it took.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def test_killed_worker_is_replaced(models_dir: Path) -> None:
+    with start_server(models_dir / "const1", workers=2) as server:
+        status = server.status()
+        pids = [w["pid"] for w in status["workers"]]
+        assert len(set(pids)) == 2
+        assert status["models"][0]["name"] == "const1"
+        victim = pids[0]
+        os.kill(victim, signal.SIGKILL)
+
+        def replaced() -> bool:
+            now = server.status()
+            current = [w["pid"] for w in now["workers"]]
+            return victim not in current and bool(now["ready"])
+
+        _wait_for(replaced, "a replacement worker")
+        assert pids[1] in [w["pid"] for w in server.status()["workers"]]
+        # Fresh connections spread over both workers; all must answer.
+        for _ in range(20):
+            with httpx.Client(base_url=server.url, timeout=30) as http:
+                assert _answer(http, "const1") == 1.0
+        assert server.stop() == 0
+
+
+def test_sigterm_drains_in_flight_requests(models_dir: Path, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    server = start_server(models_dir / "slow", workers=1, env={"SERVING_TEST_MARKS": str(marks)})
+    try:
+        result: dict[str, Any] = {}
+
+        def slow_request() -> None:
+            body = {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [2]}]}
+            with httpx.Client(base_url=server.url, timeout=60) as http:
+                response = http.post("/v2/models/slow/infer", json=body)
+                result["status"] = response.status_code
+                result["data"] = response.json()["outputs"][0]["data"]
+
+        thread = threading.Thread(target=slow_request)
+        thread.start()
+        _wait_for(lambda: any(marks.iterdir()), "the slow request to reach the predictor")
+        server.process.send_signal(signal.SIGTERM)
+        thread.join(60)
+        assert result == {"status": 200, "data": [4.0]}
+        assert server.process.wait(60) == 0
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{server.url}/v2/health/live", timeout=5)
+    finally:
+        server.stop()
+
+
+def test_control_socket_status_and_refusals(models_dir: Path) -> None:
+    with start_server(models_dir / "const1", workers=1) as server:
+        mode = stat.S_IMODE(os.stat(server.control_socket).st_mode)
+        assert mode == 0o600
+        status = send_command(server.control_socket, {"op": "status"}, timeout=10)
+        assert status["ok"] and status["ready"]
+        assert status["pid"] == server.pid
+        assert status["http_port"] == server.http_port
+        assert [m["name"] for m in status["models"]] == ["const1"]
+        unknown = send_command(server.control_socket, {"op": "dance"}, timeout=10)
+        assert unknown["ok"] is False and "dance" in unknown["error"]
+        missing = send_command(server.control_socket, {"op": "reload"}, timeout=10)
+        assert missing["ok"] is False and "model_uri" in missing["error"]
+    with pytest.raises(ServiceError, match="control socket"):
+        send_command(server.control_socket, {"op": "status"}, timeout=5)
+
+
+def test_hot_reload_without_failed_requests(models_dir: Path, tmp_path: Path) -> None:
+    repository = tmp_path / "repo"
+    repository.mkdir()
+    (repository / "m").symlink_to(models_dir / "const1")
+    server = start_server(args=["--model-repository", str(repository)], workers=2)
+    seen: list[Any] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            while not stop.is_set():
+                try:
+                    response = http.post("/v2/models/m/infer", json=ONE_ROW)
+                    if response.status_code != 200:
+                        failures.append(response.text)
+                    else:
+                        seen.append(response.json()["outputs"][0]["data"][0])
+                except httpx.HTTPError as err:
+                    failures.append(repr(err))
+
+    client = threading.Thread(target=loop)
+    try:
+        client.start()
+        _wait_for(lambda: len(seen) > 10, "the client loop to get answers")
+        answer = server.command({"op": "reload", "model_uri": str(models_dir / "const2")})
+        assert answer["ok"], answer
+        assert answer["models"][0]["uri"] == str(models_dir / "const2")
+        count = len(seen)
+        _wait_for(lambda: len(seen) > count + 10, "answers after the reload")
+        assert seen[-1] == 2.0
+        refused = server.command(
+            {"op": "reload", "model_uri": str(models_dir / "broken"), "name": "m"}
+        )
+        assert refused["ok"] is False
+        assert "this model is broken" in refused["error"]
+        count = len(seen)
+        _wait_for(lambda: len(seen) > count + 10, "answers after the refused reload")
+    finally:
+        stop.set()
+        client.join(30)
+        server.stop()
+    assert failures == []
+    assert seen[0] == 1.0 and seen[-1] == 2.0
+    # The switch is one way: never back to the old model once the new one answered.
+    first_new = seen.index(2.0)
+    assert set(seen[first_new:]) == {2.0}
+
+
+def test_replacement_worker_loads_the_reloaded_model(models_dir: Path) -> None:
+    with start_server(models_dir / "const1", workers=1) as server:
+        assert server.command({"op": "reload", "model_uri": str(models_dir / "const2")})["ok"]
+        (worker,) = server.status()["workers"]
+        os.kill(worker["pid"], signal.SIGKILL)
+        _wait_for(
+            lambda: (s := server.status())["ready"] and s["workers"][0]["pid"] != worker["pid"],
+            "a replacement worker",
+        )
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            assert _answer(http, "const1") == 2.0
+
+
+def test_a_model_that_cannot_start_fails_fast_with_the_reason(models_dir: Path) -> None:
+    with pytest.raises(ServiceError, match="this model is broken"):
+        start_server(models_dir / "broken", workers=1)
+
+
+def test_server_process_helpers(models_dir: Path) -> None:
+    server: ServerProcess
+    with start_server(models_dir / "const1", workers=1) as server:
+        assert "Shipyard model server ready" in server.log()
+        assert f"http://127.0.0.1:{server.http_port}" in server.log()
+    assert server.process.returncode == 0
