@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 import traceback
-
-import click
 
 from shipyard.errors import ShipyardError
 
 _debug = bool(os.environ.get("SHIPYARD_DEBUG"))
-
-HANDLED = (ShipyardError, click.ClickException, click.exceptions.Exit, click.Abort)
 
 
 def set_debug(value: bool) -> None:
@@ -20,16 +15,8 @@ def set_debug(value: bool) -> None:
     _debug = _debug or value
 
 
-def report(err: BaseException) -> int:
+def report(err: ShipyardError) -> int:
     """Print ``err`` for a person and return the process exit code."""
-    if isinstance(err, click.exceptions.Exit):
-        return err.exit_code
-    if isinstance(err, click.Abort):
-        sys.stderr.write("Aborted.\n")
-        return 1
-    if isinstance(err, click.ClickException):
-        err.show()
-        return err.exit_code
     if _debug:
         traceback.print_exception(err)
     from rich.console import Console

@@ -12,6 +12,7 @@ import typer
 
 from shipyard import __version__
 from shipyard.cli import _errors
+from shipyard.errors import ShipyardError
 
 app = typer.Typer(
     name="shipyard",
@@ -51,9 +52,10 @@ _register()
 
 def main() -> None:
     """Run the CLI; a user's mistake prints one red line, not a traceback."""
+    # Typer/Click report usage errors themselves (standalone mode); ours are caught here.
     try:
-        app(standalone_mode=False)
-    except _errors.HANDLED as err:
+        app()
+    except ShipyardError as err:
         sys.exit(_errors.report(err))
 
 
