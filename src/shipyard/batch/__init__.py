@@ -1,1 +1,79 @@
-"""batch"""
+"""Batch inference: predictions for data sets larger than memory, on every core, resumable.
+
+``predict(model_uri, input, output)`` streams Parquet, CSV or JSON-lines files through the
+model's Predictor (``preprocess`` -> ``predict`` -> ``postprocess``) in worker processes
+and writes Parquet, CSV or JSON-lines files, or a database table; ``resume=True`` after a
+crash finishes the job with exactly the rows of an uninterrupted run.
+
+Importing this package stays light: worker processes import it before numpy, so thread
+limits can still be set.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from shipyard.batch._options import BatchOptions, BatchSummary
+
+__all__ = ["BatchOptions", "BatchSummary", "predict"]
+
+
+def predict(
+    model_uri: str | None,
+    input: str,
+    output: str,
+    *,
+    format: Literal["parquet", "csv", "jsonl"] | None = None,
+    columns: list[str] | None = None,
+    id_column: str | None = None,
+    keep_columns: list[str] | None = None,
+    batch_size: int = 65_536,
+    workers: int = 1,
+    resume: bool = False,
+    on_error: Literal["fail", "skip"] = "fail",
+    overwrite: bool = False,
+    service: str | None = None,
+    **options: Any,
+) -> BatchSummary:
+    """Predict every row of ``input`` with the model at ``model_uri``; write ``output``.
+
+    ``input`` is a file, a directory or a glob of Parquet, CSV or JSON-lines files.
+    ``output`` is a ``.parquet``/``.csv``/``.jsonl`` file, a directory (one part per
+    shard, in input order) or a SQLAlchemy URL (``sqlite:///out.db``; the table is
+    ``table=``, default ``predictions``). ``service`` (a V2 model URL, or a model server's
+    name or UUID) sends the batches to a running server instead of loading the model
+    (pass ``model_uri=None``). Further options: see ``BatchOptions``.
+
+    Raises ``ConfigError`` when the output exists (pass ``overwrite=True``) or an
+    unfinished job is there (pass ``resume=True``), ``InvalidInputError`` naming the file
+    and rows for unreadable input, ``PredictorError`` when the predictor fails and
+    ``on_error="fail"``.
+    """
+    from pydantic import ValidationError
+
+    from shipyard.batch._job import run_job
+    from shipyard.errors import ConfigError
+
+    try:
+        opts = BatchOptions(
+            model_uri=model_uri,
+            service=service,
+            input=input,
+            output=output,
+            format=format,
+            columns=columns,
+            id_column=id_column,
+            keep_columns=keep_columns or [],
+            batch_size=batch_size,
+            workers=workers,
+            resume=resume,
+            on_error=on_error,
+            overwrite=overwrite,
+            **options,
+        )
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in err.errors()
+        )
+        raise ConfigError(f"Invalid batch options: {problems}") from err
+    return run_job(opts)

@@ -12,6 +12,7 @@ _GROUPS: list[tuple[str, str, str]] = [
     # module, attribute, name
     ("shipyard.cli.serve", "serve", "serve"),
     ("shipyard.cli.pipeline", "pipeline", "pipeline"),
+    ("shipyard.cli.batch", "batch", "batch"),
     ("shipyard.cli.stack", "stack", "stack"),
     ("shipyard.cli.components", "artifact_store", "artifact-store"),
     ("shipyard.cli.components", "orchestrator", "orchestrator"),

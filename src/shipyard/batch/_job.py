@@ -1,0 +1,322 @@
+"""Run a batch job: plan, check the output, start workers, hand out shards, finish.
+
+The coordinating process predicts too: it takes shards between the workers' messages,
+so work starts at once while the other workers start up and load the model (process
+start-up is most of the overhead of a short job). Only shard descriptions, progress
+counts and results cross process boundaries; rows never do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import queue
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+from shipyard.batch._db import DatabaseOutput, is_database_url
+from shipyard.batch._manifest import JobManifest, ShardRecord
+from shipyard.batch._options import BatchOptions, BatchSummary
+from shipyard.batch._output import FileOutput, Output
+from shipyard.batch._plan import Plan, make_plan
+from shipyard.batch._progress import JobProgress
+from shipyard.batch._shard import ShardResult, ShardTask, error_from_payload, run_shard
+from shipyard.batch._worker import WorkerSpec, make_runtime, worker_main
+from shipyard.errors import ConfigError, InvalidInputError, PredictorError
+
+__all__ = ["run_job"]
+
+
+def _job_options(opts: BatchOptions, plan: Plan, output: Output) -> dict[str, Any]:
+    """What decides the rows of the output; a resume must see the same."""
+    return {
+        "model": opts.model_uri,
+        "service": opts.service,
+        "inputs": [f.path for f in plan.files],
+        "columns": opts.columns,
+        "id_column": opts.id_column,
+        "keep_columns": opts.keep_columns,
+        "output_format": output.part_format,
+        "input_as": opts.input_as,
+        "shard_rows": opts.shard_rows,
+        "shard_bytes": opts.shard_bytes,
+    }
+
+
+def _open_manifest(opts: BatchOptions, plan: Plan, output: Output) -> JobManifest:
+    options = _job_options(opts, plan, output)
+    if opts.overwrite:
+        output.clear()
+    manifest = JobManifest.read(output.staging) if output.staging.exists() else None
+    where = output.location
+    if manifest is not None and not (manifest.complete and not opts.resume):
+        if not opts.resume:
+            raise ConfigError(
+                f"An unfinished job is writing {where} ({len(manifest.done)} of "
+                f"{manifest.shards_total} shards done); pass --resume to continue it or "
+                "--overwrite to start over."
+            )
+        manifest.check_resumable(options, where)
+    elif output.exists():
+        raise ConfigError(
+            f"The output {where} already exists; pass --overwrite to replace it, or "
+            "choose another --output."
+        )
+    else:
+        manifest = JobManifest(options=options)
+    output.prepare()
+    # Keep only shards whose input is unchanged (same file, size, mtime and range).
+    keys = {s.index: s.key(plan) for s in plan.shards}
+    manifest.done = {i: r for i, r in manifest.done.items() if keys.get(i) == r.key}
+    output.reconcile(manifest)
+    manifest.shards_total = len(plan.shards)
+    manifest.complete = False
+    manifest.write(output.staging)
+    return manifest
+
+
+def _features(opts: BatchOptions, runtime: Any, plan: Plan) -> list[str]:
+    import pyarrow as pa
+
+    carry = [c for c in [opts.id_column, *opts.keep_columns] if c]
+    features = opts.columns or runtime.features_default()
+    if not features:
+        first = pa.ipc.read_schema(pa.py_buffer(plan.files[0].schema))
+        features = [n for n in first.names if n not in carry]
+    for f in plan.files:
+        names = pa.ipc.read_schema(pa.py_buffer(f.schema)).names
+        missing = [c for c in dict.fromkeys([*features, *carry]) if c not in names]
+        if missing:
+            raise InvalidInputError(
+                f"{f.path} (all rows) has no column {', '.join(map(repr, missing))}; it has: "
+                f"{', '.join(names)}. Choose columns with --columns, --id-column and "
+                "--keep-columns."
+            )
+    return list(features)
+
+
+def _thread_limit(threads: int) -> contextlib.AbstractContextManager[Any]:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    limits: contextlib.AbstractContextManager[Any] = threadpool_limits(limits=threads)
+    return limits
+
+
+class _Pool:
+    """Worker processes, their two queues, and the bookkeeping of who does what."""
+
+    def __init__(self, n: int, spec: WorkerSpec) -> None:
+        ctx = mp.get_context("spawn")
+        self.tasks: Any = ctx.Queue(maxsize=max(1, n))
+        self.results: Any = ctx.Queue()
+        self.procs = [
+            ctx.Process(
+                target=worker_main,
+                args=(spec, os.getpid(), self.tasks, self.results),
+                name=f"shipyard-batch-{i}",
+                daemon=True,
+            )
+            for i in range(n)
+        ]
+        for p in self.procs:
+            p.start()
+        self.inflight: dict[int, int] = {}
+
+    def dead(self) -> list[Any]:
+        return [p for p in self.procs if p.exitcode is not None]
+
+    def check_alive(self, plan: Plan) -> None:
+        for p in self.dead():
+            shard = self.inflight.get(p.pid or -1)
+            where = f" on {plan.shards[shard].describe(plan)}" if shard is not None else ""
+            raise PredictorError(
+                f"A worker process (pid {p.pid}) died with exit code {p.exitcode}{where}. "
+                "Finished shards are kept: fix the cause and run again with --resume."
+            )
+
+    def stop(self, graceful: bool) -> None:
+        if graceful:
+            for _ in self.procs:
+                self.tasks.put(None)
+            for p in self.procs:
+                p.join(timeout=10)
+        for p in self.procs:
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=5)
+        self.tasks.close()
+        self.results.close()
+
+
+class _Coordinator:
+    def __init__(
+        self,
+        plan: Plan,
+        manifest: JobManifest,
+        output: Output,
+        pending: deque[ShardTask],
+        progress: JobProgress,
+    ) -> None:
+        self.plan = plan
+        self.manifest = manifest
+        self.output = output
+        self.pending = pending
+        self.progress = progress
+        self.remaining = len(pending)
+        self.pool: _Pool | None = None
+
+    def record(self, result: ShardResult) -> None:
+        shard = self.plan.shards[result.index]
+        self.manifest.done[result.index] = ShardRecord(
+            key=shard.key(self.plan),
+            rows=result.rows,
+            rejected=result.rejected,
+            part=result.part,
+            rejects=result.rejects,
+        )
+        self.manifest.write(self.output.staging)
+        self.output.shard_done(self.plan, self.manifest)
+        self.progress.correct_total(result.rows + result.rejected - shard.est_rows)
+        self.remaining -= 1
+
+    def handle(self, msg: tuple[Any, ...]) -> None:
+        kind, pid = msg[0], msg[1]
+        if kind == "progress":
+            self.progress.advance(msg[2], msg[3])
+        elif kind == "start" and self.pool is not None:
+            self.pool.inflight[pid] = msg[2]
+        elif kind == "done" and self.pool is not None:
+            self.pool.inflight.pop(pid, None)
+            self.record(msg[2])
+        elif kind == "fatal":
+            raise error_from_payload(msg[3], msg[4])
+
+    def pump(self, block: float = 0.0) -> None:
+        """Feed the workers, take their messages; wait up to ``block`` s for one."""
+        pool = self.pool
+        if pool is None:
+            return
+        while self.pending:
+            try:
+                pool.tasks.put_nowait(self.pending[0])
+            except queue.Full:
+                break
+            self.pending.popleft()
+        timeout = block
+        while True:
+            try:
+                msg = pool.results.get(timeout=timeout) if timeout else pool.results.get_nowait()
+            except queue.Empty:
+                break
+            self.handle(msg)
+            timeout = 0.0
+        if pool.dead():
+            # A worker that failed on purpose sent why before exiting: read that first.
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self.handle(pool.results.get(timeout=1.0))
+            pool.check_alive(self.plan)
+
+    def run(self, runtime: Any) -> None:
+        def on_batch(rows: int, rejected: int) -> None:
+            self.progress.advance(rows, rejected)
+            self.pump()
+
+        while self.remaining:
+            self.pump()
+            if self.pending:
+                task = self.pending.popleft()
+                self.record(run_shard(task, runtime, on_batch))
+            else:
+                self.pump(block=0.2)
+
+
+@contextlib.contextmanager
+def _stopping(pool: _Pool | None) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        if pool is not None:
+            pool.stop(graceful=False)
+        raise
+    if pool is not None:
+        pool.stop(graceful=True)
+
+
+def run_job(opts: BatchOptions) -> BatchSummary:
+    """Run the job ``opts`` describes; see ``shipyard.batch.predict``."""
+    started = time.perf_counter()
+    if is_database_url(opts.output):
+        output: Output = DatabaseOutput(opts.output, opts.table, opts.staging_dir)
+    else:
+        output = FileOutput(opts.output, opts.format)
+    plan = make_plan(
+        opts.input,
+        input_format=opts.input_format,
+        shard_rows=opts.shard_rows,
+        shard_bytes=opts.shard_bytes,
+    )
+    manifest = _open_manifest(opts, plan, output)
+    todo = [s for s in plan.shards if s.index not in manifest.done]
+    n_children = min(opts.workers, len(todo)) - 1
+    threads = max(1, (os.cpu_count() or 1) // max(1, n_children + 1))
+    service_url = None
+    if opts.service is not None:
+        from shipyard.batch._remote import resolve_service
+
+        service_url = resolve_service(opts.service)
+    spec = WorkerSpec(opts.model_uri, service_url, opts.input_as, threads, opts.timeout)
+    # Workers start first: they load the model while this process does the same.
+    pool = _Pool(n_children, spec) if n_children > 0 else None
+    with _stopping(pool):
+        runtime = make_runtime(spec)
+        try:
+            features = _features(opts, runtime, plan)
+            carry = tuple(c for c in [opts.id_column, *opts.keep_columns] if c)
+            pending = deque(
+                ShardTask(
+                    shard=s,
+                    file=plan.files[s.file],
+                    features=tuple(features),
+                    carry=carry,
+                    batch_size=opts.batch_size,
+                    on_error=opts.on_error,
+                    part_path=output.part_path(s.index),
+                    part_format=output.part_format,
+                    rejects_path=output.rejects_path(s.index),
+                    row_numbers=output.row_numbers,
+                )
+                for s in todo
+            )
+            done_rows = sum(r.rows + r.rejected for r in manifest.done.values())
+            progress = JobProgress(
+                opts.progress, plan.est_rows, done_rows, f"predicting with {runtime.name}"
+            )
+            try:
+                coordinator = _Coordinator(plan, manifest, output, pending, progress)
+                coordinator.pool = pool
+                with _thread_limit(threads):
+                    coordinator.run(runtime)
+            finally:
+                progress.close()
+        finally:
+            runtime.close()
+    output.shard_done(plan, manifest)
+    rejects = output.finalize(plan, manifest)
+    seconds = time.perf_counter() - started
+    return BatchSummary(
+        rows=sum(r.rows for r in manifest.done.values()),
+        rejected=sum(r.rejected for r in manifest.done.values()),
+        seconds=seconds,
+        rows_per_second=(progress.rows / seconds) if seconds > 0 else 0.0,
+        output=output.location,
+        rejects=rejects,
+        shards=len(plan.shards),
+        shards_resumed=len(plan.shards) - len(todo),
+        workers=n_children + 1,
+    )

@@ -1,0 +1,242 @@
+"""Turn an Arrow batch into predictions through the Predictor contract, in this process.
+
+The batch becomes the predictor's input the way the model server hands over one
+request (see ``shipyard.models.predictor``): a 2-D array for a single-input model, a
+dict of 1-D arrays for a model with one input per column; ``input_as`` overrides it.
+The answer (array, dict of arrays, DataFrame or Arrow table) becomes Arrow columns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from shipyard.errors import InvalidInputError, PredictorError, ShipyardError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from shipyard.models.manifest import Signature
+
+__all__ = [
+    "ColumnTypeError",
+    "InputAs",
+    "LocalRuntime",
+    "Runtime",
+    "default_features",
+    "input_mode",
+    "outputs_to_arrow",
+]
+
+InputAs = Literal["auto", "numpy", "dict", "pandas"]
+
+
+class Runtime:
+    """What a shard executor needs: ``run(batch, features) -> table of predictions``."""
+
+    name: str = "model"
+
+    def run(self, batch: pa.RecordBatch, features: list[str]) -> pa.Table:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections or event loops."""
+
+
+def default_features(signature: Signature | None) -> list[str] | None:
+    """The input columns a signature names, or None when it does not say."""
+    if signature is None or not signature.inputs:
+        return None
+    if len(signature.inputs) == 1:
+        spec = signature.inputs[0]
+        return list(spec.columns) if spec.columns else None
+    return [spec.name for spec in signature.inputs]
+
+
+def input_mode(signature: Signature | None, input_as: InputAs) -> str:
+    if input_as != "auto":
+        return input_as
+    if signature is not None and len(signature.inputs) > 1:
+        return "dict"
+    return "numpy"
+
+
+class ColumnTypeError(InvalidInputError):
+    """An input column does not convert to what the model takes (a data problem, not a
+    rejection by the predictor: never skipped)."""
+
+
+def _column_array(
+    batch: pa.RecordBatch, name: str, dtype: np.dtype[Any] | None
+) -> np.ndarray[Any, Any]:
+    col = batch.column(name)
+    arr = col.to_numpy(zero_copy_only=False)
+    if dtype is not None and arr.dtype != dtype:
+        try:
+            arr = arr.astype(dtype)
+        except (ValueError, TypeError) as err:
+            raise ColumnTypeError(
+                f"column {name!r} holds {col.type}, the model takes {dtype} ({err})"
+            ) from err
+    return np.asarray(arr)
+
+
+class _Caller:
+    """The three hooks, each classified once as sync or async (never per batch)."""
+
+    def __init__(self, predictor: Any) -> None:
+        from shipyard.models.predictor import Predictor
+
+        self.name = type(predictor).__name__
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.hooks: list[tuple[str, Callable[[Any], Any], bool]] = []
+        for hook in ("preprocess", "predict", "postprocess"):
+            fn = getattr(predictor, hook, None)
+            if fn is None:
+                if hook == "predict":
+                    raise PredictorError(f"{self.name} has no predict() method.")
+                continue
+            # The base class's identity hooks cost nothing to skip.
+            if hook != "predict" and getattr(type(predictor), hook, None) is getattr(
+                Predictor, hook
+            ):
+                continue
+            self.hooks.append((hook, fn, inspect.iscoroutinefunction(fn)))
+
+    def __call__(self, data: Any) -> Any:
+        for hook, fn, is_async in self.hooks:
+            try:
+                if is_async:
+                    if self._loop is None:
+                        self._loop = asyncio.new_event_loop()
+                    data = self._loop.run_until_complete(fn(data))
+                else:
+                    data = fn(data)
+            except ShipyardError:
+                raise
+            except Exception as err:
+                raise PredictorError(
+                    f"{self.name}.{hook}() raised {type(err).__name__}: {err}"
+                ) from err
+        return data
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+
+
+class LocalRuntime(Runtime):
+    """The model loaded into this process with ``shipyard.models.load_model``."""
+
+    def __init__(self, model_uri: str, input_as: InputAs = "auto") -> None:
+        from shipyard.models import load_model
+
+        loaded = load_model(model_uri)
+        self.name = loaded.name
+        self.signature = loaded.signature
+        self.mode = input_mode(loaded.signature, input_as)
+        self._call = _Caller(loaded.predictor)
+        self._dtypes: dict[str, np.dtype[Any]] = {}
+        self._matrix_dtype: np.dtype[Any] | None = None
+        if loaded.signature is not None:
+            from shipyard.models import dtype_for_datatype
+
+            specs = loaded.signature.inputs
+            if len(specs) == 1 and specs[0].datatype != "BYTES":
+                self._matrix_dtype = dtype_for_datatype(specs[0].datatype)
+            self._dtypes = {
+                s.name: dtype_for_datatype(s.datatype) for s in specs if s.datatype != "BYTES"
+            }
+
+    def features_default(self) -> list[str] | None:
+        return default_features(self.signature)
+
+    def _inputs(self, batch: pa.RecordBatch, features: list[str]) -> Any:
+        if self.mode == "pandas":
+            return batch.select(features).to_pandas()
+        if self.mode == "dict":
+            return {f: _column_array(batch, f, self._dtypes.get(f)) for f in features}
+        cols = [_column_array(batch, f, self._matrix_dtype) for f in features]
+        if (
+            len(cols) == 1
+            and self.signature is not None
+            and len(self.signature.inputs[0].shape) == 1
+        ):
+            return cols[0]
+        return np.column_stack(cols)
+
+    def run(self, batch: pa.RecordBatch, features: list[str]) -> pa.Table:
+        try:
+            inputs = self._inputs(batch, features)
+        except (ValueError, TypeError) as err:
+            raise ColumnTypeError(
+                f"columns {features} do not make one {self._matrix_dtype or 'numeric'} "
+                f"matrix: {err}"
+            ) from err
+        return outputs_to_arrow(self._call(inputs), batch.num_rows, self.signature)
+
+    def close(self) -> None:
+        self._call.close()
+
+
+def _output_names(signature: Signature | None, width: int, base: str) -> list[str]:
+    if signature is not None and len(signature.outputs) == 1:
+        cols = signature.outputs[0].columns
+        if cols and len(cols) == width:
+            return list(cols)
+    return [f"{base}_{i}" for i in range(width)]
+
+
+def _arrow_columns(name: str, value: Any, signature: Signature | None) -> dict[str, Any]:
+    import pyarrow as pa
+
+    if isinstance(value, (pa.Array, pa.ChunkedArray)):
+        return {name: value}
+    arr = np.asarray(value)
+    if arr.ndim == 0:
+        raise PredictorError(f"The predictor returned a scalar for {name!r}; expected one per row.")
+    if arr.ndim == 1:
+        return {name: pa.array(arr) if arr.dtype != object else pa.array(arr.tolist())}
+    flat = arr.reshape(arr.shape[0], -1)
+    if flat.shape[1] == 1:
+        return {name: pa.array(flat[:, 0])}
+    names = _output_names(signature, flat.shape[1], name)
+    return {n: pa.array(np.ascontiguousarray(flat[:, i])) for i, n in enumerate(names)}
+
+
+def outputs_to_arrow(out: Any, rows: int, signature: Signature | None) -> pa.Table:
+    """Predictions as an Arrow table with ``rows`` rows, or a PredictorError saying why not."""
+    import pyarrow as pa
+
+    from shipyard.models._signature import is_dataframe
+
+    if isinstance(out, pa.RecordBatch):
+        table = pa.Table.from_batches([out])
+    elif isinstance(out, pa.Table):
+        table = out
+    elif is_dataframe(out):
+        table = pa.Table.from_pandas(out, preserve_index=False)
+        table = table.rename_columns([str(c) for c in table.column_names])
+    elif isinstance(out, Mapping):
+        cols: dict[str, Any] = {}
+        for key, value in out.items():
+            cols.update(_arrow_columns(str(key), value, signature))
+        table = pa.table(cols)
+    elif isinstance(out, (np.ndarray, Sequence)) and not isinstance(out, (str, bytes)):
+        table = pa.table(_arrow_columns("prediction", out, signature))
+    else:
+        raise PredictorError(
+            f"The predictor returned {type(out).__name__}; batch inference needs an array, "
+            "a dict of arrays, a DataFrame or an Arrow table with one row per input row."
+        )
+    if table.num_rows != rows:
+        raise PredictorError(
+            f"The predictor returned {table.num_rows} rows for {rows} input rows; batch "
+            "inference needs exactly one output row per input row."
+        )
+    return table

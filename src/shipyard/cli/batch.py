@@ -1,0 +1,159 @@
+"""``shipyard batch predict``: batch inference from the command line."""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+__all__ = ["batch"]
+
+batch = typer.Typer(
+    name="batch",
+    help="Batch inference: predictions for large data sets, resumable.",
+    no_args_is_help=True,
+)
+
+
+@batch.callback()
+def _group() -> None:
+    """Batch inference: predictions for large data sets, resumable."""
+
+
+class _Format(enum.StrEnum):
+    parquet = "parquet"
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+class _OnError(enum.StrEnum):
+    fail = "fail"
+    skip = "skip"
+
+
+class _InputAs(enum.StrEnum):
+    auto = "auto"
+    numpy = "numpy"
+    dict = "dict"
+    pandas = "pandas"
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    """Accept both ``--columns a b`` style repeats and ``--columns a,b``."""
+    if values is None:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+@batch.command("predict")
+def predict(
+    model_uri: Annotated[
+        str | None,
+        typer.Argument(help="Model path or URI; omit it when using --service."),
+    ] = None,
+    input: Annotated[
+        str, typer.Option("--input", "-i", help="Input file, directory or glob (quote it).")
+    ] = ...,  # type: ignore[assignment]
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output file (.parquet/.csv/.jsonl), directory, or database URL.",
+        ),
+    ] = ...,  # type: ignore[assignment]
+    format: Annotated[
+        _Format | None, typer.Option("--format", help="Output format (default: from suffix).")
+    ] = None,
+    input_format: Annotated[
+        _Format | None, typer.Option("--input-format", help="Input format (default: suffix).")
+    ] = None,
+    columns: Annotated[
+        list[str] | None,
+        typer.Option("--columns", help="Model input columns (comma-separated or repeated)."),
+    ] = None,
+    id_column: Annotated[
+        str | None, typer.Option("--id-column", help="Column copied first to the output.")
+    ] = None,
+    keep_columns: Annotated[
+        list[str] | None,
+        typer.Option("--keep-columns", help="Input columns copied to the output."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Rows per call.")] = 65_536,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Processes.")] = 1,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an unfinished job.")] = False,
+    on_error: Annotated[
+        _OnError,
+        typer.Option("--on-error", help="Rejected rows: fail the job, or skip them aside."),
+    ] = _OnError.fail,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing output.")
+    ] = False,
+    service: Annotated[
+        str | None,
+        typer.Option("--service", help="Model server (V2 model URL, name or UUID) to call."),
+    ] = None,
+    table: Annotated[
+        str, typer.Option("--table", help="Table name for a database output.")
+    ] = "predictions",
+    input_as: Annotated[
+        _InputAs, typer.Option("--input-as", help="What the predictor gets for a batch.")
+    ] = _InputAs.auto,
+    shard_rows: Annotated[
+        int, typer.Option("--shard-rows", min=1, help="Rows per shard (Parquet input).")
+    ] = 1 << 20,
+    shard_bytes: Annotated[
+        int, typer.Option("--shard-bytes", min=1, help="Bytes per shard (CSV/JSONL input).")
+    ] = 64 << 20,
+    json_summary: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON.")
+    ] = False,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")
+    ] = True,
+) -> None:
+    """Predict every row of --input with the model; write --output."""
+    from shipyard.batch import predict as run
+
+    summary = run(
+        model_uri,
+        input,
+        output,
+        format=format.value if format else None,
+        columns=_split(columns),
+        id_column=id_column,
+        keep_columns=_split(keep_columns),
+        batch_size=batch_size,
+        workers=workers,
+        resume=resume,
+        on_error="skip" if on_error is _OnError.skip else "fail",
+        overwrite=overwrite,
+        service=service,
+        input_format=input_format.value if input_format else None,
+        table=table,
+        input_as=input_as.value,
+        shard_rows=shard_rows,
+        shard_bytes=shard_bytes,
+        progress=progress and not json_summary,
+    )
+    if json_summary:
+        sys.stdout.write(json.dumps(summary.model_dump()) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_row("rows", f"{summary.rows:,}")
+    grid.add_row("rejected", f"{summary.rejected:,}")
+    grid.add_row("time", f"{summary.seconds:,.1f} s")
+    grid.add_row("rows/s", f"{summary.rows_per_second:,.0f}")
+    grid.add_row("workers", str(summary.workers))
+    resumed = f" ({summary.shards_resumed} from an earlier run)" if summary.shards_resumed else ""
+    grid.add_row("shards", f"{summary.shards}{resumed}")
+    grid.add_row("output", summary.output)
+    if summary.rejects:
+        grid.add_row("rejects", summary.rejects)
+    Console(highlight=False).print(grid)
