@@ -215,7 +215,6 @@ def test_step_context_by_parameter_and_by_function(shipyard_home: Path) -> None:
 
 
 def test_the_context_names_the_fix_when_the_stack_has_no_deployer(shipyard_home: Path) -> None:
-    pytest.importorskip("shipyard.deployers.base")  # TEMP until the control plane lands
     from shipyard.store import Store
 
     with Store.open() as store:

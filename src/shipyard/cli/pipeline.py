@@ -85,15 +85,30 @@ def _run_json(run: PipelineRunView, with_steps: bool) -> dict[str, Any]:
     return data
 
 
-def _output_text(step: StepRunView) -> str:
-    from rich.markup import escape
+def _metadata_text(metadata: dict[str, Any], short: bool) -> str:
+    """One line per key. A decision (a dict with ``deploy``/``reason``) shows as such."""
+    import json
 
-    parts = []
-    for name, artifact in step.outputs.items():
-        summary = ", ".join(f"{k}={v}" for k, v in artifact.summary.items())
-        kind = artifact.data_type.rsplit(".", 1)[-1]
-        parts.append(escape(f"{name}: {kind}" + (f" ({summary})" if summary else "")))
-    return "\n".join(parts)
+    lines = []
+    for key, value in metadata.items():
+        if isinstance(value, dict) and isinstance(value.get("deploy"), bool):
+            verdict = "deploy" if value["deploy"] else "keep"
+            metric = value.get("metric")
+            text = f"{verdict} ({metric:.4g})" if short and isinstance(metric, float) else verdict
+            if not short and isinstance(value.get("reason"), str):
+                text = value["reason"]
+        else:
+            text = value if isinstance(value, str) else json.dumps(value, default=str)
+        line = f"{key}: {text}"
+        lines.append(line if not short or len(line) <= 40 else line[:39] + "…")
+    return "\n".join(lines)
+
+
+def _output_text(step: StepRunView) -> str:
+    return "\n".join(
+        f"{name}: {artifact.data_type.rsplit('.', 1)[-1]}"
+        for name, artifact in step.outputs.items()
+    )
 
 
 @runs.command("list")
@@ -118,8 +133,10 @@ def list_(
         print_json([_run_json(run, with_steps=False) for run in found])
         return
     table = Table(title="Pipeline runs")
-    for column in ("", "RUN ID", "PIPELINE", "STARTED (UTC)", "DURATION", "STEPS", "METADATA"):
-        table.add_column(column)
+    for column in ("", "RUN ID", "STARTED (UTC)", "DURATION", "STEPS"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("PIPELINE", overflow="fold")
+    table.add_column("METADATA")
     for run in found:
         counts: dict[str, int] = {}
         for step in run.steps.values():
@@ -127,11 +144,11 @@ def list_(
         table.add_row(
             _ICONS.get(run.status.value, run.status.value),
             run.id[:8],
-            escape(run.pipeline_name),
-            run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            run.started_at.strftime("%m-%d %H:%M:%S"),
             _seconds(run.duration),
-            ", ".join(f"{n} {s}" for s, n in counts.items()),
-            escape(", ".join(f"{k}={v}" for k, v in run.metadata.items())),
+            " ".join(f"{_ICONS.get(status, status)}{n}" for status, n in counts.items()),
+            escape(run.pipeline_name),
+            escape(_metadata_text(run.metadata, short=True)),
         )
     if not found:
         typer.echo("No pipeline runs yet. Run a @pipeline function to make one.")
@@ -164,22 +181,32 @@ def describe(
     console.print(f"[bold]Run[/] {run.id}  {_ICONS.get(run.status.value, '')} {run.status.value}")
     console.print(f"Pipeline: {escape(run.pipeline_name)}")
     console.print(f"Started:  {run.started_at:%Y-%m-%d %H:%M:%S} UTC   {_seconds(run.duration)}")
-    for key, value in run.metadata.items():
-        console.print(f"{escape(key)}: {escape(str(value))}")
+    if run.metadata:
+        console.print(escape(_metadata_text(run.metadata, short=False)))
     if run.error:
         console.print(f"[red]Error:[/] {escape(run.error)}")
     table = Table(title="Steps")
-    for column in ("", "STEP", "STATUS", "DURATION", "OUTPUTS", "SERVICE", "ERROR"):
-        table.add_column(column)
+    for column in ("", "STEP", "STATUS", "DURATION"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("OUTPUTS")
+    notes: list[str] = []
     for step in run.steps.values():
-        service = _service_of(step)
+        cached = f" (from {step.cached_from[:8]})" if step.cached_from else ""
         table.add_row(
             _ICONS.get(step.status.value, ""),
             escape(step.name),
-            step.status.value + (f" (from {step.cached_from[:8]})" if step.cached_from else ""),
+            step.status.value + cached,
             _seconds(step.duration),
-            _output_text(step),
-            escape(f"{service['uuid']}\n{service['prediction_url']}") if service else "",
-            escape(step.error or ""),
+            escape(_output_text(step)),
         )
+        service = _service_of(step)
+        if service is not None:
+            notes.append(
+                f"[bold]{escape(step.name)}[/] model server {service['uuid']} "
+                f"at {escape(str(service['prediction_url']))}"
+            )
+        if step.error:
+            notes.append(f"[red]{escape(step.name)} failed:[/] {escape(step.error)}")
     print_table(table)
+    for note in notes:
+        console.print(note)

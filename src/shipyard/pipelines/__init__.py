@@ -15,6 +15,7 @@ from shipyard.pipelines._materializers import Materializer
 from shipyard.pipelines._pipeline import Pipeline, pipeline
 from shipyard.pipelines._records import RunNotFoundError
 from shipyard.pipelines._run import PipelineRunView, RunStatus, StepRunView, StepStatus
+from shipyard.pipelines._runtime import get_run, list_runs
 from shipyard.pipelines._step import OutputRef, Step, step
 
 __all__ = [
@@ -33,7 +34,9 @@ __all__ = [
     "StepContext",
     "StepRunView",
     "StepStatus",
+    "get_run",
     "get_step_context",
+    "list_runs",
     "pipeline",
     "step",
 ]

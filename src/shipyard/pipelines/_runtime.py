@@ -9,13 +9,20 @@ from typing import TYPE_CHECKING
 from shipyard.pipelines._artifacts import ArtifactStore
 from shipyard.pipelines._orchestrator import LocalOrchestrator
 from shipyard.pipelines._records import RunRecords
+from shipyard.pipelines._run import PipelineRunView
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.stack.stack import Stack
     from shipyard.store import Store
 
-__all__ = ["artifact_store_of", "open_records", "orchestrator_for_active_stack"]
+__all__ = [
+    "artifact_store_of",
+    "get_run",
+    "list_runs",
+    "open_records",
+    "orchestrator_for_active_stack",
+]
 
 
 def open_records(store: Store) -> RunRecords:
@@ -55,3 +62,27 @@ def orchestrator_for_active_stack() -> Iterator[LocalOrchestrator]:
             records.close()
     finally:
         client.store.close()
+
+
+def get_run(run_id: str) -> PipelineRunView:
+    """A recorded run by id or unambiguous id prefix, from the store of ``SHIPYARD_HOME``."""
+    from shipyard.store import Store
+
+    with Store.open() as store:
+        records = open_records(store)
+        try:
+            return records.get_run(run_id)
+        finally:
+            records.close()
+
+
+def list_runs(pipeline_name: str | None = None, limit: int = 50) -> list[PipelineRunView]:
+    """Recorded runs, newest first, optionally of one pipeline only."""
+    from shipyard.store import Store
+
+    with Store.open() as store:
+        records = open_records(store)
+        try:
+            return records.list_runs(pipeline_name, limit)
+        finally:
+            records.close()

@@ -1,14 +1,29 @@
-"""Services through the artifact store: ``service.json`` out, the live Service back in."""
+"""Services through the artifact store: ``service.json`` out, the live Service back in.
+
+A Service artifact stands for a model server, not a value: reading it back asks the
+registry for that UUID, so the step gets the server as it is now (status checked), bound
+to its deployer. A server deleted since then comes back as an inactive Service whose
+``status.last_error`` says so, not as a crash.
+"""
 
 from __future__ import annotations
 
 import posixpath
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import fsspec
 from pydantic import BaseModel
 
+from shipyard.errors import ShipyardError
+from shipyard.pipelines._errors import ArtifactError
+
+if TYPE_CHECKING:
+    from shipyard.services import Service
+    from shipyard.store import Store
+
 __all__ = ["ServiceMaterializer"]
+
+_FILE = "service.json"
 
 
 class ServiceMaterializer:
@@ -25,9 +40,56 @@ class ServiceMaterializer:
         return isinstance(value, Service)
 
     def save(self, value: Any, uri: str) -> dict[str, Any]:
-        with fsspec.open(posixpath.join(uri, "service.json"), "w") as handle:
-            handle.write(value.model_dump_json())
-        return {"uuid": str(value.uuid), "prediction_url": value.prediction_url}
+        with fsspec.open(posixpath.join(uri, _FILE), "w") as handle:
+            handle.write(value.to_json())
+        return {
+            "uuid": value.uuid,
+            "prediction_url": value.prediction_url,
+            "state": value.status.state.value,
+            "model_uri": value.config.model_uri,
+        }
 
-    def load(self, uri: str) -> Any:  # pragma: no cover - filled in when services land
-        raise NotImplementedError
+    def load(self, uri: str) -> Any:
+        from shipyard.services import Service
+        from shipyard.store import Store
+
+        try:
+            with fsspec.open(posixpath.join(uri, _FILE), "r") as handle:
+                saved = Service.from_json(handle.read())
+        except (OSError, ShipyardError) as err:
+            raise ArtifactError(f"Cannot read the service artifact at '{uri}': {err}") from err
+        # The store stays open: the live service saves its state changes through it.
+        live = _live_service(Store.open(), saved.uuid)
+        if live is not None:
+            return live
+        _mark_deleted(saved)
+        return saved
+
+
+def _live_service(store: Store, uuid: str) -> Service | None:
+    """The registry's service ``uuid``, bound to its deployer and status-checked."""
+    from shipyard.deployers.base import ModelDeployer
+    from shipyard.stack.registry import FlavorRegistry
+
+    record = store.get_service(uuid)
+    if record is None or record.deployer_id is None:
+        return None
+    component = store.get_component_by_id(record.deployer_id)
+    if component is None:
+        return None
+    deployer = FlavorRegistry(store).instantiate(component, store)
+    if not isinstance(deployer, ModelDeployer):
+        return None
+    return deployer.get_model_server(uuid)
+
+
+def _mark_deleted(service: Service) -> None:
+    from shipyard.services import ServiceState
+
+    service.admin_state = ServiceState.INACTIVE
+    service.status.update(
+        ServiceState.INACTIVE,
+        f"The model server {service.uuid} was deleted after this artifact was saved; "
+        "it no longer runs. Deploy the model again (e.g. re-run the pipeline) to get a "
+        "new server.",
+    )
