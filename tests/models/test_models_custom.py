@@ -238,3 +238,56 @@ def test_unimportable_predictor_reference_is_a_config_error(tmp_path: Path) -> N
         save_model(None, tmp_path / "m", predictor="no_such_module:Thing")
     with pytest.raises(ConfigError, match="neither"):
         save_model(None, tmp_path / "m")
+
+
+def test_code_paths_travel_with_the_model(tmp_path: Path, run_python: RunPython) -> None:
+    src = tmp_path / "project"
+    (src / "featurelib").mkdir(parents=True)
+    (src / "featurelib" / "__init__.py").write_text("from .scale import scale\n")
+    (src / "featurelib" / "scale.py").write_text("def scale(x):\n    return x * 100\n")
+    (src / "units.py").write_text("SUFFIX = ' cm'\n")
+    (src / "pred_with_helpers.py").write_text(
+        textwrap.dedent(
+            """
+            import numpy as np
+            import featurelib
+            import units
+
+            class Scaled:
+                def load(self, model_dir):
+                    pass
+
+                def predict(self, inputs):
+                    return featurelib.scale(np.asarray(inputs))
+
+                def postprocess(self, outputs):
+                    return [f"{v:g}{units.SUFFIX}" for v in outputs]
+            """
+        )
+    )
+    sys.path.insert(0, str(src))
+    try:
+        path = save_model(
+            None,
+            tmp_path / "scaled",
+            predictor="pred_with_helpers:Scaled",
+            code_paths=[src / "featurelib", src / "units.py"],
+            input_example=np.array([1.5]),
+        )
+    finally:
+        sys.path.remove(str(src))
+        for mod in ("pred_with_helpers", "featurelib", "featurelib.scale", "units"):
+            sys.modules.pop(mod, None)
+    shutil.rmtree(src)
+    manifest = yaml.safe_load((path / MANIFEST_FILE).read_text())
+    assert manifest["code_paths"] == ["code/featurelib", "code/units.py"]
+    # postprocess returns strings: the recorded output is BYTES.
+    assert manifest["signature"]["outputs"] == [
+        {"name": "output-0", "datatype": "BYTES", "shape": [-1], "allow_nan": True}
+    ]
+    code = (
+        "import numpy as np\n"
+        "from shipyard.models import load_model\n"
+        f"print(load_model({str(path)!r}).predict(np.array([1.0, 2.5])))\n"
+    )
+    assert run_python(code, tmp_path).strip() == "['100 cm', '250 cm']"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +193,10 @@ def test_torchscript_round_trip(tmp_path: Path) -> None:
             y = self.linear(x)
             return y, y.sum(dim=1)
 
-    module = torch.jit.script(TwoHeads())
+    with warnings.catch_warnings():
+        # torch >= 2.10 deprecates TorchScript; users with TorchScript files still deploy them.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.trace(TwoHeads(), torch.zeros(2, 3))
     x = np.random.default_rng(0).normal(size=(4, 3))
     path = save_model(module, tmp_path / "ts", input_example=x)
     loaded = load_model(path)
@@ -204,3 +208,32 @@ def test_torchscript_round_trip(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="not TorchScript"):
         torch.save(TwoHeads().state_dict(), tmp_path / "weights.pt")
         load_model(tmp_path / "weights.pt")
+
+
+def test_torch_export_round_trip_with_dynamic_batch(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+
+    class Affine(torch.nn.Module):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(3, 2)
+
+        def forward(self, x: Any) -> Any:
+            return self.linear(x)
+
+    module = Affine().eval()
+    batch = torch.export.Dim("batch")
+    program = torch.export.export(module, (torch.zeros(2, 3),), dynamic_shapes={"x": {0: batch}})
+    x = np.random.default_rng(1).normal(size=(5, 3))
+    loaded = load_model(save_model(program, tmp_path / "exported", input_example=x))
+    assert (loaded.format, loaded.manifest.model_file) == ("torch-export", "model.pt2")
+    with torch.no_grad():
+        want = module(torch.from_numpy(x.astype(np.float32))).numpy()
+    np.testing.assert_allclose(loaded.predictor.predict(x), want, rtol=1e-6)
+    assert loaded.signature is not None
+    assert [(s.name, s.datatype, s.shape) for s in loaded.signature.outputs] == [
+        ("output-0", "FP32", [-1, 2])
+    ]
+    # A program saved under a TorchScript-like name is still recognised by its content.
+    torch.export.save(program, str(tmp_path / "renamed.pt"))
+    assert load_model(tmp_path / "renamed.pt").format == "torch-export"

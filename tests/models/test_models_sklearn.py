@@ -168,3 +168,45 @@ def test_unknown_format_in_manifest_lists_known_ones(tmp_path: Path, classifier:
     (path / MANIFEST_FILE).write_text(yaml.safe_dump(manifest))
     with pytest.raises(ModelLoadError, match=r"'caffe'.*sklearn, xgboost"):
         load_model(path)
+
+
+def test_method_can_be_chosen_at_load_time(tmp_path: Path, classifier: Any, xy: Any) -> None:
+    x, _ = xy
+    path = save_model(classifier, tmp_path / "m")
+    loaded = load_model(path, method="predict_proba")
+    assert loaded.manifest.method == "predict_proba"
+    np.testing.assert_allclose(loaded.predict(x[:2]), classifier.predict_proba(x[:2]))
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [(None, ("output-0", "INT64", [-1])), ("predict_proba", ("output-0", "FP64", [-1, 3]))],
+)
+def test_saving_with_an_example_records_the_outputs(
+    tmp_path: Path, classifier: Any, xy: Any, method: str | None, expected: Any
+) -> None:
+    x, _ = xy
+    path = save_model(classifier, tmp_path / "m", input_example=x[:2], method=method)
+    sig = load_model(path).signature
+    assert sig is not None
+    assert [(s.name, s.datatype, s.shape) for s in sig.outputs] == [expected]
+
+
+def test_an_example_the_model_cannot_predict_is_refused(tmp_path: Path, classifier: Any) -> None:
+    with pytest.raises(ConfigError, match=r"does not predict its own input example.*features"):
+        save_model(classifier, tmp_path / "m", input_example=np.zeros((2, 7)))
+    assert not (tmp_path / "m").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".m-")] == []
+
+
+def test_concurrent_predictions_from_threads(tmp_path: Path, classifier: Any, xy: Any) -> None:
+    # The model server calls predict() from worker threads; results must not mix.
+    from concurrent.futures import ThreadPoolExecutor
+
+    x, _ = xy
+    loaded = load_model(save_model(classifier, tmp_path / "m", method="predict_proba"))
+    chunks = [x[i : i + 7] for i in range(0, len(x), 7)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(loaded.predictor.predict, chunks * 5))
+    for chunk, got in zip(chunks * 5, results, strict=True):
+        np.testing.assert_allclose(got, classifier.predict_proba(chunk))

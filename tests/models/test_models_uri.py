@@ -135,3 +135,44 @@ def test_local_paths_are_not_copied(tmp_path: Path, classifier: Any) -> None:
     path = save_model(classifier, tmp_path / "m")
     assert resolve_model_uri(str(path)) == path
     assert resolve_model_uri(path.as_uri()) == path
+
+
+def test_concurrent_fetches_of_one_uri_agree(
+    memfs: tuple[MemoryFileSystem, str],
+    monkeypatch: pytest.MonkeyPatch,
+    classifier: Any,
+    shipyard_home: Path,
+) -> None:
+    # Two loaders (two server workers) fetch the same model at the same moment: both must
+    # end up with one complete cache entry and no staging leftovers.
+    import threading
+
+    fs, root = memfs
+    fs.pipe(f"{root}/m.joblib", _joblib_bytes(classifier))
+    both_fetching = threading.Barrier(2, timeout=60)
+    original = MemoryFileSystem.get_file
+
+    def slow_get(self: MemoryFileSystem, rpath: str, lpath: str, **kwargs: Any) -> Any:
+        both_fetching.wait()
+        return original(self, rpath, lpath, **kwargs)
+
+    monkeypatch.setattr(MemoryFileSystem, "get_file", slow_get)
+    results: list[Path] = []
+    errors: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            results.append(resolve_model_uri(f"memory://{root}/m.joblib"))
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(results) == 2 and results[0] == results[1]
+    cache = shipyard_home / "cache" / "models"
+    assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []
+    assert len(list(cache.iterdir())) == 1

@@ -23,6 +23,7 @@ _BY_SUFFIX: dict[str, tuple[str, str | None]] = {
     ".pt": ("torchscript", None),
     ".pth": ("torchscript", None),
     ".torchscript": ("torchscript", None),
+    ".pt2": ("torch-export", None),
 }
 _SNIFF_BYTES = 4096
 
@@ -32,14 +33,20 @@ def _head(path: Path) -> bytes:
         return fh.read(_SNIFF_BYTES)
 
 
-def _is_torchscript(path: Path) -> bool:
-    # torch.jit.save writes a zip holding the module's code; torch.save of a state_dict
-    # is a zip too, but without it, and cannot be served without the model's class.
+def _torch_archive_kind(path: Path) -> str | None:
+    # torch.jit.save writes a zip holding the module's code; torch.export.save a zip with
+    # an archive_format record; torch.save of a state_dict is a zip with neither, and
+    # cannot be served without the model's Python class.
     try:
         with zipfile.ZipFile(path) as zf:
-            return any("/code/" in n for n in zf.namelist())
+            names = zf.namelist()
     except (zipfile.BadZipFile, OSError):
-        return False
+        return None
+    if any("/code/" in n for n in names):
+        return "torchscript"
+    if any(n.endswith("/archive_format") for n in names):
+        return "torch-export"
+    return None
 
 
 def detect_file_format(path: Path) -> tuple[str, str | None] | None:
@@ -52,11 +59,15 @@ def detect_file_format(path: Path) -> tuple[str, str | None] | None:
         head = _head(path)
         return ("lightgbm", None) if head.startswith(b"tree\n") or b"\nversion=v" in head else None
     found = _BY_SUFFIX.get(suffix)
-    if found and found[0] == "torchscript" and not _is_torchscript(path):
+    if found and found[0] == "torchscript":
+        kind = _torch_archive_kind(path)
+        if kind is not None:
+            return kind, None
         raise ModelLoadError(
             f"{path} is a PyTorch file but not TorchScript, so it cannot be loaded without "
-            "the model's Python class. Save it with torch.jit.save(torch.jit.script(model)), "
-            "or serve it with a custom predictor."
+            "the model's Python class. Save it with torch.export.save(torch.export.export("
+            "model, args)) or torch.jit.save(torch.jit.script(model)), or serve it with a "
+            "custom predictor."
         )
     return found
 

@@ -17,7 +17,7 @@ from shipyard.models._uri import resolve_model_uri, uri_stem
 from shipyard.models.manifest import ModelManifest, Signature
 from shipyard.models.predictor import Predictor
 
-__all__ = ["LoadedModel", "call_hook", "load_model"]
+__all__ = ["LoadedModel", "build_predictor", "call_hook", "load_model", "run_hooks"]
 
 
 @dataclass
@@ -45,13 +45,7 @@ class LoadedModel:
         For scripts, notebooks and batch jobs; the model server drives the hooks itself
         (batching between ``preprocess`` and ``postprocess``).
         """
-        p = self.predictor
-        # Hooks are optional for duck-typed predictors (any class with load and predict).
-        pre = getattr(p, "preprocess", None)
-        post = getattr(p, "postprocess", None)
-        data = call_hook(pre, inputs) if pre is not None else inputs
-        out = call_hook(p.predict, data)
-        return call_hook(post, out) if post is not None else out
+        return run_hooks(self.predictor, inputs)
 
 
 def _run_coroutine(coro: Any) -> Any:
@@ -86,7 +80,18 @@ def call_hook(fn: Any, *args: Any) -> Any:
     return result
 
 
-def _build_predictor(model_dir: Path, manifest: ModelManifest) -> Any:
+def run_hooks(predictor: Any, inputs: Any) -> Any:
+    """``preprocess`` -> ``predict`` -> ``postprocess``; missing hooks pass data through."""
+    # Hooks are optional for duck-typed predictors (any class with load and predict).
+    pre = getattr(predictor, "preprocess", None)
+    post = getattr(predictor, "postprocess", None)
+    data = call_hook(pre, inputs) if pre is not None else inputs
+    out = call_hook(predictor.predict, data)
+    return call_hook(post, out) if post is not None else out
+
+
+def build_predictor(model_dir: Path, manifest: ModelManifest) -> Any:
+    """Create (not load) the predictor a manifest describes: the user's class or a runtime."""
     if manifest.predictor:
         from shipyard.models.runtimes.custom import import_predictor_class, instantiate_predictor
 
@@ -102,8 +107,13 @@ def _build_predictor(model_dir: Path, manifest: ModelManifest) -> Any:
     return runtime_class(manifest.format)(manifest)
 
 
-def load_model(uri: str | os.PathLike[str], *, name: str | None = None) -> LoadedModel:
+def load_model(
+    uri: str | os.PathLike[str], *, name: str | None = None, method: str | None = None
+) -> LoadedModel:
     """Load the model at ``uri`` (path, ``file://`` or any fsspec URL) and its predictor.
+
+    ``name`` overrides the model's name; ``method`` overrides the manifest's ``method``
+    (e.g. serve ``predict_proba`` of a model saved without it).
 
     Raises ``ModelNotFoundError`` when nothing is there, ``MissingDependencyError`` when
     the model's framework is not installed (naming the extra to install) and
@@ -111,9 +121,11 @@ def load_model(uri: str | os.PathLike[str], *, name: str | None = None) -> Loade
     """
     local = resolve_model_uri(uri)
     model_dir, manifest = detect_model(local)
+    if method is not None:
+        manifest = manifest.model_copy(update={"method": method})
     model_name = name or manifest.name or uri_stem(uri)
     try:
-        predictor = _build_predictor(model_dir, manifest)
+        predictor = build_predictor(model_dir, manifest)
         call_hook(predictor.load, model_dir)
     except ShipyardError:
         raise

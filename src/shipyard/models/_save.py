@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import ConfigError
+from shipyard.errors import ConfigError, ShipyardError
+from shipyard.models._code import carry_code_paths, carry_predictor, resolve_predictor
 from shipyard.models._detect import MLMODEL_FILE, detect_file_format
 from shipyard.models._example import write_input_example
-from shipyard.models._signature import infer_signature
+from shipyard.models._signature import infer_output_specs, infer_signature
 from shipyard.models.manifest import ModelManifest, Signature, write_manifest
 
 __all__ = ["FORMATS", "save_model"]
@@ -30,10 +31,10 @@ FORMATS = (
     "lightgbm",
     "onnx",
     "torchscript",
+    "torch-export",
     "mlflow",
     "custom",
 )
-CODE_DIR = "code"
 _DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
     # Per format, the packages a server needs; each entry lists alternative dist names.
     "sklearn": (("scikit-learn",),),
@@ -41,6 +42,7 @@ _DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
     "lightgbm": (("lightgbm",),),
     "onnx": (("onnxruntime",),),
     "torchscript": (("torch",),),
+    "torch-export": (("torch",),),
     "mlflow": (("mlflow",),),
 }
 _SERIALIZATION_DISTS = {"joblib": ("joblib",), "skops": ("skops",)}
@@ -85,10 +87,13 @@ def _format_of_object(model: Any) -> str:
 
         if isinstance(model, torch.jit.ScriptModule):
             return "torchscript"
+        if isinstance(model, torch.export.ExportedProgram):
+            return "torch-export"
         raise ConfigError(
-            f"Cannot save a plain {cls.__name__} (torch.nn.Module): convert it with "
-            "torch.jit.script(model) or torch.jit.trace(model, example), or write a custom "
-            "predictor that builds the module and loads its state_dict."
+            f"Cannot save a plain {cls.__name__} (torch.nn.Module): export it with "
+            "torch.export.export(model, (example,), dynamic_shapes=...) or convert it with "
+            "torch.jit.script(model), or write a custom predictor that builds the module "
+            "and loads its state_dict."
         )
     if callable(getattr(model, "predict", None)):
         # scikit-learn estimators and pipelines, and the sklearn-API wrappers of XGBoost,
@@ -113,8 +118,8 @@ def _write_model(
 
         name, ser, trusted = save_sklearn(model, staging, serialization)
         return fmt, name, ser, trusted
-    if fmt in ("xgboost", "lightgbm", "onnx", "torchscript"):
-        module = importlib.import_module(f"shipyard.models.runtimes.{fmt}")
+    if fmt in ("xgboost", "lightgbm", "onnx", "torchscript", "torch-export"):
+        module = importlib.import_module(f"shipyard.models.runtimes.{fmt.replace('-', '_')}")
         name = module.save(model, staging)
         return fmt, name, None, []
     raise ConfigError(
@@ -146,60 +151,30 @@ def _copy_model_path(
     return fmt or detected or "custom", src.name, ser, []
 
 
-def _resolve_predictor(predictor: type[Any] | str) -> type[Any]:
-    if isinstance(predictor, type):
-        return predictor
-    from shipyard.models.runtimes.custom import split_ref
+def _run_example(staging: Path, manifest: ModelManifest, example: Any) -> list[Any]:
+    """Load the staged directory, predict the example, and describe the outputs."""
+    from shipyard.models._load import build_predictor, call_hook, run_hooks
 
-    module_name, qualname = split_ref(predictor)
+    # Loading may put the staging code/ folder on sys.path; it is renamed right after.
+    saved_path = list(sys.path)
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as err:
-        raise ConfigError(f"Cannot import predictor {predictor!r}: {err}") from err
-    if not isinstance(obj, type):
-        raise ConfigError(f"The predictor {predictor!r} is not a class.")
-    return obj
-
-
-def _is_installed_module(path: Path) -> bool:
-    parts = path.resolve().parts
-    return "site-packages" in parts or "dist-packages" in parts
-
-
-def _carry_predictor(cls: type[Any], staging: Path) -> tuple[str, str | None]:
-    """Copy the module defining ``cls`` into the model dir; returns (ref, source file)."""
-    if "<locals>" in cls.__qualname__:
+        predictor = build_predictor(staging, manifest)
+        call_hook(predictor.load, staging)
+        outputs = run_hooks(predictor, example)
+    except ShipyardError as err:
         raise ConfigError(
-            f"The predictor {cls.__qualname__} is defined inside a function; define it at "
-            "module level so it can be imported when the model loads."
-        )
-    if not callable(getattr(cls, "predict", None)):
-        raise ConfigError(f"The predictor {cls.__qualname__} has no predict() method.")
-    module_name = cls.__module__
-    if module_name.split(".")[0] == "shipyard":
-        return f"{module_name}:{cls.__qualname__}", None
-    try:
-        source = inspect.getsourcefile(cls)
-    except TypeError:
-        source = None
-    if source is None or not Path(source).is_file():
+            f"The saved model does not predict its own input example: {err}. Fix the "
+            "example (it must look like a request) or the model/predictor."
+        ) from err
+    except Exception as err:
         raise ConfigError(
-            f"Cannot find the source file of predictor {cls.__qualname__} (module "
-            f"{module_name!r}); define it in a .py module, not in a notebook cell or REPL."
-        )
-    src = Path(source)
-    if _is_installed_module(src):
-        # An installed package is imported by name; its requirement must be listed.
-        return f"{module_name}:{cls.__qualname__}", None
-    if module_name == "__main__":
-        module_name = src.stem
-    leaf = module_name.rsplit(".", 1)[-1]
-    code_dir = staging / CODE_DIR
-    code_dir.mkdir(exist_ok=True)
-    shutil.copy2(src, code_dir / f"{leaf}.py")
-    return f"{module_name}:{cls.__qualname__}", f"{CODE_DIR}/{leaf}.py"
+            f"The saved model does not predict its own input example: "
+            f"{type(err).__name__}: {err}. Fix the example (it must look like a request) "
+            "or the model/predictor."
+        ) from err
+    finally:
+        sys.path[:] = saved_path
+    return infer_output_specs(outputs)
 
 
 def save_model(
@@ -215,6 +190,7 @@ def save_model(
     serialization: str | None = None,
     version: str | None = None,
     method: str | None = None,
+    code_paths: Sequence[str | os.PathLike[str]] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a model directory at ``path`` and return it.
@@ -224,8 +200,14 @@ def save_model(
     directory to copy in, or ``None`` for a custom ``predictor`` that loads its own files.
     ``predictor`` (a class or ``"module:Class"``) has its module's source copied into the
     directory, so the model loads in another process without the author's code on
-    ``sys.path``. ``signature`` is inferred from ``input_example`` when not given.
-    The directory appears complete or not at all.
+    ``sys.path``; ``code_paths`` (modules or packages it imports) are copied beside it.
+
+    With an ``input_example``, the saved directory is loaded and the example run through
+    it before the directory appears: a model that cannot predict its own example is an
+    error here, not in production, and the outputs fill in the signature. The input
+    signature is inferred from the example when not given. ``method`` picks the
+    estimator method (``predict_proba``) or the ONNX output to return. The directory
+    appears complete or not at all; ``overwrite=True`` replaces an existing one.
     """
     target = Path(path).expanduser()
     if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
@@ -251,7 +233,8 @@ def save_model(
         ref: str | None = None
         source: str | None = None
         if predictor is not None:
-            ref, source = _carry_predictor(_resolve_predictor(predictor), staging)
+            ref, source = carry_predictor(resolve_predictor(predictor), staging)
+        carried = carry_code_paths(code_paths, staging) if code_paths else []
         manifest = ModelManifest(
             format=fmt or "custom",
             model_file=model_file,
@@ -267,8 +250,14 @@ def save_model(
             version=version,
             method=method,
             trusted_types=trusted,
+            code_paths=carried,
         )
         write_manifest(staging, manifest)
+        if input_example is not None and not (signature and signature.outputs):
+            outputs = _run_example(staging, manifest, input_example)
+            if signature is not None and outputs:
+                manifest.signature = signature.model_copy(update={"outputs": outputs})
+                write_manifest(staging, manifest)
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():

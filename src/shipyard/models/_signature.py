@@ -19,6 +19,7 @@ __all__ = [
     "check_inputs",
     "datatype_for_dtype",
     "dtype_for_datatype",
+    "infer_output_specs",
     "infer_signature",
     "is_dataframe",
 ]
@@ -144,6 +145,28 @@ def infer_signature(example: Any) -> Signature:
         return Signature(inputs=specs)
     arr = _as_array(example, "The input example")
     return Signature(inputs=[_spec_for_array(DEFAULT_INPUT_NAME, arr)])
+
+
+def infer_output_specs(outputs: Any) -> list[TensorSpec]:
+    """Describe a predictor's outputs: an array is ``output-0``, a dict one tensor per key,
+    a DataFrame one per column. ``[]`` when they are not tensors (a scalar, nested data)."""
+    if is_dataframe(outputs):
+        items = [(str(c), outputs[c]) for c in outputs.columns]
+    elif isinstance(outputs, Mapping):
+        items = [(str(k), v) for k, v in outputs.items()]
+    else:
+        items = [("output-0", outputs)]
+    specs: list[TensorSpec] = []
+    for name, value in items:
+        try:
+            arr = _as_array(value, f"Output {name!r}")
+            datatype = datatype_for_dtype(arr.dtype)
+        except InvalidInputError:
+            return []
+        if arr.ndim == 0:
+            return []
+        specs.append(TensorSpec(name=name, datatype=datatype, shape=[-1, *arr.shape[1:]]))
+    return specs
 
 
 def _describe(arr: np.ndarray[Any, Any]) -> str:

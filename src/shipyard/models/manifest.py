@@ -91,6 +91,9 @@ class ModelManifest(BaseModel):
     """Estimator method that ``predict`` calls (scikit-learn: e.g. ``predict_proba``);
     for runtimes with named outputs (ONNX), the one output to return. Default: ``predict``
     / all outputs."""
+    code_paths: list[str] = Field(default_factory=list)
+    """Helper modules/packages (inside the model directory) the predictor imports; their
+    folder is put on ``sys.path`` when the model loads."""
     trusted_types: list[str] = Field(default_factory=list)
     """skops only: types beyond skops' defaults that the author of this file trusts;
     loading refuses any other type the file needs."""

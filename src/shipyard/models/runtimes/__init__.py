@@ -16,6 +16,7 @@ RUNTIMES: dict[str, str] = {
     "lightgbm": "shipyard.models.runtimes.lightgbm:LightGBMPredictor",
     "onnx": "shipyard.models.runtimes.onnx:ONNXPredictor",
     "torchscript": "shipyard.models.runtimes.torchscript:TorchScriptPredictor",
+    "torch-export": "shipyard.models.runtimes.torch_export:TorchExportPredictor",
     "mlflow": "shipyard.models.runtimes.mlflow:MLflowPredictor",
 }
 

@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from shipyard.errors import ModelLoadError
+from shipyard.models._code import CODE_DIR
 from shipyard.models.manifest import ModelManifest
 
 __all__ = ["import_predictor_class", "instantiate_predictor", "split_ref"]
@@ -77,6 +78,11 @@ def import_predictor_class(model_dir: Path, manifest: ModelManifest) -> type[Any
     if not manifest.predictor:
         raise ModelLoadError(f"The manifest in {model_dir} names no predictor class.")
     module_name, qualname = split_ref(manifest.predictor)
+    if manifest.code_paths:
+        # Helper modules the predictor imports by plain name, as on the author's machine.
+        code_dir = str((Path(model_dir) / CODE_DIR).resolve())
+        if code_dir not in sys.path:
+            sys.path.insert(0, code_dir)
     if manifest.predictor_source:
         source = Path(model_dir) / manifest.predictor_source
         if not source.is_file():

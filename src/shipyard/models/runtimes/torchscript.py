@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,11 +19,26 @@ __all__ = ["TorchScriptPredictor", "save"]
 _PURPOSE = "TorchScript models"
 
 
+@contextmanager
+def _jit_is_what_we_asked_for() -> Iterator[None]:
+    # torch >= 2.10 deprecates torch.jit.save/load in favour of torch.export; serving a
+    # TorchScript file is exactly what this runtime is for, so that one warning is noise.
+    # (Narrow on purpose: any other warning still reaches the user.)
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message=r"`torch\.jit\.(save|load)` is deprecated",
+            category=DeprecationWarning,
+        )
+        yield
+
+
 def save(model: Any, model_dir: Path) -> str:
     """Write a ``torch.jit.ScriptModule`` as ``model.pt``."""
     torch = require("torch", package="torch", extra="torch", purpose=_PURPOSE)
     name = "model.pt"
-    torch.jit.save(model, str(model_dir / name))
+    with _jit_is_what_we_asked_for():
+        torch.jit.save(model, str(model_dir / name))
     return name
 
 
@@ -33,12 +50,13 @@ class TorchScriptPredictor(FileRuntime):
     """
 
     supports_batching: ClassVar[bool] = True
-    default_files = ("model.pt", "model.pth", "model.torchscript")
+    default_files: tuple[str, ...] = ("model.pt", "model.pth", "model.torchscript")
 
     def load(self, model_dir: Path) -> None:
         super().load(model_dir)
         self.torch = require("torch", package="torch", extra="torch", purpose=_PURPOSE)
-        self.module = self.torch.jit.load(str(self.model_path()), map_location="cpu")
+        with _jit_is_what_we_asked_for():
+            self.module = self.torch.jit.load(str(self.model_path()), map_location="cpu")
         self.module.eval()
 
     def _tensor(self, value: Any) -> Any:
