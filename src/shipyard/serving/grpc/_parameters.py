@@ -25,6 +25,8 @@ _INT64_MIN, _INT64_MAX, _UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 def decode_parameters(params: Mapping[str, pb.InferParameter], where: str) -> dict[str, Any]:
     """Plain values of a parameters map; ``where`` names its owner in error messages."""
     out: dict[str, Any] = {}
+    if not params:  # the common case, and iterating an empty protobuf map is not free
+        return out
     for key, param in params.items():
         choice = param.WhichOneof("parameter_choice")
         if choice is None:

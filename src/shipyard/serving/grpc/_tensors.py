@@ -32,13 +32,17 @@ NDArray = np.ndarray[Any, Any]
 
 @dataclass(frozen=True, slots=True)
 class _Datatype:
+    #: Little-endian, as on the wire.
     dtype: np.dtype[Any]
     #: The InferTensorContents field, or None where the spec allows raw bytes only (FP16).
     field: str | None
+    #: The same type in this machine's byte order, for arrays handed to predictors.
+    native: np.dtype[Any]
 
 
 def _dt(code: str, field: str | None) -> _Datatype:
-    return _Datatype(np.dtype(code), field)
+    dtype = np.dtype(code)
+    return _Datatype(dtype, field, dtype.newbyteorder("="))
 
 
 DATATYPES: dict[str, _Datatype] = {
@@ -73,7 +77,7 @@ def _datatype(name: str, datatype: str, kind: str) -> _Datatype:
 
 def check_shape(name: str, shape: list[int], kind: str = "Input") -> int:
     """Return the element count of ``shape``; a negative dimension is the caller's mistake."""
-    if any(dim < 0 for dim in shape):
+    if shape and min(shape) < 0:
         raise InvalidInputError(
             f"{kind} '{name}' has shape {shape}; a request's dimensions must be >= 0 "
             "(-1 is only for metadata)."
@@ -108,11 +112,12 @@ def raw_to_array(
             f"{itemsize} = {count * itemsize} bytes of raw_input_contents, but "
             f"{len(raw)} bytes came; send the flattened little-endian elements, nothing more."
         )
-    # A copy, so predictors get a writable array whatever transport the request used.
-    array = np.frombuffer(raw, dtype=spec.dtype).copy()
     if datatype == "BOOL":
-        array = array.view(np.uint8).astype(bool)
-    return array.astype(spec.dtype.newbyteorder("="), copy=False).reshape(shape)
+        # Any non-zero byte is true (numpy would keep the raw byte behind a bool view).
+        return np.frombuffer(raw, dtype=np.uint8).astype(bool).reshape(shape)
+    # astype copies (and swaps bytes on a big-endian host), so predictors get a writable
+    # array whatever transport the request used.
+    return np.frombuffer(raw, dtype=spec.dtype).astype(spec.native).reshape(shape)
 
 
 def _split_bytes(name: str, shape: list[int], count: int, raw: bytes, kind: str) -> NDArray:
@@ -170,7 +175,7 @@ def contents_to_array(
         array = np.empty(count, dtype=object)
         array[:] = list(values)
         return array.reshape(shape)
-    native = spec.dtype.newbyteorder("=")
+    native = spec.native
     if spec.field in ("int_contents", "uint_contents") and native.itemsize < 4:
         wide = np.array(values, dtype=np.int64)
         info = np.iinfo(native)
@@ -233,4 +238,4 @@ def array_to_contents(
     if datatype == "BYTES":
         target.extend([_as_bytes(item) for item in np.asarray(data).ravel()])
     else:
-        target.extend(np.asarray(data, dtype=spec.dtype.newbyteorder("=")).ravel().tolist())
+        target.extend(np.asarray(data, dtype=spec.native).ravel().tolist())

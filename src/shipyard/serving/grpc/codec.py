@@ -57,13 +57,17 @@ def decode_infer_request(message: pb.ModelInferRequest) -> InferenceRequest:
                 parameters=decode_parameters(tensor.parameters, f"input '{name}'"),
             )
         )
-    outputs = [
-        RequestedOutput(
-            name=out.name,
-            parameters=decode_parameters(out.parameters, f"requested output '{out.name}'"),
-        )
-        for out in message.outputs
-    ]
+    outputs = (
+        [
+            RequestedOutput(
+                name=out.name,
+                parameters=decode_parameters(out.parameters, f"requested output '{out.name}'"),
+            )
+            for out in message.outputs
+        ]
+        if message.outputs
+        else None
+    )
     return InferenceRequest(
         inputs=inputs,
         id=message.id or None,

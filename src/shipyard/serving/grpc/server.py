@@ -1,19 +1,28 @@
-"""Start and stop the gRPC Open Inference Protocol server inside a worker's event loop.
+"""Start and stop the gRPC Open Inference Protocol server beside a worker's event loop.
 
-grpc.aio runs on whatever loop is current, uvloop included, so the servicer awaits the
-data plane directly: no thread hop per request. Worker processes share one port
-through SO_REUSEPORT and the kernel spreads connections across them.
+grpc.aio runs on its own thread and event loop, and hands each call to the data plane's
+loop. Why not the same loop: the grpc.aio server accepts one new call per loop turn,
+and built-in runtimes predict inline on the data plane's loop, so while one batch is
+predicting no other call is accepted and batches never form (measured: 138 requests/s
+in-loop against 966 on a thread, RandomForest, concurrency 32). On its own thread grpc
+keeps accepting and decoding while a batch predicts, as the kernel's socket buffers do
+for the HTTP server.
+
+Worker processes share one port through SO_REUSEPORT; the kernel spreads connections.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import grpc
 import grpc.aio
 
 from shipyard.errors import ServiceError
+from shipyard.serving.grpc._bridge import PlaneBridge
 from shipyard.serving.grpc._generated import grpc_predict_v2_pb2_grpc as pb_grpc
 from shipyard.serving.grpc._servicer import DataPlaneLike, InferenceServicer
 
@@ -31,10 +40,23 @@ class GrpcServerHandle:
 
     port: int
     _server: grpc.aio.Server
+    _loop: asyncio.AbstractEventLoop
+    _thread: threading.Thread
+    _stopped: bool = field(default=False)
 
     async def stop(self, grace: float) -> None:
-        """Refuse new calls, let calls in flight finish for up to ``grace`` seconds."""
-        await self._server.stop(grace)
+        """Refuse new calls, let calls in flight finish for up to ``grace`` seconds.
+
+        Call it from the data plane's loop: calls in flight need that loop to finish.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            stopping = asyncio.run_coroutine_threadsafe(self._server.stop(grace), self._loop)
+            await asyncio.wrap_future(stopping)
+        finally:
+            await _end_thread(self._loop, self._thread)
 
 
 def _address(host: str, port: int) -> str:
@@ -42,6 +64,27 @@ def _address(host: str, port: int) -> str:
     if ":" in host and not host.startswith("["):
         return f"[{host}]:{port}"
     return f"{host}:{port}"
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
+
+
+async def _end_thread(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    loop.call_soon_threadsafe(loop.stop)
+    await asyncio.to_thread(thread.join)
 
 
 async def start_grpc_server(
@@ -57,30 +100,45 @@ async def start_grpc_server(
     (see ``.port``); a busy port raises ``ServiceError``. Messages larger than
     ``max_message_bytes`` are refused with RESOURCE_EXHAUSTED.
     """
+    plane_loop = asyncio.get_running_loop()
+    address = _address(host, port)
     options = [
         # Several worker processes bind the same port; the kernel balances connections.
         ("grpc.so_reuseport", 1),
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
     ]
-    server = grpc.aio.server(options=options)
-    # The generated registration is untyped (protoc writes no .pyi for services).
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        InferenceServicer(dataplane), server
-    )
-    address = _address(host, port)
-    try:
-        bound = server.add_insecure_port(address)
-    except RuntimeError as err:
-        raise ServiceError(
-            f"The gRPC server could not bind {address} ({err}); the port is probably in use "
-            "by another program: pick a free one with --grpc-port, or 0 for any."
-        ) from err
-    if bound == 0:
-        raise ServiceError(
-            f"The gRPC server could not bind {address}; the port is probably in use by "
-            "another program: pick a free one with --grpc-port, or 0 for any."
+
+    async def setup() -> tuple[grpc.aio.Server, int]:
+        server = grpc.aio.server(options=options)
+        # The generated registration is untyped (protoc writes no .pyi for services).
+        pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            InferenceServicer(dataplane, PlaneBridge(asyncio.get_running_loop(), plane_loop)),
+            server,
         )
-    await server.start()
+        try:
+            bound = server.add_insecure_port(address)
+        except RuntimeError as err:
+            raise _bind_error(address, str(err)) from err
+        if bound == 0:
+            raise _bind_error(address, "bind failed")
+        await server.start()
+        return server, bound
+
+    loop = _new_loop()
+    thread = threading.Thread(target=_run_loop, args=(loop,), name="shipyard-grpc", daemon=True)
+    thread.start()
+    try:
+        server, bound = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(setup(), loop))
+    except BaseException:
+        await _end_thread(loop, thread)
+        raise
     _log.info("gRPC Open Inference Protocol server listening on %s", _address(host, bound))
-    return GrpcServerHandle(port=bound, _server=server)
+    return GrpcServerHandle(port=bound, _server=server, _loop=loop, _thread=thread)
+
+
+def _bind_error(address: str, reason: str) -> ServiceError:
+    return ServiceError(
+        f"The gRPC server could not bind {address} ({reason}); the port is probably in use "
+        "by another program: pick a free one with --grpc-port, or 0 for any."
+    )
