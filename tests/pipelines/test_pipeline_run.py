@@ -320,3 +320,23 @@ def test_an_unsaveable_output_fails_the_step_with_the_fix(shipyard_home: Path) -
 
 def test_a_step_called_outside_a_pipeline_is_the_plain_function() -> None:
     np.testing.assert_array_equal(scale(np.array([1.0]), factor=3.0), [3.0])
+
+
+def test_an_interrupted_run_is_recorded_as_failed_not_left_running(shipyard_home: Path) -> None:
+    from shipyard.pipelines import list_runs
+
+    @step(enable_cache=False)
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    @pipeline
+    def stopped() -> None:
+        interrupted()
+
+    with pytest.raises(KeyboardInterrupt):
+        stopped()
+    [run] = list_runs("stopped")
+    assert run.status is RunStatus.FAILED
+    assert run.error is not None and run.error.startswith("Interrupted")
+    assert run.steps["interrupted"].status is StepStatus.FAILED
+    assert run.steps["interrupted"].error == "Interrupted."
