@@ -1,0 +1,220 @@
+"""The batch part: Shipyard's batch predict against in-process, pandas and MLflow baselines."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import setup
+from .procs import CpuAccount, PeakMemory, wait_for_quiet
+
+DATA = setup.WORK / "data"
+OUT = setup.WORK / "batch-out"
+QUIET_WAIT = 90.0
+
+
+def ensure_data(rows: int) -> Path:
+    path = DATA / f"rows-{rows}.parquet"
+    if not path.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        setup.log(f"generating {rows:,} rows x 20 floats -> {path.name} (one-off)")
+        subprocess.run(
+            [sys.executable, str(setup.SCRIPTS / "make_data.py"), str(rows), str(path)], check=True
+        )
+    return path
+
+
+def _timed(
+    argv: list[str], env: dict[str, str] | None = None, timeout: float = 3600
+) -> dict[str, Any]:
+    """Run a command; wall seconds, peak summed PSS of its tree, and its stdout."""
+    import os
+
+    busy = wait_for_quiet(QUIET_WAIT)
+    with CpuAccount(None) as acc:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        with PeakMemory(proc.pid, interval=0.1) as peak:
+            try:
+                stdout, stderr = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise
+        wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[0]} ... exited {proc.returncode}:\n{stderr[-2000:]}")
+    return {
+        "wall_s": wall,
+        "peak_pss_mb": peak.peak / 2**20,
+        "peak_processes": peak.peak_procs,
+        "busy_before_pct": busy,
+        "foreign_cpu_pct": acc.foreign_pct,
+        "stdout": stdout[-2000:],
+    }
+
+
+def _fresh(path: Path) -> Path:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _count_rows(path: Path) -> int:
+    import pyarrow.dataset as ds
+
+    return int(ds.dataset(str(path), format="parquet").count_rows())
+
+
+def shipyard(data: Path, rows: int) -> dict[str, Any]:
+    out = _fresh(OUT / "shipyard")
+    exe = str(Path(sys.executable).parent / "shipyard")
+    argv = [
+        exe,
+        "batch",
+        "predict",
+        str(setup.MODELS / "shipyard" / "rf"),
+        "--input",
+        str(data),
+        "--output",
+        str(out),
+        "--format",
+        "parquet",
+        "--workers",
+        "2",
+    ]
+    res = _timed(argv)
+    written = _count_rows(out)
+    if written != rows:
+        raise RuntimeError(f"shipyard batch wrote {written} rows, expected {rows}")
+    res.pop("stdout")
+    return res | {"rows": rows, "rows_per_s": rows / res["wall_s"], "command": " ".join(argv[1:])}
+
+
+def baseline(method: str, data: Path, rows: int) -> dict[str, Any]:
+    out = _fresh(OUT / f"{method}.parquet")
+    argv = [
+        sys.executable,
+        str(setup.SCRIPTS / "batch_baselines.py"),
+        method,
+        str(data),
+        str(setup.MODELS / "joblib" / "rf" / "model.joblib"),
+        str(out),
+    ]
+    res = _timed(argv)
+    inside = json.loads(res.pop("stdout").strip().splitlines()[-1])
+    if inside["rows"] != rows:
+        raise RuntimeError(f"{method} saw {inside['rows']} rows, expected {rows}")
+    return res | {"rows": rows, "rows_per_s": rows / res["wall_s"], "inside_s": inside["inside_s"]}
+
+
+def mlflow(data: Path, rows: int, subset: int) -> dict[str, Any]:
+    """`mlflow models predict` reads its whole input as CSV/JSON into pandas: run it on a
+    small and a larger subset, take the per-row cost from the difference (so its fixed
+    start-up is counted once), and scale to the full row count."""
+    mlflow_exe = str(setup.VENVS / "mlflow" / "bin" / "mlflow")
+    env = {"PATH": f"{setup.VENVS / 'mlflow' / 'bin'}:" + __import__("os").environ["PATH"]}
+    runs = {}
+    for n in (10_000, min(subset, rows)):
+        csv = DATA / f"{data.stem}-csv-{n}.csv"
+        if not csv.exists():
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(setup.SCRIPTS / "batch_baselines.py"),
+                    "csv",
+                    str(data),
+                    "-",
+                    str(csv),
+                ],
+                check=True,
+                capture_output=True,
+            )
+        out = _fresh(OUT / f"mlflow-{n}.json")
+        argv = [
+            mlflow_exe,
+            "models",
+            "predict",
+            "-m",
+            str(setup.MODELS / "mlflow" / "rf"),
+            "-i",
+            str(csv),
+            "-o",
+            str(out),
+            "-t",
+            "csv",
+            "--env-manager",
+            "local",
+        ]
+        res = _timed(argv, env=env)
+        res.pop("stdout")
+        runs[n] = res
+    small, big = runs[10_000], runs[min(subset, rows)]
+    n_big = min(subset, rows)
+    per_row = max(big["wall_s"] - small["wall_s"], 1e-9) / (n_big - 10_000)
+    projected = small["wall_s"] + per_row * (rows - 10_000)
+    return {
+        "rows": rows,
+        "measured_rows": n_big,
+        "measured_wall_s": big["wall_s"],
+        "startup_wall_s_10k_rows": small["wall_s"],
+        "wall_s": projected,
+        "projected": n_big != rows,
+        "rows_per_s": rows / projected,
+        "peak_pss_mb": big["peak_pss_mb"],
+        "peak_processes": big["peak_processes"],
+    }
+
+
+def run_all(
+    rows: int, mlflow_rows: int, wanted: list[str], previous: dict[str, Any] | None
+) -> dict[str, Any]:
+    data = ensure_data(rows)
+    keep = (previous or {}) if (previous or {}).get("rows") == rows else {}
+    result: dict[str, Any] = {
+        "rows": rows,
+        "data": str(data.relative_to(setup.BENCH)),
+        "data_mb": data.stat().st_size / 2**20,
+        "errors": {},
+    }
+    jobs = {
+        "shipyard": lambda: shipyard(data, rows),
+        "single_core_chunked": lambda: baseline("chunked", data, rows),
+        "pandas_all_in_memory": lambda: baseline("pandas", data, rows),
+        "mlflow_models_predict": lambda: mlflow(data, rows, mlflow_rows),
+    }
+    for name, job in jobs.items():
+        if name == "shipyard" and "shipyard" not in wanted:
+            if name in keep:
+                result[name] = keep[name]
+            continue
+        if name == "mlflow_models_predict" and "mlflow" not in wanted:
+            if name in keep:
+                result[name] = keep[name]
+            continue
+        setup.log(f"batch: {name} on {rows:,} rows")
+        try:
+            result[name] = job()
+            setup.log(
+                f"  {name}: {result[name]['wall_s']:.1f} s, "
+                f"{result[name]['rows_per_s']:,.0f} rows/s, "
+                f"peak {result[name]['peak_pss_mb']:.0f} MB"
+            )
+        except Exception as err:
+            result["errors"][name] = f"{type(err).__name__}: {err}"[:1500]
+            setup.log(f"  {name} FAILED: {err}")
+    return result

@@ -1,0 +1,351 @@
+"""Render results.json as benchmarks/RESULTS.md: tables, targets with ratios, versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+NA = "not available"
+LABELS = {
+    "shipyard": "Shipyard",
+    "mlserver-batch": "MLServer, adaptive batching on (32 / 5 ms)",
+    "mlserver-nobatch": "MLServer, adaptive batching off",
+    "mlflow": "MLflow `models serve`",
+    "bare": "bare Starlette+uvicorn (constant answer)",
+}
+SCEN = {"1row_c1": "1 row, c=1", "1row_c32": "1 row, c=32", "100rows_c8": "100 rows, c=8"}
+
+
+def _get(d: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(d, dict) or d.get(key) is None:
+            return None
+        d = d[key]
+    return d
+
+
+def _f(v: float | None, fmt: str = "{:,.0f}") -> str:
+    return NA if v is None else fmt.format(v)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def _verdict(ok: bool | None) -> str:
+    return "**not available**" if ok is None else ("**met**" if ok else "**not met**")
+
+
+def targets(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(target, measured, ratio or margin, verdict) for every target of issues 2 and 5."""
+    on = r.get("online", {})
+    s = lambda key, model, sc, f: _get(on, key, model, "scenarios", sc, f)  # noqa: E731
+    rows: list[tuple[str, str, str, str]] = []
+
+    sy = s("shipyard", "rf", "1row_c32", "rps")
+    mb = s("mlserver-batch", "rf", "1row_c32", "rps")
+    mf = s("mlflow", "rf", "1row_c32", "rps")
+    q = _ratio(sy, mb)
+    rows.append(
+        (
+            "RF, 1 row, c=32: ≥ 5× MLServer-with-batching throughput",
+            f"{_f(sy)} vs {_f(mb)} req/s",
+            _f(q, "{:.2f}×"),
+            _verdict(None if q is None else q >= 5),
+        )
+    )
+    q = _ratio(sy, mf)
+    rows.append(
+        (
+            "RF, 1 row, c=32: ≥ 25× MLflow throughput",
+            f"{_f(sy)} vs {_f(mf)} req/s",
+            _f(q, "{:.1f}×"),
+            _verdict(None if q is None else q >= 25),
+        )
+    )
+    p_sy = s("shipyard", "rf", "1row_c32", "p99_ms")
+    for key in ("mlserver-batch", "mlserver-nobatch"):
+        p_ml = s(key, "rf", "1row_c32", "p99_ms")
+        q = _ratio(p_sy, p_ml)
+        rows.append(
+            (
+                f"RF, 1 row, c=32: p99 lower than {LABELS[key]}",
+                f"{_f(p_sy, '{:.2f}')} vs {_f(p_ml, '{:.2f}')} ms",
+                _f(q, "{:.2f}×"),
+                _verdict(None if q is None else p_sy < p_ml),
+            )
+        )
+
+    p50 = s("shipyard", "lr", "1row_c1", "p50_ms")
+    bare = s("bare", "const", "1row_c1", "p50_ms")
+    pred = _get(r, "predict_time", "lr", "predict_1row_ms")
+    bound = None if bare is None or pred is None else bare + pred + 0.3
+    rows.append(
+        (
+            "LR, 1 row, c=1: p50 ≤ bare p50 + in-process predict + 0.3 ms",
+            f"{_f(p50, '{:.3f}')} ms vs bound {_f(bare, '{:.3f}')} + {_f(pred, '{:.3f}')} + 0.3 "
+            f"= {_f(bound, '{:.3f}')} ms",
+            "margin " + _f(None if p50 is None or bound is None else bound - p50, "{:+.3f} ms"),
+            _verdict(None if p50 is None or bound is None else p50 <= bound),
+        )
+    )
+
+    sy = s("shipyard", "rf", "100rows_c8", "rows_per_s")
+    best_key, best = None, None
+    for key in ("mlserver-batch", "mlserver-nobatch"):
+        v = s(key, "rf", "100rows_c8", "rows_per_s")
+        if v is not None and (best is None or v > best):
+            best_key, best = key, v
+    q = _ratio(sy, best)
+    rows.append(
+        (
+            "RF, 100 rows, c=8: ≥ 2× MLServer rows/s (its better configuration"
+            + (
+                f": {'batching on' if best_key == 'mlserver-batch' else 'batching off'})"
+                if best_key
+                else ")"
+            ),
+            f"{_f(sy)} vs {_f(best)} rows/s",
+            _f(q, "{:.2f}×"),
+            _verdict(None if q is None else q >= 2),
+        )
+    )
+
+    cs = _get(r, "cold_start", "shipyard", "median_s")
+    cm = _get(r, "cold_start", "mlserver-batch", "median_s")
+    q = _ratio(cs, cm)
+    rows.append(
+        (
+            "Cold start to first prediction: ≤ ½ MLServer's",
+            f"{_f(cs, '{:.2f}')} vs {_f(cm, '{:.2f}')} s",
+            _f(q, "{:.2f}×"),
+            _verdict(None if q is None else q <= 0.5),
+        )
+    )
+
+    g = _get(on, "shipyard", "rf", "grpc", "grpc", "rps")
+    rest = _get(on, "shipyard", "rf", "grpc", "rest", "rps")
+    q = _ratio(g, rest)
+    rows.append(
+        (
+            "gRPC ModelInfer, 1 row, c=32: ≥ REST throughput (same generator, h2load)",
+            f"{_f(g)} vs {_f(rest)} req/s",
+            _f(q, "{:.2f}×"),
+            _verdict(None if q is None else q >= 1),
+        )
+    )
+
+    ms = _get(on, "shipyard", "rf", "idle_memory", "pss_mb")
+    mm = _get(on, "mlserver-batch", "rf", "idle_memory", "pss_mb")
+    q = _ratio(ms, mm)
+    rows.append(
+        (
+            "Idle memory, whole server (PSS, all processes): below MLServer's",
+            f"{_f(ms, '{:.0f}')} vs {_f(mm, '{:.0f}')} MB",
+            _f(q, "{:.2f}×"),
+            _verdict(None if q is None else ms < mm),
+        )
+    )
+
+    b = r.get("batch") or {}
+    bs = _get(b, "shipyard", "rows_per_s")
+    for key, label, need in (
+        ("single_core_chunked", "≥ 1.8× the single-core limit", 1.8),
+        ("mlflow_models_predict", "≥ 5× `mlflow models predict`", 5.0),
+    ):
+        other = _get(b, key, "rows_per_s")
+        q = _ratio(bs, other)
+        rows.append(
+            (
+                f"Batch, RF: {label}",
+                f"{_f(bs)} vs {_f(other)} rows/s",
+                _f(q, "{:.2f}×"),
+                _verdict(None if q is None else q >= need),
+            )
+        )
+    peak = _get(b, "shipyard", "peak_pss_mb")
+    rows.append(
+        (
+            "Batch: peak memory, all processes, under 2 GB",
+            f"{_f(peak, '{:.0f}')} MB (PSS)",
+            "",
+            _verdict(None if peak is None else peak < 2048),
+        )
+    )
+    return rows
+
+
+def online_table(r: dict[str, Any]) -> list[str]:
+    lines = [
+        "| server | model | scenario | req/s | rows/s | p50 ms | p90 ms | p99 ms | errors "
+        "| other load during run |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    on = r.get("online", {})
+    for key in LABELS:
+        for model in ("rf", "lr", "const"):
+            if model == "const" and key != "bare" or model != "const" and key == "bare":
+                continue
+            res = _get(on, key, model)
+            for sc, label in SCEN.items():
+                row = _get(res, "scenarios", sc)
+                if row is None:
+                    lines.append(f"| {LABELS[key]} | {model} | {label} | {NA} | | | | | | |")
+                    continue
+                lines.append(
+                    f"| {LABELS[key]} | {model} | {label} | {row['rps']:,.0f} | {row['rows_per_s']:,.0f} "
+                    f"| {row['p50_ms']:.2f} | {row['p90_ms']:.2f} | {row['p99_ms']:.2f} | {row['errors']} "
+                    f"| {_f(row.get('foreign_cpu_pct'), '{:.0f}%')} |"
+                )
+    return lines
+
+
+def write(r: dict[str, Any], path: Path) -> None:
+    meta = r.get("meta", {})
+    on = r.get("online", {})
+    out = ["# Shipyard benchmark results", ""]
+    out += [
+        f"Run on {meta.get('date', '?')}; {meta.get('duration_s', '?')} s per load run after a "
+        f"{meta.get('warmup_s', '?')} s warm-up at the same concurrency. Rerun: `{meta.get('command', 'make bench')}`.",
+        "",
+        "The machine is **shared**: other work (builds, test suites of other developers) may have "
+        "run on it during parts of this run; numbers are from one run, not a median of many. "
+        "Every server listens on 127.0.0.1, is started and stopped by PID by the harness, and the "
+        "load generator runs on the same 2 cores as the server (so the ceilings below include its "
+        "cost).",
+        "",
+    ]
+    if r.get("errors"):
+        out += ["**Parts that failed in this run** (their cells say *not available*):", ""]
+        out += [f"- `{k}`: {str(v).splitlines()[0][:300]}" for k, v in r["errors"].items()]
+        out.append("")
+    out += ["## Targets", "", "| target | measured | ratio | verdict |", "|---|---|---|---|"]
+    out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in targets(r)]
+    out += [
+        "",
+        "## Online serving (wrk -t1, one connection per concurrent client, POST with a Lua body)",
+        "",
+    ]
+    out += online_table(r)
+    out += [
+        "",
+        "In-process `model.predict` time (median, same machine): "
+        + ", ".join(
+            f"{m}: {_f(_get(r, 'predict_time', m, 'predict_1row_ms'), '{:.3f}')} ms (1 row), "
+            f"{_f(_get(r, 'predict_time', m, 'predict_100rows_ms'), '{:.3f}')} ms (100 rows)"
+            for m in ("rf", "lr")
+        ),
+        "",
+    ]
+    out += [
+        "### gRPC vs REST (h2load -t1 -c32 -m1, same generator for both, RF, 1 row)",
+        "",
+        "| server | gRPC ModelInfer req/s | REST /v2 infer req/s | gRPC mean ms | REST mean ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for key in ("shipyard", "mlserver-batch"):
+        g = _get(on, key, "rf", "grpc")
+        out.append(
+            f"| {LABELS[key]} | {_f(_get(g, 'grpc', 'rps'))} | {_f(_get(g, 'rest', 'rps'))} | "
+            f"{_f(_get(g, 'grpc', 'mean_ms'), '{:.2f}')} | {_f(_get(g, 'rest', 'mean_ms'), '{:.2f}')} |"
+        )
+    out += [
+        "",
+        "### Memory (PSS summed over the server's whole process tree, RF loaded)",
+        "",
+        "| server | processes | idle after start, MB | idle after the load runs, MB |",
+        "|---|---:|---:|---:|",
+    ]
+    for key in ("shipyard", "mlserver-batch", "mlserver-nobatch", "mlflow", "bare"):
+        model = "const" if key == "bare" else "rf"
+        out.append(
+            f"| {LABELS[key]} | {_f(_get(on, key, model, 'idle_memory', 'processes'))} | "
+            f"{_f(_get(on, key, model, 'idle_memory', 'pss_mb'))} | "
+            f"{_f(_get(on, key, model, 'memory_after_load', 'pss_mb'))} |"
+        )
+    out += [
+        "",
+        "### Cold start (command spawned → first correct prediction, RF, warm file cache)",
+        "",
+        "| server | median s | runs |",
+        "|---|---:|---|",
+    ]
+    for key in ("shipyard", "mlserver-batch", "mlflow"):
+        c = _get(r, "cold_start", key)
+        out.append(
+            f"| {LABELS[key]} | {_f(_get(c, 'median_s'), '{:.2f}')} | "
+            f"{', '.join(f'{x:.2f}' for x in (_get(c, 'runs_s') or [])) or NA} |"
+        )
+    b = r.get("batch") or {}
+    out += [
+        "",
+        f"## Batch inference (RF, {_f(b.get('rows'))} rows × 20 float64 columns, Parquet "
+        f"{_f(b.get('data_mb'))} MB)",
+        "",
+        "| method | wall s | rows/s | peak PSS MB (all processes) | note |",
+        "|---|---:|---:|---:|---|",
+    ]
+    notes = {
+        "shipyard": "`shipyard batch predict --workers 2`, Parquet output",
+        "single_core_chunked": "one process, `model.predict` per 100k-row batch, Parquet output",
+        "pandas_all_in_memory": "`pd.read_parquet` everything, one `predict`, Parquet output",
+        "mlflow_models_predict": "",
+    }
+    for key, note in notes.items():
+        row = b.get(key)
+        if key == "mlflow_models_predict" and row:
+            note = (
+                f"CSV input (it takes CSV or JSON only); measured on {row['measured_rows']:,} rows "
+                f"({row['measured_wall_s']:.1f} s) and 10,000 rows ({row['startup_wall_s_10k_rows']:.1f} s, "
+                "its fixed start-up), per-row cost scaled to the full count"
+                if row.get("projected")
+                else "CSV input, full data"
+            )
+        out.append(
+            f"| {key.replace('_', ' ')} | {_f(_get(row, 'wall_s'), '{:.1f}')} | "
+            f"{_f(_get(row, 'rows_per_s'))} | {_f(_get(row, 'peak_pss_mb'))} | {note} |"
+        )
+    out += [
+        "",
+        "Wall time covers the whole command (interpreter start, imports, model load, read, "
+        "predict, write).",
+        "",
+    ]
+    out += ["## How each server ran", ""]
+    for key in LABELS:
+        w = None
+        for model in ("rf", "const"):
+            w = w or _get(on, key, model, "workers")
+        out.append(f"- {LABELS[key]}: {w or NA}")
+    out += [
+        "- MLServer: `mlserver start` on a model repository, `debug: false` (its default logs every "
+        "request), gzip middleware and metrics server left at their defaults; installed as "
+        "`pip install mlserver mlserver-sklearn` gives uvicorn without httptools (h11 parser): as shipped.",
+        "- MLflow: `mlflow models serve --env-manager local -m <dir> -h 127.0.0.1 -w <cores>`, request "
+        "body `dataframe_split`.",
+        "- Shipyard: `python -m shipyard.serving MODEL_DIR --http-port P --grpc-port G --workers <cores>`, "
+        "Open Inference Protocol JSON on `/v2/models/{name}/infer`.",
+        "- wrk runs with one thread (`-t1`) and one connection per concurrent client; h2load with one "
+        "thread and one request in flight per connection (`-m1`), so gRPC and REST are loaded the same way. "
+        "wrk cannot speak HTTP/2 (gRPC), and h2load is a C generator from the same Debian archive "
+        "(nghttp2-client): unlike a Python generator it does not compete for the CPU as much. "
+        "h2load counts HTTP 200 as success, and a gRPC error also arrives as HTTP 200, so the "
+        "exact request body is first sent through grpcio with MLServer's own V2 stubs and the "
+        "predictions checked, before and after the load run.",
+        "- Each server's answer to 1 and 100 rows is checked against the model's own predictions "
+        "before any load.",
+        "",
+        "## Versions and machine",
+        "",
+    ]
+    out += [f"- {k}: {v}" for k, v in (meta.get("versions") or {}).items()]
+    out += [f"- machine {k}: {v}" for k, v in (meta.get("machine") or {}).items()]
+    out += [
+        "",
+        "Models: `RandomForestClassifier(n_estimators=50, max_depth=8, random_state=0)` and "
+        "`LogisticRegression()` on `make_classification(n_samples=5000, n_features=20, random_state=0)`, "
+        "trained in each server's own venv (same scikit-learn, same data, same seed) and saved in its "
+        "own format (joblib for MLServer, `mlflow.sklearn.save_model`, `shipyard.save_model`).",
+        "",
+    ]
+    path.write_text("\n".join(out) + "\n")
