@@ -94,9 +94,11 @@ def _metadata_text(metadata: dict[str, Any], short: bool) -> str:
         if isinstance(value, dict) and isinstance(value.get("deploy"), bool):
             verdict = "deploy" if value["deploy"] else "keep"
             metric = value.get("metric")
-            text = f"{verdict} ({metric:.4g})" if short and isinstance(metric, float) else verdict
-            if not short and isinstance(value.get("reason"), str):
-                text = value["reason"]
+            if short:
+                # A decision is what a reader scans the list for: no key, just the verdict.
+                lines.append(f"{verdict} {metric:.4g}" if isinstance(metric, float) else verdict)
+                continue
+            text = value["reason"] if isinstance(value.get("reason"), str) else verdict
         else:
             text = value if isinstance(value, str) else json.dumps(value, default=str)
         line = f"{key}: {text}"
