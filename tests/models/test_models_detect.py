@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from shipyard.errors import MissingDependencyError, ModelLoadError, ModelNotFoundError
-from shipyard.models import load_model
+from shipyard.models import load_model, save_model
 from shipyard.models.runtimes import mlflow as mlflow_runtime
 from shipyard.models.runtimes.sklearn import SklearnPredictor
 
@@ -131,3 +132,59 @@ def test_mlflow_pyfunc_when_installed(tmp_path: Path, classifier: Any, xy: Any) 
     assert isinstance(loaded.predictor, mlflow_runtime.MLflowPredictor)
     assert loaded.predictor.pyfunc is not None
     np.testing.assert_array_equal(loaded.predictor.predict(x), classifier.predict(x))
+
+
+def test_pickle_needing_an_absent_framework_names_the_extra(
+    tmp_path: Path, classifier: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    joblib.dump(classifier, tmp_path / "model.joblib")
+    # As on a server image without scikit-learn: importing it fails.
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    with pytest.raises(MissingDependencyError, match=r"scikit-learn.*shipyard\[sklearn\]"):
+        load_model(tmp_path / "model.joblib")
+
+
+def test_pickle_needing_an_unknown_module_says_which(tmp_path: Path) -> None:
+    module_dir = tmp_path / "src"
+    module_dir.mkdir()
+    (module_dir / "bespoke_model.py").write_text(
+        "class Model:\n    def predict(self, x):\n        return x\n"
+    )
+    sys.path.insert(0, str(module_dir))
+    try:
+        import bespoke_model
+
+        (tmp_path / "model.pkl").write_bytes(pickle.dumps(bespoke_model.Model()))
+    finally:
+        sys.path.remove(str(module_dir))
+        sys.modules.pop("bespoke_model", None)
+    with pytest.raises(ModelLoadError, match=r"needs the module 'bespoke_model'.*code_paths"):
+        load_model(tmp_path / "model.pkl")
+
+
+def test_save_model_copies_an_existing_model_file(tmp_path: Path, classifier: Any, xy: Any) -> None:
+    x, _ = xy
+    joblib.dump(classifier, tmp_path / "trained.joblib")
+    path = save_model(tmp_path / "trained.joblib", tmp_path / "packaged", name="clf", version="7")
+    loaded = load_model(path)
+    assert (loaded.format, loaded.manifest.model_file, loaded.manifest.serialization) == (
+        "sklearn",
+        "trained.joblib",
+        "joblib",
+    )
+    assert (loaded.name, loaded.version) == ("clf", "7")
+    np.testing.assert_array_equal(loaded.predictor.predict(x), classifier.predict(x))
+
+
+def test_save_model_packages_an_mlflow_directory(
+    tmp_path: Path, classifier: Any, xy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mlflow_runtime, "mlflow_installed", lambda: False)
+    x, _ = xy
+    flavors = {"sklearn": {"pickled_model": "model.pkl", "serialization_format": "pickle"}}
+    src = _mlflow_dir(tmp_path, classifier, flavors)
+    path = save_model(src, tmp_path / "packaged", input_example=x[:2])
+    loaded = load_model(path)
+    assert (loaded.format, loaded.manifest.model_file) == ("mlflow", "mlflow_model")
+    np.testing.assert_array_equal(loaded.predict(x), classifier.predict(x))
+    assert loaded.signature is not None and loaded.signature.outputs[0].datatype == "INT64"

@@ -126,7 +126,9 @@ def load_model(
     model_name = name or manifest.name or uri_stem(uri)
     try:
         predictor = build_predictor(model_dir, manifest)
-        call_hook(predictor.load, model_dir)
+        load = getattr(predictor, "load", None)
+        if load is not None:  # optional on duck-typed predictors
+            call_hook(load, model_dir)
     except ShipyardError:
         raise
     except Exception as err:

@@ -159,7 +159,8 @@ def _run_example(staging: Path, manifest: ModelManifest, example: Any) -> list[A
     saved_path = list(sys.path)
     try:
         predictor = build_predictor(staging, manifest)
-        call_hook(predictor.load, staging)
+        if getattr(predictor, "load", None) is not None:
+            call_hook(predictor.load, staging)
         outputs = run_hooks(predictor, example)
     except ShipyardError as err:
         raise ConfigError(

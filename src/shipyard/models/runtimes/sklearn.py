@@ -9,7 +9,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from shipyard.errors import ConfigError, InvalidInputError, ModelLoadError
+from shipyard.errors import (
+    ConfigError,
+    InvalidInputError,
+    MissingDependencyError,
+    ModelLoadError,
+)
 from shipyard.models._signature import is_dataframe
 from shipyard.models.runtimes._base import FileRuntime, require, single_array
 
@@ -18,6 +23,15 @@ __all__ = ["SERIALIZATIONS", "SklearnPredictor", "save_sklearn"]
 #: File suffix for each serialization.
 SERIALIZATIONS: dict[str, str] = {"joblib": ".joblib", "pickle": ".pkl", "skops": ".skops"}
 _SUFFIXES = {".joblib": "joblib", ".pkl": "pickle", ".pickle": "pickle", ".skops": "skops"}
+#: Top-level modules a pickle may need, and the extra that installs each.
+_EXTRAS: dict[str, tuple[str, str]] = {
+    "sklearn": ("scikit-learn", "sklearn"),
+    "joblib": ("joblib", "sklearn"),
+    "skops": ("skops", "sklearn"),
+    "xgboost": ("xgboost", "xgboost"),
+    "lightgbm": ("lightgbm", "lightgbm"),
+    "pandas": ("pandas", "batch"),
+}
 _METHODS = (
     "predict",
     "predict_proba",
@@ -101,6 +115,23 @@ class SklearnPredictor(FileRuntime):
         self.n_features: int | None = getattr(self.estimator, "n_features_in_", None)
 
     def _read(self, path: Path, ser: str) -> Any:
+        try:
+            return self._unpickle(path, ser)
+        except ModuleNotFoundError as err:
+            # A pickle names the modules of its classes; one is not installed here.
+            root = (err.name or "").split(".")[0]
+            if root in _EXTRAS:
+                package, extra = _EXTRAS[root]
+                raise MissingDependencyError(package, extra, f"the model in {path}") from err
+            reqs = ", ".join(self.manifest.requirements) if self.manifest else ""
+            raise ModelLoadError(
+                f"The model in {path} needs the module {err.name!r}, which is not installed. "
+                + (f"The model lists its requirements: {reqs}. " if reqs else "")
+                + "Install it in this environment (or, for your own code, pass "
+                "code_paths=... to save_model)."
+            ) from err
+
+    def _unpickle(self, path: Path, ser: str) -> Any:
         if ser == "joblib":
             joblib = require("joblib", package="joblib", extra="sklearn", purpose="joblib files")
             return joblib.load(path)
