@@ -176,3 +176,28 @@ def test_server_process_helpers(models_dir: Path) -> None:
         assert "Shipyard model server ready" in server.log()
         assert f"http://127.0.0.1:{server.http_port}" in server.log()
     assert server.process.returncode == 0
+
+
+def test_grpc_is_served_on_the_shared_port(models_dir: Path) -> None:
+    grpc = pytest.importorskip("grpc")
+    from shipyard.serving.grpc._generated import grpc_predict_v2_pb2 as pb
+    from shipyard.serving.grpc._generated import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    with start_server(models_dir / "const1", workers=2, grpc=True) as server:
+        assert server.status()["grpc_port"] == server.grpc_port
+        assert f"gRPC:    127.0.0.1:{server.grpc_port}" in server.log()
+        for _ in range(4):
+            # A new channel each time: the kernel spreads them over both workers.
+            with grpc.insecure_channel(server.grpc_target) as channel:
+                stub = pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+                assert stub.ServerLive(pb.ServerLiveRequest(), timeout=30).live
+                tensor = pb.ModelInferRequest.InferInputTensor(
+                    name="x",
+                    datatype="FP64",
+                    shape=[1, 4],
+                    contents=pb.InferTensorContents(fp64_contents=[0.0] * 4),
+                )
+                reply = stub.ModelInfer(
+                    pb.ModelInferRequest(model_name="const1", inputs=[tensor]), timeout=30
+                )
+                assert list(reply.outputs[0].contents.fp64_contents) == [1.0]

@@ -9,8 +9,10 @@ How a batch forms, without adding latency to a lone request:
 * While a batch is in ``predict``, new requests queue up and form the next batch. This is
   where batches come from under load; at concurrency 1 the queue is empty and the single
   request runs at once.
-* ``max_batch_delay`` is spent only while more requests are known to be on their way (an
-  async ``preprocess`` is still running for them); it never delays a lone request.
+* ``max_batch_delay`` is spent only while more requests are expected: some are still in an
+  async ``preprocess``, or the previous batch merged several requests and fewer than that
+  are queued now (their clients are sending their next requests). A lone client's previous
+  batch held one request, so its requests are never delayed.
 * A request bigger than ``max_batch_size`` runs alone. If a merged batch fails, each of its
   requests is retried alone, so one bad request cannot fail its neighbours.
 """
@@ -131,6 +133,9 @@ class AdaptiveBatcher:
         #: Requests of this model that are past decoding but not queued yet (async
         #: preprocess); the only reason to wait ``max_batch_delay``.
         self.arriving = 0
+        #: Requests merged into the previous predict call: under steady concurrent load,
+        #: about that many requests come back, and waiting for them makes full batches.
+        self._last_requests = 1
 
     async def submit(self, inputs: Any) -> Any:
         """Predict ``inputs`` (one request's), possibly as part of a larger batch."""
@@ -176,11 +181,11 @@ class AdaptiveBatcher:
                 break
             seen = len(self._queue)
         delay = self.config.max_batch_delay
-        if delay <= 0 or self.arriving <= 0 or self._queued_rows >= limit:
+        if delay <= 0 or self._queued_rows >= limit or not self._expecting():
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + delay
-        while self.arriving > 0 and self._queued_rows < limit:
+        while self._queued_rows < limit and self._expecting():
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
@@ -191,6 +196,9 @@ class AdaptiveBatcher:
             finally:
                 timer.cancel()
                 self._wakeup = None
+
+    def _expecting(self) -> bool:
+        return self.arriving > 0 or len(self._queue) < self._last_requests
 
     def _take(self) -> list[_Item]:
         first = self._queue.popleft()
@@ -208,6 +216,7 @@ class AdaptiveBatcher:
         # Requests that did not fit keep their place at the head of the queue.
         self._queue.extendleft(reversed(skipped))
         self._queued_rows -= rows
+        self._last_requests = len(batch)
         return batch
 
     async def _run(self, batch: list[_Item]) -> None:

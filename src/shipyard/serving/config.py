@@ -54,7 +54,9 @@ class ModelSpec(BaseModel):
 class ServerConfig(BaseSettings):
     """Everything ``shipyard serve`` needs; env prefix ``SHIPYARD_SERVER_``."""
 
-    model_config = SettingsConfigDict(env_prefix="SHIPYARD_SERVER_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="SHIPYARD_SERVER_", env_nested_delimiter="__", extra="forbid"
+    )
 
     host: str = "127.0.0.1"
     """Interface to bind; the default is local only. Use 0.0.0.0 in a container."""

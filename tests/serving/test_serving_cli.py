@@ -1,0 +1,71 @@
+"""``shipyard serve`` and ``python -m shipyard.serving`` as a user runs them."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from shipyard.testing import free_port
+
+
+def test_no_model_is_one_clear_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "shipyard.serving"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "No model to serve" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_bad_option_value_is_refused() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "shipyard.serving", "x", "--workers", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "workers" in done.stderr
+
+
+def test_shipyard_serve_runs_the_server(models_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "shipyard.cli.main",
+                "serve",
+                str(models_dir / "const1"),
+                "--name",
+                "answer",
+                "--http-port",
+                str(port),
+                "--workers",
+                "1",
+                "--no-grpc",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "ready" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        assert f"http://127.0.0.1:{port}" in log.read_text()
+        body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [0] * 4}]}
+        answer = httpx.post(f"http://127.0.0.1:{port}/v2/models/answer/infer", json=body)
+        assert answer.json()["outputs"][0]["data"] == [1.0]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(60)
+    assert code == 0
