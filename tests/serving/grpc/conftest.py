@@ -1,0 +1,53 @@
+"""Models the gRPC tests serve, and a gRPC stub helper for in-process servers."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import grpc.aio
+import grpc_predictors as gp
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from shipyard.models import save_model
+from shipyard.serving.grpc import GrpcServerHandle, start_grpc_server
+from shipyard.serving.grpc._generated import grpc_predict_v2_pb2_grpc as pb_grpc
+from shipyard.serving.grpc._servicer import DataPlaneLike
+
+RNG = np.random.default_rng(7)
+FEATURES = RNG.normal(size=(120, 4))
+LABELS = (FEATURES[:, 0] - FEATURES[:, 2] > 0).astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def grpc_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model directory per name: logistic (sklearn), shout, picky, dawdle, ponder."""
+    root = tmp_path_factory.mktemp("grpc-models")
+    save_model(
+        LogisticRegression().fit(FEATURES, LABELS), root / "logistic", input_example=FEATURES[:2]
+    )
+    for name, cls in (
+        ("shout", gp.Shout),
+        ("picky", gp.Picky),
+        ("dawdle", gp.Dawdle),
+        ("ponder", gp.Ponder),
+    ):
+        save_model(None, root / name, predictor=cls)
+    return root
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    dataplane: DataPlaneLike, **options: int
+) -> AsyncIterator[tuple[GrpcServerHandle, pb_grpc.GRPCInferenceServiceStub]]:
+    """A real gRPC server for ``dataplane`` on 127.0.0.1 and a client stub talking to it."""
+    handle = await start_grpc_server(dataplane, "127.0.0.1", 0, **options)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{handle.port}") as channel:
+            yield handle, pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+    finally:
+        await handle.stop(0)
