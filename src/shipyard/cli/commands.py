@@ -19,6 +19,7 @@ _GROUPS: list[tuple[str, str, str]] = [
     ("shipyard.cli.model_deployer", "model_deployer", "model-deployer"),
     ("shipyard.cli.deploy", "deploy", "deploy"),
     ("shipyard.cli.predict", "predict", "predict"),
+    ("shipyard.cli.model", "model", "model"),
 ]
 
 
