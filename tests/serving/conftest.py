@@ -9,8 +9,6 @@ import httpx
 import numpy as np
 import pytest
 import serving_predictors as sp
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
 
 from shipyard.models import Signature, TensorSpec, save_model
 from shipyard.testing import ServerProcess, start_server
@@ -25,6 +23,10 @@ Y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Imported here: the gRPC tests under this folder load this conftest too.
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
     root = tmp_path_factory.mktemp("models")
     forest = RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0).fit(X, Y)
     save_model(forest, root / "forest", input_example=X[:2])

@@ -15,7 +15,7 @@ import pytest
 
 from shipyard.errors import ServiceError
 from shipyard.serving.control import send_command
-from shipyard.testing import ServerProcess, start_server
+from shipyard.testing import start_server
 
 ONE_ROW = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 1, 1, 1]}]}
 
@@ -170,12 +170,31 @@ def test_a_model_that_cannot_start_fails_fast_with_the_reason(models_dir: Path) 
         start_server(models_dir / "broken", workers=1)
 
 
-def test_server_process_helpers(models_dir: Path) -> None:
-    server: ServerProcess
-    with start_server(models_dir / "const1", workers=1) as server:
+def test_workers_leave_when_the_supervisor_is_killed(models_dir: Path) -> None:
+    server = start_server(models_dir / "const1", workers=2)
+    try:
         assert "Shipyard model server ready" in server.log()
         assert f"http://127.0.0.1:{server.http_port}" in server.log()
-    assert server.process.returncode == 0
+        pids = [w["pid"] for w in server.status()["workers"]]
+        os.kill(server.pid, signal.SIGKILL)
+        server.process.wait(30)
+
+        def gone(pid: int) -> bool:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            # A zombie of an exited worker still answers kill(0): check its state.
+            try:
+                stat_line = Path(f"/proc/{pid}/stat").read_text()
+            except FileNotFoundError:
+                return True
+            return stat_line.split(")")[-1].split()[0] == "Z"
+
+        # Orphaned workers see their channel close and stop by themselves.
+        _wait_for(lambda: all(gone(p) for p in pids), "orphaned workers to exit")
+    finally:
+        server.stop()
 
 
 def test_grpc_is_served_on_the_shared_port(models_dir: Path) -> None:
