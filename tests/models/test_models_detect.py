@@ -188,3 +188,21 @@ def test_save_model_packages_an_mlflow_directory(
     assert (loaded.format, loaded.manifest.model_file) == ("mlflow", "mlflow_model")
     np.testing.assert_array_equal(loaded.predict(x), classifier.predict(x))
     assert loaded.signature is not None and loaded.signature.outputs[0].datatype == "INT64"
+
+
+def test_bare_skops_file_with_untrusted_types_gives_a_manifest_to_write(
+    tmp_path: Path, xy: Any
+) -> None:
+    import skops.io as sio
+    from sklearn.tree import DecisionTreeClassifier
+
+    x, y = xy
+    sio.dump(DecisionTreeClassifier(random_state=0).fit(x, y), tmp_path / "tree.skops")
+    with pytest.raises(ModelLoadError) as info:
+        load_model(tmp_path / "tree.skops")
+    message = str(info.value)
+    assert "sklearn.tree._tree.Tree" in message
+    # Following the advice literally makes the file load.
+    snippet = message.split("with:\n", 1)[1].split(" (save_model", 1)[0]
+    (tmp_path / "shipyard.yaml").write_text(snippet)
+    assert load_model(tmp_path / "tree.skops").predictor.predict(x[:2]).shape == (2,)

@@ -237,3 +237,23 @@ def test_torch_export_round_trip_with_dynamic_batch(tmp_path: Path) -> None:
     # A program saved under a TorchScript-like name is still recognised by its content.
     torch.export.save(program, str(tmp_path / "renamed.pt"))
     assert load_model(tmp_path / "renamed.pt").format == "torch-export"
+
+
+def test_onnx_fixed_batch_dimension_turns_batching_off(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    def model(first_dim: int | None) -> Any:
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [first_dim, 2])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [first_dim, 2])
+        graph = helper.make_graph([helper.make_node("Neg", ["x"], ["y"])], "neg", [x], [y])
+        proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        proto.ir_version = 8
+        return proto
+
+    dynamic = load_model(save_model(model(None), tmp_path / "dynamic"))
+    fixed = load_model(save_model(model(1), tmp_path / "fixed"))
+    assert dynamic.predictor.supports_batching is True
+    assert fixed.predictor.supports_batching is False
+    np.testing.assert_allclose(fixed.predictor.predict(np.array([[1.0, -2.0]])), [[-1.0, 2.0]])

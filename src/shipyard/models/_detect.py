@@ -89,6 +89,10 @@ def detect_model(path: Path) -> tuple[Path, ModelManifest]:
             return detect_model(path.parent)
         if path.name == MLMODEL_FILE:
             return path.parent, ModelManifest(format="mlflow")
+        beside = read_manifest(path.parent)
+        if beside is not None and beside.model_file == path.name:
+            # The URI names the model file of a model directory: same model, same manifest.
+            return path.parent, beside
         found = detect_file_format(path)
         if found is None:
             raise ModelLoadError(

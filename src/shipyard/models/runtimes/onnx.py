@@ -75,6 +75,13 @@ class ONNXPredictor(FileRuntime):
             raise ModelLoadError(f"onnxruntime cannot load {path}: {err}") from err
         self.inputs = [(i.name, _ORT_TYPES.get(i.type), i.type) for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
+        # A graph exported with a fixed first dimension (e.g. [1, 3]) takes exactly that
+        # many rows: concatenating requests would break it, so adaptive batching is off.
+        batchable = all(
+            i.shape and not isinstance(i.shape[0], int) for i in self.session.get_inputs()
+        )
+        # An instance attribute shadows the class-wide default for this model only.
+        object.__setattr__(self, "supports_batching", batchable)
         if self.method is not None and self.method not in self.output_names:
             raise ModelLoadError(
                 f"The ONNX model {path} has no output {self.method!r} (set as 'method' in "

@@ -16,6 +16,7 @@ from shipyard.errors import (
     ModelLoadError,
 )
 from shipyard.models._signature import is_dataframe
+from shipyard.models.manifest import MANIFEST_FILE
 from shipyard.models.runtimes._base import FileRuntime, require, single_array
 
 __all__ = ["SERIALIZATIONS", "SklearnPredictor", "save_sklearn"]
@@ -143,10 +144,19 @@ class SklearnPredictor(FileRuntime):
         trusted = set(self.manifest.trusted_types) if self.manifest else set()
         refused = [t for t in needed if t not in trusted]
         if refused:
+            if (path.parent / MANIFEST_FILE).is_file():
+                how = "list them under 'trusted_types' in its shipyard.yaml"
+            else:
+                # A bare file: give the whole manifest to write beside it.
+                listed = "".join(f"\n  - {t}" for t in refused)
+                how = (
+                    f"write {path.parent / MANIFEST_FILE} with:\nformat: sklearn\n"
+                    f"model_file: {path.name}\nserialization: skops\ntrusted_types:{listed}\n"
+                )
             raise ModelLoadError(
                 f"The skops file {path} needs types that are not trusted: "
-                f"{', '.join(refused)}. If you trust this file, list them under "
-                "'trusted_types' in shipyard.yaml (save_model does this for you)."
+                f"{', '.join(refused)}. If you trust this file, {how} "
+                "(save_model records them for you)."
             )
         return sio.load(path, trusted=needed)
 
