@@ -47,6 +47,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             format="custom",
             input_example=np.ones((1, 4)),
         )
+    save_model(logistic, root / "versioned", version="3", input_example=X[:2])
     save_model(None, root / "slow", predictor=sp.Slow)
     save_model(None, root / "raises", predictor=sp.Raises)
     broken = save_model(
@@ -60,7 +61,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def server(models_dir: Path) -> Iterator[ServerProcess]:
     """One real server (2 workers) serving several models, shared by the HTTP tests."""
-    uris = [models_dir / n for n in ("forest", "iris", "strict", "raises", "sleepy")]
+    uris = [models_dir / n for n in ("forest", "iris", "strict", "raises", "sleepy", "versioned")]
     with start_server(*uris, workers=2, args=["--max-body-size", str(MAX_BODY)]) as proc:
         yield proc
 

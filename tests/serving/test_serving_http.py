@@ -66,6 +66,17 @@ def test_v2_infer_answers_what_the_model_predicts(client: httpx.Client, forest: 
     }
 
 
+def test_versioned_routes(client: httpx.Client) -> None:
+    meta = client.get("/v2/models/versioned/versions/3").json()
+    assert meta["versions"] == ["3"]
+    ready = client.get("/v2/models/versioned/versions/3/ready")
+    assert ready.json() == {"name": "versioned", "ready": True}
+    answer = client.post("/v2/models/versioned/versions/3/infer", json=_v2(ROWS))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model_version"] == "3"
+    assert client.get("/v2/models/versioned/versions/4/ready").status_code == 404
+
+
 def test_v2_binary_tensor_extension(client: httpx.Client, forest: Any) -> None:
     tensor = Tensor(name="input-0", datatype="FP64", shape=[3, 4], data=ROWS)
     body, header = v2.encode_request(
