@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -69,3 +70,28 @@ def test_shipyard_serve_runs_the_server(models_dir: Path, tmp_path: Path) -> Non
         proc.send_signal(signal.SIGINT)
         code = proc.wait(60)
     assert code == 0
+
+
+def test_busy_port_is_one_clear_line(models_dir: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "shipyard.serving",
+                str(models_dir / "const1"),
+                "--http-port",
+                str(port),
+                "--no-grpc",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert "Address already in use" in done.stderr
+    assert "--http-port" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -115,7 +115,7 @@ class Worker:
             access_log=False,
             server_header=False,
             log_level="warning",
-            timeout_graceful_shutdown=int(self.config.graceful_timeout) or None,
+            timeout_graceful_shutdown=int(self.config.graceful_timeout),
             timeout_keep_alive=30,
         )
         self._http = _Server(uv_config)

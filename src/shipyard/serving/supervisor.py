@@ -96,6 +96,20 @@ class Supervisor:
     # -- start-up --------------------------------------------------------------------
 
     def _resolve_ports(self) -> None:
+        try:
+            self._reserve_ports()
+        except OSError as err:
+            from shipyard.errors import ServiceError
+
+            for sock in self._reserved:
+                sock.close()
+            raise ServiceError(
+                f"Cannot bind {self.config.host} (HTTP port {self.config.http_port}, gRPC port "
+                f"{self.config.grpc_port or 'HTTP+1'}): {err}. Another program probably uses "
+                "the port: pick another with --http-port/--grpc-port, or 0 for any free one."
+            ) from err
+
+    def _reserve_ports(self) -> None:
         cfg = self.config
         http = _reserve(cfg.host, cfg.http_port)
         self._reserved.append(http)
@@ -165,6 +179,9 @@ class Supervisor:
         from shipyard.errors import ServiceError
 
         self.metrics_dir.mkdir(parents=True, exist_ok=True)
+        # Numbers of an earlier run in the same run dir must not add to this one's.
+        for stale in self.metrics_dir.glob("worker-*"):
+            stale.unlink(missing_ok=True)
         self._resolve_ports()
         with contextlib.suppress(FileNotFoundError):
             self.control_path.unlink()
