@@ -175,4 +175,31 @@ def test_concurrent_fetches_of_one_uri_agree(
     assert len(results) == 2 and results[0] == results[1]
     cache = shipyard_home / "cache" / "models"
     assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []
-    assert len(list(cache.iterdir())) == 1
+    assert len([p for p in cache.iterdir() if p.name != "by-uri"]) == 1
+
+
+def test_unreachable_store_falls_back_to_the_last_fetched_copy(
+    memfs: tuple[MemoryFileSystem, str],
+    monkeypatch: pytest.MonkeyPatch,
+    classifier: Any,
+    xy: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fs, root = memfs
+    x, _ = xy
+    uri = f"memory://{root}/m.joblib"
+    other = f"memory://{root}/never-fetched.joblib"
+    fs.pipe(f"{root}/m.joblib", _joblib_bytes(classifier))
+    first = load_model(uri)
+
+    def unreachable(self: MemoryFileSystem, path: str, **kwargs: Any) -> Any:
+        raise ConnectionError("store is down")
+
+    monkeypatch.setattr(MemoryFileSystem, "info", unreachable)
+    with caplog.at_level("WARNING", logger="shipyard.models"):
+        again = load_model(uri)
+    assert again.path == first.path
+    assert "store is down" in caplog.text
+    np.testing.assert_array_equal(again.predictor.predict(x), classifier.predict(x))
+    with pytest.raises(ModelLoadError, match=r"store is down.*No copy was fetched before"):
+        load_model(other)

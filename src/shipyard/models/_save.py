@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import ConfigError, ShipyardError
+from shipyard.errors import ConfigError, MissingDependencyError, ShipyardError
 from shipyard.models._code import carry_code_paths, carry_predictor, resolve_predictor
 from shipyard.models._detect import MLMODEL_FILE, detect_file_format
 from shipyard.models._example import write_input_example
@@ -162,6 +162,10 @@ def _run_example(staging: Path, manifest: ModelManifest, example: Any) -> list[A
         if getattr(predictor, "load", None) is not None:
             call_hook(predictor.load, staging)
         outputs = run_hooks(predictor, example)
+    except MissingDependencyError:
+        # The serving framework need not be installed where the model is packaged (an
+        # ONNX file converted elsewhere): the inputs are still recorded, outputs are not.
+        return []
     except ShipyardError as err:
         raise ConfigError(
             f"The saved model does not predict its own input example: {err}. Fix the "

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -21,6 +23,8 @@ from urllib.parse import unquote, urlparse
 from shipyard.errors import ModelLoadError, ModelNotFoundError
 
 __all__ = ["cache_root", "is_local_uri", "resolve_model_uri", "uri_stem"]
+
+_log = logging.getLogger("shipyard.models")
 
 #: Marker written into a cache entry once it is complete.
 _COMPLETE = ".shipyard-fetched.json"
@@ -91,6 +95,30 @@ def resolve_model_uri(uri: str | os.PathLike[str]) -> Path:
     return _fetch_cached(text)
 
 
+def _index_file(uri: str) -> Path:
+    return cache_root() / "by-uri" / hashlib.sha256(uri.encode()).hexdigest()[:32]
+
+
+def _remember(uri: str, path: Path) -> None:
+    """Record which cache entry holds the newest fetch of ``uri`` (for offline restarts)."""
+    index = _index_file(uri)
+    index.parent.mkdir(parents=True, exist_ok=True)
+    tmp = index.with_name(f".{index.name}.{os.getpid()}.{threading.get_ident()}")
+    tmp.write_text(json.dumps({"uri": uri, "path": str(path)}), encoding="utf-8")
+    os.replace(tmp, index)  # atomic: readers see the old or the new record, never half
+
+
+def _last_fetched(uri: str) -> Path | None:
+    try:
+        record = json.loads(_index_file(uri).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    path = Path(record.get("path", ""))
+    if record.get("uri") != uri or not (path.parent / _COMPLETE).is_file() or not path.exists():
+        return None
+    return path
+
+
 def _relative(rpath: str, prefix: str) -> str:
     # Listings may drop the leading "/" the caller gave (or add one): compare without it.
     rel = rpath.lstrip("/").removeprefix(prefix.lstrip("/"))
@@ -114,7 +142,18 @@ def _fetch_cached(uri: str) -> Path:
     except FileNotFoundError as err:
         raise ModelNotFoundError(f"No model at {uri!r}: nothing exists at that URL.") from err
     except Exception as err:  # remote file systems raise their own types
-        raise ModelLoadError(f"Cannot reach model URI {uri!r}: {err}") from err
+        cached = _last_fetched(uri)
+        if cached is not None:
+            # A server restarting while the store is unreachable keeps serving the
+            # version it fetched last, rather than failing to start.
+            _log.warning(
+                "Cannot reach %s (%s); using the copy fetched before: %s", uri, err, cached
+            )
+            return cached
+        raise ModelLoadError(
+            f"Cannot reach model URI {uri!r}: {err}. No copy was fetched before; check the "
+            "URL, the credentials and the network."
+        ) from err
 
     is_dir = info.get("type") == "directory"
     files: dict[str, Any] = {}
@@ -130,6 +169,7 @@ def _fetch_cached(uri: str) -> Path:
     entry = root / key
     name = Path(remote.rstrip("/")).name or "model"
     if (entry / _COMPLETE).is_file():
+        _remember(uri, entry / name)
         return entry / name
 
     root.mkdir(parents=True, exist_ok=True)
@@ -159,4 +199,5 @@ def _fetch_cached(uri: str) -> Path:
         raise ModelLoadError(f"Fetching model {uri!r} into the cache {root} failed: {err}") from err
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    _remember(uri, entry / name)
     return entry / name
