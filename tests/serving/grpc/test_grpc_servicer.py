@@ -267,3 +267,28 @@ def test_a_busy_port_is_a_clear_error(grpc_models: Path) -> None:
                 await start_grpc_server(plane, "127.0.0.1", port)
 
         uvloop.run(main())
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+def test_an_ipv6_host_is_bracketed(grpc_models: Path) -> None:
+    plane = _plane(grpc_models, "logistic")
+
+    async def main() -> None:
+        handle = await start_grpc_server(plane, "::1", 0)
+        try:
+            async with grpc.aio.insecure_channel(f"[::1]:{handle.port}") as channel:
+                stub = pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+                assert (await stub.ServerLive(pb.ServerLiveRequest())).live
+        finally:
+            await handle.stop(0)
+
+    uvloop.run(main())
