@@ -123,8 +123,10 @@ def test_stop_escalates_to_sigkill_after_the_timeout(home: Path) -> None:
 
 def test_a_server_that_dies_on_start_reports_its_log(home: Path) -> None:
     daemon = EchoDaemon(extra_env={"DAEMON_FAIL": "1"})
-    with pytest.raises(ServiceError, match="exited with code 3") as info:
+    with pytest.raises(ServiceError, match="failed to start") as info:
         daemon.start(timeout=30)
+    # The exit code is known unless something else in this process reaped the child.
+    assert "exited with code 3" in str(info.value) or "is no longer running" in str(info.value)
     assert "DAEMON_FAIL is set" in str(info.value)
     assert daemon.is_failed
     assert "DAEMON_FAIL is set" in daemon.status.last_error

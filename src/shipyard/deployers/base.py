@@ -8,7 +8,7 @@ services (``perform_*``).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from shipyard.errors import DeploymentError, ServiceError, ServiceNotFoundError, StackError
 from shipyard.services.service import Service, ServiceConfig, service_type_of
@@ -34,7 +34,7 @@ class ModelDeployer(StackComponent):
     # -- finding the deployer ------------------------------------------------------------
 
     @classmethod
-    def get_active_model_deployer(cls, store: Store | None = None) -> Any:
+    def get_active_model_deployer(cls, store: Store | None = None) -> Self:
         """The model deployer of the active stack (of this class, when called on a flavor)."""
         from shipyard.stack.stack import Client
 

@@ -172,9 +172,18 @@ class LocalDaemonService(Service):
             self._spawn()
         self._wait_healthy(timeout)
 
+    def _busy_ports(self, wait: float = 5.0) -> list[int]:
+        """Ports someone else holds; a port a just-stopped server held is waited for."""
+        deadline = time.monotonic() + wait
+        while True:
+            busy = [p for p in self._ports() if not process.port_is_free(self.endpoint.host, p)]
+            if not busy or time.monotonic() > deadline:
+                return busy
+            time.sleep(_POLL_S)
+
     def _spawn(self) -> None:
         self._assign_ports()
-        busy = [p for p in self._ports() if not process.port_is_free(self.endpoint.host, p)]
+        busy = self._busy_ports()
         if busy:
             message = (
                 f"Cannot start the service {self.uuid}: port {busy[0]} on "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import time
@@ -52,9 +53,10 @@ def reap(pid: int) -> int | None:
 
 
 def exit_description(status: int | None) -> str:
-    """'exit code 1' / 'killed by SIGKILL' / 'exited' from a wait status."""
+    """'exited with code 1' / 'killed by SIGKILL' / 'is no longer running'."""
     if status is None:
-        return "exited"
+        # Not our child, or already reaped by someone else: the cause is unknown.
+        return "is no longer running"
     if os.WIFSIGNALED(status):
         return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
     return f"exited with code {os.waitstatus_to_exitcode(status)}"
@@ -160,8 +162,28 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1", exclude: Sequence[int] = ()) -> int:
-    """A port nobody listens on now (the OS picks it)."""
+    """A port nobody listens on now, kept for a service across restarts.
+
+    Chosen below the kernel's ephemeral range: a port from ``bind(0)`` can later be
+    taken as the local port of any outgoing connection, and then a restart on the
+    service's own port would fail.
+    """
+    low, _high = _ephemeral_range()
+    lowest = 10000 if low > 11000 else 1024
+    candidates = list(range(lowest, low))
+    random.shuffle(candidates)
+    for port in candidates[:500]:
+        if port not in exclude and port_is_free(host, port):
+            return port
     for _ in range(100):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind((host, 0))

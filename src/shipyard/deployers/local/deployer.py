@@ -50,8 +50,8 @@ class LocalModelDeployer(ModelDeployer):
         try:
             service.start(timeout=timeout)
         except ServiceError as err:
-            # Nothing half-started: the process is gone; the entry shows the error.
-            service.stop(timeout=5.0, force=True)
+            # Nothing half-started: a failed start has already removed its process. The
+            # entry stays, wanted but failed (error), so `logs` and `describe` show why.
             service.status.update(ServiceState.ERROR, str(err))
             service.persist()
             raise DeploymentError(
@@ -93,7 +93,6 @@ class LocalModelDeployer(ModelDeployer):
         try:
             server.start(timeout=timeout)
         except ServiceError as err:
-            server.stop(timeout=5.0, force=True)
             self._apply(server, old)
             message = f"Updating the model server {server.uuid} to {new.model_uri} failed: {err}"
             if was_running:

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shipyard.errors import ConfigError, StackError
+from shipyard.store import Store
+
+from .conftest import invoke, ok, one_red_line, shipyard
+from .secret_flavor import VaultStore
+
+SECRET_SOURCE = f"{VaultStore.__module__}:VaultStore"
+
+
+@pytest.mark.parametrize("group", ["model-deployer", "artifact-store", "orchestrator"])
+def test_component_lifecycle(home: Path, group: str) -> None:
+    assert "local" in ok(group, "flavor", "list")
+    flavors = json.loads(ok(group, "flavor", "list", "--output", "json"))
+    assert [f["name"] for f in flavors] == ["local"]
+
+    ok(group, "register", "mine", "--flavor", "local")
+    listed = json.loads(ok(group, "list", "-O", "json"))
+    assert {row["name"]: row["active"] for row in listed} == {"default": True, "mine": False}
+    assert "mine" in ok(group, "list")
+    described = json.loads(ok(group, "describe", "mine", "-O", "json"))
+    assert described["flavor"] == "local"
+    assert "mine" in ok(group, "describe", "mine")
+    ok(group, "delete", "mine")
+    assert [r["name"] for r in json.loads(ok(group, "list", "-O", "json"))] == ["default"]
+
+
+def test_model_deployer_config_keys_are_validated(home: Path) -> None:
+    ok("model-deployer", "register", "w", "--flavor=local", "--workers=3")
+    assert json.loads(ok("model-deployer", "describe", "w", "-O", "json"))["config"] == {
+        "host": "127.0.0.1",
+        "workers": 3,
+    }
+    ok("model-deployer", "update", "w", "--workers", "2")
+    assert json.loads(ok("model-deployer", "describe", "w", "-O", "json"))["config"]["workers"] == 2
+
+    result = invoke("model-deployer", "update", "w", "--wrokers=4")
+    assert isinstance(result.exception, ConfigError)
+    assert "unknown key 'wrokers'; allowed keys: host, workers" in str(result.exception)
+    result = invoke("model-deployer", "register", "x", "--flavor=local", "--workers=many")
+    assert isinstance(result.exception, ConfigError)
+    assert "bad value 'many' for 'workers'" in str(result.exception)
+    result = invoke("model-deployer", "register", "x", "--flavor=gpu")
+    assert isinstance(result.exception, StackError)
+    assert "No model deployer flavor named 'gpu'; available: local" in str(result.exception)
+
+
+def test_a_wrong_key_is_one_red_line(home: Path) -> None:
+    message = one_red_line(
+        shipyard(home, "model-deployer", "register", "x", "--flavor=local", "--port=1")
+    )
+    assert "unknown key 'port'; allowed keys: host, workers" in message
+
+
+def test_secrets_are_stored_but_never_shown(home: Path) -> None:
+    ok(
+        "artifact-store",
+        "register",
+        "v",
+        "--flavor",
+        "vault",
+        "--source",
+        SECRET_SOURCE,
+        "--token=s3cr3t-value",
+    )
+    assert "s3cr3t-value" not in ok("artifact-store", "describe", "v")
+    shown = json.loads(ok("artifact-store", "describe", "v", "-O", "json"))
+    assert shown["config"]["token"] == "**********"
+    assert "s3cr3t-value" not in ok("artifact-store", "list", "-O", "json")
+    with Store.open() as store:
+        record = store.get_component("v", "artifact_store")
+        assert record is not None and record.configuration["token"] == "s3cr3t-value"
+    assert "vault" in ok("artifact-store", "flavor", "list")
+
+
+def test_stack_lifecycle(home: Path) -> None:
+    stacks = json.loads(ok("stack", "list", "-O", "json"))
+    assert [(s["name"], s["active"]) for s in stacks] == [("default", True)]
+    described = json.loads(ok("stack", "describe", "-O", "json"))
+    assert described["components"]["model_deployer"]["flavor"] == "local"
+
+    ok("model-deployer", "register", "other", "--flavor=local")
+    ok("stack", "register", "s2", "-a", "default", "-o", "default", "-d", "other")
+    assert not json.loads(ok("stack", "describe", "s2", "-O", "json"))["active"]
+    assert "s2" in ok("stack", "list")
+    ok("stack", "set", "s2")
+    assert json.loads(ok("stack", "describe", "-O", "json"))["name"] == "s2"
+    assert "model deployer" in ok("stack", "describe")
+
+    result = invoke("stack", "delete", "s2")
+    assert isinstance(result.exception, StackError)
+    assert "is active and cannot be deleted" in str(result.exception)
+    result = invoke("model-deployer", "delete", "other")
+    assert "used by the stack(s) s2" in str(result.exception)
+    ok("stack", "set", "default")
+    ok("stack", "delete", "s2")
+    ok("model-deployer", "delete", "other")
+    assert [s["name"] for s in json.loads(ok("stack", "list", "-O", "json"))] == ["default"]
+
+
+def test_stack_errors_are_one_red_line(home: Path) -> None:
+    assert one_red_line(shipyard(home, "stack", "delete", "default")).startswith(
+        "The stack 'default' is active and cannot be deleted."
+    )
+    assert "No model deployer named 'nope'" in one_red_line(
+        shipyard(home, "stack", "register", "x", "-a", "default", "-o", "default", "-d", "nope")
+    )

@@ -1,0 +1,190 @@
+"""Continuous deployment: in-place updates, zero failed requests, broken models rejected."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shipyard.deployers.local import LocalDeploymentConfig, LocalModelDeployer, LocalModelServer
+from shipyard.errors import DeploymentError
+from shipyard.services import ServiceState
+from shipyard.services.process import process_start_time
+
+from .conftest import Models
+
+
+def _config(model_uri: str, **extra: object) -> LocalDeploymentConfig:
+    return LocalDeploymentConfig(
+        model_uri=model_uri,
+        model_name="clf",
+        pipeline_name="train",
+        pipeline_step_name="deploy",
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+class Client(threading.Thread):
+    """Sends requests in a loop until stopped, counting answers and failures."""
+
+    def __init__(self, url: str, rows: list[list[float]]) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.body = {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [len(rows), len(rows[0])],
+                    "datatype": "FP64",
+                    "data": [v for row in rows for v in row],
+                }
+            ]
+        }
+        self.stop = threading.Event()
+        self.ok = 0
+        self.failures: list[str] = []
+        self.answers: list[list[int]] = []
+
+    def run(self) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not self.stop.is_set():
+                try:
+                    response = client.post(self.url, json=self.body)
+                except httpx.HTTPError as err:
+                    self.failures.append(repr(err))
+                    continue
+                if response.status_code == 200:
+                    self.ok += 1
+                    self.answers.append(response.json()["outputs"][0]["data"])
+                else:
+                    self.failures.append(f"{response.status_code}: {response.text}")
+
+    def wait_for(self, count: int) -> None:
+        start = self.ok
+        while self.ok < start + count and not self.failures:
+            self.stop.wait(0.02)
+
+
+def test_update_in_place_with_zero_failed_requests(home: Path, models: Models) -> None:
+    deployer = LocalModelDeployer.get_active_model_deployer()
+    first = deployer.deploy_model(_config(models.a), timeout=300)
+    assert isinstance(first, LocalModelServer)
+    pid = first.pid
+    expected_a = models.expected_a()
+    client = Client(str(first.prediction_url), models.rows.tolist())
+    client.start()
+    try:
+        client.wait_for(5)
+        second = deployer.deploy_model(_config(models.b), replace=True, timeout=300)
+        client.wait_for(5)
+    finally:
+        client.stop.set()
+        client.join()
+    assert client.failures == []
+    assert client.ok >= 10
+    # Same server, same URL, same process: the model was swapped inside it.
+    assert isinstance(second, LocalModelServer)
+    assert (second.uuid, second.prediction_url, second.pid) == (
+        first.uuid,
+        first.prediction_url,
+        pid,
+    )
+    assert second.config.model_uri == models.b
+    assert client.answers[0] == expected_a
+    assert client.answers[-1] == [1 - v for v in expected_a]
+    # Every answer came wholly from one model or the other.
+    assert all(a in (expected_a, [1 - v for v in expected_a]) for a in client.answers)
+    [registered] = deployer.find_model_server(pipeline_name="train")
+    assert registered.config.model_uri == models.b
+
+
+def test_a_broken_model_leaves_the_old_one_serving(home: Path, models: Models) -> None:
+    deployer = LocalModelDeployer.get_active_model_deployer()
+    service = deployer.deploy_model(_config(models.a), timeout=300)
+    with pytest.raises(DeploymentError) as info:
+        deployer.deploy_model(_config(models.broken), replace=True, timeout=300)
+    message = str(info.value)
+    assert service.uuid in message
+    assert models.broken in message
+    assert "previous model keeps serving" in message
+    # The old model still answers, at the same URL.
+    assert service.predict(models.rows).tolist() == models.expected_a()
+    [found] = deployer.find_model_server(model_name="clf")
+    assert found.is_running
+    assert found.config.model_uri == models.a
+    assert models.broken in found.status.last_error
+    assert found.predict(models.rows).tolist() == models.expected_a()
+
+
+def test_same_config_replace_false_and_duplicates(home: Path, models: Models) -> None:
+    deployer = LocalModelDeployer.get_active_model_deployer()
+    first = deployer.deploy_model(_config(models.a), timeout=300)
+    pid = first.pid  # type: ignore[attr-defined]
+
+    again = deployer.deploy_model(_config(models.a), replace=True, timeout=300)
+    assert again.uuid == first.uuid
+    assert again.pid == pid  # type: ignore[attr-defined]  # returned as it is, not restarted
+
+    beside = deployer.deploy_model(_config(models.b), replace=False, timeout=300)
+    assert beside.uuid != first.uuid
+    assert beside.endpoint.port != first.endpoint.port
+    assert beside.predict(models.rows).tolist() == [1 - v for v in models.expected_a()]
+    assert len(deployer.find_model_server(model_name="clf", running=True)) == 2
+
+    # replace=True again: one server is updated in place, the duplicate is removed.
+    kept = deployer.deploy_model(_config(models.a), replace=True, timeout=300)
+    assert kept.uuid in (first.uuid, beside.uuid)
+    removed = beside if kept.uuid == first.uuid else first
+    remaining = deployer.find_model_server(model_name="clf")
+    assert [s.uuid for s in remaining] == [kept.uuid]
+    assert remaining[0].predict(models.rows).tolist() == models.expected_a()
+    assert not (home / "services" / removed.uuid).exists()
+
+
+def test_a_failed_first_deploy_leaves_no_process(home: Path, models: Models) -> None:
+    deployer = LocalModelDeployer.get_active_model_deployer()
+    with pytest.raises(DeploymentError, match="failed to start") as info:
+        deployer.deploy_model(_config(models.broken), timeout=300)
+    assert "not a joblib file" in str(info.value) or "Loading model" in str(info.value)
+    [failed] = deployer.find_model_server(model_name="clf")
+    assert failed.is_failed
+    assert failed.status.state is ServiceState.ERROR
+    assert "failed to start" in failed.status.last_error
+    assert failed.pid is None  # type: ignore[attr-defined]
+    for pid_file in (home / "services").glob("*/pid.json"):
+        raise AssertionError(f"left a pid file behind: {pid_file}")
+
+
+def test_kill_9_shows_the_reason_and_start_recovers_the_url(home: Path, models: Models) -> None:
+    import os
+    import signal
+
+    deployer = LocalModelDeployer.get_active_model_deployer()
+    service = deployer.deploy_model(_config(models.a), timeout=300)
+    url = service.prediction_url
+    pid = service.pid  # type: ignore[attr-defined]
+    start_time = process_start_time(pid)
+    os.kill(pid, signal.SIGKILL)
+    while process_start_time(pid) == start_time:
+        threading.Event().wait(0.05)
+
+    [found] = deployer.find_model_server(model_name="clf")
+    assert found.status.state in (ServiceState.ERROR, ServiceState.INACTIVE)
+    assert found.is_failed
+    assert f"process {pid}" in found.status.last_error
+    assert "behind the registry's back" in found.status.last_error
+    # The wait status is known when nothing else in this process reaped the child first.
+    assert (
+        "killed by SIGKILL" in found.status.last_error
+        or "is no longer running" in found.status.last_error
+    )
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(str(url).replace("/infer", "/ready"), timeout=2)
+
+    restarted = deployer.start_model_server(found.uuid[:8], timeout=300)
+    assert restarted.uuid == service.uuid
+    assert restarted.prediction_url == url
+    assert restarted.is_running
+    assert restarted.predict(models.rows).tolist() == models.expected_a()
