@@ -257,3 +257,18 @@ def test_onnx_fixed_batch_dimension_turns_batching_off(tmp_path: Path) -> None:
     assert dynamic.predictor.supports_batching is True
     assert fixed.predictor.supports_batching is False
     np.testing.assert_allclose(fixed.predictor.predict(np.array([[1.0, -2.0]])), [[-1.0, 2.0]])
+
+
+def test_packaging_without_the_framework_records_inputs_only(
+    tmp_path: Path, classifier: Any, xy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x, _ = xy
+    proto = _onnx_classifier(classifier, 4, zipmap=False)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    path = save_model(proto, tmp_path / "m", input_example=x[:2].astype(np.float32))
+    monkeypatch.delitem(sys.modules, "onnxruntime")
+    loaded = load_model(path)
+    assert loaded.signature is not None
+    assert [s.datatype for s in loaded.signature.inputs] == ["FP32"]
+    assert loaded.signature.outputs == []
+    np.testing.assert_array_equal(loaded.predictor.predict(x)["label"], classifier.predict(x))

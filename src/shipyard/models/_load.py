@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import os
 import threading
@@ -50,6 +49,8 @@ class LoadedModel:
 
 def _run_coroutine(coro: Any) -> Any:
     """Run a coroutine to completion from sync code, even inside a running event loop."""
+    import asyncio  # only async predictors need it; batch workers never pay for it
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
