@@ -22,10 +22,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import batch, online, report, setup  # noqa: E402
+from harness import batch, online, profile, report, servers, setup
 
 ALL_SERVERS = ("shipyard", "mlserver-batch", "mlserver-nobatch", "mlflow", "bare")
-SECTIONS = ("online", "coldstart", "batch")
+SECTIONS = ("online", "coldstart", "batch", "profile")
 RESULTS_JSON = setup.WORK / "results.json"
 
 
@@ -120,7 +120,7 @@ def machine() -> dict[str, str]:
             break
     mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
     return {
-        "cores": str(online.servers.CORES),
+        "cores": str(servers.CORES),
         "cpu": model,
         "memory": f"{mem_kb / 2**20:.1f} GiB",
         "kernel": platform.release(),
@@ -222,6 +222,9 @@ def main(argv: list[str]) -> int:
             wanted,
             results.get("batch"),
         )
+    if "profile" in sections and "shipyard" in wanted:
+        setup.log("profile: shipyard rf, 1 row, c=32, py-spy")
+        results["profile"] = attempt("profile", profile.profile_shipyard, min(args.duration, 10))
     results["meta"]["elapsed_min"] = (datetime.now(UTC) - started).total_seconds() / 60
     save()
     setup.log(f"wrote {setup.BENCH / 'RESULTS.md'}")

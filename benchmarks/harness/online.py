@@ -131,7 +131,8 @@ def grpc_vs_rest(target: Target, duration: float, warmup: float) -> dict[str, An
         capture_output=True,
     )
     setup.log(
-        f"  {target.key:17s} {target.model}: gRPC {g.rps:.1f} req/s, REST {r.rps:.1f} req/s (h2load)"
+        f"  {target.key:17s} {target.model}: gRPC {g.rps:.1f} req/s, "
+        f"REST {r.rps:.1f} req/s (h2load)"
     )
     return {
         "grpc": g.as_dict() | {"foreign_cpu_pct": acc_g.foreign_pct},
@@ -187,6 +188,6 @@ def cold_start(key: str, model: str, repeats: int) -> dict[str, Any]:
             target.server.stop()
         time.sleep(1)
     setup.log(
-        f"  cold start {key:17s} {statistics.median(runs):.2f} s  {['%.2f' % r for r in runs]}"
+        f"  cold start {key:17s} {statistics.median(runs):.2f} s  {[f'{r:.2f}' for r in runs]}"
     )
     return {"runs_s": runs, "median_s": statistics.median(runs)}
