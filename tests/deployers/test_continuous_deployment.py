@@ -10,7 +10,7 @@ import pytest
 
 from shipyard.deployers.local import LocalDeploymentConfig, LocalModelDeployer, LocalModelServer
 from shipyard.errors import DeploymentError
-from shipyard.services import ServiceState
+from shipyard.services import Service, ServiceState
 from shipyard.services.process import process_start_time
 
 from .conftest import Models
@@ -116,6 +116,13 @@ def test_a_broken_model_leaves_the_old_one_serving(home: Path, models: Models) -
     assert found.config.model_uri == models.a
     assert models.broken in found.status.last_error
     assert found.predict(models.rows).tolist() == models.expected_a()
+
+    # The service JSON comes back as the same live object.
+    again = Service.from_json(found.to_json())
+    assert type(again) is LocalModelServer
+    assert again.model_dump() == found.model_dump()
+    assert again.check_status() == (ServiceState.ACTIVE, found.status.last_error)
+    assert again.predict(models.rows).tolist() == models.expected_a()
 
 
 def test_same_config_replace_false_and_duplicates(home: Path, models: Models) -> None:
