@@ -1,4 +1,9 @@
-"""model_deployer_step, prediction_service_loader and predictor against real local servers."""
+"""model_deployer_step, prediction_service_loader, predictor, and the Service round trip
+through the artifact store, against real local model servers.
+
+One long scenario on purpose: every model-server start costs seconds (the server imports
+scikit-learn), so the checks share the servers they need.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,20 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import fsspec
+import httpx
 import numpy as np
 import pytest
 
 from shipyard.deployers.base import ModelDeployer
-from shipyard.pipelines import PipelineRunFailedError, StepStatus, pipeline, step
+from shipyard.pipelines import (
+    Artifact,
+    PipelineRunFailedError,
+    PipelineRunView,
+    StepStatus,
+    pipeline,
+    step,
+)
+from shipyard.services import Service, ServiceState
 from shipyard.steps import model_deployer_step, prediction_service_loader, predictor
 
 X = np.array([[0.0], [1.0], [2.0], [3.0]])
@@ -54,10 +68,16 @@ def probe() -> np.ndarray:
     return np.array([[0.0], [3.0]])
 
 
+@step
+def service_file(service: Artifact) -> str:
+    return (Path(service.uri) / "service.json").read_text()
+
+
 @pipeline(name="deploys")
 def deploys(flip: bool, decision: bool) -> None:
     service = model_deployer_step(fit(flip=flip), decision, model_name="m", timeout=60.0)
     predictor(service, probe())
+    service_file(service)
 
 
 @pipeline(name="deploys")
@@ -79,12 +99,31 @@ def _server(run_step: Any) -> tuple[str, str]:
     return summary["uuid"], summary["prediction_url"]
 
 
-def test_yes_updates_in_place_no_keeps_and_a_broken_model_leaves_the_server(
-    shipyard_home: Path,
-) -> None:
+def _check_service_round_trip(run: PipelineRunView) -> None:
+    """service.json in the artifact store, the live server when read back."""
+    deployed = run.steps["model_deployer_step"]
+    assert deployed.output.materializer == "service"
+    saved = Service.from_json(run.steps["service_file"].load())
+    assert saved.uuid == deployed.output.summary["uuid"]
+    loaded = deployed.load()
+    assert type(loaded) is type(saved) and type(loaded).__name__ == "LocalModelServer"
+    assert loaded.uuid == saved.uuid
+    assert loaded.is_running
+    assert loaded.prediction_url == deployed.output.summary["prediction_url"]
+    assert loaded.config.pipeline_name == "deploys"
+    assert loaded.config.pipeline_step_name == "model_deployer_step"
+    assert loaded.config.pipeline_run_id == run.id
+    assert loaded.prediction_url is not None
+    ready = httpx.get(loaded.prediction_url.rsplit("/infer", 1)[0] + "/ready", timeout=10)
+    assert ready.status_code == 200
+
+
+def test_deploy_update_keep_find_and_the_service_round_trip(shipyard_home: Path) -> None:
     first = deploys(flip=False, decision=True)
+    # A later step got the live server: its predictions came from real requests.
     np.testing.assert_array_equal(first.steps["predictor"].load(), [0, 1])
     uuid, url = _server(first.steps["model_deployer_step"])
+    _check_service_round_trip(first)
 
     # Yes again, with another model: the same server (UUID and URL) now answers with it.
     second = deploys(flip=True, decision=True)
@@ -131,7 +170,17 @@ def test_yes_updates_in_place_no_keeps_and_a_broken_model_leaves_the_server(
     restarted = deploys(flip=False, decision=False)
     assert _server(restarted.steps["model_deployer_step"]) == (uuid, url)
     np.testing.assert_array_equal(restarted.steps["predictor"].load(), [1, 0])
+
+    # Deleted behind the artifact's back: it loads as an inactive Service that says so.
     deployer.delete_model_server(uuid)
+    gone = first.steps["model_deployer_step"].load()
+    assert isinstance(gone, Service)
+    assert gone.uuid == uuid
+    assert gone.status.state is ServiceState.INACTIVE
+    assert not gone.is_running
+    assert "was deleted" in gone.status.last_error
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(url, timeout=2)
 
 
 def test_no_with_nothing_deployed_fails_with_the_reason(shipyard_home: Path) -> None:
