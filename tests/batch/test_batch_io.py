@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -117,3 +118,20 @@ def test_explicit_columns_and_format(tmp_path: Path, sklearn_model: Path) -> Non
     result = pd.read_json(out / "part-00000.jsonl", lines=True)
     renamed = frame.set_axis(FEATURES, axis=1)
     np.testing.assert_array_equal(result["prediction"], expected_logreg(sklearn_model, renamed))
+
+
+def test_a_huge_row_group_is_cut_into_row_ranges(
+    tmp_path: Path, sklearn_model: Path, frame: pd.DataFrame
+) -> None:
+    src = write_input(frame, tmp_path / "in.parquet", "parquet", row_group_size=len(frame))
+    out = tmp_path / "out"
+    summary = predict(
+        str(sklearn_model), str(src), str(out), id_column="id", shard_rows=100, batch_size=64,
+        workers=2,
+    )  # fmt: skip
+    assert summary.shards == 5  # 1000 rows > 4 x 100: pieces of ~200 rows
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert [r["rows"] for r in manifest["done"].values()] == [200] * 5
+    result = pd.read_parquet(out)
+    assert result["id"].tolist() == frame["id"].tolist()
+    np.testing.assert_array_equal(result["prediction"], expected_logreg(sklearn_model, frame))

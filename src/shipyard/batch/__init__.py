@@ -32,7 +32,7 @@ def predict(
     resume: bool = False,
     on_error: Literal["fail", "skip"] = "fail",
     overwrite: bool = False,
-    service: str | None = None,
+    service: Any = None,
     **options: Any,
 ) -> BatchSummary:
     """Predict every row of ``input`` with the model at ``model_uri``; write ``output``.
@@ -40,9 +40,10 @@ def predict(
     ``input`` is a file, a directory or a glob of Parquet, CSV or JSON-lines files.
     ``output`` is a ``.parquet``/``.csv``/``.jsonl`` file, a directory (one part per
     shard, in input order) or a SQLAlchemy URL (``sqlite:///out.db``; the table is
-    ``table=``, default ``predictions``). ``service`` (a V2 model URL, or a model server's
-    name or UUID) sends the batches to a running server instead of loading the model
-    (pass ``model_uri=None``). Further options: see ``BatchOptions``.
+    ``table=``, default ``predictions``). ``service`` (a V2 model URL such as
+    ``http://127.0.0.1:8080/v2/models/NAME``, or a ``Service`` from the registry) sends
+    the batches to that running model server instead of loading the model (pass
+    ``model_uri=None``). Further options: see ``BatchOptions``.
 
     Raises ``ConfigError`` when the output exists (pass ``overwrite=True``) or an
     unfinished job is there (pass ``resume=True``), ``InvalidInputError`` naming the file
@@ -54,6 +55,10 @@ def predict(
     from shipyard.batch._job import run_job
     from shipyard.errors import ConfigError
 
+    if service is not None:
+        from shipyard.batch._remote import resolve_service
+
+        service = resolve_service(service)
     try:
         opts = BatchOptions(
             model_uri=model_uri,

@@ -9,12 +9,14 @@ counts and results cross process boundaries; rows never do.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import os
-import queue
+import socket
+import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from shipyard.batch._db import DatabaseOutput, is_database_url
@@ -24,7 +26,7 @@ from shipyard.batch._output import FileOutput, Output
 from shipyard.batch._plan import Plan, make_plan
 from shipyard.batch._progress import JobProgress
 from shipyard.batch._shard import ShardResult, ShardTask, error_from_payload, run_shard
-from shipyard.batch._worker import WorkerSpec, make_runtime, worker_main
+from shipyard.batch._worker import THREAD_VARS, WorkerSpec, make_runtime
 from shipyard.errors import ConfigError, InvalidInputError, PredictorError
 
 __all__ = ["run_job"]
@@ -107,50 +109,81 @@ def _thread_limit(threads: int) -> contextlib.AbstractContextManager[Any]:
     return limits
 
 
+class _Child:
+    def __init__(self, proc: subprocess.Popen[bytes], conn: Connection) -> None:
+        self.proc = proc
+        self.conn = conn
+        self.ready = False
+        self.shard: int | None = None
+        """The shard it works on, None when idle."""
+
+
 class _Pool:
-    """Worker processes, their two queues, and the bookkeeping of who does what."""
+    """Worker processes, one socket each, and who works on which shard."""
 
     def __init__(self, n: int, spec: WorkerSpec) -> None:
-        ctx = mp.get_context("spawn")
-        self.tasks: Any = ctx.Queue(maxsize=max(1, n))
-        self.results: Any = ctx.Queue()
-        self.procs = [
-            ctx.Process(
-                target=worker_main,
-                args=(spec, os.getpid(), self.tasks, self.results),
-                name=f"shipyard-batch-{i}",
-                daemon=True,
-            )
-            for i in range(n)
-        ]
-        for p in self.procs:
-            p.start()
-        self.inflight: dict[int, int] = {}
+        env = dict(os.environ)
+        for var in THREAD_VARS:
+            env.setdefault(var, str(spec.threads))
+        self.children: list[_Child] = []
+        try:
+            for _ in range(n):
+                mine, theirs = socket.socketpair()
+                with theirs:
+                    proc = subprocess.Popen(
+                        [sys.executable, "-m", "shipyard.batch._worker", str(theirs.fileno())],
+                        pass_fds=[theirs.fileno()],
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                    )
+                conn = Connection(mine.detach())
+                self.children.append(_Child(proc, conn))
+                conn.send(("spec", spec, os.getpid()))
+        except BaseException:
+            self.stop(graceful=False)
+            raise
 
-    def dead(self) -> list[Any]:
-        return [p for p in self.procs if p.exitcode is not None]
+    def by_pid(self, pid: int) -> _Child | None:
+        return next((c for c in self.children if c.proc.pid == pid), None)
 
-    def check_alive(self, plan: Plan) -> None:
-        for p in self.dead():
-            shard = self.inflight.get(p.pid or -1)
-            where = f" on {plan.shards[shard].describe(plan)}" if shard is not None else ""
-            raise PredictorError(
-                f"A worker process (pid {p.pid}) died with exit code {p.exitcode}{where}. "
-                "Finished shards are kept: fix the cause and run again with --resume."
-            )
+    def idle(self) -> list[_Child]:
+        return [c for c in self.children if c.ready and c.shard is None]
+
+    def receive(self, timeout: float) -> list[tuple[Any, ...]]:
+        """Messages ready within ``timeout`` s; a worker gone without a word is an error."""
+        msgs: list[tuple[Any, ...]] = []
+        for conn in wait([c.conn for c in self.children], timeout):
+            child = next(c for c in self.children if c.conn is conn)
+            try:
+                while True:
+                    msgs.append(child.conn.recv())
+                    if not child.conn.poll():
+                        break
+            except (EOFError, OSError):
+                msgs.append(("died", child.proc.pid))
+        return msgs
+
+    def died(self, child: _Child, plan: Plan) -> PredictorError:
+        code = child.proc.wait()
+        where = f" on {plan.shards[child.shard].describe(plan)}" if child.shard is not None else ""
+        return PredictorError(
+            f"A worker process (pid {child.proc.pid}) died with exit code {code}{where}. "
+            "Finished shards are kept: fix the cause and run again with --resume."
+        )
 
     def stop(self, graceful: bool) -> None:
-        if graceful:
-            for _ in self.procs:
-                self.tasks.put(None)
-            for p in self.procs:
-                p.join(timeout=10)
-        for p in self.procs:
-            if p.is_alive():
-                p.kill()
-                p.join(timeout=5)
-        self.tasks.close()
-        self.results.close()
+        for child in self.children:
+            if graceful:
+                with contextlib.suppress(OSError):
+                    child.conn.send(None)
+            child.conn.close()
+        for child in self.children:
+            if graceful:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.proc.wait(timeout=10)
+            if child.proc.poll() is None:
+                child.proc.kill()
+                child.proc.wait()
 
 
 class _Coordinator:
@@ -188,39 +221,35 @@ class _Coordinator:
         kind, pid = msg[0], msg[1]
         if kind == "progress":
             self.progress.advance(msg[2], msg[3])
-        elif kind == "start" and self.pool is not None:
-            self.pool.inflight[pid] = msg[2]
-        elif kind == "done" and self.pool is not None:
-            self.pool.inflight.pop(pid, None)
+            return
+        child = self.pool.by_pid(pid) if self.pool is not None else None
+        if child is None:
+            return
+        if kind == "ready":
+            child.ready = True
+        elif kind == "start":
+            child.shard = msg[2]
+        elif kind == "done":
+            child.shard = None
             self.record(msg[2])
         elif kind == "fatal":
             raise error_from_payload(msg[3], msg[4])
+        elif kind == "died":
+            raise self.pool.died(child, self.plan)  # type: ignore[union-attr]
 
     def pump(self, block: float = 0.0) -> None:
-        """Feed the workers, take their messages; wait up to ``block`` s for one."""
+        """Take the workers' messages (waiting up to ``block`` s) and feed idle workers."""
         pool = self.pool
         if pool is None:
             return
-        while self.pending:
-            try:
-                pool.tasks.put_nowait(self.pending[0])
-            except queue.Full:
-                break
-            self.pending.popleft()
-        timeout = block
-        while True:
-            try:
-                msg = pool.results.get(timeout=timeout) if timeout else pool.results.get_nowait()
-            except queue.Empty:
-                break
+        for msg in pool.receive(block):
             self.handle(msg)
-            timeout = 0.0
-        if pool.dead():
-            # A worker that failed on purpose sent why before exiting: read that first.
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    self.handle(pool.results.get(timeout=1.0))
-            pool.check_alive(self.plan)
+        for child in pool.idle():
+            if not self.pending:
+                break
+            task = self.pending.popleft()
+            child.shard = task.shard.index
+            child.conn.send(task)
 
     def run(self, runtime: Any) -> None:
         def on_batch(rows: int, rejected: int) -> None:

@@ -17,7 +17,7 @@ class BatchOptions(BaseModel):
     model_uri: str | None = None
     """The model to load in every worker (path, ``file://`` or fsspec URL)."""
     service: str | None = None
-    """Instead of loading the model: a running model server's V2 model URL, name or UUID."""
+    """Instead of loading the model: a running model server's V2 model URL."""
     input: str
     """A file, a directory or a glob of Parquet, CSV or JSON-lines files."""
     output: str
@@ -48,7 +48,7 @@ class BatchOptions(BaseModel):
     """Where a database output's parts wait to be committed; default next to the DB."""
     input_as: Literal["auto", "numpy", "dict", "pandas"] = "auto"
     """What the predictor's preprocess gets: auto = as the model server would pass it."""
-    shard_rows: int = Field(default=1 << 20, gt=0)
+    shard_rows: int = Field(default=1 << 18, gt=0)
     """Target rows per shard for Parquet input (the unit of work and of resume)."""
     shard_bytes: int = Field(default=64 << 20, gt=0)
     """Target bytes per shard for CSV and JSON-lines input."""

@@ -4,8 +4,8 @@ A shard is what one worker reads, predicts and writes as one output part; the pl
 depends only on the input files and the shard size, never on the number of workers,
 so a resumed job with a different ``--workers`` still recognises finished shards.
 
-- Parquet: whole row groups, grouped up to ``shard_rows``; a row group much larger
-  than that is cut into row ranges (the reader skips the rows before its range).
+- Parquet: whole row groups, grouped up to ``shard_rows``; a row group more than four
+  times larger is cut into row ranges (the reader skips the rows before its range).
 - CSV and JSON lines: byte ranges of about ``shard_bytes`` that start and end on a
   line boundary, so each worker reads only its own bytes. (As with pyarrow's default
   CSV reader, a newline inside a quoted CSV value is not supported.)
@@ -182,10 +182,12 @@ def _parquet_shards(
         n = meta.row_group(g).num_rows
         if n == 0:
             continue
-        if n > shard_rows * 3 // 2:
+        if n > shard_rows * 4:
+            # Only a huge row group is cut: a piece starting mid-group decodes (and
+            # drops) the rows before it, a cost worth paying only to use every core.
             flush()
             groups, group_start = [], row
-            pieces = -(-n // shard_rows)
+            pieces = -(-n // (shard_rows * 2))
             step = -(-n // pieces)
             for lo in range(0, n, step):
                 hi = min(n, lo + step)
@@ -274,7 +276,7 @@ def make_plan(
     source: str,
     *,
     input_format: str | None = None,
-    shard_rows: int = 1 << 20,
+    shard_rows: int = 1 << 18,
     shard_bytes: int = 64 << 20,
 ) -> Plan:
     """Discover the input files of ``source`` and cut them into shards, in input order."""

@@ -9,17 +9,17 @@ Shipyard registry, resolved to its URL through the control plane.
 from __future__ import annotations
 
 import json
+import struct
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shipyard.batch._runtime import Runtime
+from shipyard.batch._runtime import ColumnTypeError, Runtime
 from shipyard.errors import (
     ConfigError,
     InvalidInputError,
     PredictorError,
     ServiceError,
-    ServiceNotFoundError,
 )
 
 if TYPE_CHECKING:
@@ -44,25 +44,27 @@ _V2_DTYPES = {
 }
 
 
-def resolve_service(name_or_url: str) -> str:
-    """The V2 model URL of a service: a URL as given, else looked up in the registry."""
-    if name_or_url.startswith(("http://", "https://")):
-        return name_or_url.rstrip("/")
-    try:
-        from shipyard.services import lookup_service_url  # type: ignore[attr-defined]
-    except ImportError as err:
+def resolve_service(service: object) -> str:
+    """The V2 model URL of ``service``: a URL string, or a Service object of the registry.
+
+    Names and UUIDs are resolved by the caller (the CLI asks the control plane), so the
+    data plane never imports it.
+    """
+    if isinstance(service, str):
+        if service.startswith(("http://", "https://")):
+            return service.rstrip("/").removesuffix("/infer")
         raise ConfigError(
-            f"Cannot look up the model server {name_or_url!r}: this installation has no "
-            "service registry. Pass its URL instead, e.g. --service "
-            "http://127.0.0.1:8080/v2/models/NAME."
-        ) from err
-    url = lookup_service_url(name_or_url)
-    if not url:
-        raise ServiceNotFoundError(
-            f"No model server named {name_or_url!r} in the registry; list them with "
-            "`shipyard service list`, or pass a URL."
+            f"--service {service!r} is not a URL; give the model's V2 URL "
+            "(http://HOST:PORT/v2/models/NAME), or use the CLI, which looks names and "
+            "UUIDs up in the model server registry."
         )
-    return str(url).rstrip("/")
+    found = getattr(service, "prediction_url", None)
+    if not isinstance(found, str) or not found:
+        raise ServiceError(
+            f"The model server {service} has no prediction URL (is it running?); start it "
+            "first, e.g. `shipyard model-deployer models start UUID`."
+        )
+    return found.rstrip("/").removesuffix("/infer")
 
 
 def _v2_datatype(arr: np.ndarray[Any, Any]) -> str:
@@ -101,53 +103,72 @@ class RemoteRuntime(Runtime):
             return [str(i["name"]) for i in self.inputs]
         return None
 
-    def _request(self, batch: pa.RecordBatch, features: list[str]) -> dict[str, Any]:
-        n = batch.num_rows
+    def _tensors(
+        self, batch: pa.RecordBatch, features: list[str]
+    ) -> list[tuple[str, np.ndarray[Any, Any]]]:
+        """(input name, array) pairs: one 2-D tensor, or one 1-D tensor per named input."""
         if len(self.inputs) > 1:
-            tensors = []
+            pairs = []
             for spec in self.inputs:
-                arr = batch.column(spec["name"]).to_numpy(zero_copy_only=False)
-                dt = _V2_DTYPES.get(spec.get("datatype", ""))
-                if dt is not None:
-                    arr = arr.astype(dt)
-                tensors.append(
-                    {
-                        "name": spec["name"],
-                        "datatype": spec.get("datatype") or _v2_datatype(arr),
-                        "shape": [n],
-                        "data": arr.tolist(),
-                    }
-                )
-            return {"inputs": tensors}
-        cols = [batch.column(f).to_numpy(zero_copy_only=False) for f in features]
-        matrix = np.column_stack(cols) if cols else np.empty((n, 0))
+                name = str(spec["name"])
+                pairs.append((name, self._cast(batch, name, spec.get("datatype"))))
+            return pairs
         spec = self.inputs[0] if self.inputs else {}
-        dt = _V2_DTYPES.get(spec.get("datatype", ""))
-        if dt is not None:
-            matrix = matrix.astype(dt)
-        return {
-            "inputs": [
-                {
-                    "name": spec.get("name", "input-0"),
-                    "datatype": spec.get("datatype") or _v2_datatype(matrix),
-                    "shape": list(matrix.shape),
-                    "data": matrix.reshape(-1).tolist(),
-                }
-            ]
-        }
+        shape = spec.get("shape") or []
+        if len(shape) == 2 and shape[1] not in (-1, len(features)):
+            raise ColumnTypeError(
+                f"the model server takes {shape[1]} columns, these are {len(features)} "
+                f"({', '.join(features)}); choose them with --columns"
+            )
+        cols = [self._cast(batch, f, spec.get("datatype")) for f in features]
+        matrix = np.column_stack(cols) if cols else np.empty((batch.num_rows, 0))
+        return [(str(spec.get("name", "input-0")), matrix)]
+
+    @staticmethod
+    def _cast(batch: pa.RecordBatch, name: str, datatype: str | None) -> np.ndarray[Any, Any]:
+        arr = np.asarray(batch.column(name).to_numpy(zero_copy_only=False))
+        dt = _V2_DTYPES.get(datatype or "")
+        if dt is not None and arr.dtype != np.dtype(dt):
+            try:
+                arr = arr.astype(dt)
+            except (ValueError, TypeError) as err:
+                raise ColumnTypeError(
+                    f"column {name!r} holds {batch.column(name).type}, the model server "
+                    f"takes {datatype} ({err})"
+                ) from err
+        return arr
+
+    def _body(self, tensors: list[tuple[str, np.ndarray[Any, Any]]]) -> tuple[bytes, int | None]:
+        """A V2 request using the binary tensor extension for numeric tensors."""
+        header: list[dict[str, Any]] = []
+        blobs: list[bytes] = []
+        for name, arr in tensors:
+            datatype = _v2_datatype(arr)
+            item: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
+            if datatype == "BYTES":
+                item["data"] = [str(v) for v in arr.reshape(-1)]
+            else:
+                blob = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
+                item["parameters"] = {"binary_data_size": len(blob)}
+                blobs.append(blob)
+            header.append(item)
+        head = json.dumps({"inputs": header, "parameters": {"binary_data_output": True}}).encode()
+        if not blobs:
+            return head, None
+        return head + b"".join(blobs), len(head)
 
     def run(self, batch: pa.RecordBatch, features: list[str]) -> pa.Table:
         import httpx
         import pyarrow as pa
 
+        body, header_length = self._body(self._tensors(batch, features))
+        headers = {
+            "content-type": "application/octet-stream" if header_length else "application/json"
+        }
+        if header_length is not None:
+            headers["inference-header-content-length"] = str(header_length)
         try:
-            body = json.dumps(self._request(batch, features)).encode()
-        except (ValueError, TypeError) as err:
-            raise InvalidInputError(f"Columns {features} do not fit {self.url}: {err}") from err
-        try:
-            resp = self._client.post(
-                self.url + "/infer", content=body, headers={"content-type": "application/json"}
-            )
+            resp = self._client.post(self.url + "/infer", content=body, headers=headers)
         except httpx.HTTPError as err:
             raise ServiceError(f"The request to {self.url}/infer failed: {err}") from err
         if resp.status_code != 200:
@@ -155,27 +176,20 @@ class RemoteRuntime(Runtime):
                 message = resp.json().get("error", resp.text)
             except ValueError:
                 message = resp.text
-            cls = InvalidInputError if 400 <= resp.status_code < 500 else PredictorError
             if resp.status_code in (404, 503):
                 raise ServiceError(f"{self.url} answered {resp.status_code}: {message}")
+            cls = InvalidInputError if 400 <= resp.status_code < 500 else PredictorError
             raise cls(f"{self.url} answered {resp.status_code}: {message}")
-        outputs = resp.json().get("outputs") or []
+        outputs = _decode_outputs(resp)
         cols: dict[str, Any] = {}
-        single = len(outputs) == 1
-        for out in outputs:
-            name = "prediction" if single else str(out["name"])
-            arr = np.asarray(out["data"])
-            dt = _V2_DTYPES.get(out.get("datatype", ""))
-            if dt is not None:
-                arr = arr.astype(dt)
-            shape = [int(d) for d in out.get("shape") or [arr.size]]
-            arr = arr.reshape(shape)
+        for name, arr in outputs:
+            col = "prediction" if len(outputs) == 1 else name
             if arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] == 1):
-                cols[name] = pa.array(arr.reshape(-1))
+                cols[col] = pa.array(arr.reshape(-1))
             else:
                 flat = arr.reshape(arr.shape[0], -1)
                 for i in range(flat.shape[1]):
-                    cols[f"{name}_{i}"] = pa.array(np.ascontiguousarray(flat[:, i]))
+                    cols[f"{col}_{i}"] = pa.array(np.ascontiguousarray(flat[:, i]))
         table = pa.table(cols)
         if table.num_rows != batch.num_rows:
             raise PredictorError(
@@ -185,3 +199,37 @@ class RemoteRuntime(Runtime):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _decode_outputs(resp: httpx.Response) -> list[tuple[str, np.ndarray[Any, Any]]]:
+    """The outputs of a V2 response, JSON or with binary tensors."""
+    raw = resp.content
+    length = resp.headers.get("inference-header-content-length")
+    head_len = int(length) if length is not None else len(raw)
+    body = json.loads(raw[:head_len])
+    binary = raw[head_len:]
+    offset = 0
+    result = []
+    for out in body.get("outputs") or []:
+        datatype = out.get("datatype", "")
+        shape = [int(d) for d in out.get("shape") or []]
+        size = (out.get("parameters") or {}).get("binary_data_size")
+        if size is not None:
+            chunk = binary[offset : offset + int(size)]
+            offset += int(size)
+            if datatype == "BYTES":
+                items, pos = [], 0
+                while pos < len(chunk):
+                    (n,) = struct.unpack_from("<I", chunk, pos)
+                    items.append(chunk[pos + 4 : pos + 4 + n].decode("utf-8", "replace"))
+                    pos += 4 + n
+                arr = np.asarray(items, dtype=object)
+            else:
+                arr = np.frombuffer(chunk, dtype=np.dtype(_V2_DTYPES[datatype]).newbyteorder("<"))
+        else:
+            arr = np.asarray(out.get("data"))
+            dt = _V2_DTYPES.get(datatype)
+            if dt is not None:
+                arr = arr.astype(dt)
+        result.append((str(out.get("name")), arr.reshape(shape) if shape else arr))
+    return result

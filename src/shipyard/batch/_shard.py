@@ -198,14 +198,15 @@ def _assemble(
     task: ShardTask,
     offset: int,
 ) -> pa.Table | None:
+    import numpy as np
     import pyarrow as pa
 
     if not segments:
         return None
     if len(segments) == 1 and segments[0][1] == batch.num_rows:
         preds = segments[0][2]
-        carry = {c: batch.column(c) for c in task.carry}
-        rows = pa.array(range(offset, offset + batch.num_rows), pa.int64())
+        carry: dict[str, Any] = {c: batch.column(c) for c in task.carry}
+        starts = [(0, batch.num_rows)]
     else:
         preds = pa.concat_tables([t for _, _, t in segments], promote_options="permissive")
         parts = [batch.slice(s, n) for s, n, _ in segments]
@@ -213,7 +214,7 @@ def _assemble(
             c: pa.chunked_array([p.column(c) for p in parts], batch.schema.field(c).type)
             for c in task.carry
         }
-        rows = pa.array([offset + s + i for s, n, _ in segments for i in range(n)], pa.int64())
+        starts = [(s, n) for s, n, _ in segments]
     clash = [c for c in preds.column_names if c in carry or c == ROW_COLUMN]
     if clash:
         raise PredictorError(
@@ -222,7 +223,11 @@ def _assemble(
         )
     cols: dict[str, Any] = {}
     if task.row_numbers:
-        cols[ROW_COLUMN] = rows
+        cols[ROW_COLUMN] = pa.array(
+            np.concatenate(
+                [np.arange(offset + s, offset + s + n, dtype=np.int64) for s, n in starts]
+            )
+        )
     cols.update(carry)
     for name in preds.column_names:
         cols[name] = preds.column(name)

@@ -1,22 +1,33 @@
 """The worker process: load the model once, then read, predict and write shards.
 
-Started with the ``spawn`` method (no inherited threads or locks). Only stdlib is
-imported at module level so thread-count variables are set before numpy and the
-model's framework load. A worker dies with its parent: on Linux the kernel sends it
-SIGKILL (``PR_SET_PDEATHSIG``), elsewhere a watchdog thread notices the new parent id.
+Started as ``python -m shipyard.batch._worker FD`` (not with ``multiprocessing``: that
+re-runs the caller's main script in every child, a trap for any script that calls
+``shipyard.batch.predict`` without an ``if __name__ == "__main__"`` guard). It talks
+to the coordinating process over one socket (FD), with pickled messages:
+
+    parent -> worker: ("spec", WorkerSpec, parent_pid), then ShardTask ... , then None
+    worker -> parent: ("ready", pid) | ("start", pid, shard) | ("progress", pid, rows,
+                      rejected) | ("done", pid, ShardResult) | ("fatal", pid, shard,
+                      error class name, message)
+
+A worker dies with its parent: on Linux the kernel sends it SIGKILL
+(``PR_SET_PDEATHSIG``), elsewhere a watchdog thread notices the new parent id.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["WorkerSpec", "worker_main"]
+__all__ = ["THREAD_VARS", "WorkerSpec", "make_runtime", "worker_main"]
 
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: Thread-pool sizes of the numeric libraries, set per worker so N workers share the
+#: cores instead of each starting one thread per core.
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -62,35 +73,49 @@ def make_runtime(spec: WorkerSpec) -> Any:
     return LocalRuntime(spec.model_uri, spec.input_as)  # type: ignore[arg-type]
 
 
-def worker_main(spec: WorkerSpec, parent: int, tasks: Any, results: Any) -> None:
-    """Entry point of a worker process; talks to the parent only through the two queues."""
+def worker_main(conn: Any) -> None:
+    """Serve shards over ``conn`` (a ``multiprocessing.connection.Connection``)."""
+    kind, spec, parent = conn.recv()
+    if kind != "spec":
+        raise SystemExit(f"shipyard batch worker: expected a spec, got {kind!r}")
     _die_with_parent(parent)
-    for var in _THREAD_VARS:
-        os.environ.setdefault(var, str(spec.threads))
     from shipyard.batch._shard import error_payload, run_shard
 
     pid = os.getpid()
     try:
         runtime = make_runtime(spec)
     except BaseException as err:
-        results.put(("fatal", pid, -1, *error_payload(err)))
+        conn.send(("fatal", pid, -1, *error_payload(err)))
         return
-    results.put(("ready", pid))
+    conn.send(("ready", pid))
 
     def progress(rows: int, rejected: int) -> None:
-        results.put(("progress", pid, rows, rejected))
+        conn.send(("progress", pid, rows, rejected))
 
     try:
         while True:
-            task = tasks.get()
+            try:
+                task = conn.recv()
+            except EOFError:  # the parent is gone or closed the socket
+                break
             if task is None:
                 break
-            results.put(("start", pid, task.shard.index))
+            conn.send(("start", pid, task.shard.index))
             try:
                 result = run_shard(task, runtime, progress)
             except BaseException as err:
-                results.put(("fatal", pid, task.shard.index, *error_payload(err)))
+                conn.send(("fatal", pid, task.shard.index, *error_payload(err)))
                 return
-            results.put(("done", pid, result))
+            conn.send(("done", pid, result))
     finally:
         runtime.close()
+
+
+def main(argv: list[str]) -> None:
+    from multiprocessing.connection import Connection
+
+    worker_main(Connection(int(argv[1])))
+
+
+if __name__ == "__main__":
+    main(sys.argv)

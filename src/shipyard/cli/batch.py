@@ -48,6 +48,37 @@ def _split(values: list[str] | None) -> list[str] | None:
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
+def _resolve_service(value: str) -> object:
+    """A URL as it is; a name or UUID looked up in the active stack's model deployer."""
+    if value.startswith(("http://", "https://")):
+        return value
+    from shipyard.deployers.base import ModelDeployer
+    from shipyard.errors import ServiceError, ServiceNotFoundError
+
+    deployer = ModelDeployer.get_active_model_deployer()
+    try:
+        service = deployer.get_model_server(value)
+    except ServiceNotFoundError:
+        found = deployer.find_model_server(model_name=value)
+        if not found:
+            raise ServiceNotFoundError(
+                f"No model server with UUID or model name {value!r}; list them with "
+                "`shipyard model-deployer models list`, or pass its URL."
+            ) from None
+        if len(found) > 1:
+            raise ServiceNotFoundError(
+                f"{len(found)} model servers serve a model named {value!r}; pass one's "
+                "UUID: " + ", ".join(str(s.uuid) for s in found)
+            ) from None
+        service = found[0]
+    if not service.is_running:
+        raise ServiceError(
+            f"The model server {service.uuid} is not running ({service.status.state.value}); "
+            f"start it with `shipyard model-deployer models start {service.uuid}`."
+        )
+    return service
+
+
 @batch.command("predict")
 def predict(
     model_uri: Annotated[
@@ -104,7 +135,7 @@ def predict(
     ] = _InputAs.auto,
     shard_rows: Annotated[
         int, typer.Option("--shard-rows", min=1, help="Rows per shard (Parquet input).")
-    ] = 1 << 20,
+    ] = 1 << 18,
     shard_bytes: Annotated[
         int, typer.Option("--shard-bytes", min=1, help="Bytes per shard (CSV/JSONL input).")
     ] = 64 << 20,
@@ -118,6 +149,8 @@ def predict(
     """Predict every row of --input with the model; write --output."""
     from shipyard.batch import predict as run
 
+    if model_uri is not None and service is not None:
+        raise typer.BadParameter("give MODEL_URI or --service, not both")
     summary = run(
         model_uri,
         input,
@@ -131,7 +164,7 @@ def predict(
         resume=resume,
         on_error="skip" if on_error is _OnError.skip else "fail",
         overwrite=overwrite,
-        service=service,
+        service=_resolve_service(service) if service else None,
         input_format=input_format.value if input_format else None,
         table=table,
         input_as=input_as.value,
@@ -143,17 +176,21 @@ def predict(
         sys.stdout.write(json.dumps(summary.model_dump()) + "\n")
         return
     from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
 
-    grid = Table.grid(padding=(0, 2))
-    grid.add_row("rows", f"{summary.rows:,}")
-    grid.add_row("rejected", f"{summary.rejected:,}")
-    grid.add_row("time", f"{summary.seconds:,.1f} s")
-    grid.add_row("rows/s", f"{summary.rows_per_second:,.0f}")
-    grid.add_row("workers", str(summary.workers))
     resumed = f" ({summary.shards_resumed} from an earlier run)" if summary.shards_resumed else ""
-    grid.add_row("shards", f"{summary.shards}{resumed}")
-    grid.add_row("output", summary.output)
+    rows = [
+        ("rows", f"{summary.rows:,}"),
+        ("rejected", f"{summary.rejected:,}"),
+        ("time", f"{summary.seconds:,.1f} s"),
+        ("rows/s", f"{summary.rows_per_second:,.0f}"),
+        ("workers", str(summary.workers)),
+        ("shards", f"{summary.shards}{resumed}"),
+        ("output", summary.output),
+    ]
     if summary.rejects:
-        grid.add_row("rejects", summary.rejects)
-    Console(highlight=False).print(grid)
+        rows.append(("rejects", summary.rejects))
+    # Soft wrap: paths are printed whole, whatever the terminal width.
+    console = Console(highlight=False, soft_wrap=True)
+    for key, value in rows:
+        console.print(f"[bold]{key:<9}[/]{escape(value)}")
