@@ -206,6 +206,10 @@ def test_step_context_by_parameter_and_by_function(shipyard_home: Path) -> None:
     assert context.pipeline_name == "contextual"
     assert context.run_id == run.id
     assert context.step_name == "inspect_context"
+    # The spelling of the model-deployer docs' deploy steps.
+    assert context.pipeline.name == "contextual"
+    assert context.pipeline_run.id == run.id
+    assert context.step_run.name == "inspect_context"
     assert seen["stack"] == "default"
     assert seen["input_uri"] == run.steps["make_numbers"].output.uri
     assert run.steps["inspect_context"].metadata == {"rows": 2}
@@ -340,3 +344,17 @@ def test_an_interrupted_run_is_recorded_as_failed_not_left_running(shipyard_home
     assert run.error is not None and run.error.startswith("Interrupted")
     assert run.steps["interrupted"].status is StepStatus.FAILED
     assert run.steps["interrupted"].error == "Interrupted."
+
+
+def test_a_step_called_twice_gets_two_names(shipyard_home: Path) -> None:
+    @pipeline
+    def twice() -> None:
+        values = make_numbers(3)
+        scale(values, factor=2.0)
+        scale(values, factor=10.0)
+
+    run = twice()
+    assert list(run.steps) == ["make_numbers", "scale", "scale_2"]
+    np.testing.assert_array_equal(run.steps["scale_2"].load(), [0.0, 10.0, 20.0])
+    assert run.steps["scale_2"].inputs == {"values": "make_numbers.output"}
+    assert run.steps["scale_2"].params == {"factor": 10.0}

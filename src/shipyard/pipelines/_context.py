@@ -26,6 +26,14 @@ __all__ = ["StepContext", "get_step_context"]
 _current: ContextVar[StepContext | None] = ContextVar("shipyard_step_context", default=None)
 
 
+@dataclass(frozen=True)
+class NamedRef:
+    """``context.pipeline.name``, ``context.pipeline_run.id``: the spelling the docs use."""
+
+    name: str
+    id: str = ""
+
+
 @dataclass
 class StepContext:
     """Who is running: the pipeline, the run, the step, and the stack they run on."""
@@ -41,6 +49,18 @@ class StepContext:
     """Values this step recorded with ``add_metadata``; stored on the step run."""
     run_metadata: dict[str, Any] = field(default_factory=dict)
     """Values this step recorded with ``add_run_metadata``; stored on the pipeline run."""
+
+    @property
+    def pipeline(self) -> NamedRef:
+        return NamedRef(name=self.pipeline_name)
+
+    @property
+    def pipeline_run(self) -> NamedRef:
+        return NamedRef(name=f"{self.pipeline_name}-{self.run_id[:8]}", id=self.run_id)
+
+    @property
+    def step_run(self) -> NamedRef:
+        return NamedRef(name=self.step_name)
 
     @property
     def stack(self) -> Stack:
