@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from shipyard.cli.pipeline import pipeline as pipeline_cli
+from shipyard.cli.main import app
 from shipyard.pipelines import PipelineRunFailedError, pipeline, step
 
 
@@ -30,7 +30,7 @@ def adder(n: int) -> None:
 
 
 def _invoke(*args: str) -> str:
-    result = CliRunner().invoke(pipeline_cli, list(args))
+    result = CliRunner().invoke(app, ["pipeline", *args])
     if result.exception is not None:
         raise result.exception
     assert result.exit_code == 0, result.output
@@ -71,3 +71,24 @@ def test_unknown_run_is_one_clear_error(shipyard_home: Path) -> None:
     adder(1)
     with pytest.raises(RunNotFoundError, match="shipyard pipeline runs list"):
         _invoke("runs", "describe", "nope")
+
+
+def test_through_the_shipyard_command_a_mistake_is_one_red_line(shipyard_home: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    adder(1)
+    done = subprocess.run(
+        [sys.executable, "-m", "shipyard.cli.main", "pipeline", "runs", "describe", "nope"],
+        env={**os.environ, "SHIPYARD_HOME": str(shipyard_home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "Error: No pipeline run with id 'nope'. "
+        "See `shipyard pipeline runs list` for the runs there are."
+    )
