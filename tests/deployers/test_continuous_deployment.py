@@ -195,3 +195,17 @@ def test_kill_9_shows_the_reason_and_start_recovers_the_url(home: Path, models: 
     assert restarted.prediction_url == url
     assert restarted.is_running
     assert restarted.predict(models.rows).tolist() == models.expected_a()
+
+
+def test_a_change_a_reload_cannot_make_restarts_on_the_same_url(home: Path, models: Models) -> None:
+    deployer = LocalModelDeployer.get_active_model_deployer()
+    first = deployer.deploy_model(_config(models.a, workers=1), timeout=300)
+    assert isinstance(first, LocalModelServer)
+    pid = first.pid
+    changed = deployer.deploy_model(_config(models.b, workers=2), timeout=300)
+    assert isinstance(changed, LocalModelServer)
+    assert (changed.uuid, changed.prediction_url) == (first.uuid, first.prediction_url)
+    assert changed.workers == 2
+    assert changed.pid not in (None, pid)  # a new process: workers cannot change in place
+    assert process_start_time(pid) is None  # type: ignore[arg-type]
+    assert changed.predict(models.rows).tolist() == [1 - v for v in models.expected_a()]

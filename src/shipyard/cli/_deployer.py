@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -9,7 +10,14 @@ if TYPE_CHECKING:
     from shipyard.services import Service
     from shipyard.store import Store
 
-__all__ = ["active_model_deployer", "service_row", "service_summary"]
+__all__ = ["active_model_deployer", "hide_credentials", "service_row", "service_summary"]
+
+_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
+
+
+def hide_credentials(value: Any) -> Any:
+    """``s3://key:secret@bucket/m`` -> ``s3://***@bucket/m``; other values unchanged."""
+    return _CREDENTIALS.sub(r"\1***@", value) if isinstance(value, str) else value
 
 
 def active_model_deployer(store: Store) -> ModelDeployer:
@@ -30,7 +38,7 @@ def service_row(service: Service) -> dict[str, Any]:
         "pipeline_step_name": config.pipeline_step_name,
         "pipeline_run_id": config.pipeline_run_id,
         "model_name": config.model_name,
-        "model_uri": config.model_uri,
+        "model_uri": hide_credentials(config.model_uri),
         "prediction_url": service.prediction_url,
         "last_error": service.status.last_error,
     }
@@ -41,7 +49,9 @@ def service_summary(deployer: ModelDeployer, service: Service) -> dict[str, Any]
     from pydantic import SecretStr
 
     config = {
-        key: "**********" if isinstance(getattr(service.config, key), SecretStr) else value
+        key: "**********"
+        if isinstance(getattr(service.config, key), SecretStr)
+        else hide_credentials(value)
         for key, value in service.config.model_dump(mode="json").items()
     }
     return {
@@ -52,5 +62,8 @@ def service_summary(deployer: ModelDeployer, service: Service) -> dict[str, Any]
         "last_error": service.status.last_error,
         "prediction_url": service.prediction_url,
         "config": config,
-        "info": deployer.get_model_server_info(service),
+        "info": {
+            key: hide_credentials(value)
+            for key, value in deployer.get_model_server_info(service).items()
+        },
     }

@@ -19,12 +19,11 @@ from shipyard.cli._shared import (
     print_json,
     print_table,
 )
-from shipyard.stack.component import ComponentType
 
 __all__ = ["artifact_store", "make_component_app", "orchestrator"]
 
 
-def _shown_config(registry: Any, type_: ComponentType, flavor: str, raw: dict[str, Any]) -> Any:
+def _shown_config(registry: Any, type_: Any, flavor: str, raw: dict[str, Any]) -> Any:
     """The config as people may see it: validated, defaults filled, secrets masked."""
     from shipyard.errors import ShipyardError
 
@@ -35,8 +34,19 @@ def _shown_config(registry: Any, type_: ComponentType, flavor: str, raw: dict[st
     return config.model_dump(mode="json")
 
 
-def make_component_app(type_: ComponentType) -> typer.Typer:
-    label = type_.label
+def make_component_app(type_name: str) -> typer.Typer:
+    """The command group for one component type (``"model_deployer"``, ...).
+
+    Takes the type's name, not the enum, so that building the CLI imports no pydantic.
+    """
+    label = type_name.replace("_", " ")
+    cli_name = type_name.replace("_", "-")
+
+    def component_type() -> Any:
+        from shipyard.stack import ComponentType
+
+        return ComponentType(type_name)
+
     app = typer.Typer(help=f"Manage {label}s.", no_args_is_help=True)
     flavor_app = typer.Typer(help=f"{label.capitalize()} flavors.", no_args_is_help=True)
     app.add_typer(flavor_app, name="flavor")
@@ -54,6 +64,7 @@ def make_component_app(type_: ComponentType) -> typer.Typer:
         from shipyard.errors import StackError
         from shipyard.stack import FlavorRegistry, register_component
 
+        type_ = component_type()
         values = parse_key_values(ctx.args)
         with open_store() as store:
             registry = FlavorRegistry(store)
@@ -76,7 +87,7 @@ def make_component_app(type_: ComponentType) -> typer.Typer:
 
         values = parse_key_values(ctx.args)
         with open_store() as store:
-            update_component(store, FlavorRegistry(store), type_, name, values)
+            update_component(store, FlavorRegistry(store), component_type(), name, values)
         typer.echo(f"Updated {label} '{name}'.")
 
     @app.command("list")
@@ -90,16 +101,18 @@ def make_component_app(type_: ComponentType) -> typer.Typer:
             registry = FlavorRegistry(store)
             active = store.get_active_stack_name()
             stack = store.get_stack(active) if active else None
-            in_use = stack.components.get(type_.value) if stack else None
+            in_use = stack.components.get(type_name) if stack else None
             rows = [
                 {
                     "name": record.name,
                     "id": record.id,
                     "flavor": record.flavor,
                     "active": in_use is not None and in_use.id == record.id,
-                    "config": _shown_config(registry, type_, record.flavor, record.configuration),
+                    "config": _shown_config(
+                        registry, component_type(), record.flavor, record.configuration
+                    ),
                 }
-                for record in store.list_components(type_.value)
+                for record in store.list_components(type_name)
             ]
         if output is OutputFormat.json:
             print_json(rows)
@@ -123,15 +136,13 @@ def make_component_app(type_: ComponentType) -> typer.Typer:
         from shipyard.stack import FlavorRegistry
 
         with open_store() as store:
-            record = store.get_component(name, type_.value)
+            record = store.get_component(name, type_name)
             if record is None:
-                raise StackError(
-                    f"No {label} named '{name}'. See `shipyard {type_.cli_name} list`."
-                )
+                raise StackError(f"No {label} named '{name}'. See `shipyard {cli_name} list`.")
             config = _shown_config(
-                FlavorRegistry(store), type_, record.flavor, record.configuration
+                FlavorRegistry(store), component_type(), record.flavor, record.configuration
             )
-        data = {"name": record.name, "id": record.id, "type": type_.value, "flavor": record.flavor}
+        data = {"name": record.name, "id": record.id, "type": type_name, "flavor": record.flavor}
         if output is OutputFormat.json:
             print_json({**data, "config": config})
             return
@@ -148,7 +159,7 @@ def make_component_app(type_: ComponentType) -> typer.Typer:
     def delete(name: str = typer.Argument(..., help=f"The {label} to delete.")) -> None:
         """Delete a component that no stack uses."""
         with open_store() as store:
-            store.delete_component(name, type_.value)
+            store.delete_component(name, type_name)
         typer.echo(f"Deleted {label} '{name}'.")
 
     @flavor_app.command("list")
@@ -159,7 +170,7 @@ def make_component_app(type_: ComponentType) -> typer.Typer:
         from shipyard.stack import FlavorRegistry
 
         with open_store() as store:
-            flavors = FlavorRegistry(store).list(type_)
+            flavors = FlavorRegistry(store).list(component_type())
         rows = [{"name": f.name, "origin": f.origin, "description": f.description} for f in flavors]
         if output is OutputFormat.json:
             print_json(rows)
@@ -179,11 +190,11 @@ def make_component_app(type_: ComponentType) -> typer.Typer:
         from shipyard.stack import FlavorRegistry
 
         with open_store() as store:
-            flavor = FlavorRegistry(store).register_source(source, type_)
+            flavor = FlavorRegistry(store).register_source(source, component_type())
         typer.echo(f"Registered {label} flavor '{flavor.name}' from {source}.")
 
     return app
 
 
-artifact_store = make_component_app(ComponentType.ARTIFACT_STORE)
-orchestrator = make_component_app(ComponentType.ORCHESTRATOR)
+artifact_store = make_component_app("artifact_store")
+orchestrator = make_component_app("orchestrator")

@@ -6,11 +6,10 @@ import typer
 
 from shipyard.cli._shared import OutputFormat, OutputOption, open_store, print_json, print_table
 from shipyard.cli.components import make_component_app
-from shipyard.stack.component import ComponentType
 
 __all__ = ["model_deployer"]
 
-model_deployer = make_component_app(ComponentType.MODEL_DEPLOYER)
+model_deployer = make_component_app("model_deployer")
 models = typer.Typer(help="Model servers of the active model deployer.", no_args_is_help=True)
 model_deployer.add_typer(models, name="models")
 

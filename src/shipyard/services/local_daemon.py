@@ -11,6 +11,7 @@ import collections
 import contextlib
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Generator, Iterable
@@ -25,6 +26,8 @@ from shipyard.services.state import ServiceState
 __all__ = ["LocalDaemonService"]
 
 _POLL_S = 0.1
+#: ``scheme://user:password@`` in a URL: never written to a log.
+_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
 _LOG_LINES_IN_ERRORS = 15
 
 
@@ -196,7 +199,8 @@ class LocalDaemonService(Service):
         self.run_path.mkdir(parents=True, exist_ok=True)
         command = self.command()
         with self.log_path.open("a") as log:
-            log.write(f"--- shipyard {datetime.now(UTC).isoformat()}: {' '.join(command)}\n")
+            shown = _CREDENTIALS.sub(r"\1***@", " ".join(command))
+            log.write(f"--- shipyard {datetime.now(UTC).isoformat()}: {shown}\n")
         try:
             pid, start_time = process.spawn_detached(
                 command, log_path=self.log_path, env=self.environment()
