@@ -59,6 +59,12 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def max_body() -> int:
+    """The shared server's body limit."""
+    return MAX_BODY
+
+
+@pytest.fixture(scope="session")
 def server(models_dir: Path) -> Iterator[ServerProcess]:
     """One real server (2 workers) serving several models, shared by the HTTP tests."""
     uris = [models_dir / n for n in ("forest", "iris", "strict", "raises", "sleepy", "versioned")]

@@ -11,7 +11,6 @@ import httpx
 import joblib
 import numpy as np
 import pytest
-from conftest import MAX_BODY
 
 from shipyard.serving.codecs import v2
 from shipyard.serving.types import RequestedOutput, Tensor
@@ -264,12 +263,12 @@ def test_nan_forbidden_by_the_signature(client: httpx.Client) -> None:
     assert "NaN" in answer.json()["error"]
 
 
-def test_body_over_the_limit_is_refused_unread(server: ServerProcess) -> None:
-    big = b"[" + b"1," * (MAX_BODY // 2) + b"1]"
+def test_body_over_the_limit_is_refused_unread(server: ServerProcess, max_body: int) -> None:
+    big = b"[" + b"1," * (max_body // 2) + b"1]"
     with httpx.Client(base_url=server.url, timeout=30) as http:
         answer = http.post("/v2/models/forest/infer", content=big, headers=JSON)
         assert answer.status_code == 413
-        assert str(MAX_BODY) in answer.json()["error"]
+        assert str(max_body) in answer.json()["error"]
 
     def chunks() -> Any:
         for _ in range(40):

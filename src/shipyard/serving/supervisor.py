@@ -241,8 +241,11 @@ class Supervisor:
             await asyncio.sleep(backoff if lived < 10 else 0)
             if self._stopping:
                 return
-            await self._spawn(worker)
-            await worker.ready_event.wait()
+            # Under the reload lock: a reload never runs half-way through a restart, so
+            # the new worker starts with the models every other worker serves.
+            async with self._reload_lock:
+                await self._spawn(worker)
+                await worker.ready_event.wait()
 
     async def stop(self) -> None:
         """Drain and stop every worker (SIGTERM, then SIGKILL after the grace period)."""
