@@ -114,6 +114,11 @@ def _spec(**kw: Any) -> Signature:
         ({"allow_nan": True}, np.array([[1, np.nan, 3]]), None),
         ({}, np.array([[1, "2", 3]], dtype=object), None),  # JSON-ish objects that convert
         ({}, np.array([[1, "two", 3]], dtype=object), r"cannot be cast to FP32"),
+        # numpy would wrap 300 to 44 and turn 1e6 into inf: refused instead.
+        ({"datatype": "UINT8"}, np.array([[300, 1, 2]]), r"outside the range of UINT8.*max 300"),
+        ({"datatype": "INT8"}, np.array([[5, 1, 2]]), None),
+        ({"datatype": "FP16"}, np.array([[1e6, 1, 1]]), r"too large for FP16"),
+        ({"allow_nan": False}, np.array([[1, None, 3]], dtype=object), r"NaN in 1 row"),
     ],
 )
 def test_check_inputs_cases(spec: dict[str, Any], value: Any, message: str | None) -> None:
@@ -193,3 +198,39 @@ def test_dataframe_example_round_trip(tmp_path: Path) -> None:
     frame = pd.DataFrame({"a": [1.5, float("nan")], "s": ["x", "y"], "n": [1, 2]})
     read = read_input_example(tmp_path / write_input_example(tmp_path, frame))
     pd.testing.assert_frame_equal(read, frame)
+
+
+any_arrays = st.one_of(
+    arrays,
+    hnp.arrays(dtype=hnp.unicode_string_dtypes(max_len=3), shape=hnp.array_shapes(max_dims=2)),
+    hnp.arrays(dtype=st.sampled_from(NUMERIC), shape=()),
+    st.lists(
+        st.one_of(st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=3), st.none()),
+        max_size=4,
+    ).map(lambda xs: np.array(xs, dtype=object)),
+)
+specs = st.builds(
+    TensorSpec,
+    name=st.just("x"),
+    datatype=st.sampled_from(
+        ["BOOL", "UINT8", "INT8", "INT32", "INT64", "UINT64", "FP16", "FP32", "FP64", "BYTES"]
+    ),
+    shape=st.lists(st.sampled_from([-1, 1, 2, 3]), min_size=0, max_size=3),
+    allow_nan=st.booleans(),
+)
+
+
+@settings(max_examples=300)
+@given(specs, any_arrays)
+def test_check_inputs_only_ever_raises_invalid_input(spec: TensorSpec, arr: Any) -> None:
+    # Whatever a client sends, the answer is a 400 naming the input, never a crash (500).
+    try:
+        check_inputs(Signature(inputs=[spec]), {"x": arr})
+    except InvalidInputError as err:
+        assert "'x'" in str(err)
+        return
+    # Accepted input converts to the declared type, and honours allow_nan.
+    if spec.datatype != "BYTES":
+        converted = arr.astype(dtype_for_datatype(spec.datatype))
+        if not spec.allow_nan and converted.dtype.kind == "f":
+            assert not np.isnan(converted).any()

@@ -180,25 +180,59 @@ def _datatype_name(dtype: np.dtype[Any]) -> str:
         return str(dtype)
 
 
-def _castable(arr: np.ndarray[Any, Any], datatype: str) -> bool:
+def _kind_castable(arr: np.ndarray[Any, Any], datatype: str) -> bool:
+    """Whether the array's kind of values can become ``datatype`` (objects: checked later)."""
     if datatype == "BYTES":
         return arr.dtype.kind in ("U", "S", "O")
-    target = dtype_for_datatype(datatype)
     if arr.dtype.kind == "O":
-        # Object arrays (e.g. from JSON) are fine when every element converts.
-        try:
-            arr.astype(target)
-        except (ValueError, TypeError):
-            return False
         return True
     if arr.dtype.kind in ("U", "S"):
         return False
+    target = dtype_for_datatype(datatype)
+    if arr.dtype.kind in ("i", "u") and target.kind in ("i", "u"):
+        # Signed <-> unsigned (JSON integers arrive as INT64, images want UINT8): fine
+        # when every value is in range, which _converted checks.
+        return True
     return bool(np.can_cast(arr.dtype, target, casting="same_kind"))
+
+
+def _converted(spec: TensorSpec, arr: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """The values as the declared type; raise if any does not fit it.
+
+    Integer casts wrap silently in numpy (300 -> UINT8 is 44) and float casts overflow to
+    inf, so a narrowing cast is checked value by value rather than trusted.
+    """
+    if spec.datatype == "BYTES":
+        return arr
+    target = dtype_for_datatype(spec.datatype)
+    if arr.dtype != object and np.can_cast(arr.dtype, target, casting="safe"):
+        return arr
+    if arr.dtype.kind in ("i", "u") and target.kind in ("i", "u") and arr.size:
+        info = np.iinfo(target)
+        lo, hi = arr.min(), arr.max()
+        if lo < info.min or hi > info.max:
+            raise InvalidInputError(
+                f"Input {spec.name!r} has values outside the range of {spec.datatype} "
+                f"({info.min}..{info.max}): min {lo}, max {hi}."
+            )
+        return arr.astype(target)
+    try:
+        with np.errstate(over="raise", invalid="ignore"):
+            return arr.astype(target)
+    except (OverflowError, FloatingPointError) as err:
+        raise InvalidInputError(
+            f"Input {spec.name!r} has values too large for {spec.datatype} ({err})."
+        ) from err
+    except (ValueError, TypeError) as err:
+        raise InvalidInputError(
+            f"Input {spec.name!r} has values that cannot be cast to {spec.datatype} ({err}); "
+            f"expected {spec.datatype} {spec.shape}, got {_describe(arr)}."
+        ) from err
 
 
 def _check_one(spec: TensorSpec, arr: np.ndarray[Any, Any]) -> None:
     expected = f"{spec.datatype} {spec.shape}"
-    if not _castable(arr, spec.datatype):
+    if not _kind_castable(arr, spec.datatype):
         raise InvalidInputError(
             f"Input {spec.name!r} has datatype {_datatype_name(arr.dtype)}, which "
             f"cannot be cast to {spec.datatype}; expected {expected}, got {_describe(arr)}."
@@ -214,13 +248,15 @@ def _check_one(spec: TensorSpec, arr: np.ndarray[Any, Any]) -> None:
                 f"Input {spec.name!r} has size {got} on axis {axis}, expected {want}: "
                 f"expected shape {spec.shape}, got {list(arr.shape)}."
             )
-    if arr.shape[0] == 0:
+    if arr.ndim and arr.shape[0] == 0:
         raise InvalidInputError(
             f"Input {spec.name!r} is empty (0 rows, shape {list(arr.shape)}); "
             "send at least one row."
         )
-    if not spec.allow_nan and arr.dtype.kind in ("f", "c"):
-        nan_rows = np.flatnonzero(np.isnan(arr.reshape(arr.shape[0], -1)).any(axis=1))
+    values = _converted(spec, arr)
+    if not spec.allow_nan and values.dtype.kind in ("f", "c") and values.size:
+        rows = values.reshape(values.shape[0], -1) if values.ndim else values.reshape(1, 1)
+        nan_rows = np.flatnonzero(np.isnan(rows).any(axis=1))
         if nan_rows.size:
             raise InvalidInputError(
                 f"Input {spec.name!r} contains NaN in {nan_rows.size} row(s) (first: row "
