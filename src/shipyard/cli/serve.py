@@ -32,7 +32,7 @@ def serve(
         None, "--workers", help="Worker processes (default: one per core)."
     ),
     max_batch_size: int | None = typer.Option(
-        None, "--max-batch-size", help="Most rows per predict call (default: 64)."
+        None, "--max-batch-size", help="Most rows per predict call (default: 1024)."
     ),
     max_batch_delay: float | None = typer.Option(
         None,

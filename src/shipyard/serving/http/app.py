@@ -120,6 +120,9 @@ class HttpApp:
                     method, path, scope, headers, receive
                 )
         except ShipyardError as err:
+            if err.status_code >= 500:
+                # A predictor's own failure: the operator needs it in the log too.
+                log.warning("%s %s -> %d: %s", method, path, err.status_code, err.message)
             response = _json({"error": err.message}, err.status_code)
         except Exception as err:  # a bug or a predictor's own exception: 500, never a crash
             log.exception("Unhandled error for %s %s", method, path)
