@@ -16,13 +16,18 @@ import httpx
 import joblib
 import numpy as np
 import pytest
-from conftest import FEATURES
+from grpc_helpers import FEATURES, save_grpc_models
 
 from shipyard.serving.grpc._generated import grpc_predict_v2_pb2 as pb
 from shipyard.serving.grpc._generated import grpc_predict_v2_pb2_grpc as pb_grpc
 from shipyard.testing import ServerProcess, start_server
 
 Stub = Any  # the generated stub is untyped
+
+
+@pytest.fixture(scope="module")
+def grpc_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_grpc_models(tmp_path_factory.mktemp("grpc-models"))
 
 
 @pytest.fixture(scope="module")

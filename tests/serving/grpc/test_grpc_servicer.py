@@ -16,7 +16,7 @@ import joblib
 import numpy as np
 import pytest
 import uvloop
-from conftest import FEATURES, serving
+from grpc_helpers import FEATURES, save_grpc_models, serving
 
 from shipyard.errors import (
     BadRequestError,
@@ -39,6 +39,11 @@ from shipyard.serving.grpc.codec import decode_infer_response
 from shipyard.serving.metrics import Metrics
 
 Stub = Any  # the generated stub is untyped
+
+
+@pytest.fixture(scope="module")
+def grpc_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_grpc_models(tmp_path_factory.mktemp("grpc-models"))
 
 
 def _plane(models: Path, *names: str, batching: BatchingConfig | None = None) -> DataPlane:

@@ -54,7 +54,8 @@ class PlaneBridge:
             self._plane.call_soon_threadsafe(self._start, batch)
         except RuntimeError as err:  # the data plane's loop is closed: the worker is exiting
             for _, future in batch:
-                future.set_exception(err)
+                if not future.done():
+                    future.set_exception(err)
 
     def _deliver(self, batch: list[tuple[asyncio.Task[Any], asyncio.Future[Any]]]) -> None:
         for task, future in batch:
@@ -71,10 +72,16 @@ class PlaneBridge:
 
     def _start(self, batch: list[tuple[_Work, asyncio.Future[Any]]]) -> None:
         for work, future in batch:
+            if future.cancelled():  # the client gave up before its call got here
+                continue
             task = self._plane.create_task(work())
             task.add_done_callback(functools.partial(self._reply, future=future))
 
     def _reply(self, task: asyncio.Task[Any], *, future: asyncio.Future[Any]) -> None:
+        if not task.cancelled():
+            # Retrieve it here, on the task's loop: if the call was cancelled meanwhile
+            # nobody else will, and asyncio would log "exception was never retrieved".
+            task.exception()
         if not self._replies:
             self._plane.call_soon(self._send_replies)
         self._replies.append((task, future))

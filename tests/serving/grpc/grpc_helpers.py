@@ -1,4 +1,10 @@
-"""Models the gRPC tests serve, and a gRPC stub helper for in-process servers."""
+"""Models the gRPC tests serve, and a gRPC stub helper for in-process servers. Test
+modules import what they use from here.
+
+Not a conftest.py on purpose: test modules in tests/serving import names from
+``conftest``, and with a second conftest module in a subfolder, whichever pytest
+imported last would answer to that name.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,6 @@ import grpc
 import grpc.aio
 import grpc_predictors as gp
 import numpy as np
-import pytest
 from sklearn.linear_model import LogisticRegression
 
 from shipyard.models import save_model
@@ -23,10 +28,9 @@ FEATURES = RNG.normal(size=(120, 4))
 LABELS = (FEATURES[:, 0] - FEATURES[:, 2] > 0).astype(np.int64)
 
 
-@pytest.fixture(scope="session")
-def grpc_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model directory per name: logistic (sklearn), shout, picky, dawdle, ponder."""
-    root = tmp_path_factory.mktemp("grpc-models")
+def save_grpc_models(root: Path) -> Path:
+    """Save a model directory per name under ``root``: logistic (sklearn), shout, picky,
+    dawdle, ponder (see grpc_predictors); returns ``root``."""
     save_model(
         LogisticRegression().fit(FEATURES, LABELS), root / "logistic", input_example=FEATURES[:2]
     )
