@@ -291,3 +291,37 @@ def test_code_paths_travel_with_the_model(tmp_path: Path, run_python: RunPython)
         f"print(load_model({str(path)!r}).predict(np.array([1.0, 2.5])))\n"
     )
     assert run_python(code, tmp_path).strip() == "['100 cm', '250 cm']"
+
+
+def test_model_overwritten_in_place_runs_its_new_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Continuous deployment may write version 2 to the same path in the same process,
+    # while the module the loader imported for version 1 is still in sys.modules.
+    # (The author's own import must not reuse v1 bytecode of the same size and mtime.)
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    src = tmp_path / "src"
+    src.mkdir()
+    versions = {}
+    for version, factor in (("v1", 2), ("v2", 3)):
+        (src / "inplace_pred.py").write_text(
+            "import numpy as np\n"
+            "class Times:\n"
+            f"    def predict(self, inputs):\n        return np.asarray(inputs) * {factor}\n"
+        )
+        loaders_copy = sys.modules.pop("inplace_pred", None)
+        sys.path.insert(0, str(src))
+        try:
+            import inplace_pred  # the author's module, fresh
+
+            save_model(None, tmp_path / "model", predictor=inplace_pred.Times, overwrite=True)
+        finally:
+            sys.path.remove(str(src))
+            sys.modules.pop("inplace_pred", None)
+            if loaders_copy is not None:
+                sys.modules["inplace_pred"] = loaders_copy
+        versions[version] = load_model(tmp_path / "model").predict(np.array([1, 2]))
+        assert not (tmp_path / "model" / "code" / "__pycache__").exists()
+    monkeypatch.delitem(sys.modules, "inplace_pred", raising=False)
+    np.testing.assert_array_equal(versions["v1"], [2, 4])
+    np.testing.assert_array_equal(versions["v2"], [3, 6])

@@ -37,33 +37,38 @@ def split_ref(ref: str) -> tuple[str, str]:
 
 def _import_file(path: Path, module_name: str) -> ModuleType:
     resolved = path.resolve()
+    source = resolved.read_bytes()
+    # Keyed by location *and* content: a model directory overwritten in place (a new
+    # version deployed to the same path) must run its new code, not the cached module.
+    digest = hashlib.sha256(str(resolved).encode() + b"\0" + source).hexdigest()[:12]
     existing = sys.modules.get(module_name)
-    existing_file = getattr(existing, "__file__", None)
-    if existing is not None and existing_file and Path(existing_file).resolve() == resolved:
+    if existing is not None and getattr(existing, "__shipyard_digest__", None) == digest:
         return existing
     # Under its own name when that is free, so pickles that reference classes of this
     # module (a transformer defined beside the predictor) find it; otherwise a private
-    # name keyed by the file, so two model dirs with a module of the same name coexist.
+    # name keyed by the digest, so two model dirs with a module of the same name coexist.
     if "." not in module_name and module_name not in sys.modules:
         name = module_name
     else:
-        digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:12]
         name = f"_shipyard_predictor_{digest}_{module_name.replace('.', '_')}"
         if name in sys.modules:
             return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, resolved)
-    if spec is None or spec.loader is None:
+    if spec is None:
         raise ModelLoadError(f"Cannot import the predictor source {path}: not a Python file.")
     module = importlib.util.module_from_spec(spec)
+    module.__dict__["__shipyard_digest__"] = digest
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        # Compiled from the bytes just hashed: no __pycache__ written into the model
+        # directory (often read-only) and no stale bytecode after an in-place update.
+        exec(compile(source, str(resolved), "exec"), module.__dict__)
     except ImportError as err:
         sys.modules.pop(name, None)
         raise ModelLoadError(
             f"Importing the predictor source {path} failed: {err}. The module is imported "
-            "on its own: use absolute imports of installed packages only, and list them "
-            "in requirements=..."
+            "on its own: use absolute imports of installed packages only (or ship your "
+            "helpers with code_paths=...), and list packages in requirements=..."
         ) from err
     except Exception as err:
         sys.modules.pop(name, None)
