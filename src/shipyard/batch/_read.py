@@ -100,7 +100,8 @@ class ShardReader:
     def _parquet(self) -> Iterator[pa.RecordBatch]:
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(self.info.path)
+        # Buffered page-by-page reads: memory follows the batch, not the row group.
+        pf = pq.ParquetFile(self.info.path, pre_buffer=False, buffer_size=1 << 20)
         skip = self.shard.start - self.shard.group_start
         take = self.shard.end - self.shard.start
         # One thread per worker: the workers already use every core.
