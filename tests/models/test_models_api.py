@@ -57,3 +57,12 @@ def test_import_is_light(run_python: object, tmp_path: Path) -> None:
     )
     assert callable(run_python)
     assert json.loads(run_python(code, tmp_path)) == []
+
+
+def test_the_package_docstring_example_runs(tmp_path: Path) -> None:
+    doc = shipyard.models.__doc__ or ""
+    block = doc.split("Example (run as a test)::\n", 1)[1].split("\n\nA directory", 1)[0]
+    code = "\n".join(line.removeprefix("    ") for line in block.splitlines())
+    assert "save_model" in code and "load_model" in code
+    exec(compile(code, "shipyard.models.__doc__", "exec"), {"tmp": tmp_path})
+    assert (tmp_path / "clf" / "shipyard.yaml").is_file()

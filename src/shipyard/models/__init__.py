@@ -2,6 +2,29 @@
 
 Shared by the model server and batch inference, so importing this package stays light:
 no machine-learning framework, pandas or fsspec is imported until a model needs it.
+
+Example (run as a test)::
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from shipyard.models import check_inputs, load_model, save_model
+
+    x = np.array([[0.0, 1.0], [1.0, 0.0], [0.9, 0.1], [0.1, 0.8]])
+    clf = LogisticRegression().fit(x, [0, 1, 1, 0])
+    path = save_model(clf, tmp / "clf", input_example=x[:2], method="predict_proba")
+
+    model = load_model(str(path))             # or "file://...", "s3://...", "memory://..."
+    assert model.signature.inputs[0].shape == [-1, 2]
+    assert model.signature.outputs[0].shape == [-1, 2]
+    check_inputs(model.signature, {"input-0": x})  # raises InvalidInputError if not
+    probabilities = model.predict(x)          # preprocess -> predict -> postprocess
+    assert probabilities.shape == (4, 2)
+
+A directory holds the model file, ``shipyard.yaml`` (format, signature, requirements,
+predictor) and ``input_example.json``; ``save_model(..., predictor=MyPredictor)`` also
+copies the predictor's module into ``code/`` so the directory loads anywhere. Bare files
+(``model.joblib``, ``model.onnx``, ``model.pt``, XGBoost ``.json``, LightGBM ``.txt``)
+and MLflow directories load without a manifest.
 """
 
 from __future__ import annotations
