@@ -195,3 +195,39 @@ def _counter(metrics: str, series: str) -> float:
         if line.startswith(series + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def test_the_bench_load_loop_against_the_server(server: ServerProcess, tmp_path: Path) -> None:
+    from shipyard.serving.grpc import bench
+
+    body = tmp_path / "body.bin"
+    code = bench.main(
+        [
+            server.grpc_target,
+            "logistic",
+            "--duration",
+            "0.5",
+            "--concurrency",
+            "4",
+            "--channels",
+            "2",
+            "--h2load-body",
+            str(body),
+        ]
+    )
+    assert code == 0
+    framed = body.read_bytes()
+    flag, length = struct.unpack(">BI", framed[:5])
+    assert (flag, length) == (0, len(framed) - 5)
+    request = pb.ModelInferRequest()
+    request.ParseFromString(framed[5:])
+    assert (request.model_name, list(request.inputs[0].shape)) == ("logistic", [1, 4])
+
+    async def load() -> bench.LoadResult:
+        wanted = await bench.build_request(server.grpc_target, "logistic", 3, raw=False)
+        return await bench.run_load(server.grpc_target, wanted, concurrency=3, duration=0.3)
+
+    result = asyncio.run(load())
+    assert result.requests > 0
+    assert result.errors == 0
+    assert result.raw is False
