@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 
@@ -100,9 +101,13 @@ def test_update_in_place_with_zero_failed_requests(home: Path, models: Models) -
     assert registered.config.model_uri == models.b
 
 
-def test_a_broken_model_leaves_the_old_one_serving(home: Path, models: Models) -> None:
+def test_a_broken_model_leaves_the_old_one_serving(
+    home: Path, models: Models, tmp_path: Path
+) -> None:
     deployer = LocalModelDeployer.get_active_model_deployer()
-    service = deployer.deploy_model(_config(models.a), timeout=300)
+    model_dir = tmp_path / "model"
+    shutil.copytree(models.a, model_dir)
+    service = deployer.deploy_model(_config(str(model_dir)), timeout=300)
     with pytest.raises(DeploymentError) as info:
         deployer.deploy_model(_config(models.broken), replace=True, timeout=300)
     message = str(info.value)
@@ -113,7 +118,7 @@ def test_a_broken_model_leaves_the_old_one_serving(home: Path, models: Models) -
     assert service.predict(models.rows).tolist() == models.expected_a()
     [found] = deployer.find_model_server(model_name="clf")
     assert found.is_running
-    assert found.config.model_uri == models.a
+    assert found.config.model_uri == str(model_dir)
     assert models.broken in found.status.last_error
     assert found.predict(models.rows).tolist() == models.expected_a()
 
@@ -123,6 +128,13 @@ def test_a_broken_model_leaves_the_old_one_serving(home: Path, models: Models) -
     assert again.model_dump() == found.model_dump()
     assert again.check_status() == (ServiceState.ACTIVE, found.status.last_error)
     assert again.predict(models.rows).tolist() == models.expected_a()
+
+    # A model saved again at the same path is deployed again, in place.
+    shutil.rmtree(model_dir)
+    shutil.copytree(models.b, model_dir)
+    updated = deployer.deploy_model(_config(str(model_dir)), replace=True, timeout=300)
+    assert updated.uuid == service.uuid
+    assert updated.predict(models.rows).tolist() == [1 - v for v in models.expected_a()]
 
 
 def test_same_config_replace_false_and_duplicates(home: Path, models: Models) -> None:

@@ -190,7 +190,7 @@ class ModelDeployer(StackComponent):
             keep, duplicates = existing[0], existing[1:]
             for duplicate in duplicates:
                 self.delete_model_server(duplicate.uuid, timeout=timeout, force=False)
-            if keep.config == config and keep.is_running:
+            if keep.is_running and self.is_up_to_date(keep, config):
                 return keep
             return self.perform_update_model(keep, config, timeout)
 
@@ -226,6 +226,10 @@ class ModelDeployer(StackComponent):
         }
 
     # -- what a flavor implements ----------------------------------------------------------
+
+    def is_up_to_date(self, service: Service, config: ServiceConfig) -> bool:
+        """Whether ``service`` already serves ``config`` (then deploying it is a no-op)."""
+        return service.config == config
 
     def perform_deploy_model(self, config: ServiceConfig, timeout: float) -> Service:
         """Create, register and start a new service for ``config``."""

@@ -7,7 +7,11 @@ from typing import cast
 from pydantic import Field
 
 from shipyard.deployers.base import ModelDeployer
-from shipyard.deployers.local.service import LocalModelServer, LocalModelServerConfig
+from shipyard.deployers.local.service import (
+    LocalModelServer,
+    LocalModelServerConfig,
+    model_fingerprint,
+)
 from shipyard.errors import DeploymentError, ServiceError
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.service import Service, ServiceConfig
@@ -40,6 +44,7 @@ class LocalModelDeployer(ModelDeployer):
             config=config,
             workers=config.workers or self.settings.workers,
             grpc_port=config.grpc_port,
+            model_fingerprint=model_fingerprint(config.model_uri),
             endpoint=ServiceEndpoint(
                 host=config.host or self.settings.host,
                 port=config.port,
@@ -103,8 +108,16 @@ class LocalModelDeployer(ModelDeployer):
             raise DeploymentError(message) from err
         return server
 
+    def is_up_to_date(self, service: Service, config: ServiceConfig) -> bool:
+        # The same path may hold a newly saved model: compare the files too.
+        return super().is_up_to_date(service, config) and (
+            not isinstance(service, LocalModelServer)
+            or service.model_fingerprint == model_fingerprint(config.model_uri)
+        )
+
     def _apply(self, server: LocalModelServer, config: LocalModelServerConfig) -> None:
         server.config = config
+        server.model_fingerprint = model_fingerprint(config.model_uri)
         server.workers = config.workers or self.settings.workers
         if config.port is not None:
             server.endpoint = server.endpoint.model_copy(update={"port": config.port})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import tempfile
@@ -16,7 +17,12 @@ from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.local_daemon import LocalDaemonService
 from shipyard.services.service import ServiceConfig
 
-__all__ = ["LocalDeploymentConfig", "LocalModelServer", "LocalModelServerConfig"]
+__all__ = [
+    "LocalDeploymentConfig",
+    "LocalModelServer",
+    "LocalModelServerConfig",
+    "model_fingerprint",
+]
 
 # A Unix socket path must fit in sun_path (108 bytes on Linux).
 _MAX_SOCKET_PATH = 100
@@ -46,6 +52,22 @@ class LocalModelServerConfig(ServiceConfig):
         return value
 
 
+def model_fingerprint(model_uri: str) -> str:
+    """A digest of the names, sizes and modification times of a local model's files;
+    empty for remote URIs (their config alone decides)."""
+    path = Path(model_uri.removeprefix("file://"))
+    if ("://" in model_uri and not model_uri.startswith("file://")) or not path.exists():
+        return ""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        digest.update(
+            f"{file.relative_to(path.parent)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
+        )
+    return digest.hexdigest()
+
+
 #: The docs' examples name a deployment config per flavor; this is the local one.
 LocalDeploymentConfig = LocalModelServerConfig
 
@@ -70,6 +92,9 @@ class LocalModelServer(LocalDaemonService):
     workers: int = 1
     grpc_port: int | None = None
     control_socket: str = ""
+    #: Fingerprint of the model files last deployed (local paths only), so that a model
+    #: saved again at the same path is deployed again.
+    model_fingerprint: str = ""
     endpoint: ServiceEndpoint = Field(
         default_factory=lambda: ServiceEndpoint(
             health_check=HTTPHealthCheck(path="/v2/health/ready")
@@ -162,6 +187,7 @@ class LocalModelServer(LocalDaemonService):
                 f"{answer.get('error', 'no reason given')}. The previous model keeps serving."
             )
         self.config = config
+        self.model_fingerprint = model_fingerprint(config.model_uri)
         self.persist()
 
     # -- using it --------------------------------------------------------------------------
