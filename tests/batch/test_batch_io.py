@@ -67,9 +67,9 @@ def test_file_outputs_keep_columns(
         id_column="id",
         keep_columns=["city", "a"],
         shard_rows=200,
-        workers=2,
+        workers=2 if name == "outdir" else 1,  # each worker process costs start-up time
     )
-    assert summary.workers == 2
+    assert summary.workers == (2 if name == "outdir" else 1)
     if out.is_dir():
         parts = sorted(p.name for p in out.iterdir())
         assert parts[0] == "_manifest.json" and parts[1:] == [
