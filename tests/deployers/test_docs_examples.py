@@ -41,6 +41,10 @@ def test_deploy_find_check_start_delete_as_in_the_docs(home: Path, models: Model
         model_name="my-model",
     )
     assert [s.uuid for s in services] == [service.uuid]
+    assert [s.uuid for s in model_deployer.find_model_server(pipeline_run_id=run_id)] == [
+        service.uuid
+    ]
+    assert model_deployer.find_model_server(pipeline_name="another-pipeline") == []
     found = services[0]
     assert found.is_running and not found.is_failed
     assert found.prediction_url == service.prediction_url

@@ -192,22 +192,33 @@ class ModelDeployer(StackComponent):
                 self.delete_model_server(duplicate.uuid, timeout=timeout, force=False)
             if keep.is_running and self.is_up_to_date(keep, config):
                 return keep
-            return self.perform_update_model(keep, config, timeout)
+            with self._service_lock(keep.uuid, timeout):
+                return self.perform_update_model(keep, config, timeout)
+
+    def _service_lock(self, uuid: str, timeout: float) -> Any:
+        # Two commands acting on one server at once (start and stop, two starts) take turns.
+        return self.store.lock(f"service:{uuid}", timeout=timeout + 60)
 
     def start_model_server(self, uuid: str, timeout: float = 60) -> Service:
-        service = self.get_model_server(uuid)
-        self.perform_start_model(service, timeout)
+        full = self.resolve_uuid(uuid)
+        with self._service_lock(full, timeout):
+            service = self.get_model_server(full)
+            self.perform_start_model(service, timeout)
         return service
 
     def stop_model_server(self, uuid: str, timeout: float = 60, force: bool = False) -> Service:
-        service = self.get_model_server(uuid)
-        self.perform_stop_model(service, timeout, force)
+        full = self.resolve_uuid(uuid)
+        with self._service_lock(full, timeout):
+            service = self.get_model_server(full)
+            self.perform_stop_model(service, timeout, force)
         return service
 
     def delete_model_server(self, uuid: str, timeout: float = 60, force: bool = False) -> None:
-        service = self.get_model_server(uuid)
-        self.perform_delete_model(service, timeout, force)
-        self.store.delete_service(service.uuid)
+        full = self.resolve_uuid(uuid)
+        with self._service_lock(full, timeout):
+            service = self.get_model_server(full)
+            self.perform_delete_model(service, timeout, force)
+            self.store.delete_service(service.uuid)
 
     #: The name the model-deployer docs use.
     delete_service = delete_model_server
