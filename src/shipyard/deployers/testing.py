@@ -55,4 +55,11 @@ def kill_services_under(home: Path) -> list[int]:
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(pid, 0)
         killed.append(pid)
+    for config_file in sorted((home / "services").glob("*/service.json")):
+        # A killed server cannot remove its control socket (kept outside the run dir
+        # when the run dir's path is too long for a socket address).
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            socket_path = json.loads(config_file.read_text()).get("control_socket")
+            if socket_path:
+                Path(socket_path).unlink(missing_ok=True)
     return killed
