@@ -54,13 +54,13 @@ class Slow(Predictor):
 
 
 class Raises(Predictor):
-    """Raises its own exception for negative values; doubles otherwise."""
+    """Raises its own exception for negative values; doubles otherwise (no signature)."""
 
     def predict(self, inputs: Any) -> Any:
-        arr = np.asarray(inputs)
-        if (arr < 0).any():
+        if (np.asarray(inputs) < 0).any():
             raise ValueError("negative values are not allowed by this predictor")
-        return arr * 2
+        # A DataFrame stays a DataFrame (the MLflow table path), an array an array.
+        return inputs * 2
 
 
 class Breakable(Predictor):

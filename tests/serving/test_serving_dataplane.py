@@ -143,3 +143,14 @@ def test_reload_swaps_only_a_healthy_model(models_dir: Path) -> None:
         assert after.outputs[0].data.tolist() == [2.0]
 
     asyncio.run(run())
+
+
+def test_fortran_ordered_answers_encode(models_dir: Path) -> None:
+    from shipyard.serving.codecs import kserve_v1, v2
+
+    plane = _plane(models_dir, "raises")
+    x = np.asfortranarray(np.arange(6, dtype=np.float64).reshape(2, 3))
+    response = asyncio.run(plane.infer("raises", None, _request(x)))
+    body, _ = v2.encode_response(response)
+    assert b'"data":[0.0,2.0,4.0,6.0,8.0,10.0]' in body
+    assert kserve_v1.encode_response(response) == b'{"predictions":[[0.0,2.0,4.0],[6.0,8.0,10.0]]}'

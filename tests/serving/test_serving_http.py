@@ -154,6 +154,15 @@ def test_mlflow_scoring_formats(client: httpx.Client, forest: Any) -> None:
     assert "?model=" in several.json()["error"]
 
 
+def test_a_table_reaches_a_model_without_signature_as_a_table(client: httpx.Client) -> None:
+    # "raises" has no signature: it gets the DataFrame itself and answers one (doubled),
+    # which goes back as records, the way MLflow's own server answers.
+    body = {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [3, 4]]}}
+    answer = client.post("/invocations?model=raises", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"predictions": [{"a": 2, "b": 4}, {"a": 6, "b": 8}]}
+
+
 def test_kserve_v1_and_seldon(client: httpx.Client, forest: Any) -> None:
     expected = forest.predict(ROWS).tolist()
     v1 = client.post("/v1/models/forest:predict", json={"instances": ROWS.tolist()})

@@ -102,6 +102,9 @@ def _as_array(value: Any, what: str) -> np.ndarray[Any, Any]:
             raise PredictorError(f"{what} is not array-like: {err}") from err
     if arr.ndim == 0:
         arr = arr.reshape(1)
+    # Encoders hand arrays to orjson, which takes C order only (a DataFrame's values are
+    # often Fortran-ordered); a no-op for the usual C-ordered answer.
+    arr = np.ascontiguousarray(arr)
     if arr.dtype.kind in "US":
         arr = arr.astype(object)
     if arr.dtype.kind == "O":

@@ -127,7 +127,7 @@ class DataPlane:
 
         Raises ``ModelLoadError`` (the serving model untouched) if it cannot load or answer.
         """
-        current = self.registry._entries.get(name)
+        current = self.registry.find(name)
         config = batching or (current.batching if current else BatchingConfig())
         spec = ModelSpec(uri=uri, name=name)
         try:

@@ -97,6 +97,10 @@ class ModelRegistry:
         self._entries[entry.name] = entry
         return old
 
+    def find(self, name: str) -> ModelEntry | None:
+        """The entry served under ``name``, ready or not; ``None`` if there is none."""
+        return self._entries.get(name)
+
     def get(self, name: str, version: str | None = None) -> ModelEntry:
         entry = self._entries.get(name)
         if entry is None:
