@@ -130,6 +130,7 @@ class LocalDaemonService(Service):
 
     def check_status(self) -> tuple[ServiceState, str]:
         self._refresh()
+        before = self.model_dump_json()
         info = self.pid_info()
         alive = info is not None and process.process_start_time(info[0]) == info[1]
         if alive:
@@ -161,7 +162,9 @@ class LocalDaemonService(Service):
             self.status.update(ServiceState.ERROR, "the server is not running although it should")
         elif self.admin_state != ServiceState.ACTIVE:
             self.status.update(ServiceState.INACTIVE)
-        self.persist()
+        if self.model_dump_json() != before:
+            # Only a change is written: listing many servers costs no store writes.
+            self.persist()
         return self.status.state, self.status.last_error
 
     def start(self, timeout: float = 60.0) -> None:
