@@ -172,13 +172,15 @@ class _Pool:
         )
 
     def stop(self, graceful: bool) -> None:
+        # A worker still loading the model when the work ran out is not waited for.
+        polite = [c for c in self.children if graceful and c.ready]
         for child in self.children:
-            if graceful:
+            if child in polite:
                 with contextlib.suppress(OSError):
                     child.conn.send(None)
             child.conn.close()
         for child in self.children:
-            if graceful:
+            if child in polite:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     child.proc.wait(timeout=10)
             if child.proc.poll() is None:

@@ -147,31 +147,36 @@ def predict(
     ] = True,
 ) -> None:
     """Predict every row of --input with the model; write --output."""
-    from shipyard.batch import predict as run
+    from shipyard.batch import predict as _run
 
     if model_uri is not None and service is not None:
         raise typer.BadParameter("give MODEL_URI or --service, not both")
-    summary = run(
-        model_uri,
-        input,
-        output,
-        format=format.value if format else None,
-        columns=_split(columns),
-        id_column=id_column,
-        keep_columns=_split(keep_columns),
-        batch_size=batch_size,
-        workers=workers,
-        resume=resume,
-        on_error="skip" if on_error is _OnError.skip else "fail",
-        overwrite=overwrite,
-        service=_resolve_service(service) if service else None,
-        input_format=input_format.value if input_format else None,
-        table=table,
-        input_as=input_as.value,
-        shard_rows=shard_rows,
-        shard_bytes=shard_bytes,
-        progress=progress and not json_summary,
-    )
+    try:
+        summary = _run(
+            model_uri,
+            input,
+            output,
+            format=format.value if format else None,
+            columns=_split(columns),
+            id_column=id_column,
+            keep_columns=_split(keep_columns),
+            batch_size=batch_size,
+            workers=workers,
+            resume=resume,
+            on_error="skip" if on_error is _OnError.skip else "fail",
+            overwrite=overwrite,
+            service=_resolve_service(service) if service else None,
+            input_format=input_format.value if input_format else None,
+            table=table,
+            input_as=input_as.value,
+            shard_rows=shard_rows,
+            shard_bytes=shard_bytes,
+            progress=progress and not json_summary,
+        )
+    except KeyboardInterrupt:
+        # Finished shards are in the manifest; the workers were stopped.
+        typer.echo("Interrupted. Finished shards are kept: run again with --resume.", err=True)
+        raise typer.Exit(130) from None
     if json_summary:
         sys.stdout.write(json.dumps(summary.model_dump()) + "\n")
         return
