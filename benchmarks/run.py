@@ -41,6 +41,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--quick", action="store_true", help="3 s runs, 1M batch rows, 1 cold start each"
     )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="each scenario's time is cut into this many rounds over all servers",
+    )
     p.add_argument("--batch-rows", type=int, default=10_000_000)
     p.add_argument(
         "--mlflow-batch-rows",
@@ -64,6 +70,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="the machine may be shared: wait up to this many seconds for idle CPU "
         "before each measured run",
     )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="re-render RESULTS.md from the last results.json; measure nothing",
+    )
     p.add_argument("--fresh", action="store_true", help="forget previous results.json")
     args = p.parse_args(argv)
     if args.quick:
@@ -71,6 +82,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         args.batch_rows = min(args.batch_rows, 1_000_000)
         args.mlflow_batch_rows = min(args.mlflow_batch_rows, 200_000)
         args.cold_starts = 1
+        args.rounds = 1
     if args.warmup is None:
         args.warmup = max(2.0, args.duration / 5)
     return args
@@ -134,6 +146,9 @@ def main(argv: list[str]) -> int:
     results: dict[str, Any] = {}
     if RESULTS_JSON.exists() and not args.fresh:
         results = json.loads(RESULTS_JSON.read_text())
+    if args.report_only:
+        report.write(results, setup.BENCH / "RESULTS.md")
+        return 0
     results.setdefault("online", {})
     results.setdefault("cold_start", {})
     results.setdefault("errors", {})
@@ -157,6 +172,7 @@ def main(argv: list[str]) -> int:
         "command": "make bench  # = .venv/bin/python benchmarks/run.py " + shlex.join(argv),
         "duration_s": args.duration,
         "warmup_s": args.warmup,
+        "rounds": args.rounds,
         "versions": versions(),
         "machine": machine(),
     }
@@ -191,28 +207,34 @@ def main(argv: list[str]) -> int:
             save()
 
     if "online" in sections:
-        for key in wanted:
-            models = ("const",) if key == "bare" else ("rf", "lr")
-            for model in models:
-                setup.log(f"load: {key} {model}")
-                with_grpc = key in ("shipyard", "mlserver-batch") and model == "rf"
-                res = attempt(
-                    f"online/{key}/{model}",
-                    online.bench_server,
-                    key,
-                    model,
-                    args.duration,
-                    args.warmup,
-                    with_grpc,
-                )
-                results["online"].setdefault(key, {})[model] = res
+        for model in ("rf", "lr"):
+            setup.log(
+                f"load: {model}, servers {', '.join(wanted)}, interleaved in {args.rounds} rounds"
+            )
+            for key in wanted:
+                results["errors"].pop(f"online/{key}/{model}", None)
+                results["errors"].pop(f"grpc/{key}", None) if model == "rf" else None
+            got = attempt(
+                f"online/{model}",
+                online.bench_model,
+                model,
+                wanted,
+                args.duration,
+                args.warmup,
+                args.rounds,
+            )
+            if got is not None:
+                measured, errors = got
+                results["errors"].update(errors)
+                for key in wanted:
+                    results["online"].setdefault(key, {})[model] = measured.get(key)
+                save()
     if "coldstart" in sections:
-        for key in wanted:
-            if key in ("shipyard", "mlserver-batch", "mlflow"):
-                setup.log(f"cold start: {key}")
-                results["cold_start"][key] = attempt(
-                    f"cold_start/{key}", online.cold_start, key, "rf", args.cold_starts
-                )
+        keys = [k for k in wanted if k in ("shipyard", "mlserver-batch", "mlflow")]
+        setup.log(f"cold start: {', '.join(keys)}")
+        got = attempt("cold_start", online.cold_start, keys, "rf", args.cold_starts)
+        for key in keys:
+            results["cold_start"][key] = (got or {}).get(key)
     if "batch" in sections:
         results["batch"] = attempt(
             "batch",

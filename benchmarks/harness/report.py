@@ -81,7 +81,7 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
 
     p50 = s("shipyard", "lr", "1row_c1", "p50_ms")
-    bare = s("bare", "const", "1row_c1", "p50_ms")
+    bare = s("bare", "lr", "1row_c1", "p50_ms")
     pred = _get(r, "predict_time", "lr", "predict_1row_ms")
     bound = None if bare is None or pred is None else bare + pred + 0.3
     rows.append(
@@ -187,17 +187,17 @@ def online_table(r: dict[str, Any]) -> list[str]:
     ]
     on = r.get("online", {})
     for key in LABELS:
-        for model in ("rf", "lr", "const"):
-            if (model == "const" and key != "bare") or (model != "const" and key == "bare"):
-                continue
+        for model in ("rf", "lr"):
             res = _get(on, key, model)
+            # The bare endpoint has no model: it ran beside each model's servers.
+            shown = f"none (beside {model})" if key == "bare" else model
             for sc, label in SCEN.items():
                 row = _get(res, "scenarios", sc)
                 if row is None:
-                    lines.append(f"| {LABELS[key]} | {model} | {label} | {NA} | | | | | | |")
+                    lines.append(f"| {LABELS[key]} | {shown} | {label} | {NA} | | | | | | |")
                     continue
                 lines.append(
-                    f"| {LABELS[key]} | {model} | {label} | {row['rps']:,.0f} | {row['rows_per_s']:,.0f} "
+                    f"| {LABELS[key]} | {shown} | {label} | {row['rps']:,.0f} | {row['rows_per_s']:,.0f} "
                     f"| {row['p50_ms']:.2f} | {row['p90_ms']:.2f} | {row['p99_ms']:.2f} | {row['errors']} "
                     f"| {_f(row.get('foreign_cpu_pct'), '{:.0f}%')} |"
                 )
@@ -209,8 +209,12 @@ def write(r: dict[str, Any], path: Path) -> None:
     on = r.get("online", {})
     out = ["# Shipyard benchmark results", ""]
     out += [
-        f"Run on {meta.get('date', '?')}; {meta.get('duration_s', '?')} s per load run after a "
-        f"{meta.get('warmup_s', '?')} s warm-up at the same concurrency. Rerun: `{meta.get('command', 'make bench')}`.",
+        f"Run on {meta.get('date', '?')}; {meta.get('duration_s', '?')} s of load per server and "
+        f"scenario, cut into {meta.get('rounds', '?')} rounds that visit the servers in turn "
+        f"(rotating order, all servers of one model up side by side, idle while not measured), "
+        f"after a {meta.get('warmup_s', '?')} s warm-up of each at the same concurrency. "
+        f"Throughput is total requests over total measured time; latency percentiles are the "
+        f"median of the rounds' percentiles. Rerun: `{meta.get('command', 'make bench')}`.",
         "",
         "The machine is **shared**: other work (builds, test suites of other developers) may have "
         "run on it during parts of this run; numbers are from one run, not a median of many. "
@@ -219,6 +223,25 @@ def write(r: dict[str, Any], path: Path) -> None:
         "cost).",
         "",
     ]
+    foreign = [
+        row.get("foreign_cpu_pct")
+        for server in on.values()
+        for res in (server or {}).values()
+        for row in ((res or {}).get("scenarios") or {}).values()
+        if row.get("foreign_cpu_pct") is not None
+    ]
+    if foreign:
+        out += [
+            f"**Outside load.** The column *other load during run* is the share of the machine's "
+            f"CPU used by processes that were neither the server under test, the load generator "
+            f"nor this harness, measured from /proc during each run. In this run it ranged "
+            f"{min(foreign):.0f}%-{max(foreign):.0f}% (median "
+            f"{sorted(foreign)[len(foreign) // 2]:.0f}%). Before each run the harness waited up "
+            f"to its `--quiet-wait` for the CPU to go idle. Where it is high, the absolute numbers "
+            f"are far below what this machine does alone, and ratios between servers measured "
+            f"minutes apart carry that noise too.",
+            "",
+        ]
     if r.get("errors"):
         out += ["**Parts that failed in this run** (their cells say *not available*):", ""]
         out += [f"- `{k}`: {str(v).splitlines()[0][:300]}" for k, v in r["errors"].items()]
@@ -261,7 +284,7 @@ def write(r: dict[str, Any], path: Path) -> None:
         "|---|---:|---:|---:|",
     ]
     for key in ("shipyard", "mlserver-batch", "mlserver-nobatch", "mlflow", "bare"):
-        model = "const" if key == "bare" else "rf"
+        model = "rf"
         out.append(
             f"| {LABELS[key]} | {_f(_get(on, key, model, 'idle_memory', 'processes'))} | "
             f"{_f(_get(on, key, model, 'idle_memory', 'pss_mb'))} | "
@@ -342,7 +365,7 @@ def write(r: dict[str, Any], path: Path) -> None:
     out += ["## How each server ran", ""]
     for key in LABELS:
         w = None
-        for model in ("rf", "const"):
+        for model in ("rf", "lr"):
             w = w or _get(on, key, model, "workers")
         out.append(f"- {LABELS[key]}: {w or NA}")
     out += [
