@@ -95,3 +95,29 @@ def test_busy_port_is_one_clear_line(models_dir: Path) -> None:
     assert "Address already in use" in done.stderr
     assert "--http-port" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_two_models_with_one_name_are_refused(models_dir: Path, tmp_path: Path) -> None:
+    repository = tmp_path / "repo"
+    repository.mkdir()
+    (repository / "const1").symlink_to(models_dir / "const2")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shipyard.serving",
+            str(models_dir / "const1"),
+            "--model-repository",
+            str(repository),
+            "--http-port",
+            "0",
+            "--no-grpc",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "Two models would be served as 'const1'" in done.stderr

@@ -73,6 +73,10 @@ paths = st.sampled_from(
         "/invocations?model=strict",
         "/api/v0.1/predictions?model=forest",
         "/api/v0.1/predictions?model=iris",
+        # No signature: whatever decodes reaches the predictor and must encode back.
+        "/invocations?model=raises",
+        "/v1/models/raises:predict",
+        "/api/v0.1/predictions?model=raises",
     ]
 )
 content_types = st.sampled_from(

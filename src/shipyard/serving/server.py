@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import uvicorn
 
-from shipyard.errors import ShipyardError
+from shipyard.errors import ConfigError, ShipyardError
 from shipyard.serving.config import ServerConfig
 from shipyard.serving.dataplane import DataPlane, ReloadHandle
 from shipyard.serving.http.app import HttpApp
@@ -86,6 +86,12 @@ class Worker:
             entry = await asyncio.to_thread(
                 self.dataplane.load_model, spec, self.config.batching_for(spec)
             )
+            if entry.name in self.dataplane.registry:
+                raise ConfigError(
+                    f"Two models would be served as {entry.name!r} (the second from "
+                    f"{spec.uri}); give them distinct names (--name, or folder names in the "
+                    "model repository)."
+                )
             await self.dataplane.check(entry)
             self.dataplane.add(entry)
 
