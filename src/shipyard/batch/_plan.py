@@ -14,10 +14,8 @@ so a resumed job with a different ``--workers`` still recognises finished shards
 from __future__ import annotations
 
 import glob as globlib
-import hashlib
-import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -91,14 +89,6 @@ class Plan:
     @property
     def est_rows(self) -> int:
         return sum(s.est_rows for s in self.shards)
-
-    def fingerprint(self) -> str:
-        """A hash of which files are read (not their contents): changes refuse a resume."""
-        paths = [f.path for f in self.files]
-        return hashlib.sha256(json.dumps(paths).encode()).hexdigest()[:16]
-
-    def to_json(self) -> list[dict[str, object]]:
-        return [{k: v for k, v in asdict(s).items() if k != "row_groups"} for s in self.shards]
 
 
 def _format_of(path: str, declared: str | None) -> InputFormat:

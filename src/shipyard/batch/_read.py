@@ -128,10 +128,12 @@ class ShardReader:
         import pyarrow.csv as pcsv
         import pyarrow.json as pjson
 
-        with open(self.info.path, "rb") as fh:
-            fh.seek(self.shard.start)
-            data = fh.read(self.shard.end - self.shard.start)
-        buf = pa.BufferReader(pa.py_buffer(data))
+        # A zero-copy view of the shard's bytes in a memory map: file pages the kernel
+        # can drop, not a heap copy of the whole shard.
+        with pa.memory_map(self.info.path) as mm:
+            mm.seek(self.shard.start)
+            data = mm.read_buffer(self.shard.end - self.shard.start)
+        buf = pa.BufferReader(data)
         # Blocks of ~ batch_size rows keep memory near one batch.
         block = max(1 << 16, min(1 << 26, len(data) // max(1, self._est_batches())))
         if self.info.format == "csv":

@@ -40,6 +40,10 @@ class Runtime:
 
     name: str = "model"
 
+    def features_default(self) -> list[str] | None:
+        """The input columns the model names itself (its signature), if any."""
+        return None
+
     def run(self, batch: pa.RecordBatch, features: list[str]) -> pa.Table:
         raise NotImplementedError
 
