@@ -237,9 +237,12 @@ def write(r: dict[str, Any], path: Path) -> None:
             f"nor this harness, measured from /proc during each run. In this run it ranged "
             f"{min(foreign):.0f}%-{max(foreign):.0f}% (median "
             f"{sorted(foreign)[len(foreign) // 2]:.0f}%). Before each run the harness waited up "
-            f"to its `--quiet-wait` for the CPU to go idle. Where it is high, the absolute numbers "
-            f"are far below what this machine does alone, and ratios between servers measured "
-            f"minutes apart carry that noise too.",
+            f"to its `--quiet-wait` for the CPU to go idle, and the servers were measured in "
+            f"interleaved rounds so that outside load falls on all of them alike. Where it is "
+            f"high, absolute numbers are far below what this machine does alone (compare the bare "
+            f"endpoint with the ~35,000 req/s the issue quotes for a quiet machine), and the "
+            f"ratios carry that noise: servers that need more CPU per request lose more to "
+            f"contention than the bare endpoint does.",
             "",
         ]
     if r.get("errors"):
