@@ -272,3 +272,18 @@ def test_packaging_without_the_framework_records_inputs_only(
     assert [s.datatype for s in loaded.signature.inputs] == ["FP32"]
     assert loaded.signature.outputs == []
     np.testing.assert_array_equal(loaded.predictor.predict(x)["label"], classifier.predict(x))
+
+
+def test_lightgbm_predictions_from_many_threads_agree(tmp_path: Path, xy: Any) -> None:
+    lgb = pytest.importorskip("lightgbm")
+    from concurrent.futures import ThreadPoolExecutor
+
+    x, y = _binary(xy)
+    params = {"objective": "binary", "num_leaves": 4, "verbose": -1, "min_data_in_leaf": 5}
+    booster = lgb.train(params, lgb.Dataset(x, label=y), num_boost_round=5)
+    loaded = load_model(save_model(booster, tmp_path / "lgb"))
+    chunks = [x[i : i + 3] for i in range(0, len(x), 3)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(loaded.predictor.predict, chunks * 3))
+    for chunk, got in zip(chunks * 3, results, strict=True):
+        np.testing.assert_allclose(got, booster.predict(chunk))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,12 @@ class LoadedModel:
     version: str | None
     path: Path
     """The local model directory (a bare file's parent)."""
-    manifest: ModelManifest
+    manifest: ModelManifest = field(repr=False)
     """The manifest read from ``shipyard.yaml``, or synthesised for a bare file."""
     predictor: Predictor
-    signature: Signature | None
-    input_example: Any | None
+    # Kept out of repr: an example or a wide signature would flood logs and tracebacks.
+    signature: Signature | None = field(repr=False)
+    input_example: Any | None = field(repr=False)
 
     @property
     def format(self) -> str:

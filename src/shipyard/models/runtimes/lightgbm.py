@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,6 +32,10 @@ class LightGBMPredictor(FileRuntime):
         super().load(model_dir)
         lgb = require("lightgbm", package="lightgbm", extra="lightgbm", purpose="LightGBM models")
         self.booster = lgb.Booster(model_file=str(self.model_path()))
+        # Concurrent predict() on one Booster races inside LightGBM's C++ Predictor set-up
+        # (LightGBM issues #6142, #5482); each call is already multi-threaded by OpenMP,
+        # so serialising server threads here costs little and keeps results right.
+        self._lock = threading.Lock()
 
     def predict(self, inputs: Any) -> Any:
         x = single_array(inputs, "LightGBM model")
@@ -39,7 +44,8 @@ class LightGBMPredictor(FileRuntime):
             if x.ndim == 1:
                 x = x.reshape(1, -1)
         try:
-            out = self.booster.predict(x)
+            with self._lock:
+                out = self.booster.predict(x)
         except Exception as err:  # LightGBMError for a wrong number of features
             raise InvalidInputError(f"LightGBM rejected the input: {err}") from err
         return np.asarray(out)
