@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from conftest import RunCli, write_input
+from batch_helpers import RunCli, write_input
 
 
 def test_cli_prints_a_summary(

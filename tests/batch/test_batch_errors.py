@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import save_custom, write_input
+from batch_helpers import save_custom, write_input
 
 from shipyard.batch import predict
 from shipyard.errors import ConfigError, InvalidInputError, PredictorError

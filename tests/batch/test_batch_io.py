@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import FEATURES, expected_logreg, read_output, write_input
+from batch_helpers import FEATURES, expected_logreg, read_output, write_input
 
 from shipyard.batch import predict
 

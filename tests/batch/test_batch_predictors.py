@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from conftest import FEATURES, save_custom, write_input
+from batch_helpers import FEATURES, save_custom, write_input
 
 from shipyard.batch import predict
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import RunCli, expected_logreg, write_input
+from batch_helpers import RunCli, expected_logreg, write_input
 
 from shipyard.deployers.testing import kill_services_under
 

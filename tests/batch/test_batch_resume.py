@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import RunCli, make_frame, save_custom, write_input
+from batch_helpers import RunCli, make_frame, save_custom, write_input
 
 from shipyard.batch import predict
 
