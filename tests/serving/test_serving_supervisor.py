@@ -56,6 +56,14 @@ def test_killed_worker_is_replaced(models_dir: Path) -> None:
         for _ in range(20):
             with httpx.Client(base_url=server.url, timeout=30) as http:
                 assert _answer(http, "const1") == 1.0
+        # After a reload, a replacement worker loads the new model, not the original one.
+        assert server.command({"op": "reload", "model_uri": str(models_dir / "const2")})["ok"]
+        victim = pids[1]
+        os.kill(victim, signal.SIGKILL)
+        _wait_for(replaced, "a replacement worker after the reload")
+        for _ in range(20):
+            with httpx.Client(base_url=server.url, timeout=30) as http:
+                assert _answer(http, "const1") == 2.0
         assert server.stop() == 0
 
 
@@ -86,8 +94,24 @@ def test_sigterm_drains_in_flight_requests(models_dir: Path, tmp_path: Path) -> 
         server.stop()
 
 
-def test_control_socket_status_and_refusals(models_dir: Path) -> None:
-    with start_server(models_dir / "const1", workers=1) as server:
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie of an exited worker still answers kill(0): check its state.
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat_line.split(")")[-1].split()[0] == "Z"
+
+
+def test_control_socket_and_a_killed_supervisor(models_dir: Path) -> None:
+    server = start_server(models_dir / "const1", workers=2)
+    try:
+        assert "Shipyard model server ready" in server.log()
+        assert f"http://127.0.0.1:{server.http_port}" in server.log()
         mode = stat.S_IMODE(os.stat(server.control_socket).st_mode)
         assert mode == 0o600
         status = send_command(server.control_socket, {"op": "status"}, timeout=10)
@@ -99,8 +123,15 @@ def test_control_socket_status_and_refusals(models_dir: Path) -> None:
         assert unknown["ok"] is False and "dance" in unknown["error"]
         missing = send_command(server.control_socket, {"op": "reload"}, timeout=10)
         assert missing["ok"] is False and "model_uri" in missing["error"]
-    with pytest.raises(ServiceError, match="control socket"):
-        send_command(server.control_socket, {"op": "status"}, timeout=5)
+        pids = [w["pid"] for w in status["workers"]]
+        os.kill(server.pid, signal.SIGKILL)
+        server.process.wait(30)
+        # Orphaned workers see their channel close and stop by themselves.
+        _wait_for(lambda: all(_gone(p) for p in pids), "orphaned workers to exit")
+        with pytest.raises(ServiceError, match="control socket"):
+            send_command(server.control_socket, {"op": "status"}, timeout=5)
+    finally:
+        server.stop()
 
 
 def test_hot_reload_without_failed_requests(models_dir: Path, tmp_path: Path) -> None:
@@ -152,49 +183,9 @@ def test_hot_reload_without_failed_requests(models_dir: Path, tmp_path: Path) ->
     assert set(seen[first_new:]) == {2.0}
 
 
-def test_replacement_worker_loads_the_reloaded_model(models_dir: Path) -> None:
-    with start_server(models_dir / "const1", workers=1) as server:
-        assert server.command({"op": "reload", "model_uri": str(models_dir / "const2")})["ok"]
-        (worker,) = server.status()["workers"]
-        os.kill(worker["pid"], signal.SIGKILL)
-        _wait_for(
-            lambda: (s := server.status())["ready"] and s["workers"][0]["pid"] != worker["pid"],
-            "a replacement worker",
-        )
-        with httpx.Client(base_url=server.url, timeout=30) as http:
-            assert _answer(http, "const1") == 2.0
-
-
 def test_a_model_that_cannot_start_fails_fast_with_the_reason(models_dir: Path) -> None:
     with pytest.raises(ServiceError, match="this model is broken"):
         start_server(models_dir / "broken", workers=1)
-
-
-def test_workers_leave_when_the_supervisor_is_killed(models_dir: Path) -> None:
-    server = start_server(models_dir / "const1", workers=2)
-    try:
-        assert "Shipyard model server ready" in server.log()
-        assert f"http://127.0.0.1:{server.http_port}" in server.log()
-        pids = [w["pid"] for w in server.status()["workers"]]
-        os.kill(server.pid, signal.SIGKILL)
-        server.process.wait(30)
-
-        def gone(pid: int) -> bool:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return True
-            # A zombie of an exited worker still answers kill(0): check its state.
-            try:
-                stat_line = Path(f"/proc/{pid}/stat").read_text()
-            except FileNotFoundError:
-                return True
-            return stat_line.split(")")[-1].split()[0] == "Z"
-
-        # Orphaned workers see their channel close and stop by themselves.
-        _wait_for(lambda: all(gone(p) for p in pids), "orphaned workers to exit")
-    finally:
-        server.stop()
 
 
 def test_grpc_is_served_on_the_shared_port(models_dir: Path) -> None:

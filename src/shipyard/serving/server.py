@@ -111,7 +111,13 @@ class Worker:
             await self.send({"event": "failed", "error": str(err)})
             sys.stderr.write(f"shipyard worker {os.getpid()}: {err}\n")
             return 3
-        sock = bind_reuseport(self.config.host, self.config.http_port)
+        try:
+            sock = bind_reuseport(self.config.host, self.config.http_port)
+        except OSError as err:
+            message = f"cannot listen on {self.config.host}:{self.config.http_port}: {err}"
+            await self.send({"event": "failed", "error": message})
+            sys.stderr.write(f"shipyard worker {os.getpid()}: {message}\n")
+            return 3
         app = HttpApp(self.dataplane, self.metrics, self.config.max_body_size)
         uv_config = uvicorn.Config(
             app,
