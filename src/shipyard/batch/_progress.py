@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -11,16 +12,32 @@ if TYPE_CHECKING:
 __all__ = ["JobProgress"]
 
 
-def _rate_column() -> Any:
+def _columns() -> list[Any]:
     from rich.progress import ProgressColumn
     from rich.text import Text
 
     class RowRate(ProgressColumn):
-        def render(self, task: Task) -> Text:
-            speed = task.finished_speed or task.speed
-            return Text(f"{speed or 0:,.0f} rows/s", style="progress.data.speed")
+        """Rows per second of this run, from its start (steadier than a sliding window)."""
 
-    return RowRate()
+        def render(self, task: Task) -> Text:
+            rate = task.fields.get("rate", 0.0)
+            return Text(f"{rate:,.0f} rows/s", style="progress.data.speed")
+
+    class Eta(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            rate = task.fields.get("rate", 0.0)
+            left = max(0.0, (task.total or 0) - task.completed)
+            if task.finished:
+                return Text("done", style="progress.remaining")
+            if not rate:
+                return Text("ETA -:--:--", style="progress.remaining")
+            secs = int(left / rate)
+            return Text(
+                f"ETA {secs // 3600}:{secs % 3600 // 60:02d}:{secs % 60:02d}",
+                style="progress.remaining",
+            )
+
+    return [RowRate(), Eta()]
 
 
 class JobProgress:
@@ -29,6 +46,7 @@ class JobProgress:
     def __init__(self, enabled: bool, total: int, done: int, description: str) -> None:
         self.rows = 0
         self.rejected = 0
+        self._started = time.perf_counter()
         self._bar: Any = None
         self._task: Any = None
         if not enabled:
@@ -40,7 +58,6 @@ class JobProgress:
             Progress,
             TextColumn,
             TimeElapsedColumn,
-            TimeRemainingColumn,
         )
 
         self._bar = Progress(
@@ -48,21 +65,23 @@ class JobProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("rows"),
-            _rate_column(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            *_columns(),
             TimeElapsedColumn(),
             console=Console(stderr=True),
             transient=False,
         )
         self._bar.start()
-        self._task = self._bar.add_task(description, total=max(total, done), completed=done)
+        self._task = self._bar.add_task(
+            description, total=max(total, done), completed=done, rate=0.0
+        )
 
     def advance(self, rows: int, rejected: int) -> None:
         self.rows += rows
         self.rejected += rejected
         if self._bar is not None:
-            self._bar.advance(self._task, rows)
+            elapsed = time.perf_counter() - self._started
+            rate = self.rows / elapsed if elapsed > 0 else 0.0
+            self._bar.update(self._task, advance=rows, rate=rate)
 
     def correct_total(self, delta: int) -> None:
         """A text shard turned out to hold ``delta`` more rows than estimated."""
