@@ -161,3 +161,10 @@ def test_bad_options_are_config_errors(tmp_path: Path, sklearn_model: Path) -> N
         predict(None, "x", "y")
     with pytest.raises(InvalidInputError, match="does not exist"):
         predict(str(sklearn_model), str(tmp_path / "nope.parquet"), str(tmp_path / "o.parquet"))
+
+
+def test_skip_gives_up_when_every_row_is_rejected(tmp_path: Path, frame: pd.DataFrame) -> None:
+    model = save_custom(tmp_path, "Picky")
+    src = write_input(frame.assign(a=-1.0), tmp_path / "in.parquet", "parquet")
+    with pytest.raises(PredictorError, match=r"rejected each of the first 1000 rows .*rows 0-999"):
+        predict(str(model), str(src), str(tmp_path / "out.csv"), columns=["a"], on_error="skip")

@@ -69,6 +69,8 @@ class ShardResult:
     rejects: str | None
 
 
+#: Rejected rows, none accepted, after which a shard stops with an error under "skip".
+_GIVE_UP = 1000
 #: Errors that are about the job, not about some rows: never bisected, never skipped.
 _FATAL = (ServiceError, MissingDependencyError)
 
@@ -164,11 +166,14 @@ class _Batcher:
         self.reader = reader
         self.features = list(task.features)
         self.rejects: list[tuple[int, str, pa.RecordBatch]] = []
+        self.accepted = 0
 
     def segments(self, batch: pa.RecordBatch, offset: int) -> list[tuple[int, int, pa.Table]]:
         """(start, length, predictions) for the accepted runs of rows of ``batch``."""
         try:
-            return [(0, batch.num_rows, self.runtime.run(batch, self.features))]
+            table = self.runtime.run(batch, self.features)
+            self.accepted += batch.num_rows
+            return [(0, batch.num_rows, table)]
         except _FATAL:
             raise
         except ColumnTypeError as err:
@@ -185,6 +190,15 @@ class _Batcher:
                 ) from err
             if batch.num_rows == 1:
                 self.rejects.append((offset, str(err), batch))
+                if len(self.rejects) >= _GIVE_UP and not self.accepted:
+                    # Bisecting costs about two calls per row when every row fails: a
+                    # predictor that rejects everything is broken, not picky.
+                    raise PredictorError(
+                        f"The predictor rejected each of the first {_GIVE_UP} rows of "
+                        f"{self.task.file.path}, {self.reader.rows_text(0, offset + 1)}, "
+                        f"and accepted none; the last error: {err}. Fix the predictor, "
+                        "then run again with --resume."
+                    ) from err
                 return []
         mid = batch.num_rows // 2
         left = self.segments(batch.slice(0, mid), offset)
