@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= dev,serve,sklearn,batch
+EXTRAS ?= dev,dev-models,serve,sklearn,batch
 
 .PHONY: install run test lint bench proto clean
 
