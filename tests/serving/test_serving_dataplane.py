@@ -154,3 +154,22 @@ def test_fortran_ordered_answers_encode(models_dir: Path) -> None:
     body, _ = v2.encode_response(response)
     assert b'"data":[0.0,2.0,4.0,6.0,8.0,10.0]' in body
     assert kserve_v1.encode_response(response) == b'{"predictions":[[0.0,2.0,4.0],[6.0,8.0,10.0]]}'
+
+
+def test_a_failing_batch_hook_never_leaves_requests_waiting() -> None:
+    from shipyard.serving.batching import AdaptiveBatcher
+
+    async def predict(x: Any) -> Any:
+        return x
+
+    def on_batch(rows: int, requests: int) -> None:
+        raise RuntimeError("metrics exploded")
+
+    batcher = AdaptiveBatcher(predict, BatchingConfig(), predictor_name="P", on_batch=on_batch)
+
+    async def run() -> list[Any]:
+        calls = [batcher.submit(np.ones((1, 2))) for _ in range(5)]
+        return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 30)
+
+    results = asyncio.run(run())
+    assert all(isinstance(r, RuntimeError) for r in results)

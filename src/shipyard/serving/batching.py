@@ -164,9 +164,18 @@ class AdaptiveBatcher:
             while self._queue:
                 await self._gather()
                 batch = self._take()
-                await self._run(batch)
+                try:
+                    await self._run(batch)
+                except Exception as err:
+                    # Never leave a request waiting on a future nobody will resolve.
+                    _fail(batch, err)
         finally:
             self._draining = False
+            if self._queue:
+                # Cancelled (the worker is stopping): the queued requests get an answer.
+                _fail(list(self._queue), PredictorError("The server stopped before predicting."))
+                self._queue.clear()
+                self._queued_rows = 0
 
     async def _gather(self) -> None:
         # Two yields: one for the loop to read sockets, one for the new request tasks
@@ -250,6 +259,12 @@ class AdaptiveBatcher:
             self._on_batch(item.rows, 1)
         if not item.future.done():
             item.future.set_result(result)
+
+
+def _fail(items: list[_Item], err: Exception) -> None:
+    for item in items:
+        if not item.future.done():
+            item.future.set_exception(err)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
