@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import shipyard as shipyard_pkg
-from shipyard.errors import ServiceNotFoundError
+from shipyard.errors import BadRequestError, DeploymentError, ServiceNotFoundError
 
 from .conftest import invoke, ok, one_red_line, shipyard
 
@@ -66,6 +66,20 @@ def test_models_commands_end_to_end(home: Path, model_dir: Path, tmp_path: Path)
     # predict: by name with JSON rows, by UUID with a V2 request from a file
     answer = json.loads(ok("predict", "clf", "--data", json.dumps(rows)))
     assert answer == {"predictions": expected}
+    # Data the server cannot take: one red line, no traceback (the process once; the
+    # other cases in-process, where a ShipyardError is what main turns into that line).
+    assert "null, NaN or infinity" in one_red_line(
+        shipyard(home, "predict", "clf", "--data", "[[NaN, 1, 2]]")
+    )
+    for bad, reason in [
+        ("null", "non-empty list of numbers"),
+        ('[["a", 1, 2]]', "rectangular list of numbers"),
+        ("[[1, 2, 3], [1, 2]]", "rectangular list of numbers"),
+        ('[{"a": 1}]', "rectangular list of numbers"),
+    ]:
+        refused = invoke("predict", "clf", "--data", bad)
+        assert isinstance(refused.exception, BadRequestError), refused.output
+        assert reason in str(refused.exception)
     request = tmp_path / "request.json"
     request.write_text(
         json.dumps(
@@ -146,6 +160,26 @@ def test_user_mistakes_are_one_red_line(home: Path) -> None:
         "No model server named or with UUID 'nope'."
     )
     assert "is not JSON" in one_red_line(shipyard(home, "predict", "x", "--data", "[[1"))
+    # A deploy option out of range: the key and what is allowed, not a pydantic dump.
+    message = one_red_line(shipyard(home, "deploy", "/tmp/m", "--name", "m", "--port", "99999"))
+    assert message.endswith(
+        "(LocalModelServerConfig): bad value 99999 for 'port': "
+        "Input should be less than or equal to 65535"
+    ), message
+    workers = invoke("deploy", "/tmp/m", "--name", "m", "--workers", "0")
+    assert isinstance(workers.exception, DeploymentError)
+    assert "bad value 0 for 'workers': Input should be greater than or equal to 1" in str(
+        workers.exception
+    )
+    assert "\n" not in str(workers.exception) and "pydantic" not in str(workers.exception)
+    # A name that cannot be part of the prediction URL is refused before anything starts.
+    for bad in ("bad/name", "a b", "../x", "%2F"):
+        named = invoke("deploy", "/tmp/m", "--name", bad)
+        assert isinstance(named.exception, DeploymentError), named.output
+        assert f"bad value {bad!r} for 'model_name': a model name may use letters" in str(
+            named.exception
+        )
+    assert not (home / "services").exists() or not any((home / "services").iterdir())
 
 
 def test_no_active_deployer_names_the_commands_that_add_one(home: Path) -> None:

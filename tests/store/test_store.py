@@ -130,3 +130,23 @@ def test_an_unusable_store_url_is_one_clear_error(
     monkeypatch.setenv("SHIPYARD_STORE_URL", f"sqlite:///{home}/missing/dir/store.db")
     with pytest.raises(StoreError, match="Cannot open the store at sqlite:///"):
         Store.open()
+
+
+def test_the_store_url_password_is_never_shown(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Port 1 on localhost: nothing listens, so the connection fails quickly.
+    monkeypatch.setenv("SHIPYARD_STORE_URL", "postgresql+psycopg://bob:hunter2@127.0.0.1:1/db")
+    with pytest.raises(StoreError) as info:
+        Store.open()
+    message = str(info.value)
+    assert "hunter2" not in message
+    assert "bob:***@127.0.0.1:1/db" in message
+
+
+def test_a_missing_database_driver_is_one_clear_error(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHIPYARD_STORE_URL", "mysql://u:secret@localhost/db")
+    with pytest.raises(StoreError, match="driver is not installed") as info:
+        Store.open()
+    assert "secret" not in str(info.value)
+    assert "postgresql+psycopg" in str(info.value)

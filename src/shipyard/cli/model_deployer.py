@@ -15,6 +15,8 @@ model_deployer.add_typer(models, name="models")
 
 _UUID = typer.Argument(..., help="UUID of the model server (a unique prefix will do).")
 _TIMEOUT = typer.Option(60.0, "--timeout", "-t", help="Seconds to wait.")
+#: Terminal width from which `models list` shows whole UUIDs.
+_FULL_UUID_WIDTH = 110
 
 
 @models.command("list")
@@ -44,16 +46,23 @@ def list_(
     if output is OutputFormat.json:
         print_json(rows)
         return
-    table = Table(title="Model servers")
+    from rich.console import Console
+
     # As in the docs: status, UUID, flavor, pipeline, step, model (`get-url` gives the URL).
-    table.add_column("STATUS")
-    table.add_column("UUID", no_wrap=True, min_width=36)
-    for column in ("flavor", "pipeline", "step", "model"):
-        table.add_column(column.upper())
+    # On a narrow terminal (80 columns, or not a TTY) the full UUID would squeeze the
+    # names to a few letters: show its first 8 characters (any unique prefix is accepted;
+    # `describe` and `--output json` give the full one) and wrap long names, never cut them.
+    short = Console().width < _FULL_UUID_WIDTH
+    table = Table(title="Model servers")
+    table.add_column("", no_wrap=True)
+    table.add_column("UUID", no_wrap=True, min_width=8 if short else 36)
+    table.add_column("FLAVOR", overflow="fold")
+    for column in ("pipeline", "step", "model"):
+        table.add_column(column.upper(), overflow="fold")
     for row in rows:
         table.add_row(
             ServiceState(row["state"]).icon,
-            row["uuid"],
+            row["uuid"][:8] if short else row["uuid"],
             row["flavor"],
             row["pipeline_name"],
             row["pipeline_step_name"],

@@ -37,12 +37,15 @@ def _read_data(data: str) -> Any:
 
 
 def _find(deployer: ModelDeployer, name_or_uuid: str) -> Service:
+    from shipyard.deployers.base import AmbiguousUUIDError
     from shipyard.errors import ServiceNotFoundError
 
     by_name = deployer.find_model_server(model_name=name_or_uuid)
     if not by_name:
         try:
             return deployer.get_model_server(name_or_uuid)
+        except AmbiguousUUIDError:
+            raise
         except ServiceNotFoundError:
             raise ServiceNotFoundError(
                 f"No model server named or with UUID '{name_or_uuid}'. "
@@ -59,7 +62,12 @@ def _find(deployer: ModelDeployer, name_or_uuid: str) -> Service:
 
 def predict(
     name_or_uuid: str = typer.Argument(..., help="Model name or model server UUID (prefix)."),
-    data: str = typer.Option(..., "--data", "-d", help="JSON rows or V2 request, or @FILE."),
+    data: str = typer.Option(
+        ...,
+        "--data",
+        "-d",
+        help='JSON rows like [[1, 2, 3]], a V2 request {"inputs": [...]}, or @FILE.',
+    ),
 ) -> None:
     """Send one prediction request and print the answer as JSON."""
     from shipyard.cli._deployer import active_model_deployer

@@ -10,12 +10,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, ClassVar, Self
 
+from pydantic import ValidationError
+
 from shipyard.errors import DeploymentError, ServiceError, ServiceNotFoundError, StackError
 from shipyard.services.service import Service, ServiceConfig, service_type_of
 from shipyard.stack.component import ComponentType, StackComponent
+from shipyard.stack.flavor import describe_validation_errors
 from shipyard.store import ServiceRecord, Store
 
-__all__ = ["BaseModelDeployer", "ModelDeployer"]
+__all__ = ["AmbiguousUUIDError", "BaseModelDeployer", "ModelDeployer"]
+
+
+class AmbiguousUUIDError(ServiceNotFoundError):
+    """A UUID prefix that matches several model servers."""
+
 
 _NO_DEPLOYER = (
     "The active stack '{stack}' has no model deployer. Register one and put it in a "
@@ -96,7 +104,7 @@ class ModelDeployer(StackComponent):
         if str(uuid) in matches:
             return str(uuid)
         if len(matches) > 1:
-            raise ServiceNotFoundError(
+            raise AmbiguousUUIDError(
                 f"The UUID prefix '{uuid}' matches {len(matches)} model servers; "
                 "give more characters."
             )
@@ -148,10 +156,11 @@ class ModelDeployer(StackComponent):
         data = config.model_dump() if isinstance(config, ServiceConfig) else dict(config)
         try:
             return self.DEPLOYMENT_CONFIG.model_validate(data)
-        except ValueError as err:
+        except ValidationError as err:
             raise DeploymentError(
                 f"The deployment config does not fit the '{self.flavor}' model deployer "
-                f"({self.DEPLOYMENT_CONFIG.__name__}): {err}"
+                f"({self.DEPLOYMENT_CONFIG.__name__}): "
+                f"{describe_validation_errors(self.DEPLOYMENT_CONFIG, err)}"
             ) from err
 
     def deploy_model(

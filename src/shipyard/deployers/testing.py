@@ -55,11 +55,12 @@ def kill_services_under(home: Path) -> list[int]:
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(pid, 0)
         killed.append(pid)
+    from shipyard.deployers.local.service import remove_control_socket
+
     for config_file in sorted((home / "services").glob("*/service.json")):
-        # A killed server cannot remove its control socket (kept outside the run dir
-        # when the run dir's path is too long for a socket address).
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            socket_path = json.loads(config_file.read_text()).get("control_socket")
-            if socket_path:
-                Path(socket_path).unlink(missing_ok=True)
+        # A killed server cannot remove its control socket, which may be in a private
+        # temp dir (a run dir path too long for a socket address). Each path belongs to
+        # one start of one server under ``home``: nothing another server uses.
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            remove_control_socket(str(json.loads(config_file.read_text())["control_socket"]))
     return killed

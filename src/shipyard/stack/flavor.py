@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from shipyard.errors import ConfigError, StackError
 from shipyard.stack.component import ComponentConfig, ComponentType, StackComponent
 
-__all__ = ["Flavor", "import_object"]
+__all__ = ["Flavor", "describe_validation_errors", "import_object"]
 
 
 def import_object(source: str) -> Any:
@@ -39,7 +39,8 @@ def import_object(source: str) -> Any:
     return target
 
 
-def _describe_errors(flavor: Flavor, config_class: type[BaseModel], err: ValidationError) -> str:
+def describe_validation_errors(config_class: type[BaseModel], err: ValidationError) -> str:
+    """Each problem of ``err`` on one line's worth of text: the key and what is allowed."""
     allowed = ", ".join(config_class.model_fields) or "(none)"
     lines = []
     for problem in err.errors():
@@ -49,10 +50,15 @@ def _describe_errors(flavor: Flavor, config_class: type[BaseModel], err: Validat
         elif problem["type"] == "missing":
             lines.append(f"missing required key '{key}'")
         else:
-            lines.append(f"bad value {problem.get('input')!r} for '{key}': {problem['msg']}")
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            lines.append(f"bad value {problem.get('input')!r} for '{key}': {message}")
+    return "; ".join(lines)
+
+
+def _describe_errors(flavor: Flavor, config_class: type[BaseModel], err: ValidationError) -> str:
     return (
         f"Invalid configuration for the {flavor.type.label} flavor '{flavor.name}': "
-        + "; ".join(lines)
+        + describe_validation_errors(config_class, err)
     )
 
 

@@ -43,6 +43,21 @@ _SERVICE_FILTERS = (
 )
 
 
+def _masked(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (it goes to terminals and CI logs)."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        return "<unparsable SHIPYARD_STORE_URL>"
+
+
+def _password(url: str) -> str | None:
+    try:
+        return sa.engine.make_url(url).password
+    except (sa.exc.ArgumentError, ValueError):
+        return None
+
+
 class Store:
     """Open with :meth:`open`; pass it to whatever needs it (nothing global)."""
 
@@ -69,6 +84,7 @@ class Store:
                     "Set SHIPYARD_HOME to a writable directory."
                 ) from err
             lock_dir = home / "locks"
+        shown = _masked(settings.database_url)
         try:
             engine = create_store_engine(settings.database_url)
             store = cls(engine, lock_dir, settings)
@@ -76,9 +92,20 @@ class Store:
                 # Two processes opening a fresh home at once: one migrates, one waits.
                 with store.lock("store-migration"):
                     upgrade(engine)
-        except sa.exc.SQLAlchemyError as err:
+        except ImportError as err:
             raise StoreError(
-                f"Cannot open the store at {settings.database_url}: {err}. "
+                f"Cannot open the store at {shown}: its database driver is not installed "
+                f"({err.name or err}). Supported: sqlite, postgresql+psycopg "
+                "(pip install 'psycopg[binary]')."
+            ) from err
+        except (sa.exc.SQLAlchemyError, ValueError) as err:
+            # The driver's message may quote the URL, password included: never print it.
+            reason = str(err).replace(settings.database_url, shown)
+            password = _password(settings.database_url)
+            if password:
+                reason = reason.replace(password, "***")
+            raise StoreError(
+                f"Cannot open the store at {shown}: {reason}. "
                 "Check SHIPYARD_STORE_URL (or SHIPYARD_HOME)."
             ) from err
         return store

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import os
+import json
+import re
+import secrets
 import sys
 import tempfile
 from pathlib import Path
@@ -11,7 +14,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from shipyard.errors import DeploymentError, ServiceError
+from shipyard.errors import BadRequestError, DeploymentError, ServiceError
 from shipyard.services import process
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.local_daemon import LocalDaemonService
@@ -22,7 +25,14 @@ __all__ = [
     "LocalModelServer",
     "LocalModelServerConfig",
     "model_fingerprint",
+    "remove_control_socket",
 ]
+
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+#: Prefix of the private temp directory holding a control socket whose path in the run
+#: dir would be too long.
+_PRIVATE_DIR_PREFIX = "shipyard-ctl-"
 
 # A Unix socket path must fit in sun_path (108 bytes on Linux).
 _MAX_SOCKET_PATH = 100
@@ -43,6 +53,18 @@ class LocalModelServerConfig(ServiceConfig):
     port: int | None = Field(default=None, ge=1, le=65535, description="HTTP port; default free.")
     grpc_port: int | None = Field(default=None, ge=1, le=65535, description="gRPC port.")
 
+    @field_validator("model_name")
+    @classmethod
+    def _url_safe_name(cls, value: str) -> str:
+        # The name is a segment of the prediction URL (/v2/models/{name}/infer): a '/'
+        # or a space would give a server nobody can call.
+        if value and not _MODEL_NAME.fullmatch(value):
+            raise ValueError(
+                "a model name may use letters, digits, '-', '_' and '.', and must start "
+                f"with a letter or digit; got {value!r}"
+            )
+        return value
+
     @field_validator("model_uri")
     @classmethod
     def _absolute_local_paths(cls, value: str) -> str:
@@ -50,6 +72,19 @@ class LocalModelServerConfig(ServiceConfig):
         if value and "://" not in value and not value.startswith("/"):
             return str(Path(value).expanduser().resolve())
         return value
+
+
+def remove_control_socket(path: str) -> None:
+    """Remove the control socket of a server that no longer runs, and the private
+    directory made for it (only that one: never a directory others may share)."""
+    if not path:
+        return
+    socket_path = Path(path)
+    socket_path.unlink(missing_ok=True)
+    folder = socket_path.parent
+    if folder.name.startswith(_PRIVATE_DIR_PREFIX) and folder.parent == Path(tempfile.gettempdir()):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # empty unless something else was put there: then it stays
 
 
 def model_fingerprint(model_uri: str) -> str:
@@ -128,13 +163,28 @@ class LocalModelServer(LocalDaemonService):
 
     def _socket_path(self) -> Path:
         if not self.control_socket:
-            path = self.run_path / "control.sock"
-            if len(str(path)) > _MAX_SOCKET_PATH:
-                short = Path(tempfile.gettempdir()) / f"shipyard-{os.getuid()}"
-                short.mkdir(mode=0o700, exist_ok=True)
-                path = short / f"{self.uuid}.sock"
-            self.control_socket = str(path)
+            raise ServiceError(
+                f"The model server {self.uuid} has no control socket: it was never started. "
+                f"Start it with `shipyard model-deployer models start {self.uuid}`."
+            )
         return Path(self.control_socket)
+
+    def _new_socket_path(self) -> Path:
+        """A control socket path that no other process (nor an earlier start of this
+        server) ever uses: inside the run dir when short enough, else in a private
+        directory of its own (0700, unique name) in the temp dir.
+
+        Never reused across starts: a supervisor unlinks its socket when it exits, and a
+        second supervisor started for the same server (two starts racing; the ports are
+        shared through SO_REUSEPORT) replaces the socket of the first — with one fixed
+        path per server, either takes the live server's control channel away."""
+        remove_control_socket(self.control_socket)
+        name = f"control-{secrets.token_hex(4)}.sock"
+        path = self.run_path / name
+        if len(str(path)) > _MAX_SOCKET_PATH:
+            path = Path(tempfile.mkdtemp(prefix=_PRIVATE_DIR_PREFIX)) / name
+        self.control_socket = str(path)
+        return path
 
     def command(self) -> list[str]:
         return [
@@ -153,13 +203,12 @@ class LocalModelServer(LocalDaemonService):
             "--workers",
             str(self.workers),
             "--control-socket",
-            str(self._socket_path()),
+            str(self._new_socket_path()),
         ]
 
     def delete(self, timeout: float = 60.0, force: bool = False) -> None:
         super().delete(timeout=timeout, force=force)
-        if self.control_socket:
-            Path(self.control_socket).unlink(missing_ok=True)
+        remove_control_socket(self.control_socket)
 
     # -- in-place update -------------------------------------------------------------------
 
@@ -195,35 +244,33 @@ class LocalModelServer(LocalDaemonService):
     def predict(self, data: Any) -> Any:
         """Send ``data`` to the server: a V2 request dict is sent as is (the answer dict
         comes back); rows (a list or array) become one FP64 tensor and the first output
-        comes back as a numpy array."""
+        comes back as a numpy array. Data that cannot be sent raises BadRequestError."""
         import httpx
         import numpy as np
 
+        raw = isinstance(data, dict)
+        body = data if raw else {"inputs": [_rows_tensor(data)]}
+        try:
+            # JSON has no NaN or infinity: find them before anything is sent.
+            content = json.dumps(body, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise BadRequestError(
+                f"The request cannot be sent as JSON ({err}); NaN, infinity and "
+                "non-JSON values are not allowed."
+            ) from err
         url = self.prediction_url
         if url is None or not self.is_running:
             raise ServiceError(
                 f"The model server {self.uuid} is not running; start it with "
                 f"`shipyard model-deployer models start {self.uuid}`."
             )
-        raw = isinstance(data, dict)
-        if raw:
-            body = data
-        else:
-            array = np.asarray(data, dtype=np.float64)
-            if array.ndim == 1:
-                array = array.reshape(1, -1)
-            body = {
-                "inputs": [
-                    {
-                        "name": "input-0",
-                        "shape": list(array.shape),
-                        "datatype": "FP64",
-                        "data": array.ravel().tolist(),
-                    }
-                ]
-            }
         try:
-            response = httpx.post(url, json=body, timeout=60.0)
+            response = httpx.post(
+                url,
+                content=content,
+                headers={"content-type": "application/json"},
+                timeout=60.0,
+            )
         except httpx.HTTPError as err:
             raise ServiceError(f"POST {url} failed: {err}") from err
         if response.status_code != 200:
@@ -233,3 +280,39 @@ class LocalModelServer(LocalDaemonService):
             return answer
         output = answer["outputs"][0]
         return np.asarray(output["data"]).reshape(output["shape"])
+
+
+def _rows_tensor(data: Any) -> dict[str, Any]:
+    """Rows (a list of lists of numbers, or one row) as a V2 FP64 tensor named input-0."""
+    import numpy as np
+
+    try:
+        array = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise BadRequestError(
+            "The rows must be a rectangular list of numbers like [[1, 2, 3]] (or give a V2 "
+            f'request {{"inputs": [...]}}); got {_preview(data)}: {err}'
+        ) from err
+    if array.ndim == 0 or array.size == 0:
+        raise BadRequestError(
+            "The rows must be a non-empty list of numbers like [[1, 2, 3]] (or give a V2 "
+            f'request {{"inputs": [...]}}); got {_preview(data)}.'
+        )
+    if not np.isfinite(array).all():
+        raise BadRequestError(
+            "The rows contain null, NaN or infinity, which JSON cannot carry; "
+            "replace them with numbers (impute missing values first)."
+        )
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    return {
+        "name": "input-0",
+        "shape": list(array.shape),
+        "datatype": "FP64",
+        "data": array.ravel().tolist(),
+    }
+
+
+def _preview(data: Any, limit: int = 60) -> str:
+    text = repr(data)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
