@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -10,7 +11,10 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
+from pydantic import ValidationError
 
+from shipyard.serving.config import ModelSpec, ServerConfig
 from shipyard.testing import free_port
 
 
@@ -121,3 +125,57 @@ def test_two_models_with_one_name_are_refused(models_dir: Path, tmp_path: Path) 
     )
     assert done.returncode == 1
     assert "Two models would be served as 'const1'" in done.stderr
+
+
+def _refused(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize(
+    "entry", [["-m", "shipyard.cli.main", "serve"], ["-m", "shipyard.serving"]]
+)
+def test_a_name_no_url_can_hold_is_refused_up_front(entry: list[str]) -> None:
+    done = _refused(*entry, "./no-such-model", "--name", "bad/name")
+    assert done.returncode != 0
+    assert done.stderr.strip() == (
+        "Error: A model name may use letters, digits, '-', '_' and '.'; got 'bad/name'"
+    )
+
+
+def test_the_server_config_refuses_bad_names_from_every_source() -> None:
+    for name in ("bad/name", "", "..", "with space"):
+        with pytest.raises(ValidationError, match="A model name may use letters"):
+            ServerConfig(models=[ModelSpec(uri="x", name=name)])
+    # The environment is an entry point too (a container started without arguments).
+    done = _refused(
+        "-c",
+        "from shipyard.serving.config import ServerConfig; ServerConfig()",
+        env={"SHIPYARD_SERVER_MODELS": '[{"uri": "x", "name": "a/b"}]'},
+    )
+    assert "got 'a/b'" in done.stderr
+    assert ServerConfig(models=[ModelSpec(uri="x", name="iris-2_v1.0")]).models[0].name
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--max-batch-size", "0", "--max-batch-size: Input should be greater than or equal to 1"),
+        ("--max-batch-delay", "-1", "--max-batch-delay: Input should be greater than or equal"),
+        ("--http-port", "70000", "--http-port: Input should be less than or equal to 65535"),
+    ],
+)
+def test_bad_option_values_are_one_line_naming_the_option(
+    option: str, value: str, expected: str
+) -> None:
+    done = _refused("-m", "shipyard.cli.main", "serve", "./no-such-model", option, value)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert expected in lines[0]
+    assert f"(got {value}" in lines[0]

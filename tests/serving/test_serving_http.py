@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -333,3 +335,57 @@ def test_concurrent_requests_are_batched(server: ServerProcess, client: httpx.Cl
     assert calls < requests, "no predict call merged two requests"
     assert 'shipyard_requests_total{model="sleepy",protocol="v2",status="200"}' in text
     assert "shipyard_request_duration_seconds_bucket" in text
+
+
+def _series(text: str, name: str, labels: str) -> float:
+    found = re.search(rf"^{name}\{{{re.escape(labels)}\}} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_v2_and_v1_errors_are_counted_with_their_model(client: httpx.Client) -> None:
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    raising = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [-1]}]}
+    sent = [
+        (
+            "/v2/models/iris/infer",
+            b'{"inputs": []}',
+            JSON,
+            'model="iris",protocol="v2",status="400"',
+        ),
+        ("/v2/models/iris/infer", b"{}", form, 'model="iris",protocol="v2",status="415"'),
+        ("/v1/models/iris:predict", b"{}", form, 'model="iris",protocol="v1",status="415"'),
+        (
+            "/v1/models/iris:predict",
+            b'{"instances": []}',
+            JSON,
+            'model="iris",protocol="v1",status="400"',
+        ),
+        (
+            "/v2/models/raises/infer",
+            json.dumps(raising).encode(),
+            JSON,
+            'model="raises",protocol="v2",status="500"',
+        ),
+        # An unknown name is counted, but never becomes a label value of its own.
+        ("/v2/models/made-up/infer", b"{}", JSON, 'model="",protocol="v2",status="404"'),
+        ("/v1/models/made-up:predict", b"{}", JSON, 'model="",protocol="v1",status="404"'),
+    ]
+    for path, body, headers, labels in sent:
+        for _ in range(3):
+            answer = client.post(path, content=body, headers=headers)
+            assert labels.endswith(f'status="{answer.status_code}"'), (path, answer.text)
+    # Two workers flush their numbers a few times a second: wait until all are in.
+    for _ in range(200):
+        text = client.get("/metrics").text
+        counts = {
+            labels: (
+                _series(text, "shipyard_requests_total", labels),
+                _series(text, "shipyard_request_errors_total", labels),
+            )
+            for _, _, _, labels in sent
+        }
+        if all(total >= 3 and errors >= 3 for total, errors in counts.values()):
+            break
+        time.sleep(0.05)
+    assert all(total >= 3 and errors >= 3 for total, errors in counts.values()), counts
+    assert 'model="made-up"' not in text

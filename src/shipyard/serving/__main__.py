@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shipyard.serving.config import BatchingConfig, ModelSpec, ServerConfig
+from shipyard.serving.config import ServerConfig
 
 __all__ = ["build_config", "main"]
 
@@ -34,17 +34,20 @@ def build_config(
     run_dir: Path | None = None,
 ) -> ServerConfig:
     """A ``ServerConfig`` from command-line values; unset ones come from the environment
-    (``SHIPYARD_SERVER_*``) or the defaults."""
+    (``SHIPYARD_SERVER_*``) or the defaults. A bad value raises ``ConfigError`` with one
+    line naming the option."""
+    from pydantic import ValidationError
+
     from shipyard.errors import ConfigError
 
     if name is not None and len(model_uris) != 1:
         raise ConfigError("--name applies to exactly one model URI; drop it or pass one URI.")
+    # Plain dicts, validated in one go below, so every mistake gets the same one line.
     values: dict[str, Any] = {}
     if model_uris:
-        values["models"] = [ModelSpec(uri=u, name=name) for u in model_uris]
-    if model_repository is not None:
-        values["model_repository"] = model_repository
+        values["models"] = [{"uri": u, "name": name} for u in model_uris]
     for key, value in (
+        ("model_repository", model_repository),
         ("host", host),
         ("http_port", http_port),
         ("grpc_port", grpc_port),
@@ -65,13 +68,25 @@ def build_config(
     if no_batching:
         batching["enabled"] = False
     if batching:
-        values["batching"] = BatchingConfig(**batching)
-    from pydantic import ValidationError
-
+        values["batching"] = batching
     try:
         return ServerConfig(**values)
     except ValidationError as err:
-        raise ConfigError(f"Invalid server option: {err}") from err
+        raise ConfigError(_one_line(err)) from err
+
+
+def _one_line(err: Any) -> str:
+    """A pydantic ``ValidationError`` as one line per mistake, named by its option."""
+    lines = []
+    for item in err.errors():
+        if item["type"] == "value_error":
+            # Our own validators' messages are already written for the user.
+            lines.append(str(item["ctx"]["error"]))
+            continue
+        fields = [part for part in item["loc"] if isinstance(part, str)]
+        option = "--" + fields[-1].replace("_", "-") if fields else "a server option"
+        lines.append(f"{option}: {item['msg']} (got {item['input']!r}).")
+    return " ".join(lines)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -8,16 +8,34 @@ Importing this module stays cheap (no numpy, no web framework): the supervisor u
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_MAX_BODY_SIZE", "BatchingConfig", "ModelSpec", "ServerConfig"]
+__all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
+    "BatchingConfig",
+    "ModelSpec",
+    "ServerConfig",
+    "check_model_name",
+]
 
 #: 100 MB: big enough for a 100-row image batch, small enough to refuse a runaway upload.
 DEFAULT_MAX_BODY_SIZE = 100 * 1024 * 1024
+
+# A name is one URL path segment in /v2/models/{name}/infer and /v1/models/{name}:predict:
+# '/' would split it, and '.'/'..' alone would be resolved away by clients.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def check_model_name(name: str) -> str:
+    """``name`` if every protocol can address a model by it; ``ValueError`` otherwise."""
+    if not _MODEL_NAME.fullmatch(name) or name in (".", ".."):
+        raise ValueError(f"A model name may use letters, digits, '-', '_' and '.'; got {name!r}")
+    return name
 
 
 class BatchingConfig(BaseModel):
@@ -85,6 +103,15 @@ class ServerConfig(BaseSettings):
     graceful_timeout: float = Field(default=30.0, ge=0.0)
     """Seconds a stopping worker waits for in-flight requests before it exits anyway."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("models")
+    @classmethod
+    def _names_fit_urls(cls, models: list[ModelSpec]) -> list[ModelSpec]:
+        # Here rather than on ModelSpec: a reload re-serves an already served name as is.
+        for spec in models:
+            if spec.name is not None:
+                check_model_name(spec.name)
+        return models
 
     @model_validator(mode="after")
     def _some_model(self) -> ServerConfig:

@@ -171,7 +171,13 @@ class Worker:
             log.warning("gRPC disabled: %s (install shipyard[serve])", err)
             return
         try:
-            self._grpc = await start_grpc_server(self.dataplane, self.config.host, port)
+            self._grpc = await start_grpc_server(
+                self.dataplane,
+                self.config.host,
+                port,
+                # One limit for both transports: --max-body-size is the operator's promise.
+                max_message_bytes=self.config.max_body_size,
+            )
         except ShipyardError:
             raise
         except Exception:

@@ -106,7 +106,9 @@ async def start_grpc_server(
         # Several worker processes bind the same port; the kernel balances connections.
         ("grpc.so_reuseport", 1),
         ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.max_send_message_length", max_message_bytes),
+        # The limit guards what clients send; answers keep at least the default room, as
+        # over REST, so a small --max-body-size does not break models with big outputs.
+        ("grpc.max_send_message_length", max(max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES)),
     ]
 
     async def setup() -> tuple[grpc.aio.Server, int]:

@@ -69,6 +69,17 @@ def _require_json(headers: dict[bytes, bytes], also: tuple[str, ...] = ()) -> No
         )
 
 
+class _Labels:
+    """The metric labels of one request, filled in by the router before the handler runs,
+    so a request whose handler raises is counted under its model and protocol too."""
+
+    __slots__ = ("model", "protocol")
+
+    def __init__(self) -> None:
+        self.model = ""
+        self.protocol = "other"
+
+
 class HttpApp:
     """The model server's HTTP side for one worker."""
 
@@ -89,7 +100,7 @@ class HttpApp:
             "/openapi.json": self._openapi,
         }
         self._post: dict[
-            str, Callable[[Scope, dict[bytes, bytes], bytes], Awaitable[tuple[str, _Response]]]
+            str, Callable[[Scope, dict[bytes, bytes], bytes], Awaitable[_Response]]
         ] = {
             "/invocations": self._mlflow,
             "/api/v0.1/predictions": self._seldon,
@@ -104,21 +115,19 @@ class HttpApp:
         method: str = scope["method"]
         path: str = scope["path"]
         headers = dict(scope["headers"])
-        model = ""
-        protocol = "other"
+        labels = _Labels()
         try:
             get = self._get.get(path) if method == "GET" else None
             post = self._post.get(path) if method == "POST" else None
             if get is not None:
                 response = await get(scope)
             elif post is not None:
-                protocol = self._protocols[path]
+                labels.protocol = self._protocols[path]
+                labels.model = self._label(self._requested_model(scope))
                 body = await self._read_body(headers, receive)
-                model, response = await post(scope, headers, body)
+                response = await post(scope, headers, body)
             else:
-                model, protocol, response = await self._dynamic(
-                    method, path, scope, headers, receive
-                )
+                response = await self._dynamic(method, path, scope, headers, receive, labels)
         except ShipyardError as err:
             if err.status_code >= 500:
                 # A predictor's own failure: the operator needs it in the log too.
@@ -135,10 +144,26 @@ class HttpApp:
             {"type": "http.response.start", "status": response.status, "headers": headers_out}
         )
         await send({"type": "http.response.body", "body": response.body})
-        if self.metrics is not None and protocol != "other":
+        if self.metrics is not None and labels.protocol != "other":
             self.metrics.observe_request(
-                model, protocol, response.status, time.perf_counter() - started
+                labels.model, labels.protocol, response.status, time.perf_counter() - started
             )
+
+    def _label(self, name: str) -> str:
+        # Only served names become label values: otherwise every made-up name a client
+        # sends would mint a new series in /metrics.
+        return name if name in self.dataplane.registry else ""
+
+    def _requested_model(self, scope: Scope) -> str:
+        """The model an MLflow/Seldon request is for, without raising: ``?model=``, else
+        the only served model, else ``""``."""
+        query = scope.get("query_string", b"")
+        if query:
+            names = parse_qs(query.decode("latin-1")).get("model")
+            if names:
+                return str(names[0])
+        registry = self.dataplane.registry
+        return registry.names()[0] if len(registry) == 1 else ""
 
     async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
         limit = self.max_body_size
@@ -176,8 +201,14 @@ class HttpApp:
     # -- routing of paths with a model name ------------------------------------------
 
     async def _dynamic(
-        self, method: str, path: str, scope: Scope, headers: dict[bytes, bytes], receive: Receive
-    ) -> tuple[str, str, _Response]:
+        self,
+        method: str,
+        path: str,
+        scope: Scope,
+        headers: dict[bytes, bytes],
+        receive: Receive,
+        labels: _Labels,
+    ) -> _Response:
         if path.startswith("/v2/models/"):
             parts = path[len("/v2/models/") :].split("/")
             name = unquote(parts[0])
@@ -188,27 +219,25 @@ class HttpApp:
                 rest = rest[2:]
             if name:
                 if method == "POST" and rest == ["infer"]:
+                    labels.model, labels.protocol = self._label(name), "v2"
                     body = await self._read_body(headers, receive)
-                    return name, "v2", await self._v2_infer(name, version, headers, body)
+                    return await self._v2_infer(name, version, headers, body)
                 if method == "GET" and not rest:
-                    return name, "other", _json(self.dataplane.model_metadata(name, version))
+                    return _json(self.dataplane.model_metadata(name, version))
                 if method == "GET" and rest == ["ready"]:
                     ready = self.dataplane.model_ready(name, version)
-                    return (
-                        name,
-                        "other",
-                        _json({"name": name, "ready": ready}, 200 if ready else 503),
-                    )
+                    return _json({"name": name, "ready": ready}, 200 if ready else 503)
         elif path.startswith("/v1/models/"):
             tail = path[len("/v1/models/") :]
             if method == "POST" and tail.endswith(":predict"):
                 name = unquote(tail[: -len(":predict")])
+                labels.model, labels.protocol = self._label(name), "v1"
                 body = await self._read_body(headers, receive)
-                return name, "v1", await self._v1_predict(name, headers, body)
+                return await self._v1_predict(name, headers, body)
             if method == "GET" and tail and "/" not in tail:
                 name = unquote(tail)
                 ready = self.dataplane.model_ready(name)
-                return name, "other", _json({"name": name, "ready": ready})
+                return _json({"name": name, "ready": ready})
         allowed = [m for m, table in (("GET", self._get), ("POST", self._post)) if path in table]
         if allowed:
             raise _MethodNotAllowedError(
@@ -280,25 +309,21 @@ class HttpApp:
                 return str(names[0])
         return self.dataplane.registry.only().name
 
-    async def _mlflow(
-        self, scope: Scope, headers: dict[bytes, bytes], body: bytes
-    ) -> tuple[str, _Response]:
+    async def _mlflow(self, scope: Scope, headers: dict[bytes, bytes], body: bytes) -> _Response:
         name = self._model_from_query(scope)
         entry = self.dataplane.registry.get(name)
         content_type = headers.get(b"content-type", b"application/json").decode("latin-1")
         request = mlflow.decode_request(body, content_type, entry.signature)
         response = await self.dataplane.infer(name, None, request)
-        return name, _Response(mlflow.encode_response(response))
+        return _Response(mlflow.encode_response(response))
 
-    async def _seldon(
-        self, scope: Scope, headers: dict[bytes, bytes], body: bytes
-    ) -> tuple[str, _Response]:
+    async def _seldon(self, scope: Scope, headers: dict[bytes, bytes], body: bytes) -> _Response:
         _require_json(headers)
         name = self._model_from_query(scope)
         entry = self.dataplane.registry.get(name)
         request, form = seldon.decode_request(body, entry.signature)
         response = await self.dataplane.infer(name, None, request)
-        return name, _Response(seldon.encode_response(response, form))
+        return _Response(seldon.encode_response(response, form))
 
 
 class _MethodNotAllowedError(ShipyardError):
