@@ -62,3 +62,26 @@ def test_a_wide_table_shows_whole_uuids(home: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("COLUMNS", "160")
     output = ok("model-deployer", "models", "list")
     assert service.uuid in output and "…" not in output
+
+
+def test_servers_of_other_deployers_are_hinted_and_keep_theirs(home: Path) -> None:
+    from shipyard.errors import StackError
+
+    from .conftest import invoke
+
+    ok("model-deployer", "register", "md2", "--flavor=local")
+    ok("stack", "register", "s2", "-a", "default", "-o", "default", "-d", "md2", "--set")
+    service = _registered(home)  # under md2
+    ok("stack", "set", "default")
+    assert ok("model-deployer", "models", "list").strip() == (
+        "No model servers for the model deployer 'default'. 1 more belong to other model "
+        "deployers: `shipyard stack set` a stack that has theirs to see them."
+    )
+    assert ok("model-deployer", "models", "list", "--model", "x").startswith(
+        "No model servers match."
+    )
+    # md2 cannot be deleted while it has a model server: nothing could reach it after.
+    ok("stack", "delete", "s2")
+    refused = invoke("model-deployer", "delete", "md2")
+    assert isinstance(refused.exception, StackError)
+    assert f"'md2' still has 1 model server(s) ({service.uuid[:8]})" in str(refused.exception)

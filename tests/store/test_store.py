@@ -150,3 +150,14 @@ def test_a_missing_database_driver_is_one_clear_error(
         Store.open()
     assert "secret" not in str(info.value)
     assert "postgresql+psycopg" in str(info.value)
+
+
+def test_a_model_deployer_with_model_servers_cannot_be_deleted(store: Store) -> None:
+    deployer = store.create_component("md3", "model_deployer", "local", {})
+    store.save_service(_service("c27a558f-1", deployer_id=deployer.id))
+    with pytest.raises(StackError, match="'md3' still has 1 model server\\(s\\) \\(c27a558f\\)"):
+        store.delete_component("md3", "model_deployer")
+    assert store.get_component("md3", "model_deployer") is not None
+    assert store.delete_service("c27a558f-1")
+    store.delete_component("md3", "model_deployer")
+    assert store.get_component("md3", "model_deployer") is None

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from shipyard.cli._shared import OutputFormat, OutputOption, open_store, print_json, print_table
 from shipyard.cli.components import make_component_app
+
+if TYPE_CHECKING:
+    from shipyard.store import Store
 
 __all__ = ["model_deployer"]
 
@@ -35,16 +40,32 @@ def list_(
     from shipyard.services import ServiceState
 
     with open_store() as store:
-        services = active_model_deployer(store).find_model_server(
+        deployer = active_model_deployer(store)
+        services = deployer.find_model_server(
             pipeline_name=pipeline,
             pipeline_step_name=step,
             pipeline_run_id=run,
             model_name=model,
             running=True if running else None,
         )
+        elsewhere = 0 if services else _under_other_deployers(store, deployer.id)
     rows = [service_row(service) for service in services]
     if output is OutputFormat.json:
         print_json(rows)
+        return
+    if not rows:
+        filtered = any((pipeline, step, run, model, running))
+        message = (
+            "No model servers match."
+            if filtered
+            else f"No model servers for the model deployer '{deployer.name}'."
+        )
+        if elsewhere:
+            message += (
+                f" {elsewhere} more belong to other model deployers: "
+                "`shipyard stack set` a stack that has theirs to see them."
+            )
+        typer.echo(message)
         return
     from rich.console import Console
 
@@ -69,6 +90,10 @@ def list_(
             row["model_name"],
         )
     print_table(table)
+
+
+def _under_other_deployers(store: Store, deployer_id: str) -> int:
+    return sum(1 for record in store.find_services() if record.deployer_id != deployer_id)
 
 
 @models.command("describe")

@@ -251,6 +251,26 @@ class Store:
                     f"The {type.replace('_', ' ')} '{name}' is used by the stack(s) "
                     f"{', '.join(sorted(users))}; delete or change those stacks first."
                 )
+            servers = (
+                conn.execute(
+                    sa.select(t.services.c.uuid)
+                    .where(t.services.c.deployer_id == row[0])
+                    .order_by(t.services.c.uuid)
+                )
+                .scalars()
+                .all()
+            )
+            if servers:
+                # Its servers would keep running with no command able to reach them.
+                shown = ", ".join(uuid[:8] for uuid in servers[:5])
+                more = f" and {len(servers) - 5} more" if len(servers) > 5 else ""
+                raise StackError(
+                    f"The model deployer '{name}' still has {len(servers)} model "
+                    f"server(s) ({shown}{more}); delete them first: put it in the active "
+                    f"stack (`shipyard stack register tmp -a default -o default -d {name} "
+                    "--set`), run `shipyard model-deployer models delete UUID` for each, "
+                    "then delete it."
+                )
             conn.execute(t.components.delete().where(where))
 
     # -- stacks --------------------------------------------------------------------------

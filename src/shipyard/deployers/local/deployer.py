@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import cast
 
 from pydantic import Field
@@ -15,7 +16,6 @@ from shipyard.deployers.local.service import (
 from shipyard.errors import DeploymentError, ServiceError
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.service import Service, ServiceConfig
-from shipyard.services.state import ServiceState
 from shipyard.stack.component import ComponentConfig
 
 __all__ = ["LocalModelDeployer", "LocalModelDeployerConfig"]
@@ -39,6 +39,7 @@ class LocalModelDeployer(ModelDeployer):
 
     def perform_deploy_model(self, config: ServiceConfig, timeout: float) -> Service:
         config = cast(LocalModelServerConfig, config)
+        _check_local_model(config)
         service = LocalModelServer(
             flavor=self.flavor,
             config=config,
@@ -55,12 +56,14 @@ class LocalModelDeployer(ModelDeployer):
         try:
             service.start(timeout=timeout)
         except ServiceError as err:
-            # Nothing half-started: a failed start has already removed its process. The
-            # entry stays, wanted but failed (error), so `logs` and `describe` show why.
-            service.status.update(ServiceState.ERROR, str(err))
-            service.persist()
+            # A server that never ran is no use in the registry (it would only have to be
+            # deleted by hand): the error says why, and nothing is left behind.
+            reason = _failure_reason(service, err)
+            service.delete(timeout=10.0, force=True)
+            self.store.delete_service(service.uuid)
             raise DeploymentError(
-                f"Deploying the model '{config.model_name}' from {config.model_uri} failed: {err}"
+                f"Deploying the model '{config.model_name}' from {config.model_uri} failed: "
+                f"the server failed to start: {reason}"
             ) from err
         return service
 
@@ -143,3 +146,28 @@ class LocalModelDeployer(ModelDeployer):
                 }
             )
         return info
+
+
+def _check_local_model(config: LocalModelServerConfig) -> None:
+    """A local model path that does not exist is refused before a process is started."""
+    uri = config.model_uri
+    if "://" in uri and not uri.startswith("file://"):
+        return
+    path = Path(uri.removeprefix("file://"))
+    if not path.exists():
+        raise DeploymentError(
+            f"Cannot deploy the model '{config.model_name}': {path} does not exist. Save a "
+            "model there first (`shipyard.save_model(model, path)`), or give its URI."
+        )
+
+
+def _failure_reason(service: LocalModelServer, err: ServiceError) -> str:
+    """The server's own one-line reason (its last ``Error:`` log line), else ``err``."""
+    try:
+        lines = service.log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    for line in reversed(lines):
+        if line.startswith("Error: "):
+            return line.removeprefix("Error: ").removeprefix("The model server could not start: ")
+    return str(err)
