@@ -179,3 +179,18 @@ def test_bad_option_values_are_one_line_naming_the_option(
     assert len(lines) == 1, done.stderr
     assert expected in lines[0]
     assert f"(got {value}" in lines[0]
+
+
+def test_a_core_install_gets_install_advice_not_a_traceback() -> None:
+    # orjson hidden, as in `pip install shipyard` without the serve extra.
+    code = (
+        "import sys; sys.modules['orjson'] = None\n"
+        "from shipyard.serving.__main__ import main\n"
+        "sys.exit(main(['./no-such-model', '--no-grpc']))"
+    )
+    done = _refused("-c", code)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "Error: The package 'orjson' is needed for the model server but is not installed. "
+        "Install it with: pip install 'shipyard[serve]'"
+    )

@@ -389,3 +389,32 @@ def test_v2_and_v1_errors_are_counted_with_their_model(client: httpx.Client) -> 
         time.sleep(0.05)
     assert all(total >= 3 and errors >= 3 for total, errors in counts.values()), counts
     assert 'model="made-up"' not in text
+
+
+def test_health_answers_head_probes(client: httpx.Client) -> None:
+    for path in ("/v2/health/live", "/v2/health/ready", "/ping"):
+        answer = client.head(path)
+        assert answer.status_code == 200, path
+        assert answer.content == b""
+
+
+def test_a_form_content_type_is_refused_with_the_curl_fix(client: httpx.Client) -> None:
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    answer = client.post("/v1/models/forest:predict", content=b'{"instances": [[1]]}', headers=form)
+    assert answer.status_code == 415
+    assert "-H 'Content-Type: application/json'" in answer.json()["error"]
+
+
+def test_a_predictors_own_error_is_logged_with_its_traceback(
+    server: ServerProcess, client: httpx.Client
+) -> None:
+    body = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [-7]}]}
+    assert client.post("/v2/models/raises/infer", json=body).status_code == 500
+    for _ in range(200):
+        if "in predict\n" in server.log():
+            break
+        time.sleep(0.05)
+    log = server.log()
+    assert "Traceback" in log
+    assert "ValueError: negative values are not allowed by this predictor" in log
+    assert "serving_predictors.py" in log

@@ -24,7 +24,7 @@ from typing import Any
 from shipyard.serving.config import ModelSpec, ServerConfig
 from shipyard.serving.control import CONTROL_SOCKET_NAME
 
-__all__ = ["Supervisor", "run_supervisor"]
+__all__ = ["Supervisor", "check_serve_extra", "run_supervisor"]
 
 _RESTART_BACKOFF_MAX = 5.0
 
@@ -216,7 +216,8 @@ class Supervisor:
         shown = f"[{host}]" if ":" in host else host
         names = ", ".join(m["name"] for m in self.workers[0].models)
         lines = [
-            f"Shipyard model server ready ({len(self.workers)} workers, models: {names})",
+            f"Shipyard model server ready ({len(self.workers)} "
+            f"worker{'' if len(self.workers) == 1 else 's'}, models: {names})",
             f"  HTTP:    http://{shown}:{self.http_port}",
         ]
         if self.grpc_port is not None:
@@ -367,11 +368,28 @@ def _grpc_available() -> bool:
     )
 
 
+#: What every worker imports to serve; checked in the parent, so a core install (no
+#: ``shipyard[serve]``) gets one line of advice instead of a traceback per worker.
+_SERVE_MODULES = ("orjson", "uvicorn", "httptools")
+
+
+def check_serve_extra() -> None:
+    """Raise ``MissingDependencyError`` if a package the workers need is not installed."""
+    import importlib.util
+
+    from shipyard.errors import MissingDependencyError
+
+    for module in _SERVE_MODULES:
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependencyError(module, "serve", "the model server")
+
+
 def run_supervisor(config: ServerConfig) -> int:
     """Run the server in the foreground until SIGTERM/SIGINT; returns the exit code."""
     from shipyard.errors import ShipyardError
 
     try:
+        check_serve_extra()
         return asyncio.run(Supervisor(config).run())
     except ShipyardError as err:
         sys.stderr.write(f"Error: {err}\n")

@@ -64,8 +64,10 @@ def _require_json(headers: dict[bytes, bytes], also: tuple[str, ...] = ()) -> No
     media = _media_type(headers)
     if media not in _JSON_TYPES and media not in also and not media.endswith("+json"):
         allowed = ", ".join(("application/json", *also))
+        # curl -d and urllib send form-urlencoded unless told otherwise: say how to fix it.
         raise UnsupportedMediaTypeError(
-            f"Content type {media!r} is not supported here; send {allowed}."
+            f"Content type {media!r} is not supported here; send {allowed} "
+            "(with curl: -H 'Content-Type: application/json')."
         )
 
 
@@ -117,7 +119,8 @@ class HttpApp:
         headers = dict(scope["headers"])
         labels = _Labels()
         try:
-            get = self._get.get(path) if method == "GET" else None
+            # HEAD too: some load balancers probe health with it (uvicorn drops the body).
+            get = self._get.get(path) if method in ("GET", "HEAD") else None
             post = self._post.get(path) if method == "POST" else None
             if get is not None:
                 response = await get(scope)
@@ -131,7 +134,10 @@ class HttpApp:
         except ShipyardError as err:
             if err.status_code >= 500:
                 # A predictor's own failure: the operator needs it in the log too.
-                log.warning("%s %s -> %d: %s", method, path, err.status_code, err.message)
+                # With the traceback: a predictor's author debugs it from the server log.
+                log.warning(
+                    "%s %s -> %d: %s", method, path, err.status_code, err.message, exc_info=err
+                )
             response = _json({"error": err.message}, err.status_code)
         except Exception as err:  # a bug or a predictor's own exception: 500, never a crash
             log.exception("Unhandled error for %s %s", method, path)
