@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from batch_helpers import RunCli, write_input
+from batch_helpers import RunCli, without_packages, write_input
 
 
 def test_cli_prints_a_summary(
@@ -44,3 +44,23 @@ def test_cli_errors_are_one_red_line(
         "-i", str(src), "-o", str(tmp_path / "o2.parquet"),
     )  # fmt: skip
     assert both.returncode == 2 and "MODEL_URI or --service" in both.stderr
+
+
+def test_core_install_without_the_batch_extra_gets_install_advice(
+    tmp_path: Path, sklearn_model: Path, frame: pd.DataFrame, run_cli: RunCli
+) -> None:
+    src = write_input(frame, tmp_path / "in.csv", "csv")
+    out = tmp_path / "out.parquet"
+    env = without_packages(tmp_path, "pyarrow")
+    done = run_cli("batch", "predict", str(sklearn_model), "-i", str(src), "-o", str(out), env=env)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "Error: The package 'pyarrow' is needed for batch inference but is not installed. "
+        "Install it with: pip install 'shipyard[batch]'"
+    ]
+    assert not out.exists()
+    # The blocker is what made the difference: the same command works with pyarrow.
+    assert (
+        run_cli("batch", "predict", str(sklearn_model), "-i", str(src), "-o", str(out)).returncode
+        == 0
+    )

@@ -18,6 +18,20 @@ from shipyard.batch._options import BatchOptions, BatchSummary
 __all__ = ["BatchOptions", "BatchSummary", "predict"]
 
 
+def _require_batch_extra() -> None:
+    """Check the ``batch`` extra up front: one line of advice, not a worker's traceback."""
+    import importlib
+
+    from shipyard.errors import MissingDependencyError
+
+    # pyarrow reads and writes every shard; orjson writes JSON-lines output.
+    for package in ("pyarrow", "orjson"):
+        try:
+            importlib.import_module(package)
+        except ImportError as err:
+            raise MissingDependencyError(package, "batch", "batch inference") from err
+
+
 def predict(
     model_uri: str | None,
     input: str,
@@ -52,6 +66,7 @@ def predict(
     """
     from pydantic import ValidationError
 
+    _require_batch_extra()
     from shipyard.batch._job import run_job
     from shipyard.errors import ConfigError
 

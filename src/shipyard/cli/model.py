@@ -131,7 +131,7 @@ def predict(
     ),
 ) -> None:
     """Load the model in this process and print its prediction as JSON."""
-    from shipyard.errors import BadRequestError
+    from shipyard.errors import BadRequestError, PredictorError, ShipyardError
     from shipyard.models import check_inputs, load_model
 
     if (data is None) == (not example):
@@ -150,4 +150,14 @@ def predict(
             named = inputs if isinstance(inputs, dict) else {sig.inputs[0].name: inputs}
             if len(sig.inputs) == 1 or isinstance(inputs, dict):
                 check_inputs(sig, named)
-    print_json({"model": loaded.name, "predictions": _jsonable(loaded.predict(inputs))})
+    try:
+        predictions = loaded.predict(inputs)
+    except ShipyardError:
+        raise
+    except Exception as err:
+        # The predictor's own bug or refusal: its message, not our stack frames.
+        raise PredictorError(
+            f"The predictor of model {loaded.name!r} raised {type(err).__name__}: {err} "
+            "(run with --debug for the traceback)"
+        ) from err
+    print_json({"model": loaded.name, "predictions": _jsonable(predictions)})

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.errors import InvalidInputError, ModelLoadError
+from shipyard.errors import InvalidInputError, MissingDependencyError, ModelLoadError
 from shipyard.models._signature import is_dataframe
 
 __all__ = ["EXAMPLE_FILE", "read_input_example", "write_input_example"]
@@ -82,8 +82,10 @@ def decode_example(obj: Mapping[str, Any]) -> Any:
     if kind == "dict":
         return {k: _decode_array(v) for k, v in obj["data"].items()}
     if kind == "dataframe":
-        import pandas as pd  # only when a DataFrame example is actually read
-
+        try:
+            import pandas as pd  # only when a DataFrame example is actually read
+        except ImportError as err:
+            raise MissingDependencyError("pandas", "batch", "a DataFrame input example") from err
         return pd.DataFrame({c: _decode_array(obj["data"][c]) for c in obj["columns"]})
     raise ValueError(f"unknown input example type {kind!r}")
 

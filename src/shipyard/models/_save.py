@@ -18,6 +18,7 @@ from shipyard.models._detect import MLMODEL_FILE, detect_file_format
 from shipyard.models._example import write_input_example
 from shipyard.models._signature import infer_output_specs, infer_signature
 from shipyard.models.manifest import ModelManifest, Signature, write_manifest
+from shipyard.models.runtimes.custom import SaveDuringImportError, importing_predictor_source
 
 __all__ = ["FORMATS", "save_model"]
 
@@ -162,6 +163,8 @@ def _run_example(staging: Path, manifest: ModelManifest, example: Any) -> list[A
         if getattr(predictor, "load", None) is not None:
             call_hook(predictor.load, staging)
         outputs = run_hooks(predictor, example)
+    except SaveDuringImportError:
+        raise
     except MissingDependencyError:
         # The serving framework need not be installed where the model is packaged (an
         # ONNX file converted elsewhere): the inputs are still recorded, outputs are not.
@@ -214,6 +217,16 @@ def save_model(
     estimator method (``predict_proba``) or the ONNX output to return. The directory
     appears complete or not at all; ``overwrite=True`` replaces an existing one.
     """
+    importing = importing_predictor_source()
+    if importing is not None:
+        # The predictor's module is being imported (to run the example, or to load the
+        # model) and its top level calls save_model: saving again would copy and import
+        # the module again, without end.
+        raise SaveDuringImportError(
+            f"{importing.name} calls save_model when it is imported (save_model imports "
+            "the predictor's module to check it); put the save_model call under "
+            '`if __name__ == "__main__":` or define the predictor class in its own module.'
+        )
     target = Path(path).expanduser()
     if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
         raise ConfigError(

@@ -7,6 +7,7 @@ process, without the author's ``sys.path``.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import importlib
 import importlib.util
@@ -15,11 +16,33 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from shipyard.errors import ModelLoadError
+from shipyard.errors import ConfigError, ModelLoadError
 from shipyard.models._code import CODE_DIR
 from shipyard.models.manifest import ModelManifest
 
-__all__ = ["import_predictor_class", "instantiate_predictor", "split_ref"]
+__all__ = [
+    "SaveDuringImportError",
+    "import_predictor_class",
+    "importing_predictor_source",
+    "instantiate_predictor",
+    "split_ref",
+]
+
+# The predictor source being imported in this thread/context, if any: save_model checks it
+# so a script that calls save_model at module level fails once, clearly, instead of each
+# import saving (and importing) yet another copy of itself.
+_IMPORTING: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "shipyard_importing_predictor", default=None
+)
+
+
+class SaveDuringImportError(ConfigError):
+    """save_model was called while the predictor's own module was being imported."""
+
+
+def importing_predictor_source() -> Path | None:
+    """The predictor source file being imported right now (in this context), or None."""
+    return _IMPORTING.get()
 
 
 def split_ref(ref: str) -> tuple[str, str]:
@@ -59,10 +82,14 @@ def _import_file(path: Path, module_name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     module.__dict__["__shipyard_digest__"] = digest
     sys.modules[name] = module
+    token = _IMPORTING.set(path)
     try:
         # Compiled from the bytes just hashed: no __pycache__ written into the model
         # directory (often read-only) and no stale bytecode after an in-place update.
         exec(compile(source, str(resolved), "exec"), module.__dict__)
+    except SaveDuringImportError:
+        sys.modules.pop(name, None)
+        raise
     except ImportError as err:
         sys.modules.pop(name, None)
         raise ModelLoadError(
@@ -75,6 +102,8 @@ def _import_file(path: Path, module_name: str) -> ModuleType:
         raise ModelLoadError(
             f"Importing the predictor source {path} raised {type(err).__name__}: {err}"
         ) from err
+    finally:
+        _IMPORTING.reset(token)
     return module
 
 

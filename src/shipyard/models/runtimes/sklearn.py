@@ -33,6 +33,16 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "lightgbm": ("lightgbm", "lightgbm"),
     "pandas": ("pandas", "batch"),
 }
+
+
+def _pandas() -> Any:
+    # Fitted on a DataFrame, the estimator wants its columns named; a core install that
+    # loaded the pickle some other way may still lack pandas.
+    return require(
+        "pandas", package="pandas", extra="batch", purpose="models fitted on a DataFrame"
+    )
+
+
 _METHODS = (
     "predict",
     "predict_proba",
@@ -166,8 +176,7 @@ class SklearnPredictor(FileRuntime):
             and self.feature_names
             and set(inputs) == set(self.feature_names)
         ):
-            import pandas as pd  # the estimator was fitted on a DataFrame, so pandas is here
-
+            pd = _pandas()
             return pd.DataFrame({n: np.asarray(inputs[n]).reshape(-1) for n in self.feature_names})
         x = single_array(inputs, f"scikit-learn model {type(self.estimator).__name__}")
         if is_dataframe(x):
@@ -181,8 +190,7 @@ class SklearnPredictor(FileRuntime):
             and x.ndim == 2
             and x.shape[1] == len(self.feature_names)
         ):
-            import pandas as pd
-
+            pd = _pandas()
             return pd.DataFrame(x, columns=self.feature_names)
         return x
 

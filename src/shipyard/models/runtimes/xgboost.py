@@ -54,6 +54,6 @@ class XGBoostPredictor(FileRuntime):
 
 
 def _named_frame(x: np.ndarray[Any, Any], names: list[str]) -> Any:
-    import pandas as pd  # only for boosters trained on named features
-
+    # Only for boosters trained on named features.
+    pd = require("pandas", package="pandas", extra="batch", purpose="boosters with feature names")
     return pd.DataFrame(x, columns=names)
