@@ -82,3 +82,16 @@ class Sleepy(Predictor):
     def predict(self, inputs: Any) -> Any:
         time.sleep(0.01)
         return np.asarray(inputs).sum(axis=1)
+
+
+class Shout(Predictor):
+    """Text in: upper-cases each string, answers its length and refuses "BOOM" — a
+    predictor written for ``str`` (``str(b"hi").upper()`` would be "B'HI'")."""
+
+    def preprocess(self, inputs: Any) -> Any:
+        return [str(s).upper() for s in np.asarray(inputs).ravel().tolist()]
+
+    def predict(self, inputs: Any) -> Any:
+        if "BOOM" in inputs:
+            raise ValueError("the model refuses BOOM")
+        return np.array([len(s) for s in inputs], dtype=np.int64)

@@ -13,7 +13,7 @@ from shipyard.models.manifest import Signature
 from shipyard.serving.codecs._tensors import DATATYPE_TO_NUMPY, datatype_of
 from shipyard.serving.types import RequestedOutput, Tensor
 
-__all__ = ["frame_to_inputs", "model_inputs", "output_tensors"]
+__all__ = ["frame_to_inputs", "model_inputs", "output_tensors", "text_inputs"]
 
 DEFAULT_OUTPUT = "output-0"
 
@@ -24,8 +24,40 @@ def _check(signature: Signature, arrays: dict[str, np.ndarray[Any, Any]]) -> Non
     check_inputs(signature, arrays)
 
 
-def model_inputs(tensors: list[Tensor], signature: Signature | None) -> Any:
-    """Validate request tensors against the signature; one array, or a dict of them."""
+def _is_text(example: Any) -> bool:
+    arr = np.asarray(example)
+    if arr.dtype.kind == "U":
+        return True
+    return arr.dtype == object and arr.size > 0 and isinstance(arr.flat[0], str)
+
+
+def text_inputs(signature: Signature | None, example: Any) -> frozenset[str]:
+    """The BYTES inputs whose input example held ``str`` (the model was saved for text)."""
+    if signature is None or example is None or type(example).__name__ == "DataFrame":
+        return frozenset()
+    specs = [s for s in signature.inputs if s.datatype == "BYTES"]
+    if isinstance(example, Mapping):
+        return frozenset(s.name for s in specs if s.name in example and _is_text(example[s.name]))
+    if len(signature.inputs) == 1 and specs and _is_text(example):
+        return frozenset({specs[0].name})
+    return frozenset()
+
+
+def _decoded(name: str, arr: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    try:
+        values = [v.decode() if isinstance(v, bytes) else v for v in arr.ravel().tolist()]
+    except UnicodeDecodeError as err:
+        raise InvalidInputError(f"Input {name!r} must be UTF-8 text: {err}") from err
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out.reshape(arr.shape)
+
+
+def model_inputs(
+    tensors: list[Tensor], signature: Signature | None, text: frozenset[str] = frozenset()
+) -> Any:
+    """Validate request tensors against the signature; one array, or a dict of them.
+    Inputs named in ``text`` reach the predictor as ``str``, not ``bytes``."""
     if not tensors:
         raise InvalidInputError("The request has no inputs; send at least one.")
     arrays = {t.name: t.data for t in tensors}
@@ -45,6 +77,8 @@ def model_inputs(tensors: list[Tensor], signature: Signature | None) -> Any:
             target = DATATYPE_TO_NUMPY[spec.datatype]
             if arr.dtype != target:
                 arrays[spec.name] = arr.astype(target)
+        elif spec.name in text and arr.dtype == object:
+            arrays[spec.name] = _decoded(spec.name, arr)
     if len(specs) == 1:
         return arrays[specs[0].name]
     return arrays

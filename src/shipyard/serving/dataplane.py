@@ -17,7 +17,12 @@ import numpy as np
 
 from shipyard import __version__
 from shipyard.errors import ModelLoadError, ShipyardError
-from shipyard.serving._convert import frame_to_inputs, model_inputs, output_tensors
+from shipyard.serving._convert import (
+    frame_to_inputs,
+    model_inputs,
+    output_tensors,
+    text_inputs,
+)
 from shipyard.serving._hooks import Hooks
 from shipyard.serving.batching import AdaptiveBatcher
 from shipyard.serving.config import BatchingConfig, ModelSpec
@@ -71,6 +76,7 @@ class DataPlane:
             hooks=hooks,
             batching=batching,
             platform=model.manifest.format if model.manifest is not None else "",
+            text_inputs=text_inputs(model.signature, model.input_example),
         )
         enabled = batching.enabled if batching.enabled is not None else hooks.supports_batching
         if enabled:
@@ -174,7 +180,7 @@ class DataPlane:
         if request.dataframe is not None:
             inputs = frame_to_inputs(request.dataframe, entry.signature)
         else:
-            inputs = model_inputs(request.inputs, entry.signature)
+            inputs = model_inputs(request.inputs, entry.signature, entry.text_inputs)
         return await self._run(entry, inputs, request.id, request.outputs)
 
     async def infer_dataframe(

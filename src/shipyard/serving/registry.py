@@ -49,6 +49,9 @@ class ModelEntry:
     ready: bool = True
     platform: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    text_inputs: frozenset[str] = frozenset()
+    """BYTES inputs whose input example held ``str``: the predictor gets them decoded, as
+    it would from ``load_model`` or a batch job."""
 
     @property
     def signature(self) -> Signature | None:
