@@ -18,6 +18,7 @@ from shipyard.errors import (
 from shipyard.models._signature import is_dataframe
 from shipyard.models.manifest import MANIFEST_FILE
 from shipyard.models.runtimes._base import FileRuntime, require, single_array
+from shipyard.models.runtimes._forest import FastPredict, forest_fast_path
 
 __all__ = ["SERIALIZATIONS", "SklearnPredictor", "save_sklearn"]
 
@@ -119,6 +120,7 @@ class SklearnPredictor(FileRuntime):
                 "Set 'method' in shipyard.yaml to one of those."
             )
         self._fn = fn
+        self._fast: FastPredict | None = forest_fast_path(self.estimator, method)
         names = getattr(self.estimator, "feature_names_in_", None)
         self.feature_names: list[str] | None = (
             [str(n) for n in names] if names is not None else None
@@ -195,8 +197,13 @@ class SklearnPredictor(FileRuntime):
         return x
 
     def predict(self, inputs: Any) -> Any:
+        prepared = self._prepare(inputs)
+        if self._fast is not None and isinstance(prepared, np.ndarray):
+            fast = self._fast(prepared)
+            if fast is not None:
+                return fast
         try:
-            out = self._fn(self._prepare(inputs))
+            out = self._fn(prepared)
         except (ValueError, TypeError) as err:
             # sklearn raises ValueError for wrong widths and unparseable values: the
             # caller's data, so a 400 that says what the estimator said.
