@@ -85,3 +85,15 @@ def test_servers_of_other_deployers_are_hinted_and_keep_theirs(home: Path) -> No
     refused = invoke("model-deployer", "delete", "md2")
     assert isinstance(refused.exception, StackError)
     assert f"'md2' still has 1 model server(s) ({service.uuid[:8]})" in str(refused.exception)
+
+
+def test_an_empty_uuid_prefix_matches_nothing(home: Path) -> None:
+    from shipyard.errors import ServiceNotFoundError
+
+    from .conftest import invoke
+
+    _registered(home)
+    for command in ("describe", "delete"):
+        result = invoke("model-deployer", "models", command, "")
+        assert isinstance(result.exception, ServiceNotFoundError), result.output
+        assert "Give a model server UUID" in str(result.exception)

@@ -198,3 +198,21 @@ def test_tcp_health_check() -> None:
     ok, why = TCPHealthCheck(timeout=1).check("127.0.0.1", port)
     assert not ok
     assert f"127.0.0.1:{port}" in why
+
+
+def test_errors_quote_only_the_latest_runs_log(tmp_path: Path) -> None:
+    from shipyard.services.local_daemon import LocalDaemonService
+
+    class Quiet(LocalDaemonService):
+        def command(self) -> list[str]:
+            return ["true"]
+
+    daemon = Quiet(run_dir=str(tmp_path))
+    daemon.log_path.write_text(
+        "--- shipyard 2026-01-01: python -m server\nold failure\n"
+        "--- shipyard 2026-01-02: python -m server\n" + "".join(f"line {i}\n" for i in range(12))
+    )
+    # The earlier run and the banner are left out; at most the last 8 lines.
+    assert daemon._log_tail() == "\n".join(f"line {i}" for i in range(4, 12))
+    daemon.log_path.write_text("--- shipyard 2026-01-01: x\nold\n--- shipyard 2026-01-02: y\nnew\n")
+    assert daemon._log_tail() == "new"

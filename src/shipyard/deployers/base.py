@@ -94,6 +94,12 @@ class ModelDeployer(StackComponent):
 
     def resolve_uuid(self, uuid: str) -> str:
         """The full UUID of a model server of this deployer, from a unique prefix."""
+        if not str(uuid).strip():
+            # An empty prefix matches every server: `delete ''` must not pick one.
+            raise ServiceNotFoundError(
+                "Give a model server UUID (or a unique prefix of it); see "
+                "`shipyard model-deployer models list`."
+            )
         matches = [
             m
             for m in self.store.match_service_uuids(str(uuid))

@@ -28,7 +28,9 @@ __all__ = ["LocalDaemonService"]
 _POLL_S = 0.1
 #: ``scheme://user:password@`` in a URL: never written to a log.
 _CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
-_LOG_LINES_IN_ERRORS = 15
+_LOG_LINES_IN_ERRORS = 8
+#: First characters of the line written to the log before each start.
+_BANNER = "--- shipyard "
 
 
 class LocalDaemonService(Service):
@@ -101,12 +103,19 @@ class LocalDaemonService(Service):
         return info[0]
 
     def _log_tail(self, lines: int = _LOG_LINES_IN_ERRORS) -> str:
+        """The last ``lines`` lines of the latest run only: an earlier run's lines (and
+        the banner with the command line) say nothing about why this one failed."""
         try:
             with self.log_path.open(errors="replace") as handle:
                 tail = collections.deque(handle, maxlen=lines)
         except OSError:
             return ""
-        return "".join(tail).rstrip()
+        latest = list(tail)
+        for index in range(len(latest) - 1, -1, -1):
+            if latest[index].startswith(_BANNER):
+                latest = latest[index + 1 :]
+                break
+        return "".join(latest).rstrip()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -203,7 +212,7 @@ class LocalDaemonService(Service):
         command = self.command()
         with self.log_path.open("a") as log:
             shown = _CREDENTIALS.sub(r"\1***@", " ".join(command))
-            log.write(f"--- shipyard {datetime.now(UTC).isoformat()}: {shown}\n")
+            log.write(f"{_BANNER}{datetime.now(UTC).isoformat()}: {shown}\n")
         try:
             pid, start_time = process.spawn_detached(
                 command, log_path=self.log_path, env=self.environment()

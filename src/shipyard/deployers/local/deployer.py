@@ -170,4 +170,5 @@ def _failure_reason(service: LocalModelServer, err: ServiceError) -> str:
     for line in reversed(lines):
         if line.startswith("Error: "):
             return line.removeprefix("Error: ").removeprefix("The model server could not start: ")
-    return str(err)
+    # No line of its own (it never got that far): the first line of what we saw.
+    return str(err).splitlines()[0].removeprefix(f"Service {service.uuid}: ")
