@@ -37,7 +37,12 @@ def _summarise(raw: str, top: int) -> dict[str, Any]:
             if key not in seen:
                 seen.add(key)
                 inclusive[key] += n
-    rows = [{"frame": k, "pct": v / total * 100} for k, v in inclusive.most_common(top) if total]
+    # Frames on (nearly) every stack are the process entry chain: no information.
+    rows = [
+        {"frame": k, "pct": v / total * 100}
+        for k, v in inclusive.most_common(top + 12)
+        if total and v / total < 0.9
+    ][:top]
     return {"samples": total, "top": rows}
 
 

@@ -327,7 +327,7 @@ def write(r: dict[str, Any], path: Path) -> None:
             note = (
                 f"CSV input (it takes CSV or JSON only); measured on {row['measured_rows']:,} rows "
                 f"({row['measured_wall_s']:.1f} s) and 10,000 rows ({row['startup_wall_s_10k_rows']:.1f} s, "
-                "its fixed start-up), per-row cost scaled to the full count"
+                f"its fixed start-up); projected to the full count by {row.get('projection', 'per-row cost from the difference')}"
                 if row.get("projected")
                 else "CSV input, full data"
             )
@@ -354,7 +354,10 @@ def write(r: dict[str, Any], path: Path) -> None:
             "| share | frame |",
             "|---:|---|",
         ]
-        out += [f"| {row['pct']:.1f}% | `{row['frame']}` |" for row in prof["top"]]
+        # Frames on (nearly) every stack are the process entry chain: no information.
+        out += [
+            f"| {row['pct']:.1f}% | `{row['frame']}` |" for row in prof["top"] if row["pct"] < 90
+        ]
         out += [
             "",
             "For scale: `RandomForestClassifier.predict` of one row takes "
