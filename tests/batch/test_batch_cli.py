@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from batch_helpers import RunCli, without_packages, write_input
 
 
@@ -22,7 +23,8 @@ def test_cli_prints_a_summary(
     assert lines["rows"] == "1,000" and lines["rejected"] == "0"
     assert lines["output"] == str(out)
     assert "rows/s" in lines
-    assert "predicting with logreg" in done.stderr  # the progress bar
+    bar = [line for line in done.stderr.splitlines() if "\u2501" in line]  # the progress bar
+    assert bar and bar[-1].startswith("logreg ") and "1,000/1,000 " in bar[-1]
     assert list(pd.read_csv(out).columns) == ["id", "city", "prediction"]
 
 
@@ -44,6 +46,9 @@ def test_cli_errors_are_one_red_line(
         "-i", str(src), "-o", str(tmp_path / "o2.parquet"),
     )  # fmt: skip
     assert both.returncode == 2 and "MODEL_URI or --service" in both.stderr
+    neither = run_cli("batch", "predict", "-i", str(src), "-o", str(tmp_path / "o3.parquet"))
+    assert neither.returncode == 2 and "give the model: MODEL_URI, or --service" in neither.stderr
+    assert "Value error" not in neither.stderr
 
 
 def test_core_install_without_the_batch_extra_gets_install_advice(
@@ -64,3 +69,22 @@ def test_core_install_without_the_batch_extra_gets_install_advice(
         run_cli("batch", "predict", str(sklearn_model), "-i", str(src), "-o", str(out)).returncode
         == 0
     )
+
+
+@pytest.mark.parametrize(("rows", "state"), [(10_000_000, "done"), (4_000_000, "ETA ")])
+def test_progress_bar_fits_80_columns(
+    rows: int, state: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shipyard.batch._progress import JobProgress
+
+    monkeypatch.setenv("COLUMNS", "80")
+    progress = JobProgress(True, 10_000_000, 0, "churn-model-of-the-growth-team")
+    progress.advance(rows, 0)
+    progress.close()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    # One line, all of it: the full total, the rate and the ETA, the long name cut.
+    assert len(lines) == 1, lines
+    assert len(lines[0]) <= 80, lines[0]
+    assert lines[0].startswith("churn-model-of-the-\u2026 ")
+    assert f"{rows:,}/10,000,000 " in lines[0]
+    assert " rows/s " in lines[0] and state in lines[0]

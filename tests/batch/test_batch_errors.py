@@ -168,3 +168,14 @@ def test_skip_gives_up_when_every_row_is_rejected(tmp_path: Path, frame: pd.Data
     src = write_input(frame.assign(a=-1.0), tmp_path / "in.parquet", "parquet")
     with pytest.raises(PredictorError, match=r"rejected each of the first 1000 rows .*rows 0-999"):
         predict(str(model), str(src), str(tmp_path / "out.csv"), columns=["a"], on_error="skip")
+
+
+def test_invalid_options_read_without_pydantic_noise(tmp_path: Path, sklearn_model: Path) -> None:
+    with pytest.raises(ConfigError) as neither:
+        predict(None, str(tmp_path / "in.csv"), str(tmp_path / "out.csv"))
+    assert str(neither.value) == (
+        "Invalid batch options: give either model_uri or service, not both and not neither"
+    )
+    with pytest.raises(ConfigError) as zero:
+        predict(str(sklearn_model), "in.csv", "out.csv", batch_size=0)
+    assert str(zero.value) == "Invalid batch options: batch_size: Input should be greater than 0"

@@ -203,3 +203,17 @@ def test_unreachable_store_falls_back_to_the_last_fetched_copy(
     np.testing.assert_array_equal(again.predictor.predict(x), classifier.predict(x))
     with pytest.raises(ModelLoadError, match=r"store is down.*No copy was fetched before"):
         load_model(other)
+
+
+@pytest.mark.parametrize(
+    ("uri", "error"),
+    [
+        ("memory://bob:hunter2@nowhere/model.joblib", ModelNotFoundError),
+        ("nosuchproto://bob:hunter2@host/model.joblib", ModelLoadError),
+    ],
+)
+def test_credentials_in_a_model_uri_are_masked_in_errors(uri: str, error: type[Exception]) -> None:
+    with pytest.raises(error) as info:
+        resolve_model_uri(uri)
+    assert "hunter2" not in str(info.value)
+    assert "bob:***@" in str(info.value)

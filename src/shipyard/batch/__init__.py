@@ -92,8 +92,12 @@ def predict(
             **options,
         )
     except ValidationError as err:
+        # Whole-object checks have no field name; pydantic's "Value error, " prefix is noise.
         problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in err.errors()
+            ": ".join(
+                filter(None, [".".join(map(str, e["loc"])), e["msg"].removeprefix("Value error, ")])
+            )
+            for e in err.errors()
         )
         raise ConfigError(f"Invalid batch options: {problems}") from err
     return run_job(opts)

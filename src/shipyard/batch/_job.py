@@ -325,9 +325,7 @@ def run_job(opts: BatchOptions) -> BatchSummary:
                 for s in todo
             )
             done_rows = sum(r.rows + r.rejected for r in manifest.done.values())
-            progress = JobProgress(
-                opts.progress, plan.est_rows, done_rows, f"predicting with {runtime.name}"
-            )
+            progress = JobProgress(opts.progress, plan.est_rows, done_rows, runtime.name)
             try:
                 coordinator = _Coordinator(plan, manifest, output, pending, progress)
                 coordinator.pool = pool

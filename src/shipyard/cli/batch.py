@@ -151,6 +151,8 @@ def predict(
 
     if model_uri is not None and service is not None:
         raise typer.BadParameter("give MODEL_URI or --service, not both")
+    if model_uri is None and service is None:
+        raise typer.BadParameter("give the model: MODEL_URI, or --service for a model server")
     try:
         summary = _run(
             model_uri,

@@ -18,11 +18,11 @@ import tempfile
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlparse, urlsplit
 
 from shipyard.errors import ModelLoadError, ModelNotFoundError
 
-__all__ = ["cache_root", "is_local_uri", "resolve_model_uri", "uri_stem"]
+__all__ = ["cache_root", "display_uri", "is_local_uri", "resolve_model_uri", "uri_stem"]
 
 _log = logging.getLogger("shipyard.models")
 
@@ -42,6 +42,23 @@ _FINGERPRINT_KEYS = (
     "created",
     "size",
 )
+
+
+def display_uri(uri: str | os.PathLike[str], text: str | None = None) -> str:
+    """``uri`` (or ``text`` mentioning it) with the URI's password replaced by ``***``.
+
+    Error messages and logs name the model URI; credentials written into it
+    (``https://bob:secret@host/model``) must not reach a terminal or a CI log.
+    """
+    raw = os.fspath(uri)
+    shown = raw if text is None else text
+    try:
+        password = urlsplit(raw).password
+    except ValueError:  # not a URL (a bad port, say): nothing to mask reliably
+        return shown
+    if not password:
+        return shown
+    return shown.replace(f":{password}@", ":***@")
 
 
 def cache_root() -> Path:
@@ -134,25 +151,31 @@ def _fetch_cached(uri: str) -> Path:
         fs, remote = fsspec.core.url_to_fs(uri)
     except (ImportError, ValueError) as err:
         raise ModelLoadError(
-            f"Cannot open model URI {uri!r}: {err}. Check the protocol; remote file "
-            "systems need their fsspec package (s3fs, gcsfs, adlfs)."
+            f"Cannot open model URI {display_uri(uri)!r}: {display_uri(uri, str(err))}. "
+            "Check the protocol; remote file systems need their fsspec package (s3fs, "
+            "gcsfs, adlfs; aiohttp and requests for http/https)."
         ) from err
     try:
         info = fs.info(remote)
     except FileNotFoundError as err:
-        raise ModelNotFoundError(f"No model at {uri!r}: nothing exists at that URL.") from err
+        raise ModelNotFoundError(
+            f"No model at {display_uri(uri)!r}: nothing exists at that URL."
+        ) from err
     except Exception as err:  # remote file systems raise their own types
         cached = _last_fetched(uri)
         if cached is not None:
             # A server restarting while the store is unreachable keeps serving the
             # version it fetched last, rather than failing to start.
             _log.warning(
-                "Cannot reach %s (%s); using the copy fetched before: %s", uri, err, cached
+                "Cannot reach %s (%s); using the copy fetched before: %s",
+                display_uri(uri),
+                display_uri(uri, str(err)),
+                cached,
             )
             return cached
         raise ModelLoadError(
-            f"Cannot reach model URI {uri!r}: {err}. No copy was fetched before; check the "
-            "URL, the credentials and the network."
+            f"Cannot reach model URI {display_uri(uri)!r}: {display_uri(uri, str(err))}. No "
+            "copy was fetched before; check the URL, the credentials and the network."
         ) from err
 
     is_dir = info.get("type") == "directory"
@@ -196,7 +219,10 @@ def _fetch_cached(uri: str) -> Path:
             if not (entry / _COMPLETE).is_file():
                 raise
     except Exception as err:
-        raise ModelLoadError(f"Fetching model {uri!r} into the cache {root} failed: {err}") from err
+        raise ModelLoadError(
+            f"Fetching model {display_uri(uri)!r} into the cache {root} failed: "
+            f"{display_uri(uri, str(err))}"
+        ) from err
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _remember(uri, entry / name)
