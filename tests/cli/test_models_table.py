@@ -97,3 +97,12 @@ def test_an_empty_uuid_prefix_matches_nothing(home: Path) -> None:
         result = invoke("model-deployer", "models", command, "")
         assert isinstance(result.exception, ServiceNotFoundError), result.output
         assert "Give a model server UUID" in str(result.exception)
+
+
+def test_a_negative_tail_is_refused(home: Path) -> None:
+    from .conftest import invoke
+
+    service = _registered(home)
+    result = invoke("model-deployer", "models", "logs", service.uuid, "--tail", "-5")
+    assert result.exit_code == 2
+    assert "Invalid value for '--tail'" in result.output

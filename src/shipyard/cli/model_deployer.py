@@ -184,7 +184,7 @@ def delete(
 def logs(
     uuid: str = _UUID,
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
-    tail: int | None = typer.Option(None, "--tail", "-n", help="Only the last N lines."),
+    tail: int | None = typer.Option(None, "--tail", "-n", min=0, help="Only the last N lines."),
 ) -> None:
     """Print a model server's log."""
     from shipyard.cli._deployer import active_model_deployer
