@@ -149,6 +149,7 @@ def main(argv: list[str]) -> int:
     if args.report_only:
         report.write(results, setup.BENCH / "RESULTS.md")
         return 0
+    results.pop("addendum", None)  # a hand-run re-check never outlives a new measurement
     results.setdefault("online", {})
     results.setdefault("cold_start", {})
     results.setdefault("errors", {})

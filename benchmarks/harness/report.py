@@ -341,6 +341,19 @@ def write(r: dict[str, Any], path: Path) -> None:
         "predict, write).",
         "",
     ]
+    add = r.get("addendum")
+    if add:
+        out += [
+            "## Addendum: a short re-check after this run (not the run above)",
+            "",
+            f"When: {add['when']}. How: {add['how']}. Shorter and with fewer servers than the run "
+            "above, so indicative only; the next `make bench` replaces it.",
+            "",
+            "| scenario | Shipyard | MLServer, batching on | ratio |",
+            "|---|---|---|---|",
+        ]
+        out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in add["rows"]]
+        out.append("")
     prof = r.get("profile")
     if prof and prof.get("top"):
         direct = _get(r, "predict_time", "rf", "direct_trees_1row_ms")
