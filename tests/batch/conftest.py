@@ -21,7 +21,7 @@ def shipyard_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def frame() -> pd.DataFrame:
-    return make_frame(1000)
+    return pd.DataFrame(make_frame(1000))
 
 
 @pytest.fixture(scope="session")

@@ -257,11 +257,13 @@ class DatabaseOutput(Output):
             start = self.committed[shard.index - 1] if shard.index else 0
             self.committed[shard.index] = self._commit(plan, manifest, shard.index, start)
 
+    def close(self) -> None:
+        self.engine.dispose()
+
     def finalize(self, plan: Plan, manifest: JobManifest) -> str | None:
         self.shard_done(plan, manifest)
         if self.staging.exists():
             shutil.rmtree(self.staging)
-        self.engine.dispose()
         if any(r.rejected for r in manifest.done.values()):
             return f"{self.url.render_as_string(hide_password=True)} table {self.rejects_table}"
         return None

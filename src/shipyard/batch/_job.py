@@ -286,6 +286,14 @@ def run_job(opts: BatchOptions) -> BatchSummary:
         output: Output = DatabaseOutput(opts.output, opts.table, opts.staging_dir)
     else:
         output = FileOutput(opts.output, opts.format)
+    try:
+        return _run_with(opts, output, started)
+    finally:
+        # Also on failure: a database output holds pooled connections until closed.
+        output.close()
+
+
+def _run_with(opts: BatchOptions, output: Output, started: float) -> BatchSummary:
     plan = make_plan(
         opts.input,
         input_format=opts.input_format,

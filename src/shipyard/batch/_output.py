@@ -69,6 +69,9 @@ class Output:
         """Make the final output; return where rejected rows are, if any."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what the output holds open (connections); called however the job ends."""
+
 
 def _concat_jsonl(sources: list[Path], target: Path) -> None:
     tmp = target.with_name(target.name + ".tmp")

@@ -27,7 +27,7 @@ Stub = Any  # the generated stub is untyped
 
 @pytest.fixture(scope="module")
 def grpc_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_grpc_models(tmp_path_factory.mktemp("grpc-models"))
+    return Path(save_grpc_models(tmp_path_factory.mktemp("grpc-models")))
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ Stub = Any  # the generated stub is untyped
 
 @pytest.fixture(scope="module")
 def grpc_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_grpc_models(tmp_path_factory.mktemp("grpc-models"))
+    return Path(save_grpc_models(tmp_path_factory.mktemp("grpc-models")))
 
 
 def _plane(models: Path, *names: str, batching: BatchingConfig | None = None) -> DataPlane:
