@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard import __version__
+from shipyard.models.manifest import DATATYPES
 
 __all__ = ["openapi_document"]
 
@@ -31,21 +32,7 @@ _TENSOR = {
         "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
         "datatype": {
             "type": "string",
-            "enum": [
-                "BOOL",
-                "UINT8",
-                "UINT16",
-                "UINT32",
-                "UINT64",
-                "INT8",
-                "INT16",
-                "INT32",
-                "INT64",
-                "FP16",
-                "FP32",
-                "FP64",
-                "BYTES",
-            ],
+            "enum": list(DATATYPES),
         },
         "parameters": {"type": "object"},
         "data": {},
