@@ -6,11 +6,6 @@ Runs where the PostgreSQL server binaries and psycopg are installed (Debian pack
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,43 +17,11 @@ from batch_helpers import save_custom, write_input
 
 from shipyard.batch import predict
 from shipyard.errors import PredictorError
-from shipyard.testing import free_port
-
-
-def _as_postgres(command: list[str]) -> list[str]:
-    # PostgreSQL refuses to run as root.
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    pytest.importorskip("psycopg", reason="needs psycopg: pip install 'shipyard[postgres]'")
-    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not bins:
-        pytest.skip("needs the PostgreSQL server binaries (Debian package postgresql)")
-    bindir = bins[-1].parent
-    data = Path(tempfile.mkdtemp(prefix="shipyard-batch-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres", "postgres")
-    port = free_port()
-    db = str(data / "db")
-    subprocess.run(
-        _as_postgres([str(bindir / "initdb"), "-D", db, "-U", "postgres", "--auth=trust"]),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
-    start = [str(bindir / "pg_ctl"), "-D", db, "-l", str(data / "log"), "-w", "-o", options]
-    subprocess.run(_as_postgres([*start, "start"]), check=True, capture_output=True)
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            _as_postgres([str(bindir / "pg_ctl"), "-D", db, "-m", "fast", "stop"]),
-            check=False,
-            capture_output=True,
-        )
-        shutil.rmtree(data, ignore_errors=True)
+def postgres_url(postgres_server: str) -> str:
+    return f"{postgres_server}/postgres"
 
 
 def test_postgres_table_resume_and_rejects(

@@ -7,74 +7,24 @@ Runs where the PostgreSQL server binaries and psycopg are installed (`pip instal
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from shipyard.config import Settings
-from shipyard.services.process import free_port
 from shipyard.store import ServiceRecord, Store
 from shipyard.store import _schema as schema
 
 from .test_concurrency import _WRITER
 
 
-def _as_postgres(command: list[str]) -> list[str]:
-    # PostgreSQL refuses to run as root.
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    pytest.importorskip("psycopg", reason="needs psycopg: pip install 'shipyard[postgres]'")
-    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not bins:
-        pytest.skip("needs the PostgreSQL server binaries (Debian package postgresql)")
-    bindir = bins[-1].parent
-    data = Path(tempfile.mkdtemp(prefix="shipyard-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres", "postgres")
-    port = free_port()
-    subprocess.run(
-        _as_postgres(
-            [str(bindir / "initdb"), "-D", str(data / "db"), "-U", "postgres", "--auth=trust"]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        _as_postgres(
-            [
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data / "db"),
-                "-l",
-                str(data / "log"),
-                "-w",
-                "-o",
-                f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
-                "start",
-            ]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run(
-            _as_postgres([str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "fast", "stop"]),
-            check=False,
-            capture_output=True,
-        )
-        shutil.rmtree(data, ignore_errors=True)
+def cluster(postgres_server: str) -> str:
+    return postgres_server
 
 
 @pytest.fixture

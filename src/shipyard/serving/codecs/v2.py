@@ -218,25 +218,25 @@ def encode_response(
         as_binary = binary_outputs is True or (
             isinstance(binary_outputs, set) and tensor.name in binary_outputs
         )
-        if as_binary:
-            blob = _raw_bytes(tensor)
-            blobs.append(blob)
-            params = dict(tensor.parameters)
-            params["binary_data_size"] = len(blob)
-            header["outputs"].append(
-                {
-                    "name": tensor.name,
-                    "datatype": tensor.datatype,
-                    "shape": list(tensor.shape),
-                    "parameters": params,
-                }
-            )
-        else:
-            header["outputs"].append(tensor_to_json(tensor))
+        header["outputs"].append(
+            _binary_tensor_json(tensor, blobs) if as_binary else tensor_to_json(tensor)
+        )
     head = orjson.dumps(header, option=_DUMP_OPTS)
     if not blobs:
         return head, None
     return head + b"".join(blobs), len(head)
+
+
+def _binary_tensor_json(tensor: Tensor, blobs: list[bytes]) -> dict[str, Any]:
+    """The JSON part of a tensor sent with the binary extension; its bytes go to ``blobs``."""
+    blob = _raw_bytes(tensor)
+    blobs.append(blob)
+    return {
+        "name": tensor.name,
+        "datatype": tensor.datatype,
+        "shape": list(tensor.shape),
+        "parameters": {**tensor.parameters, "binary_data_size": len(blob)},
+    }
 
 
 def binary_outputs_wanted(request: InferenceRequest) -> set[str] | bool:
@@ -270,21 +270,9 @@ def encode_request(
         ]
     blobs: list[bytes] = []
     for tensor in inputs:
-        if binary:
-            blob = _raw_bytes(tensor)
-            blobs.append(blob)
-            params = dict(tensor.parameters)
-            params["binary_data_size"] = len(blob)
-            header["inputs"].append(
-                {
-                    "name": tensor.name,
-                    "datatype": tensor.datatype,
-                    "shape": list(tensor.shape),
-                    "parameters": params,
-                }
-            )
-        else:
-            header["inputs"].append(tensor_to_json(tensor))
+        header["inputs"].append(
+            _binary_tensor_json(tensor, blobs) if binary else tensor_to_json(tensor)
+        )
     head = orjson.dumps(header, option=_DUMP_OPTS)
     if not binary:
         return head, None
