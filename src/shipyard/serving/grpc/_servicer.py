@@ -1,44 +1,32 @@
-"""The ``inference.GRPCInferenceService`` methods: translate, call the data plane, translate.
+"""The ``inference.GRPCInferenceService`` methods: parse, call the data plane, serialize.
 
 No inference rule lives here; the data plane decides everything, and its
-``ShipyardError`` becomes a gRPC status whose details are the error's message.
-
-The servicer runs on the gRPC thread's event loop: protobuf decoding and encoding
-happen there, and every data-plane call (and metrics update) is handed to the data
-plane's own loop through a ``PlaneBridge``: only that loop ever touches the data plane.
+``ShipyardError`` becomes a gRPC status whose details are the error's message. The
+methods run on the data plane's own loop (the gRPC connections live there too).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, NoReturn, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
-import grpc
-import grpc.aio
+from google.protobuf.message import DecodeError, Message
 
 from shipyard.errors import ShipyardError
-from shipyard.serving.grpc._bridge import PlaneBridge
+from shipyard.serving.grpc._calls import Method
 from shipyard.serving.grpc._generated import grpc_predict_v2_pb2 as pb
+from shipyard.serving.grpc._status import RpcError, StatusCode, status_for
 from shipyard.serving.grpc.codec import decode_infer_request, encode_infer_response
 from shipyard.serving.metrics import Metrics
 from shipyard.serving.types import InferenceRequest, InferenceResponse
 
-__all__ = ["DataPlaneLike", "InferenceServicer", "status_code_for"]
+__all__ = ["SERVICE", "DataPlaneLike", "InferenceServicer", "status_for"]
 
 _log = logging.getLogger(__name__)
 
-_STATUS_BY_HTTP: dict[int, grpc.StatusCode] = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    404: grpc.StatusCode.NOT_FOUND,
-    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    415: grpc.StatusCode.INVALID_ARGUMENT,
-    503: grpc.StatusCode.UNAVAILABLE,
-}
-
-Context = grpc.aio.ServicerContext[Any, Any]
-T = TypeVar("T")
+SERVICE = "inference.GRPCInferenceService"
 
 
 class DataPlaneLike(Protocol):
@@ -62,24 +50,30 @@ class DataPlaneLike(Protocol):
     ) -> InferenceResponse: ...
 
 
-def status_code_for(err: ShipyardError) -> grpc.StatusCode:
-    """The gRPC status for an error, from the HTTP status on its class."""
-    return _STATUS_BY_HTTP.get(err.status_code, grpc.StatusCode.INTERNAL)
-
-
 def _http_status(err: BaseException | None) -> int:
     if err is None:
         return 200
     return err.status_code if isinstance(err, ShipyardError) else 500
 
 
-async def _abort(context: Context, err: Exception) -> NoReturn:
+def _rpc_error(err: Exception) -> RpcError:
+    if isinstance(err, RpcError):
+        return err
     if isinstance(err, ShipyardError):
-        await context.abort(status_code_for(err), str(err))
+        return RpcError(status_for(err), str(err))
     # Not one of ours: a bug somewhere below. Keep the traceback in the log, and still
-    # give the caller the message rather than grpc's generic "Unexpected error".
+    # give the caller the message rather than a generic "Unexpected error".
     _log.error("gRPC request failed unexpectedly", exc_info=err)
-    await context.abort(grpc.StatusCode.INTERNAL, f"Internal error: {type(err).__name__}: {err}")
+    return RpcError(StatusCode.INTERNAL, f"Internal error: {type(err).__name__}: {err}")
+
+
+def _parse(cls: type[Any], data: bytes) -> Any:
+    try:
+        return cls.FromString(data)
+    except DecodeError as err:
+        raise RpcError(
+            StatusCode.INVALID_ARGUMENT, f"The request is not a valid {cls.__name__}: {err}"
+        ) from err
 
 
 def _tensor_metadata(items: Any) -> list[pb.ModelMetadataResponse.TensorMetadata]:
@@ -102,96 +96,77 @@ def _model_metadata(meta: Mapping[str, Any]) -> pb.ModelMetadataResponse:
 
 
 class InferenceServicer:
-    """Method names are the RPC names, as the generated registration expects.
+    """The RPCs of ``inference.GRPCInferenceService`` over one data plane."""
 
-    ``bridge`` carries every data-plane call to the data plane's loop.
-    """
-
-    def __init__(self, dataplane: DataPlaneLike, bridge: PlaneBridge) -> None:
+    def __init__(self, dataplane: DataPlaneLike) -> None:
         self._dataplane = dataplane
-        self._bridge = bridge
 
-    async def _call(self, fn: Callable[[], T]) -> T:
-        async def run() -> T:
-            return fn()
+    def methods(self) -> dict[str, Method]:
+        """``:path`` -> method, as the connections dispatch them."""
+        rpcs: dict[str, Callable[[bytes], Awaitable[Message]]] = {
+            "ServerLive": self.server_live,
+            "ServerReady": self.server_ready,
+            "ModelReady": self.model_ready,
+            "ServerMetadata": self.server_metadata,
+            "ModelMetadata": self.model_metadata,
+            "ModelInfer": self.model_infer,
+        }
+        return {f"/{SERVICE}/{name}": _serialized(rpc) for name, rpc in rpcs.items()}
 
-        return await self._bridge.run(run)
+    async def server_live(self, data: bytes) -> pb.ServerLiveResponse:
+        _parse(pb.ServerLiveRequest, data)
+        return pb.ServerLiveResponse(live=self._dataplane.live())
 
-    async def ServerLive(
-        self, request: pb.ServerLiveRequest, context: Context
-    ) -> pb.ServerLiveResponse:
-        return pb.ServerLiveResponse(live=await self._call(self._dataplane.live))
+    async def server_ready(self, data: bytes) -> pb.ServerReadyResponse:
+        _parse(pb.ServerReadyRequest, data)
+        return pb.ServerReadyResponse(ready=self._dataplane.ready())
 
-    async def ServerReady(
-        self, request: pb.ServerReadyRequest, context: Context
-    ) -> pb.ServerReadyResponse:
-        return pb.ServerReadyResponse(ready=await self._call(self._dataplane.ready))
-
-    async def ModelReady(
-        self, request: pb.ModelReadyRequest, context: Context
-    ) -> pb.ModelReadyResponse:
-        name, version = request.name, request.version or None
-        try:
-            ready = await self._call(lambda: self._dataplane.model_ready(name, version))
-        except Exception as err:
-            await _abort(context, err)
+    async def model_ready(self, data: bytes) -> pb.ModelReadyResponse:
+        request = _parse(pb.ModelReadyRequest, data)
+        ready = self._dataplane.model_ready(request.name, request.version or None)
         return pb.ModelReadyResponse(ready=ready)
 
-    async def ServerMetadata(
-        self, request: pb.ServerMetadataRequest, context: Context
-    ) -> pb.ServerMetadataResponse:
-        try:
-            meta = await self._call(self._dataplane.server_metadata)
-        except Exception as err:
-            await _abort(context, err)
+    async def server_metadata(self, data: bytes) -> pb.ServerMetadataResponse:
+        _parse(pb.ServerMetadataRequest, data)
+        meta = self._dataplane.server_metadata()
         return pb.ServerMetadataResponse(
             name=meta.get("name", ""),
             version=meta.get("version", ""),
             extensions=list(meta.get("extensions") or ()),
         )
 
-    async def ModelMetadata(
-        self, request: pb.ModelMetadataRequest, context: Context
-    ) -> pb.ModelMetadataResponse:
-        name, version = request.name, request.version or None
-        try:
-            meta = await self._call(lambda: self._dataplane.model_metadata(name, version))
-            return _model_metadata(meta)
-        except Exception as err:
-            await _abort(context, err)
+    async def model_metadata(self, data: bytes) -> pb.ModelMetadataResponse:
+        request = _parse(pb.ModelMetadataRequest, data)
+        return _model_metadata(
+            self._dataplane.model_metadata(request.name, request.version or None)
+        )
 
-    async def ModelInfer(
-        self, request: pb.ModelInferRequest, context: Context
-    ) -> pb.ModelInferResponse:
+    async def model_infer(self, data: bytes) -> pb.ModelInferResponse:
         started = time.perf_counter()
-        name, version = request.model_name, request.model_version or None
-        try:
-            decoded = decode_infer_request(request)
-        except Exception as err:
-            error = err  # the except variable is gone by the time the lambda runs
-            await self._call(lambda: self._observe(name, error, started))
-            await _abort(context, err)
-        try:
-            response = await self._bridge.run(lambda: self._infer(name, version, decoded, started))
-            return encode_infer_response(response, raw=bool(request.raw_input_contents))
-        except Exception as err:
-            await _abort(context, err)
-
-    async def _infer(
-        self, name: str, version: str | None, request: InferenceRequest, started: float
-    ) -> InferenceResponse:
-        # Runs on the data plane's loop, like the metrics it records.
+        request = _parse(pb.ModelInferRequest, data)
+        name = request.model_name
         failure: Exception | None = None
         try:
-            return await self._dataplane.infer(name, version, request)
+            decoded = decode_infer_request(request)
+            response = await self._dataplane.infer(name, request.model_version or None, decoded)
+            return encode_infer_response(response, raw=bool(request.raw_input_contents))
         except Exception as err:
             failure = err
             raise
         finally:
-            self._observe(name, failure, started)
+            metrics = self._dataplane.metrics
+            if metrics is not None:
+                status = _http_status(failure)
+                metrics.observe_request(name, "grpc", status, time.perf_counter() - started)
 
-    def _observe(self, name: str, failure: Exception | None, started: float) -> None:
-        metrics = self._dataplane.metrics
-        if metrics is not None:
-            status = _http_status(failure)
-            metrics.observe_request(name, "grpc", status, time.perf_counter() - started)
+
+def _serialized(rpc: Callable[[bytes], Awaitable[Message]]) -> Method:
+    async def method(data: bytes) -> bytes:
+        try:
+            reply = await rpc(data)
+        except Exception as err:
+            raise _rpc_error(err) from err
+        serialized: bytes = reply.SerializeToString()
+        return serialized
+
+    return method
