@@ -175,6 +175,7 @@ class Http2Connection(asyncio.Protocol):
         self._continuation: tuple[int, int, bytearray] | None = None  # stream, flags, block
         self._table_size_update: int | None = None
         self._going_away = False
+        self._server_preface = b""
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # -- hooks -----------------------------------------------------------------------
@@ -207,7 +208,10 @@ class Http2Connection(asyncio.Protocol):
             MAX_HEADER_LIST_BYTES,
         )
         grow = struct.pack(">L", CONNECTION_WINDOW - _DEFAULT_WINDOW)
-        transport.write(_frame(_SETTINGS, 0, 0, settings) + _frame(_WINDOW_UPDATE, 0, 0, grow))
+        # Written once the client's preface arrives: an HTTP/1 client must read our 400
+        # as the first bytes, not after binary frames (curl: "Received HTTP/0.9").
+        window = _frame(_WINDOW_UPDATE, 0, 0, grow)
+        self._server_preface = _frame(_SETTINGS, 0, 0, settings) + window
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -232,6 +236,8 @@ class Http2Connection(asyncio.Protocol):
                     return
                 del buffer[: len(PREFACE)]
                 self._preface_seen = True
+                if self.transport is not None:
+                    self.transport.write(self._server_preface)
             offset, end = 0, len(buffer)
             while end - offset >= 9:
                 head, flags, stream_id = _FRAME_HEADER.unpack_from(buffer, offset)

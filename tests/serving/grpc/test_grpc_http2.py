@@ -1,0 +1,388 @@
+"""The gRPC server's HTTP/2 layer, seen by an independent HTTP/2 implementation (``h2``),
+by hand-built frames, and by grpcio where the real client is the better witness.
+
+The server is the real one (``start_grpc_server``, real DataPlane, real models) on its own
+uvloop loop in a thread, so these blocking clients can talk to it from the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import socket
+import struct
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import joblib
+import numpy as np
+import pytest
+import uvloop
+from grpc_helpers import FEATURES, save_grpc_models
+from h2.errors import ErrorCodes
+from h2.settings import SettingCodes
+from h2_client import TIMEOUT, Answer, H2Client, RawClient, grpc_body
+from hyperframe.frame import (
+    ContinuationFrame,
+    DataFrame,
+    GoAwayFrame,
+    PingFrame,
+    SettingsFrame,
+    WindowUpdateFrame,
+)
+
+from shipyard.serving.config import BatchingConfig, ModelSpec
+from shipyard.serving.dataplane import DataPlane
+from shipyard.serving.grpc import GrpcServerHandle, start_grpc_server
+from shipyard.serving.grpc._generated import grpc_predict_v2_pb2 as pb
+from shipyard.serving.grpc._generated import grpc_predict_v2_pb2_grpc as pb_grpc
+from shipyard.serving.grpc.codec import decode_infer_response
+from shipyard.serving.metrics import Metrics
+
+T = TypeVar("T")
+Stub = Any  # the generated stub is untyped
+
+SERVICE = "/inference.GRPCInferenceService/"
+INFER, LIVE = SERVICE + "ModelInfer", SERVICE + "ServerLive"
+RNG = np.random.default_rng(11)
+
+
+class ThreadServer:
+    """``start_grpc_server`` on a uvloop loop of its own thread, as in a worker."""
+
+    def __init__(self, plane: DataPlane) -> None:
+        self.loop = uvloop.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.handle: GrpcServerHandle = self.run(start_grpc_server(plane, "127.0.0.1", 0))
+        self.port = self.handle.port
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self.submit(coroutine).result(TIMEOUT)
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def close(self) -> None:
+        try:
+            self.run(self.handle.stop(0))
+            self.run(_cancel_the_rest())
+            self.run(self.loop.shutdown_default_executor())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(TIMEOUT)
+            self.loop.close()
+
+
+async def _cancel_the_rest() -> None:
+    """Tasks the server leaves behind (the batchers' drain loops)."""
+    tasks = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _plane(models: Path) -> DataPlane:
+    plane = DataPlane(Metrics())
+    for name in ("logistic", "shout", "picky", "dawdle"):
+        spec = ModelSpec(uri=str(models / name), name=name)
+        plane.add(plane.load_model(spec, BatchingConfig()))
+    return plane
+
+
+@pytest.fixture(scope="module")
+def grpc_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(save_grpc_models(tmp_path_factory.mktemp("grpc-models")))
+
+
+@pytest.fixture(scope="module")
+def local_model(grpc_models: Path) -> Any:
+    """The logistic model as sklearn loads it: what every answer is checked against."""
+    return joblib.load(grpc_models / "logistic" / "model.joblib")
+
+
+@pytest.fixture(scope="module")
+def server(grpc_models: Path) -> Iterator[ThreadServer]:
+    running = ThreadServer(_plane(grpc_models))
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+@pytest.fixture
+def fresh_server(grpc_models: Path) -> Iterator[ThreadServer]:
+    """A server of the test's own, for tests that stop it."""
+    running = ThreadServer(_plane(grpc_models))
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+@pytest.fixture
+def client(server: ThreadServer) -> Iterator[H2Client]:
+    connection = H2Client(server.port)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def stub(server: ThreadServer) -> Iterator[Stub]:
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        yield pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture
+def marks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the Dawdle predictor says it has started (see grpc_predictors)."""
+    monkeypatch.setenv("GRPC_TEST_MARKS", str(tmp_path))
+    return tmp_path
+
+
+def _wait_for_mark(marks: Path) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not any(marks.glob("started-*")):
+        if time.monotonic() > deadline:
+            raise AssertionError("the Dawdle predictor never started")
+        time.sleep(0.005)
+
+
+def _infer(rows: np.ndarray[Any, Any], *, model: str = "logistic", raw: bool = True) -> Any:
+    request = pb.ModelInferRequest(model_name=model)
+    tensor = request.inputs.add(name="input-0", datatype="FP64", shape=list(rows.shape))
+    if raw:
+        request.raw_input_contents.append(rows.astype("<f8").tobytes())
+    else:
+        tensor.contents.fp64_contents.extend(rows.ravel().tolist())
+    return request
+
+
+def _dawdle(seconds: float) -> bytes:
+    data: bytes = _infer(np.full((1, 1), seconds), model="dawdle").SerializeToString()
+    return data
+
+
+def _outputs(answer: Answer) -> np.ndarray[Any, Any]:
+    assert answer.status["grpc-status"] == "0", answer.status
+    (output,) = decode_infer_response(pb.ModelInferResponse.FromString(answer.message())).outputs
+    return np.asarray(output.data)
+
+
+def _frames_on(frames: list[Any], stream_id: int, kind: type[Any] = object) -> list[Any]:
+    return [f for f in frames if f.stream_id == stream_id and isinstance(f, kind)]
+
+
+# -- flow control ----------------------------------------------------------------------
+
+
+def test_response_data_stays_within_the_client_s_windows(
+    server: ThreadServer, local_model: Any
+) -> None:
+    rows = RNG.normal(size=(12_000, 4))  # ~96 kB of INT64 back: more than 65535 + 3 x 1000
+    client = H2Client(
+        server.port, settings={SettingCodes.INITIAL_WINDOW_SIZE: 1000}, auto_ack=False
+    )
+    try:
+        stream_id = client.request(INFER, grpc_body(_infer(rows).SerializeToString()))
+        answer = client.answers[stream_id]
+
+        def flowed() -> int:
+            return sum(
+                f.flow_controlled_length
+                for f in _frames_on(client.received.frames, stream_id, DataFrame)
+            )
+
+        stream_credit, connection_credit = 1000, 65_535
+        stalls = {"stream": 0, "connection": 0}
+        for fence in range(100):
+            limit = min(stream_credit, connection_credit)
+            client.run_until(lambda n=limit: answer.done or flowed() >= n, "DATA up to the window")
+            # Whatever the server wrote before answering this PING has arrived by now.
+            client.ping(struct.pack(">Q", fence))
+            if answer.done:
+                break
+            assert flowed() == limit  # it stopped exactly at the window, no further
+            if stream_credit <= connection_credit:
+                stalls["stream"] += 1
+                # Three small stream grants, then one so large the connection binds.
+                grant = 1000 if stalls["stream"] < 4 else 10_000_000
+                client.conn.increment_flow_control_window(grant, stream_id=stream_id)
+                stream_credit += grant
+            else:
+                stalls["connection"] += 1
+                client.conn.increment_flow_control_window(10_000_000)
+                connection_credit += 10_000_000
+            client.flush()
+        assert stalls == {"stream": 4, "connection": 1}
+        assert flowed() == len(answer.data) > 65_535 + 3000
+        data_frames = _frames_on(client.received.frames, stream_id, DataFrame)
+        assert max(len(f.data) for f in data_frames) <= 16_384  # our default MAX_FRAME_SIZE
+        np.testing.assert_array_equal(_outputs(answer), local_model.predict(rows))
+    finally:
+        client.close()
+
+
+def test_a_request_larger_than_the_server_s_window(client: H2Client, local_model: Any) -> None:
+    # 20 MB: past the 16 MiB the server grants a stream, so it must top the window up.
+    rows = RNG.normal(size=(655_360, 4))
+    answer = client.call(INFER, _infer(rows).SerializeToString())
+    np.testing.assert_array_equal(_outputs(answer), local_model.predict(rows))
+    updates = _frames_on(client.received.frames, 1, WindowUpdateFrame)
+    assert updates, "the server never opened the stream's window again"
+
+
+def test_a_large_request_from_grpcio(stub: Stub, local_model: Any) -> None:
+    rows = RNG.normal(size=(160_000, 4))  # 5 MB, raw and as typed contents
+    for raw in (True, False):
+        (output,) = decode_infer_response(stub.ModelInfer(_infer(rows, raw=raw))).outputs
+        np.testing.assert_array_equal(output.data, local_model.predict(rows))
+
+
+# -- connection management -------------------------------------------------------------
+
+
+def test_server_settings_come_first_and_settings_are_acknowledged(server: ThreadServer) -> None:
+    raw = RawClient(server.port)  # sends the preface and an empty SETTINGS
+    try:
+        first = raw.read_until(lambda frames: len(frames) >= 1)[0]
+        assert isinstance(first, SettingsFrame)
+        assert "ACK" not in first.flags
+        assert first.settings[SettingsFrame.MAX_CONCURRENT_STREAMS] >= 100
+        frames = raw.read_until(
+            lambda frames: any(isinstance(f, SettingsFrame) and "ACK" in f.flags for f in frames)
+        )
+        assert all(f.stream_id == 0 for f in frames)
+    finally:
+        raw.close()
+
+
+def test_ping_is_answered_with_the_same_payload(client: H2Client) -> None:
+    for payload in (b"\x00shipyd\xff", b"12345678"):
+        client.ping(payload)
+    acks = [f for f in client.received.frames if isinstance(f, PingFrame)]
+    assert [(f.opaque_data, "ACK" in f.flags) for f in acks] == [
+        (b"\x00shipyd\xff", True),
+        (b"12345678", True),
+    ]
+
+
+def test_many_concurrent_streams_on_one_connection(client: H2Client, local_model: Any) -> None:
+    batches = [RNG.normal(size=(1 + i % 7, 4)) for i in range(200)]
+    streams = [
+        client.request(INFER, grpc_body(_infer(rows).SerializeToString())) for rows in batches
+    ]
+    client.run_until(lambda: all(client.answers[s].done for s in streams), "200 answers")
+    for stream_id, rows in zip(streams, batches, strict=True):
+        answer = client.answers[stream_id]
+        np.testing.assert_array_equal(_outputs(answer), local_model.predict(rows))
+
+
+@pytest.mark.parametrize("opened", [[2], [5, 3]], ids=["even", "lower"])
+def test_a_stream_id_the_client_may_not_open_is_a_protocol_error(
+    server: ThreadServer, opened: list[int]
+) -> None:
+    raw = RawClient(server.port)
+    try:
+        headers = [(":method", "POST"), (":scheme", "http"), (":path", LIVE)]
+        headers += [(":authority", "x"), ("content-type", "application/grpc")]
+        raw.send(*(raw.headers_frame(stream_id, headers, end_stream=False) for stream_id in opened))
+        frames = raw.read_until_closed()
+    finally:
+        raw.close()
+    (goaway,) = [f for f in frames if isinstance(f, GoAwayFrame)]
+    assert goaway.error_code == ErrorCodes.PROTOCOL_ERROR
+    assert goaway.last_stream_id == max(opened[:-1], default=0)
+
+
+def test_http1_on_the_port_gets_400_and_is_closed(server: ThreadServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+        sock.settimeout(TIMEOUT)
+        sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        received = b""
+        while chunk := sock.recv(4096):  # until the server closes
+            received += chunk
+    # The very first bytes: an HTTP/1 client reads nothing else as a status line.
+    assert received.startswith(b"HTTP/1.1 400 "), received[:80]
+    assert b"HTTP/2" in received
+
+
+def test_stop_sends_goaway_finishes_the_call_and_refuses_new_connections(
+    fresh_server: ThreadServer, marks: Path
+) -> None:
+    client = H2Client(fresh_server.port)
+    try:
+        stream_id = client.request(INFER, grpc_body(_dawdle(0.3)))
+        _wait_for_mark(marks)
+        stopped = fresh_server.submit(fresh_server.handle.stop(grace=TIMEOUT))
+        client.run_until(lambda: client.goaway is not None, "GOAWAY")
+        assert client.goaway is not None
+        assert (client.goaway.error_code, client.goaway.last_stream_id) == (0, stream_id)
+        np.testing.assert_array_equal(_outputs(client.wait(stream_id)), [[0.3]])
+        client.wait_closed()
+        stopped.result(TIMEOUT)
+    finally:
+        client.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", fresh_server.port), timeout=TIMEOUT).close()
+
+
+# -- frames ----------------------------------------------------------------------------
+
+
+def test_a_header_block_in_continuation_frames(client: H2Client, local_model: Any) -> None:
+    rows = FEATURES[:3]
+    client.conn.max_outbound_frame_size = 40  # h2 splits what it sends to fit
+    note = ("x-note", "continued " * 20)
+    answer = client.wait(
+        client.request(INFER, grpc_body(_infer(rows).SerializeToString()), extra=(note,))
+    )
+    assert len(_frames_on(client.sent.frames, 1, ContinuationFrame)) >= 3
+    np.testing.assert_array_equal(_outputs(answer), local_model.predict(rows))
+
+
+def test_padded_data_frames(client: H2Client, local_model: Any) -> None:
+    rows = FEATURES[:50]
+    body = grpc_body(_infer(rows).SerializeToString())
+    client.conn.max_outbound_frame_size = 200  # several padded frames
+    answer = client.wait(client.request(INFER, body, pad=17))
+    padded = _frames_on(client.sent.frames, 1, DataFrame)
+    assert len(padded) > 3 and all(f.pad_length == 17 for f in padded)
+    np.testing.assert_array_equal(_outputs(answer), local_model.predict(rows))
+
+
+def test_a_frame_inside_a_header_block_is_a_protocol_error(server: ThreadServer) -> None:
+    raw = RawClient(server.port)
+    try:
+        headers = raw.headers_frame(1, [(":method", "POST"), (":path", LIVE)])
+        headers.flags.discard("END_HEADERS")  # a CONTINUATION must come next
+        raw.send(headers, PingFrame(0, b"8 bytes!"))
+        frames = raw.read_until_closed()
+    finally:
+        raw.close()
+    (goaway,) = [f for f in frames if isinstance(f, GoAwayFrame)]
+    assert goaway.error_code == ErrorCodes.PROTOCOL_ERROR
+    assert not [f for f in frames if isinstance(f, PingFrame)]
+
+
+def test_a_reset_stream_gets_no_answer_and_the_connection_goes_on(
+    client: H2Client, marks: Path
+) -> None:
+    cancelled = client.request(INFER, grpc_body(_dawdle(0.3)))
+    _wait_for_mark(marks)
+    client.conn.reset_stream(cancelled, ErrorCodes.CANCEL)
+    client.flush()
+    # Started after the cancelled call, this one ends after it: by its answer, the
+    # cancelled call has finished too, and anything it wrote would have arrived.
+    later = client.request(INFER, grpc_body(_dawdle(0.3)))
+    live = client.call(LIVE, pb.ServerLiveRequest().SerializeToString())
+    assert pb.ServerLiveResponse.FromString(live.message()).live is True
+    np.testing.assert_array_equal(_outputs(client.wait(later)), [[0.3]])
+    client.ping(b"finally!")
+    assert _frames_on(client.received.frames, cancelled) == []
