@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gzip
 import socket
 import struct
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+import urllib.parse
+import zlib
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+import hpack
 import joblib
 import numpy as np
 import pytest
@@ -29,8 +33,11 @@ from h2_client import TIMEOUT, Answer, H2Client, RawClient, grpc_body
 from hyperframe.frame import (
     ContinuationFrame,
     DataFrame,
+    Frame,
     GoAwayFrame,
+    HeadersFrame,
     PingFrame,
+    PushPromiseFrame,
     SettingsFrame,
     WindowUpdateFrame,
 )
@@ -284,21 +291,63 @@ def test_many_concurrent_streams_on_one_connection(client: H2Client, local_model
         np.testing.assert_array_equal(_outputs(answer), local_model.predict(rows))
 
 
-@pytest.mark.parametrize("opened", [[2], [5, 3]], ids=["even", "lower"])
-def test_a_stream_id_the_client_may_not_open_is_a_protocol_error(
-    server: ThreadServer, opened: list[int]
+def _inside_a_header_block(raw: RawClient) -> list[Frame]:
+    headers = raw.headers_frame(1, _raw_headers(LIVE))
+    headers.flags.discard("END_HEADERS")  # a CONTINUATION must come next
+    return [headers, PingFrame(0, b"8 bytes!")]
+
+
+def _push_promise(raw: RawClient) -> list[Frame]:
+    promise = PushPromiseFrame(1, promised_stream_id=2, data=b"")
+    promise.flags.add("END_HEADERS")
+    return [raw.headers_frame(1, _raw_headers(LIVE), end_stream=False), promise]
+
+
+# What the client sends, the GOAWAY error code, and the last stream id it names.
+_VIOLATIONS: dict[str, tuple[Callable[[RawClient], list[Frame]], int, int]] = {
+    "even stream id": (
+        lambda raw: [raw.headers_frame(2, _raw_headers(LIVE), end_stream=False)],
+        ErrorCodes.PROTOCOL_ERROR,
+        0,
+    ),
+    "lower stream id": (
+        lambda raw: [
+            raw.headers_frame(5, _raw_headers(LIVE), end_stream=False),
+            raw.headers_frame(3, _raw_headers(LIVE), end_stream=False),
+        ],
+        ErrorCodes.PROTOCOL_ERROR,
+        5,
+    ),
+    "frame inside a header block": (_inside_a_header_block, ErrorCodes.PROTOCOL_ERROR, 0),
+    "DATA on an idle stream": (
+        lambda raw: [DataFrame(7, b"x")],
+        ErrorCodes.PROTOCOL_ERROR,
+        0,
+    ),
+    "window overflow": (
+        lambda raw: [WindowUpdateFrame(0, 2**31 - 1)],
+        ErrorCodes.FLOW_CONTROL_ERROR,
+        0,
+    ),
+    "PUSH_PROMISE from a client": (_push_promise, ErrorCodes.PROTOCOL_ERROR, 1),
+}
+
+
+@pytest.mark.parametrize("case", list(_VIOLATIONS))
+def test_protocol_violations_end_the_connection_with_goaway(
+    server: ThreadServer, case: str
 ) -> None:
+    build, code, last_stream = _VIOLATIONS[case]
     raw = RawClient(server.port)
     try:
-        headers = [(":method", "POST"), (":scheme", "http"), (":path", LIVE)]
-        headers += [(":authority", "x"), ("content-type", "application/grpc")]
-        raw.send(*(raw.headers_frame(stream_id, headers, end_stream=False) for stream_id in opened))
+        raw.send(*build(raw))
         frames = raw.read_until_closed()
     finally:
         raw.close()
     (goaway,) = [f for f in frames if isinstance(f, GoAwayFrame)]
-    assert goaway.error_code == ErrorCodes.PROTOCOL_ERROR
-    assert goaway.last_stream_id == max(opened[:-1], default=0)
+    assert (goaway.error_code, goaway.last_stream_id) == (code, last_stream)
+    assert goaway is frames[-1]
+    assert not [f for f in frames if isinstance(f, PingFrame)]  # nothing after the error
 
 
 def test_http1_on_the_port_gets_400_and_is_closed(server: ThreadServer) -> None:
@@ -357,20 +406,6 @@ def test_padded_data_frames(client: H2Client, local_model: Any) -> None:
     np.testing.assert_array_equal(_outputs(answer), local_model.predict(rows))
 
 
-def test_a_frame_inside_a_header_block_is_a_protocol_error(server: ThreadServer) -> None:
-    raw = RawClient(server.port)
-    try:
-        headers = raw.headers_frame(1, [(":method", "POST"), (":path", LIVE)])
-        headers.flags.discard("END_HEADERS")  # a CONTINUATION must come next
-        raw.send(headers, PingFrame(0, b"8 bytes!"))
-        frames = raw.read_until_closed()
-    finally:
-        raw.close()
-    (goaway,) = [f for f in frames if isinstance(f, GoAwayFrame)]
-    assert goaway.error_code == ErrorCodes.PROTOCOL_ERROR
-    assert not [f for f in frames if isinstance(f, PingFrame)]
-
-
 def test_a_reset_stream_gets_no_answer_and_the_connection_goes_on(
     client: H2Client, marks: Path
 ) -> None:
@@ -386,3 +421,214 @@ def test_a_reset_stream_gets_no_answer_and_the_connection_goes_on(
     np.testing.assert_array_equal(_outputs(client.wait(later)), [[0.3]])
     client.ping(b"finally!")
     assert _frames_on(client.received.frames, cancelled) == []
+
+
+def test_a_smaller_header_table_is_announced_in_the_next_header_block(
+    server: ThreadServer,
+) -> None:
+    client = H2Client(server.port, settings={SettingCodes.HEADER_TABLE_SIZE: 0})
+    try:
+        answer = client.call(LIVE, pb.ServerLiveRequest().SerializeToString())
+        assert pb.ServerLiveResponse.FromString(answer.message()).live is True
+        first = _frames_on(client.received.frames, 1, HeadersFrame)[0]
+        assert first.data[:1] == b"\x20"  # RFC 7541 6.3: dynamic table size update to 0
+    finally:
+        client.close()
+
+
+# -- gRPC over HTTP/2: the checks before a call runs --------------------------------------
+
+_BAD_REQUESTS: dict[str, tuple[dict[str, Any], bytes, dict[str, str]]] = {
+    "json content-type": (
+        {"content-type": "application/json"},
+        grpc_body(b""),
+        {":status": "415"},
+    ),
+    "GET": ({"method": "GET"}, b"", {":status": "405"}),
+    "unknown method": (
+        {"path": SERVICE + "Nope"},
+        grpc_body(b""),
+        {":status": "200", "grpc-status": "12"},
+    ),
+    "unknown service": (
+        {"path": "/other.Service/ModelInfer"},
+        grpc_body(b""),
+        {":status": "200", "grpc-status": "12"},
+    ),
+    "not protobuf": ({}, grpc_body(b"\xff\xff\xff\xff"), {"grpc-status": "3"}),
+    "two messages": ({}, grpc_body(b"") * 2, {"grpc-status": "13"}),
+    "truncated message": ({}, grpc_body(b"\x0a\x03abc")[:-1], {"grpc-status": "13"}),
+    "no message": ({}, b"", {"grpc-status": "13"}),
+}
+
+
+@pytest.mark.parametrize("case", list(_BAD_REQUESTS))
+def test_requests_refused_before_the_call_are_trailers_only(
+    client: H2Client, local_model: Any, case: str
+) -> None:
+    options, body, expected = _BAD_REQUESTS[case]
+    stream_id = client.request(
+        options.get("path", INFER),
+        body,
+        method=options.get("method", "POST"),
+        content_type=options.get("content-type", "application/grpc"),
+    )
+    answer = client.wait(stream_id)
+    assert answer.headers is not None
+    assert {k: answer.headers.get(k) for k in expected} == expected
+    # One HEADERS frame that ends the stream: no DATA, no separate trailers.
+    assert answer.ended and not answer.data and answer.trailers is None
+    assert [type(f) for f in _frames_on(client.received.frames, stream_id)] == [HeadersFrame]
+    assert answer.headers.get("grpc-message")  # every refusal says why
+    # The connection goes on serving.
+    rows = FEATURES[:2]
+    again = client.call(INFER, _infer(rows).SerializeToString())
+    np.testing.assert_array_equal(_outputs(again), local_model.predict(rows))
+
+
+def _compress(data: bytes, encoding: str) -> bytes:
+    if encoding == "gzip":
+        return gzip.compress(data)
+    return zlib.compress(data)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_compressed_messages(client: H2Client, local_model: Any, encoding: str) -> None:
+    rows = np.tile(FEATURES[:4], (500, 1))  # repetitive: compresses well
+    message = _infer(rows, raw=False).SerializeToString()
+    packed = _compress(message, encoding)
+    assert len(packed) < len(message) // 4
+    stream_id = client.request(
+        INFER, grpc_body(packed, compressed=True), extra=(("grpc-encoding", encoding),)
+    )
+    np.testing.assert_array_equal(_outputs(client.wait(stream_id)), local_model.predict(rows))
+
+
+@pytest.mark.parametrize("encoding", ["snappy", None])
+def test_an_unknown_encoding_is_unimplemented(client: H2Client, encoding: str | None) -> None:
+    extra = () if encoding is None else (("grpc-encoding", encoding),)
+    body = grpc_body(b"\x00\x01\x02", compressed=True)
+    answer = client.wait(client.request(INFER, body, extra=extra))
+    assert answer.status["grpc-status"] == "12"
+    assert "gzip" in answer.status["grpc-accept-encoding"]
+
+
+def test_grpcio_with_gzip(server: ThreadServer, local_model: Any) -> None:
+    rows = np.tile(FEATURES[:4], (500, 1))
+    target = f"127.0.0.1:{server.port}"
+    with grpc.insecure_channel(target, compression=grpc.Compression.Gzip) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+        answer = stub.ModelInfer(_infer(rows, raw=False))
+        (output,) = decode_infer_response(answer).outputs
+        np.testing.assert_array_equal(output.data, local_model.predict(rows))
+
+
+# -- deadlines and errors ------------------------------------------------------------------
+
+
+def test_grpc_timeout_ends_the_call_and_the_connection_goes_on(client: H2Client) -> None:
+    late = client.request(INFER, grpc_body(_dawdle(0.3)), extra=(("grpc-timeout", "50m"),))
+    answer = client.wait(late)
+    assert answer.status["grpc-status"] == "4"  # DEADLINE_EXCEEDED, from the server
+    assert not answer.data
+    # Started after it, this call ends after the expired call's predictor returns: by
+    # then a late answer on the expired stream would have arrived (h2 would reject it).
+    ok = client.call(INFER, _dawdle(0.3), extra=(("grpc-timeout", "20S"),))
+    np.testing.assert_array_equal(_outputs(ok), [[0.3]])
+    client.ping(b"in order")
+    assert [type(f) for f in _frames_on(client.received.frames, late)] == [HeadersFrame]
+
+
+def test_grpcio_deadline_then_the_next_call(stub: Stub) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ModelInfer(_infer(np.full((1, 1), 0.3), model="dawdle"), timeout=0.05)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    answer = stub.ModelInfer(_infer(np.full((1, 1), 0.0), model="dawdle"))
+    assert list(answer.raw_output_contents) == [np.zeros(1).tobytes()]
+
+
+@pytest.mark.parametrize(
+    ("model", "code", "expected"),
+    [
+        ("mod\u00e8le-\u00fc 100%", grpc.StatusCode.NOT_FOUND, "'mod\u00e8le-\u00fc 100%'"),
+        ("picky", grpc.StatusCode.INTERNAL, "Picky refuses negative values"),
+    ],
+)
+def test_grpc_message_round_trips_through_grpcio(
+    stub: Stub, client: H2Client, model: str, code: Any, expected: str
+) -> None:
+    request = _infer(-np.ones((1, 2)), model=model)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ModelInfer(request)
+    error: Any = caught.value
+    assert error.code() == code
+    assert expected in error.details()
+    # On the wire: printable ASCII only, '%' and non-ASCII percent-encoded UTF-8.
+    wire = client.call(INFER, request.SerializeToString()).status["grpc-message"]
+    assert all(0x20 <= ord(c) < 0x7F for c in wire)
+    assert urllib.parse.unquote(wire) == error.details()
+    if model != "picky":
+        assert "mod%C3%A8le-%C3%BC 100%25" in wire
+
+
+@pytest.mark.parametrize("name", ["\u00e9" * 3000, "x" * 20_000], ids=["non-ascii", "ascii"])
+def test_a_long_error_message_keeps_its_status(stub: Stub, name: str) -> None:
+    # grpcio drops a call whose header list passes 16 KiB (and some past 8 KiB), and
+    # reports RESOURCE_EXHAUSTED instead of our status: the message must be cut to fit.
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ModelMetadata(pb.ModelMetadataRequest(name=name))
+    error: Any = caught.value
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert error.details().startswith("No model named '" + name[:100])
+    assert error.details().endswith("[truncated]")
+
+
+def test_a_settings_change_reopens_a_window_of_zero(server: ThreadServer, local_model: Any) -> None:
+    client = H2Client(server.port, settings={SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    try:
+        rows = FEATURES[:20]
+        stream_id = client.request(INFER, grpc_body(_infer(rows).SerializeToString()))
+        answer = client.answers[stream_id]
+        client.run_until(lambda: answer.headers is not None, "the response headers")
+        client.ping(b"no data!")
+        assert not answer.data and not answer.done  # no window: the server waits
+        client.conn.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 65_535})
+        client.flush()
+        np.testing.assert_array_equal(_outputs(client.wait(stream_id)), local_model.predict(rows))
+    finally:
+        client.close()
+
+
+def test_padded_headers_with_priority(server: ThreadServer) -> None:
+    raw = RawClient(server.port)
+    try:
+        headers = raw.headers_frame(1, _raw_headers(LIVE), end_stream=False)
+        headers.flags.add("PADDED")
+        headers.flags.add("PRIORITY")
+        headers.pad_length, headers.depends_on, headers.stream_weight = 9, 0, 200
+        body = DataFrame(1, grpc_body(pb.ServerLiveRequest().SerializeToString()))
+        body.flags.add("END_STREAM")
+        raw.send(headers, body)
+        frames = raw.read_until(
+            lambda frames: any("END_STREAM" in f.flags for f in _frames_on(frames, 1))
+        )
+    finally:
+        raw.close()
+    decoder = hpack.Decoder()
+    blocks = [
+        {str(k): str(v) for k, v in decoder.decode(f.data)}
+        for f in _frames_on(frames, 1, HeadersFrame)
+    ]
+    assert [b.get(":status") or b.get("grpc-status") for b in blocks] == ["200", "0"]
+    (data,) = _frames_on(frames, 1, DataFrame)
+    assert pb.ServerLiveResponse.FromString(data.data[5:]).live is True
+
+
+def _raw_headers(path: str) -> list[tuple[str, str]]:
+    return [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "127.0.0.1"),
+        ("content-type", "application/grpc"),
+    ]

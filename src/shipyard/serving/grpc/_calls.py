@@ -33,6 +33,29 @@ _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1
 _ACCEPT_ENCODING = "identity,gzip,deflate"
 
 
+#: grpcio drops a call whose response header list passes 16 KiB (some past 8 KiB) and
+#: reports RESOURCE_EXHAUSTED in place of our status; a long message (an echoed model
+#: name, a big repr in an exception) is cut to this many encoded characters.
+_MAX_MESSAGE = 4096
+_TRUNCATED = " [truncated]"
+
+
+def _bounded_message(message: str) -> str:
+    encoded = encode_message(message)
+    if len(encoded) <= _MAX_MESSAGE:
+        return encoded
+    # Cut the text, not its encoding, so no %XX escape or UTF-8 sequence is split.
+    pieces: list[str] = []
+    used = len(_TRUNCATED)
+    for char in message:
+        piece = encode_message(char)
+        used += len(piece)
+        if used > _MAX_MESSAGE:
+            break
+        pieces.append(piece)
+    return "".join(pieces) + _TRUNCATED
+
+
 def _status_block(code: StatusCode, message: str, http_status: int = 200) -> bytes:
     headers = [
         (":status", str(http_status)),
@@ -40,7 +63,7 @@ def _status_block(code: StatusCode, message: str, http_status: int = 200) -> byt
         ("grpc-status", str(int(code))),
     ]
     if message:
-        headers.append(("grpc-message", encode_message(message)))
+        headers.append(("grpc-message", _bounded_message(message)))
     if code is StatusCode.UNIMPLEMENTED:
         headers.append(("grpc-accept-encoding", _ACCEPT_ENCODING))
     return encode_header_block(headers)
