@@ -38,6 +38,7 @@ from hyperframe.frame import (
     HeadersFrame,
     PingFrame,
     PushPromiseFrame,
+    RstStreamFrame,
     SettingsFrame,
     WindowUpdateFrame,
 )
@@ -61,12 +62,23 @@ RNG = np.random.default_rng(11)
 class ThreadServer:
     """``start_grpc_server`` on a uvloop loop of its own thread, as in a worker."""
 
-    def __init__(self, plane: DataPlane) -> None:
+    def __init__(self, plane: DataPlane, **options: int) -> None:
         self.loop = uvloop.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        self.handle: GrpcServerHandle = self.run(start_grpc_server(plane, "127.0.0.1", 0))
+        try:
+            starting = start_grpc_server(plane, "127.0.0.1", 0, **options)
+            self.handle: GrpcServerHandle = self.run(starting)
+        except BaseException:
+            self._end_loop()
+            raise
         self.port = self.handle.port
+
+    def __enter__(self) -> ThreadServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.submit(coroutine).result(TIMEOUT)
@@ -80,9 +92,12 @@ class ThreadServer:
             self.run(_cancel_the_rest())
             self.run(self.loop.shutdown_default_executor())
         finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(TIMEOUT)
-            self.loop.close()
+            self._end_loop()
+
+    def _end_loop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(TIMEOUT)
+        self.loop.close()
 
 
 async def _cancel_the_rest() -> None:
@@ -114,21 +129,15 @@ def local_model(grpc_models: Path) -> Any:
 
 @pytest.fixture(scope="module")
 def server(grpc_models: Path) -> Iterator[ThreadServer]:
-    running = ThreadServer(_plane(grpc_models))
-    try:
+    with ThreadServer(_plane(grpc_models)) as running:
         yield running
-    finally:
-        running.close()
 
 
 @pytest.fixture
 def fresh_server(grpc_models: Path) -> Iterator[ThreadServer]:
     """A server of the test's own, for tests that stop it."""
-    running = ThreadServer(_plane(grpc_models))
-    try:
+    with ThreadServer(_plane(grpc_models)) as running:
         yield running
-    finally:
-        running.close()
 
 
 @pytest.fixture
@@ -632,3 +641,52 @@ def _raw_headers(path: str) -> list[tuple[str, str]]:
         (":authority", "127.0.0.1"),
         ("content-type", "application/grpc"),
     ]
+
+
+def test_a_request_over_the_limit_is_answered_early(grpc_models: Path, local_model: Any) -> None:
+    with ThreadServer(_plane(grpc_models), max_message_bytes=10_000) as small:
+        client = H2Client(small.port)
+        try:
+            rows = RNG.normal(size=(5000, 4))  # 160 kB in ten DATA frames
+            client.conn.max_outbound_frame_size = 16_384
+            big = client.wait(client.request(INFER, grpc_body(_infer(rows).SerializeToString())))
+            assert big.status["grpc-status"] == "8"  # RESOURCE_EXHAUSTED
+            assert "10000 bytes" in big.status["grpc-message"]
+            # Answered before the body ended: the server tells us to stop sending (NO_ERROR),
+            # ignores what was already on its way, and goes on serving the connection.
+            client.ping(b"rst sent")
+            (reset,) = _frames_on(client.received.frames, 1, RstStreamFrame)
+            assert reset.error_code == ErrorCodes.NO_ERROR
+            again = client.call(INFER, _infer(rows[:3]).SerializeToString())
+            np.testing.assert_array_equal(_outputs(again), local_model.predict(rows[:3]))
+        finally:
+            client.close()
+
+
+def test_streams_past_the_concurrency_limit_are_refused(server: ThreadServer) -> None:
+    raw = RawClient(server.port)
+    try:
+        raw.read_until(lambda frames: any(isinstance(f, SettingsFrame) for f in frames))
+        limit = raw.received.frames[0].settings[SettingsFrame.MAX_CONCURRENT_STREAMS]
+        # Every stream left open (no END_STREAM), one past the limit.
+        ids = [1 + 2 * i for i in range(limit + 1)]
+        raw.send(*(raw.headers_frame(i, _raw_headers(LIVE), end_stream=False) for i in ids))
+        raw.send(PingFrame(0, b"after..."))
+        frames = raw.read_until(
+            lambda frames: any(isinstance(f, PingFrame) and "ACK" in f.flags for f in frames)
+        )
+    finally:
+        raw.close()
+    resets = [f for f in frames if isinstance(f, RstStreamFrame)]
+    assert [(f.stream_id, f.error_code) for f in resets] == [(ids[-1], ErrorCodes.REFUSED_STREAM)]
+
+
+def test_stop_hangs_up_on_a_connection_that_has_not_spoken(fresh_server: ThreadServer) -> None:
+    with socket.create_connection(("127.0.0.1", fresh_server.port), timeout=TIMEOUT) as idle:
+        idle.settimeout(TIMEOUT)
+        # Accepted in order: once a later connection is served, this one is accepted too.
+        H2Client(fresh_server.port).close()
+        fresh_server.run(fresh_server.handle.stop(grace=TIMEOUT))
+        # Not even our SETTINGS were sent: a GOAWAY now would be the first frame, which
+        # HTTP/2 forbids. The connection just closes.
+        assert idle.recv(4096) == b""

@@ -295,6 +295,9 @@ class Http2Connection(asyncio.Protocol):
         if self._going_away or self.transport is None:
             return
         self._going_away = True
+        if not self._preface_seen:  # our SETTINGS must be the first frame: say nothing
+            self.transport.close()
+            return
         self.transport.write(_frame(_GOAWAY, 0, 0, struct.pack(">LL", self._last_stream, NO_ERROR)))
         if not self._streams:
             self.transport.close()
