@@ -22,6 +22,7 @@ from h2.errors import ErrorCodes
 from h2_client import H2Client, grpc_body
 from h2_server import (
     INFER,
+    LIVE,
     SERVICE,
     ThreadServer,
     dawdle,
@@ -64,6 +65,13 @@ def client(server: ThreadServer) -> Iterator[H2Client]:
         yield connection
     finally:
         connection.close()
+
+
+@pytest.fixture
+def fresh_server(grpc_models: Path) -> Iterator[ThreadServer]:
+    """A server of the test's own, for tests that leave work running in it."""
+    with ThreadServer(plane(grpc_models)) as running:
+        yield running
 
 
 @pytest.fixture
@@ -250,3 +258,24 @@ def test_a_long_error_message_keeps_its_status(stub: Stub, name: str) -> None:
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert error.details().startswith("No model named '" + name[:100])
     assert error.details().endswith("[truncated]")
+
+
+# -- bounds ----------------------------------------------------------------------------
+
+
+def test_reset_streams_cannot_start_unbounded_work(fresh_server: ThreadServer) -> None:
+    # A reset call's task runs on (it may sit in a batch), so resets must not free its
+    # place: else opening and resetting streams in a loop starts unbounded work ("rapid
+    # reset", CVE-2023-44487) past the MAX_CONCURRENT_STREAMS the server announced.
+    client = H2Client(fresh_server.port)
+    try:
+        limit = client.conn.remote_settings.max_concurrent_streams
+        for _ in range(limit):
+            stream_id = client.request(INFER, grpc_body(dawdle(60.0)))
+            client.conn.reset_stream(stream_id, ErrorCodes.CANCEL)
+        client.flush()
+        refused = client.wait(client.request(LIVE, grpc_body(b"")))
+        assert refused.reset == ErrorCodes.REFUSED_STREAM  # not processed: safe to retry
+        assert refused.headers is None
+    finally:
+        client.close()

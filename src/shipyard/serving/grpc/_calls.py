@@ -16,7 +16,11 @@ import struct
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 
-from shipyard.serving.grpc._http2 import Http2Connection, encode_header_block
+from shipyard.serving.grpc._http2 import (
+    MAX_CONCURRENT_STREAMS,
+    Http2Connection,
+    encode_header_block,
+)
 from shipyard.serving.grpc._status import RpcError, StatusCode, encode_message
 
 __all__ = ["GrpcConnection", "Method"]
@@ -154,6 +158,11 @@ class GrpcConnection(Http2Connection):
     # -- Http2Connection hooks -------------------------------------------------------
 
     def request_received(self, stream_id: int, headers: dict[str, str], body: bytes) -> None:
+        if len(self._tasks) >= MAX_CONCURRENT_STREAMS:
+            # A reset call's task runs on, so a reset frees no place: without this bound a
+            # client resetting streams in a loop starts unbounded work ("rapid reset").
+            self.refuse_stream(stream_id)
+            return
         method = self._method_for(stream_id, headers)
         if method is None:
             return

@@ -290,6 +290,14 @@ class Http2Connection(asyncio.Protocol):
         self.transport.write(self._headers_frames(stream_id, header_block, True))
         self._finish(stream)
 
+    def refuse_stream(self, stream_id: int) -> None:
+        """RST_STREAM REFUSED_STREAM: not processed at all, so the client may retry it."""
+        stream = self._streams.get(stream_id)
+        if stream is None or self.transport is None:
+            return
+        self._reset(stream_id, REFUSED_STREAM)
+        self._finish(stream)
+
     def go_away(self) -> None:
         """Refuse new streams, finish those in flight, then close (graceful shutdown)."""
         if self._going_away or self.transport is None:
