@@ -154,7 +154,7 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     b = r.get("batch") or {}
     bs = _get(b, "shipyard", "rows_per_s")
     for key, label, need in (
-        ("single_core_chunked", "≥ 1.8x the single-core limit", 1.8),
+        ("single_core_limit", "≥ 1.8x the single-core limit (chunked loop pinned to 1 CPU)", 1.8),
         ("mlflow_models_predict", "≥ 5x `mlflow models predict`", 5.0),
     ):
         other = _get(b, key, "rows_per_s")
@@ -165,6 +165,18 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"{_f(bs)} vs {_f(other)} rows/s",
                 _f(q, "{:.2f}x"),
                 _verdict(None if q is None else q >= need),
+            )
+        )
+    other = _get(b, "chunked_unpinned", "rows_per_s")
+    if other is not None:
+        q = _ratio(bs, other)
+        rows.append(
+            (
+                "Batch, RF, for reference: vs the same chunked loop unpinned (pyarrow decodes "
+                "on the 2nd core)",
+                f"{_f(bs)} vs {_f(other)} rows/s",
+                _f(q, "{:.2f}x"),
+                "no target",
             )
         )
     peak = _get(b, "shipyard", "peak_pss_mb")
@@ -312,12 +324,17 @@ def write(r: dict[str, Any], path: Path) -> None:
         f"## Batch inference (RF, {_f(b.get('rows'))} rows x 20 float64 columns, Parquet "
         f"{_f(b.get('data_mb'))} MB)",
         "",
-        "| method | wall s | rows/s | peak PSS MB (all processes) | note |",
-        "|---|---:|---:|---:|---|",
+        "| method | wall s | rows/s | peak PSS MB (all processes) | started | other load "
+        "during run | note |",
+        "|---|---:|---:|---:|---|---:|---|",
     ]
     notes = {
         "shipyard": "`shipyard batch predict --workers 2`, Parquet output",
-        "single_core_chunked": "one process, `model.predict` per 100k-row batch, Parquet output",
+        "single_core_limit": "the single-core limit: one process pinned to one CPU "
+        "(`sched_setaffinity`, pyarrow pools at 1 thread), `model.predict` per 100k-row "
+        "batch, Parquet output",
+        "chunked_unpinned": "the same loop, not pinned: pyarrow decodes the next batches on "
+        "its own threads, on the 2nd core",
         "pandas_all_in_memory": "`pd.read_parquet` everything, one `predict`, Parquet output",
         "mlflow_models_predict": "",
     }
@@ -333,12 +350,23 @@ def write(r: dict[str, Any], path: Path) -> None:
             )
         out.append(
             f"| {key.replace('_', ' ')} | {_f(_get(row, 'wall_s'), '{:.1f}')} | "
-            f"{_f(_get(row, 'rows_per_s'))} | {_f(_get(row, 'peak_pss_mb'))} | {note} |"
+            f"{_f(_get(row, 'rows_per_s'))} | {_f(_get(row, 'peak_pss_mb'))} | "
+            f"{_get(row, 'started_at') or NA} | {_f(_get(row, 'foreign_cpu_pct'), '{:.0f}%')} "
+            f"| {note} |"
         )
     out += [
         "",
         "Wall time covers the whole command (interpreter start, imports, model load, read, "
-        "predict, write).",
+        "predict, write). Before each command the harness reads the input file once, so "
+        "every method starts with it in the page cache (the disk reads ~100 MB/s: a partly "
+        "evicted 2 GB file would otherwise cost whichever method runs first up to 20 s). "
+        "*Other load* is the share of the machine's CPU used by processes outside the "
+        "measured command during its run.",
+        "",
+        "The 1.8x target is computed against the *single-core limit* row: the issue defines "
+        "the baseline as the single-core limit, and the unpinned loop is not single-core "
+        "(pyarrow's decode threads run on the second core beside `predict`). The unpinned "
+        "run is shown for reference, with its ratio in the targets table.",
         "",
     ]
     add = r.get("addendum")

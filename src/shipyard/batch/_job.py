@@ -1,9 +1,11 @@
 """Run a batch job: plan, check the output, start workers, hand out shards, finish.
 
-The coordinating process predicts too: it takes shards between the workers' messages,
-so work starts at once while the other workers start up and load the model (process
-start-up is most of the overhead of a short job). Only shard descriptions, progress
-counts and results cross process boundaries; rows never do.
+With one worker the shards run in this process. With N > 1 this process only
+coordinates and N worker processes predict: a coordinator that predicts too answers
+its workers only between its own batches (a worker that finished a shard waited for
+its next one up to a batch's time) and would load the model a second time in the
+same start-up seconds. Only shard descriptions, progress counts and results cross
+process boundaries; rows never do.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from shipyard.batch._db import DatabaseOutput, is_database_url
 from shipyard.batch._manifest import JobManifest, ShardRecord
 from shipyard.batch._options import BatchOptions, BatchSummary
 from shipyard.batch._output import FileOutput, Output
-from shipyard.batch._plan import Plan, make_plan
+from shipyard.batch._plan import Plan, Shard, make_plan
 from shipyard.batch._progress import JobProgress
 from shipyard.batch._shard import ShardResult, ShardTask, error_from_payload, run_shard
 from shipyard.batch._worker import THREAD_VARS, WorkerSpec, make_runtime
@@ -80,11 +82,13 @@ def _open_manifest(opts: BatchOptions, plan: Plan, output: Output) -> JobManifes
     return manifest
 
 
-def _features(opts: BatchOptions, runtime: Any, plan: Plan) -> list[str]:
+def _features(opts: BatchOptions, default: list[str] | None, plan: Plan) -> list[str]:
+    """The model's input columns: ``--columns``, else the model's own (``default``), else
+    every input column not carried over."""
     import pyarrow as pa
 
     carry = [c for c in [opts.id_column, *opts.keep_columns] if c]
-    features = opts.columns or runtime.features_default()
+    features = opts.columns or default
     if not features:
         first = pa.ipc.read_schema(pa.py_buffer(plan.files[0].schema))
         features = [n for n in first.names if n not in carry]
@@ -114,6 +118,8 @@ class _Child:
         self.proc = proc
         self.conn = conn
         self.ready = False
+        self.info: tuple[str, list[str] | None] | None = None
+        """(model name, its default input columns), sent when ready."""
         self.shard: int | None = None
         """The shard it works on, None when idle."""
 
@@ -163,6 +169,31 @@ class _Pool:
                 msgs.append(("died", child.proc.pid))
         return msgs
 
+    def handle(self, msg: tuple[Any, ...], plan: Plan) -> _Child | None:
+        """Apply a worker's state message; errors and deaths are raised here."""
+        kind, pid = msg[0], msg[1]
+        child = self.by_pid(pid)
+        if child is None:
+            return None
+        if kind == "ready":
+            child.ready = True
+            child.info = (msg[2], msg[3])
+        elif kind == "start":
+            child.shard = msg[2]
+        elif kind == "fatal":
+            raise error_from_payload(msg[3], msg[4])
+        elif kind == "died":
+            raise self.died(child, plan)
+        return child
+
+    def wait_ready(self, plan: Plan) -> tuple[str, list[str] | None]:
+        """Wait for the first worker to load the model; (its name, default columns)."""
+        while True:
+            for msg in self.receive(1.0):
+                child = self.handle(msg, plan)
+                if child is not None and child.info is not None:
+                    return child.info
+
     def died(self, child: _Child, plan: Plan) -> PredictorError:
         code = child.proc.wait()
         where = f" on {plan.shards[child.shard].describe(plan)}" if child.shard is not None else ""
@@ -196,6 +227,7 @@ class _Coordinator:
         output: Output,
         pending: deque[ShardTask],
         progress: JobProgress,
+        pool: _Pool | None = None,
     ) -> None:
         self.plan = plan
         self.manifest = manifest
@@ -203,7 +235,7 @@ class _Coordinator:
         self.pending = pending
         self.progress = progress
         self.remaining = len(pending)
-        self.pool: _Pool | None = None
+        self.pool = pool
 
     def record(self, result: ShardResult) -> None:
         shard = self.plan.shards[result.index]
@@ -219,33 +251,20 @@ class _Coordinator:
         self.progress.correct_total(result.rows + result.rejected - shard.est_rows)
         self.remaining -= 1
 
-    def handle(self, msg: tuple[Any, ...]) -> None:
-        kind, pid = msg[0], msg[1]
+    def _handle(self, pool: _Pool, msg: tuple[Any, ...]) -> ShardResult | None:
+        """Apply one worker message; a finished shard's result is returned, not recorded."""
+        kind = msg[0]
         if kind == "progress":
             self.progress.advance(msg[2], msg[3])
-            return
-        child = self.pool.by_pid(pid) if self.pool is not None else None
-        if child is None:
-            return
-        if kind == "ready":
-            child.ready = True
-        elif kind == "start":
-            child.shard = msg[2]
-        elif kind == "done":
+            return None
+        child = pool.handle(msg, self.plan)
+        if child is not None and kind == "done":
             child.shard = None
-            self.record(msg[2])
-        elif kind == "fatal":
-            raise error_from_payload(msg[3], msg[4])
-        elif kind == "died":
-            raise self.pool.died(child, self.plan)  # type: ignore[union-attr]
+            result: ShardResult = msg[2]
+            return result
+        return None
 
-    def pump(self, block: float = 0.0) -> None:
-        """Take the workers' messages (waiting up to ``block`` s) and feed idle workers."""
-        pool = self.pool
-        if pool is None:
-            return
-        for msg in pool.receive(block):
-            self.handle(msg)
+    def _feed(self, pool: _Pool) -> None:
         for child in pool.idle():
             if not self.pending:
                 break
@@ -253,30 +272,32 @@ class _Coordinator:
             child.shard = task.shard.index
             child.conn.send(task)
 
-    def run(self, runtime: Any) -> None:
-        def on_batch(rows: int, rejected: int) -> None:
-            self.progress.advance(rows, rejected)
-            self.pump()
-
+    def run_pool(self, pool: _Pool) -> None:
+        """Hand out shards to the workers until every shard is recorded."""
+        self._feed(pool)
         while self.remaining:
-            self.pump()
-            if self.pending:
-                task = self.pending.popleft()
-                self.record(run_shard(task, runtime, on_batch))
-            else:
-                self.pump(block=0.2)
+            finished = [r for m in pool.receive(1.0) if (r := self._handle(pool, m))]
+            # The next shard goes out before the manifest write (an fsync): a worker
+            # never waits for the bookkeeping of the shard it just finished.
+            self._feed(pool)
+            for result in finished:
+                self.record(result)
+
+    def run_here(self, runtime: Any) -> None:
+        """Run every shard in this process."""
+        while self.pending:
+            task = self.pending.popleft()
+            self.record(run_shard(task, runtime, self.progress.advance))
 
 
 @contextlib.contextmanager
-def _stopping(pool: _Pool | None) -> Iterator[None]:
+def _stopping(pool: _Pool) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        if pool is not None:
-            pool.stop(graceful=False)
+        pool.stop(graceful=False)
         raise
-    if pool is not None:
-        pool.stop(graceful=True)
+    pool.stop(graceful=True)
 
 
 def run_job(opts: BatchOptions) -> BatchSummary:
@@ -293,6 +314,27 @@ def run_job(opts: BatchOptions) -> BatchSummary:
         output.close()
 
 
+def _tasks(
+    opts: BatchOptions, plan: Plan, output: Output, todo: list[Shard], features: list[str]
+) -> deque[ShardTask]:
+    carry = tuple(c for c in [opts.id_column, *opts.keep_columns] if c)
+    return deque(
+        ShardTask(
+            shard=s,
+            file=plan.files[s.file],
+            features=tuple(features),
+            carry=carry,
+            batch_size=opts.batch_size,
+            on_error=opts.on_error,
+            part_path=output.part_path(s.index),
+            part_format=output.part_format,
+            rejects_path=output.rejects_path(s.index),
+            row_numbers=output.row_numbers,
+        )
+        for s in todo
+    )
+
+
 def _run_with(opts: BatchOptions, output: Output, started: float) -> BatchSummary:
     plan = make_plan(
         opts.input,
@@ -302,43 +344,42 @@ def _run_with(opts: BatchOptions, output: Output, started: float) -> BatchSummar
     )
     manifest = _open_manifest(opts, plan, output)
     todo = [s for s in plan.shards if s.index not in manifest.done]
-    n_children = min(opts.workers, len(todo)) - 1
-    threads = max(1, (os.cpu_count() or 1) // max(1, n_children + 1))
+    procs = max(1, min(opts.workers, len(todo)))
+    threads = max(1, (os.cpu_count() or 1) // procs)
     service_url = None
     if opts.service is not None:
         from shipyard.batch._remote import resolve_service
 
         service_url = resolve_service(opts.service)
     spec = WorkerSpec(opts.model_uri, service_url, opts.input_as, threads, opts.timeout)
-    # Workers start first: they load the model while this process does the same.
-    pool = _Pool(n_children, spec) if n_children > 0 else None
-    with _stopping(pool):
+    done_rows = sum(r.rows + r.rejected for r in manifest.done.values())
+
+    def progress_for(name: str) -> JobProgress:
+        return JobProgress(opts.progress, plan.est_rows, done_rows, name)
+
+    if procs > 1:
+        pool = _Pool(procs, spec)
+        with _stopping(pool):
+            # The workers load the model; the first one ready says what it is called
+            # and which input columns it names.
+            name, default = pool.wait_ready(plan)
+            pending = _tasks(opts, plan, output, todo, _features(opts, default, plan))
+            progress = progress_for(name)
+            try:
+                coordinator = _Coordinator(plan, manifest, output, pending, progress, pool)
+                coordinator.run_pool(pool)
+            finally:
+                progress.close()
+    else:
         runtime = make_runtime(spec)
         try:
-            features = _features(opts, runtime, plan)
-            carry = tuple(c for c in [opts.id_column, *opts.keep_columns] if c)
-            pending = deque(
-                ShardTask(
-                    shard=s,
-                    file=plan.files[s.file],
-                    features=tuple(features),
-                    carry=carry,
-                    batch_size=opts.batch_size,
-                    on_error=opts.on_error,
-                    part_path=output.part_path(s.index),
-                    part_format=output.part_format,
-                    rejects_path=output.rejects_path(s.index),
-                    row_numbers=output.row_numbers,
-                )
-                for s in todo
-            )
-            done_rows = sum(r.rows + r.rejected for r in manifest.done.values())
-            progress = JobProgress(opts.progress, plan.est_rows, done_rows, runtime.name)
+            features = _features(opts, runtime.features_default(), plan)
+            pending = _tasks(opts, plan, output, todo, features)
+            progress = progress_for(runtime.name)
             try:
                 coordinator = _Coordinator(plan, manifest, output, pending, progress)
-                coordinator.pool = pool
                 with _thread_limit(threads):
-                    coordinator.run(runtime)
+                    coordinator.run_here(runtime)
             finally:
                 progress.close()
         finally:
@@ -355,5 +396,5 @@ def _run_with(opts: BatchOptions, output: Output, started: float) -> BatchSummar
         rejects=rejects,
         shards=len(plan.shards),
         shards_resumed=len(plan.shards) - len(todo),
-        workers=n_children + 1,
+        workers=procs,
     )

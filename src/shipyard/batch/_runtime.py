@@ -89,6 +89,15 @@ def _column_array(
     return np.asarray(arr)
 
 
+def _matrix(cols: list[np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
+    """The columns side by side as one C-ordered (rows, columns) array."""
+    if cols and all(c.ndim == 1 for c in cols):
+        # Same array as np.column_stack, in about half the time: column_stack copies
+        # each column into a (rows, 1) view, stack writes the rows directly.
+        return np.stack(cols, axis=1)
+    return np.column_stack(cols)
+
+
 class _Caller:
     """The three hooks, each classified once as sync or async (never per batch)."""
 
@@ -172,7 +181,7 @@ class LocalRuntime(Runtime):
             and len(self.signature.inputs[0].shape) == 1
         ):
             return cols[0]
-        return np.column_stack(cols)
+        return _matrix(cols)
 
     def run(self, batch: pa.RecordBatch, features: list[str]) -> pa.Table:
         try:

@@ -6,9 +6,9 @@ re-runs the caller's main script in every child, a trap for any script that call
 to the coordinating process over one socket (FD), with pickled messages:
 
     parent -> worker: ("spec", WorkerSpec, parent_pid), then ShardTask ... , then None
-    worker -> parent: ("ready", pid) | ("start", pid, shard) | ("progress", pid, rows,
-                      rejected) | ("done", pid, ShardResult) | ("fatal", pid, shard,
-                      error class name, message)
+    worker -> parent: ("ready", pid, model name, default input columns) | ("start", pid,
+                      shard) | ("progress", pid, rows, rejected) | ("done", pid,
+                      ShardResult) | ("fatal", pid, shard, error class name, message)
 
 A worker dies with its parent: on Linux the kernel sends it SIGKILL
 (``PR_SET_PDEATHSIG``), elsewhere a watchdog thread notices the new parent id.
@@ -87,7 +87,7 @@ def worker_main(conn: Any) -> None:
     except BaseException as err:
         conn.send(("fatal", pid, -1, *error_payload(err)))
         return
-    conn.send(("ready", pid))
+    conn.send(("ready", pid, runtime.name, runtime.features_default()))
 
     def progress(rows: int, rejected: int) -> None:
         conn.send(("progress", pid, rows, rejected))
@@ -115,6 +115,12 @@ def main(argv: list[str]) -> None:
     from multiprocessing.connection import Connection
 
     worker_main(Connection(int(argv[1])))
+    # Every part is renamed into place and reported: skip the interpreter's teardown
+    # (freeing numpy, scipy and scikit-learn module by module took up to a second, with
+    # the coordinator waiting), as multiprocessing's children do after their target.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
