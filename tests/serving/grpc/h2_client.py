@@ -234,8 +234,9 @@ class H2Client:
         content_type: str = "application/grpc",
         extra: tuple[tuple[str, str], ...] = (),
         pad: int | None = None,
+        trailers: tuple[tuple[str, str], ...] = (),
     ) -> int:
-        """Open a stream and send headers and ``body`` (as the windows allow)."""
+        """Open a stream and send headers, ``body`` (as the windows allow) and trailers."""
         stream_id = self.conn.get_next_available_stream_id()
         headers = [
             (":method", method),
@@ -247,7 +248,7 @@ class H2Client:
             *extra,
         ]
         self.answers[stream_id] = Answer()
-        self.conn.send_headers(stream_id, headers, end_stream=not body)
+        self.conn.send_headers(stream_id, headers, end_stream=not body and not trailers)
         self.flush()
         view = memoryview(body)
         while len(view):
@@ -259,9 +260,15 @@ class H2Client:
                 continue
             size = min(window, self.conn.max_outbound_frame_size - overhead, len(view))
             self.conn.send_data(
-                stream_id, bytes(view[:size]), end_stream=size == len(view), pad_length=pad
+                stream_id,
+                bytes(view[:size]),
+                end_stream=size == len(view) and not trailers,
+                pad_length=pad,
             )
             view = view[size:]
+            self.flush()
+        if trailers:
+            self.conn.send_headers(stream_id, trailers, end_stream=True)
             self.flush()
         return stream_id
 

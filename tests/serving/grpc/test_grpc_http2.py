@@ -235,6 +235,16 @@ def _push_promise(raw: RawClient) -> list[Frame]:
     return [raw.headers_frame(1, raw_headers(LIVE), end_stream=False), promise]
 
 
+def _headers_after_end_stream(raw: RawClient) -> list[Frame]:
+    body = DataFrame(1, grpc_body(dawdle(60.0)))  # in flight when the HEADERS come
+    body.flags.add("END_STREAM")
+    return [
+        raw.headers_frame(1, raw_headers(INFER), end_stream=False),
+        body,
+        raw.headers_frame(1, [("x-again", "1")], end_stream=True),
+    ]
+
+
 # What the client sends, the GOAWAY error code, and the last stream id it names.
 _VIOLATIONS: dict[str, tuple[Callable[[RawClient], list[Frame]], int, int]] = {
     "even stream id": (
@@ -262,6 +272,7 @@ _VIOLATIONS: dict[str, tuple[Callable[[RawClient], list[Frame]], int, int]] = {
         0,
     ),
     "PUSH_PROMISE from a client": (_push_promise, ErrorCodes.PROTOCOL_ERROR, 1),
+    "HEADERS after END_STREAM": (_headers_after_end_stream, ErrorCodes.STREAM_CLOSED, 1),
 }
 
 

@@ -57,6 +57,9 @@ CONNECTION_WINDOW = 2**30
 MAX_RECEIVE_FRAME = 2**20
 MAX_CONCURRENT_STREAMS = 1000
 MAX_HEADER_LIST_BYTES = 64 * 1024
+#: How many of the streams we reset are remembered, to ignore what the peer sent on them
+#: before our RST_STREAM arrived (their request trailers, say).
+_RESET_MEMORY = 1024
 
 
 class _ProtocolViolation(Exception):
@@ -175,6 +178,7 @@ class Http2Connection(asyncio.Protocol):
         self._continuation: tuple[int, int, bytearray] | None = None  # stream, flags, block
         self._table_size_update: int | None = None
         self._going_away = False
+        self._reset_ids: dict[int, None] = {}  # streams we reset, oldest first
         self._server_preface = b""
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -382,10 +386,14 @@ class Http2Connection(asyncio.Protocol):
         headers = self._headers.decode(block)
         stream = self._streams.get(stream_id)
         if stream is not None:  # trailers from the client end its side of the stream
+            if stream.remote_closed:  # else the request would run a second time
+                raise _ProtocolViolation(STREAM_CLOSED, f"HEADERS after END_STREAM on {stream_id}")
             if not flags & _END_STREAM:
                 raise _ProtocolViolation(PROTOCOL_ERROR, "second HEADERS without END_STREAM")
             self._end_of_request(stream)
             return
+        if stream_id in self._reset_ids:
+            return  # sent before our RST_STREAM reached the peer: ignored (RFC 9113 5.1)
         if stream_id % 2 == 0 or stream_id <= self._last_stream:
             raise _ProtocolViolation(PROTOCOL_ERROR, f"stream {stream_id} cannot be opened")
         self._last_stream = stream_id
@@ -552,6 +560,10 @@ class Http2Connection(asyncio.Protocol):
             self.transport.write(_frame(_WINDOW_UPDATE, 0, stream_id, struct.pack(">L", increment)))
 
     def _reset(self, stream_id: int, code: int) -> None:
+        # Remembered (the latest few) so frames the peer sent meanwhile are ignored.
+        self._reset_ids[stream_id] = None
+        if len(self._reset_ids) > _RESET_MEMORY:
+            del self._reset_ids[next(iter(self._reset_ids))]
         if self.transport is not None:
             self.transport.write(_frame(_RST_STREAM, 0, stream_id, struct.pack(">L", code)))
 
