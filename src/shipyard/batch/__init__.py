@@ -66,8 +66,6 @@ def predict(
     """
     from pydantic import ValidationError
 
-    _require_batch_extra()
-    from shipyard.batch._job import run_job
     from shipyard.errors import ConfigError
 
     if service is not None:
@@ -100,4 +98,15 @@ def predict(
             for e in err.errors()
         )
         raise ConfigError(f"Invalid batch options: {problems}") from err
-    return run_job(opts)
+    from shipyard.batch._pool import start_early
+
+    # The workers start first: their imports and model load overlap ours.
+    pool = start_early(opts.model_uri, opts.input_as, opts.timeout, opts.workers, opts.service)
+    try:
+        _require_batch_extra()
+        from shipyard.batch._job import run_job
+    except BaseException:
+        if pool is not None:
+            pool.stop(graceful=False)
+        raise
+    return run_job(opts, pool)

@@ -11,14 +11,9 @@ process boundaries; rows never do.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections import deque
 from collections.abc import Iterator
-from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from shipyard.batch._db import DatabaseOutput, is_database_url
@@ -26,10 +21,11 @@ from shipyard.batch._manifest import JobManifest, ShardRecord
 from shipyard.batch._options import BatchOptions, BatchSummary
 from shipyard.batch._output import FileOutput, Output
 from shipyard.batch._plan import Plan, Shard, make_plan
+from shipyard.batch._pool import Pool, worker_threads
 from shipyard.batch._progress import JobProgress
-from shipyard.batch._shard import ShardResult, ShardTask, error_from_payload, run_shard
-from shipyard.batch._worker import THREAD_VARS, WorkerSpec, make_runtime
-from shipyard.errors import ConfigError, InvalidInputError, PredictorError
+from shipyard.batch._shard import ShardResult, ShardTask, run_shard
+from shipyard.batch._worker import WorkerSpec, make_runtime
+from shipyard.errors import ConfigError, InvalidInputError
 
 __all__ = ["run_job"]
 
@@ -113,112 +109,6 @@ def _thread_limit(threads: int) -> contextlib.AbstractContextManager[Any]:
     return limits
 
 
-class _Child:
-    def __init__(self, proc: subprocess.Popen[bytes], conn: Connection) -> None:
-        self.proc = proc
-        self.conn = conn
-        self.ready = False
-        self.info: tuple[str, list[str] | None] | None = None
-        """(model name, its default input columns), sent when ready."""
-        self.shard: int | None = None
-        """The shard it works on, None when idle."""
-
-
-class _Pool:
-    """Worker processes, one socket each, and who works on which shard."""
-
-    def __init__(self, n: int, spec: WorkerSpec) -> None:
-        env = dict(os.environ)
-        for var in THREAD_VARS:
-            env.setdefault(var, str(spec.threads))
-        self.children: list[_Child] = []
-        try:
-            for _ in range(n):
-                mine, theirs = socket.socketpair()
-                with theirs:
-                    proc = subprocess.Popen(
-                        [sys.executable, "-m", "shipyard.batch._worker", str(theirs.fileno())],
-                        pass_fds=[theirs.fileno()],
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                    )
-                conn = Connection(mine.detach())
-                self.children.append(_Child(proc, conn))
-                conn.send(("spec", spec, os.getpid()))
-        except BaseException:
-            self.stop(graceful=False)
-            raise
-
-    def by_pid(self, pid: int) -> _Child | None:
-        return next((c for c in self.children if c.proc.pid == pid), None)
-
-    def idle(self) -> list[_Child]:
-        return [c for c in self.children if c.ready and c.shard is None]
-
-    def receive(self, timeout: float) -> list[tuple[Any, ...]]:
-        """Messages ready within ``timeout`` s; a worker gone without a word is an error."""
-        msgs: list[tuple[Any, ...]] = []
-        for conn in wait([c.conn for c in self.children], timeout):
-            child = next(c for c in self.children if c.conn is conn)
-            try:
-                while True:
-                    msgs.append(child.conn.recv())
-                    if not child.conn.poll():
-                        break
-            except (EOFError, OSError):
-                msgs.append(("died", child.proc.pid))
-        return msgs
-
-    def handle(self, msg: tuple[Any, ...], plan: Plan) -> _Child | None:
-        """Apply a worker's state message; errors and deaths are raised here."""
-        kind, pid = msg[0], msg[1]
-        child = self.by_pid(pid)
-        if child is None:
-            return None
-        if kind == "ready":
-            child.ready = True
-            child.info = (msg[2], msg[3])
-        elif kind == "start":
-            child.shard = msg[2]
-        elif kind == "fatal":
-            raise error_from_payload(msg[3], msg[4])
-        elif kind == "died":
-            raise self.died(child, plan)
-        return child
-
-    def wait_ready(self, plan: Plan) -> tuple[str, list[str] | None]:
-        """Wait for the first worker to load the model; (its name, default columns)."""
-        while True:
-            for msg in self.receive(1.0):
-                child = self.handle(msg, plan)
-                if child is not None and child.info is not None:
-                    return child.info
-
-    def died(self, child: _Child, plan: Plan) -> PredictorError:
-        code = child.proc.wait()
-        where = f" on {plan.shards[child.shard].describe(plan)}" if child.shard is not None else ""
-        return PredictorError(
-            f"A worker process (pid {child.proc.pid}) died with exit code {code}{where}. "
-            "Finished shards are kept: fix the cause and run again with --resume."
-        )
-
-    def stop(self, graceful: bool) -> None:
-        # A worker still loading the model when the work ran out is not waited for.
-        polite = [c for c in self.children if graceful and c.ready]
-        for child in self.children:
-            if child in polite:
-                with contextlib.suppress(OSError):
-                    child.conn.send(None)
-            child.conn.close()
-        for child in self.children:
-            if child in polite:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    child.proc.wait(timeout=10)
-            if child.proc.poll() is None:
-                child.proc.kill()
-                child.proc.wait()
-
-
 class _Coordinator:
     def __init__(
         self,
@@ -227,7 +117,7 @@ class _Coordinator:
         output: Output,
         pending: deque[ShardTask],
         progress: JobProgress,
-        pool: _Pool | None = None,
+        pool: Pool | None = None,
     ) -> None:
         self.plan = plan
         self.manifest = manifest
@@ -251,7 +141,7 @@ class _Coordinator:
         self.progress.correct_total(result.rows + result.rejected - shard.est_rows)
         self.remaining -= 1
 
-    def _handle(self, pool: _Pool, msg: tuple[Any, ...]) -> ShardResult | None:
+    def _handle(self, pool: Pool, msg: tuple[Any, ...]) -> ShardResult | None:
         """Apply one worker message; a finished shard's result is returned, not recorded."""
         kind = msg[0]
         if kind == "progress":
@@ -264,7 +154,7 @@ class _Coordinator:
             return result
         return None
 
-    def _feed(self, pool: _Pool) -> None:
+    def _feed(self, pool: Pool) -> None:
         for child in pool.idle():
             if not self.pending:
                 break
@@ -272,7 +162,7 @@ class _Coordinator:
             child.shard = task.shard.index
             child.conn.send(task)
 
-    def run_pool(self, pool: _Pool) -> None:
+    def run_pool(self, pool: Pool) -> None:
         """Hand out shards to the workers until every shard is recorded."""
         self._feed(pool)
         while self.remaining:
@@ -291,7 +181,7 @@ class _Coordinator:
 
 
 @contextlib.contextmanager
-def _stopping(pool: _Pool) -> Iterator[None]:
+def _stopping(pool: Pool) -> Iterator[None]:
     try:
         yield
     except BaseException:
@@ -300,18 +190,28 @@ def _stopping(pool: _Pool) -> Iterator[None]:
     pool.stop(graceful=True)
 
 
-def run_job(opts: BatchOptions) -> BatchSummary:
-    """Run the job ``opts`` describes; see ``shipyard.batch.predict``."""
+def run_job(opts: BatchOptions, pool: Pool | None = None) -> BatchSummary:
+    """Run the job ``opts`` describes; see ``shipyard.batch.predict``.
+
+    ``pool``: workers already started for this job (``_pool.start_early``); they are
+    stopped however the job ends.
+    """
     started = time.perf_counter()
-    if is_database_url(opts.output):
-        output: Output = DatabaseOutput(opts.output, opts.table, opts.staging_dir)
-    else:
-        output = FileOutput(opts.output, opts.format)
+    output: Output | None = None
     try:
-        return _run_with(opts, output, started)
+        if is_database_url(opts.output):
+            output = DatabaseOutput(opts.output, opts.table, opts.staging_dir)
+        else:
+            output = FileOutput(opts.output, opts.format)
+        return _run_with(opts, output, started, pool)
+    except BaseException:
+        if pool is not None:
+            pool.stop(graceful=False)
+        raise
     finally:
         # Also on failure: a database output holds pooled connections until closed.
-        output.close()
+        if output is not None:
+            output.close()
 
 
 def _tasks(
@@ -335,7 +235,19 @@ def _tasks(
     )
 
 
-def _run_with(opts: BatchOptions, output: Output, started: float) -> BatchSummary:
+def _spec(opts: BatchOptions, procs: int) -> WorkerSpec:
+    service_url = None
+    if opts.service is not None:
+        from shipyard.batch._remote import resolve_service
+
+        service_url = resolve_service(opts.service)
+    threads = worker_threads(procs)
+    return WorkerSpec(opts.model_uri, service_url, opts.input_as, threads, opts.timeout)
+
+
+def _run_with(
+    opts: BatchOptions, output: Output, started: float, pool: Pool | None
+) -> BatchSummary:
     plan = make_plan(
         opts.input,
         input_format=opts.input_format,
@@ -345,20 +257,19 @@ def _run_with(opts: BatchOptions, output: Output, started: float) -> BatchSummar
     manifest = _open_manifest(opts, plan, output)
     todo = [s for s in plan.shards if s.index not in manifest.done]
     procs = max(1, min(opts.workers, len(todo)))
-    threads = max(1, (os.cpu_count() or 1) // procs)
-    service_url = None
-    if opts.service is not None:
-        from shipyard.batch._remote import resolve_service
-
-        service_url = resolve_service(opts.service)
-    spec = WorkerSpec(opts.model_uri, service_url, opts.input_as, threads, opts.timeout)
+    if pool is not None and not todo:
+        pool.stop(graceful=False)  # nothing left to predict
+        pool = None
+    if pool is not None:
+        pool.keep(procs)
+    elif procs > 1:
+        pool = Pool(procs, _spec(opts, procs))
     done_rows = sum(r.rows + r.rejected for r in manifest.done.values())
 
     def progress_for(name: str) -> JobProgress:
         return JobProgress(opts.progress, plan.est_rows, done_rows, name)
 
-    if procs > 1:
-        pool = _Pool(procs, spec)
+    if pool is not None:
         with _stopping(pool):
             # The workers load the model; the first one ready says what it is called
             # and which input columns it names.
@@ -371,14 +282,14 @@ def _run_with(opts: BatchOptions, output: Output, started: float) -> BatchSummar
             finally:
                 progress.close()
     else:
-        runtime = make_runtime(spec)
+        runtime = make_runtime(_spec(opts, 1))
         try:
             features = _features(opts, runtime.features_default(), plan)
             pending = _tasks(opts, plan, output, todo, features)
             progress = progress_for(runtime.name)
             try:
                 coordinator = _Coordinator(plan, manifest, output, pending, progress)
-                with _thread_limit(threads):
+                with _thread_limit(worker_threads(1)):
                     coordinator.run_here(runtime)
             finally:
                 progress.close()
@@ -396,5 +307,5 @@ def _run_with(opts: BatchOptions, output: Output, started: float) -> BatchSummar
         rejects=rejects,
         shards=len(plan.shards),
         shards_resumed=len(plan.shards) - len(todo),
-        workers=procs,
+        workers=len(pool.children) if pool is not None else 1,
     )

@@ -1,0 +1,162 @@
+"""The worker processes of a job: start them, talk to them, stop them.
+
+Each worker is ``python -m shipyard.batch._worker FD`` with one socket to this process
+(see ``_worker`` for the messages). A pool can be started before the job is planned,
+so the workers import their libraries and load the model while the coordinator
+imports its own and reads the input's metadata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+from multiprocessing.connection import Connection, wait
+from typing import TYPE_CHECKING, Any
+
+from shipyard.batch._worker import THREAD_VARS, WorkerSpec
+from shipyard.errors import PredictorError
+
+if TYPE_CHECKING:
+    from shipyard.batch._plan import Plan
+
+__all__ = ["Child", "Pool", "worker_threads"]
+
+
+def worker_threads(processes: int) -> int:
+    """Threads for each numeric library in each of ``processes`` processes: the cores shared."""
+    return max(1, (os.cpu_count() or 1) // max(1, processes))
+
+
+class Child:
+    def __init__(self, proc: subprocess.Popen[bytes], conn: Connection) -> None:
+        self.proc = proc
+        self.conn = conn
+        self.ready = False
+        self.info: tuple[str, list[str] | None] | None = None
+        """(model name, its default input columns), sent when ready."""
+        self.shard: int | None = None
+        """The shard it works on, None when idle."""
+
+
+class Pool:
+    """Worker processes, one socket each, and who works on which shard."""
+
+    def __init__(self, n: int, spec: WorkerSpec) -> None:
+        env = dict(os.environ)
+        for var in THREAD_VARS:
+            env.setdefault(var, str(spec.threads))
+        self.children: list[Child] = []
+        try:
+            for _ in range(n):
+                mine, theirs = socket.socketpair()
+                with theirs:
+                    proc = subprocess.Popen(
+                        [sys.executable, "-m", "shipyard.batch._worker", str(theirs.fileno())],
+                        pass_fds=[theirs.fileno()],
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                    )
+                conn = Connection(mine.detach())
+                self.children.append(Child(proc, conn))
+                conn.send(("spec", spec, os.getpid()))
+        except BaseException:
+            self.stop(graceful=False)
+            raise
+
+    def keep(self, n: int) -> None:
+        """Stop all but the first ``n`` workers (a job with fewer shards than workers)."""
+        extra, self.children = self.children[n:], self.children[:n]
+        for child in extra:
+            child.conn.close()
+            child.proc.kill()
+            child.proc.wait()
+
+    def by_pid(self, pid: int) -> Child | None:
+        return next((c for c in self.children if c.proc.pid == pid), None)
+
+    def idle(self) -> list[Child]:
+        return [c for c in self.children if c.ready and c.shard is None]
+
+    def receive(self, timeout: float) -> list[tuple[Any, ...]]:
+        """Messages ready within ``timeout`` s; a worker gone without a word is an error."""
+        msgs: list[tuple[Any, ...]] = []
+        for conn in wait([c.conn for c in self.children], timeout):
+            child = next(c for c in self.children if c.conn is conn)
+            try:
+                while True:
+                    msgs.append(child.conn.recv())
+                    if not child.conn.poll():
+                        break
+            except (EOFError, OSError):
+                msgs.append(("died", child.proc.pid))
+        return msgs
+
+    def handle(self, msg: tuple[Any, ...], plan: Plan) -> Child | None:
+        """Apply a worker's state message; errors and deaths are raised here."""
+        kind, pid = msg[0], msg[1]
+        child = self.by_pid(pid)
+        if child is None:
+            return None
+        if kind == "ready":
+            child.ready = True
+            child.info = (msg[2], msg[3])
+        elif kind == "start":
+            child.shard = msg[2]
+        elif kind == "fatal":
+            from shipyard.batch._shard import error_from_payload
+
+            raise error_from_payload(msg[3], msg[4])
+        elif kind == "died":
+            raise self.died(child, plan)
+        return child
+
+    def wait_ready(self, plan: Plan) -> tuple[str, list[str] | None]:
+        """Wait for the first worker to load the model; (its name, default columns)."""
+        while True:
+            for msg in self.receive(1.0):
+                child = self.handle(msg, plan)
+                if child is not None and child.info is not None:
+                    return child.info
+
+    def died(self, child: Child, plan: Plan) -> PredictorError:
+        code = child.proc.wait()
+        where = f" on {plan.shards[child.shard].describe(plan)}" if child.shard is not None else ""
+        return PredictorError(
+            f"A worker process (pid {child.proc.pid}) died with exit code {code}{where}. "
+            "Finished shards are kept: fix the cause and run again with --resume."
+        )
+
+    def stop(self, graceful: bool) -> None:
+        # A worker still loading the model when the work ran out is not waited for.
+        polite = [c for c in self.children if graceful and c.ready]
+        for child in self.children:
+            if child in polite:
+                with contextlib.suppress(OSError):
+                    child.conn.send(None)
+            child.conn.close()
+        for child in self.children:
+            if child in polite:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.proc.wait(timeout=10)
+            if child.proc.poll() is None:
+                child.proc.kill()
+                child.proc.wait()
+
+
+def start_early(
+    model_uri: str | None, input_as: str, timeout: float, workers: int, service: Any
+) -> Pool | None:
+    """The workers of a job that will use them, started before it is planned (or None).
+
+    Only for a model loaded from ``model_uri`` (a service's URL is resolved later):
+    their start-up (imports, model load: seconds) then overlaps the coordinator's own
+    imports and the reading of the input's metadata. A job that turns out to have
+    fewer shards than workers stops the extra ones.
+    """
+    if workers < 2 or model_uri is None or service is not None:
+        return None
+    spec = WorkerSpec(model_uri, None, input_as, worker_threads(workers), timeout)
+    return Pool(workers, spec)
