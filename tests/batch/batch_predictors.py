@@ -64,3 +64,10 @@ class AsyncDoubler(Predictor):
 
     async def predict(self, inputs: Any) -> Any:
         return inputs[:, 0] * 2.0
+
+
+class WhoAmI(Predictor):
+    """Answers each row with the id of the process that predicted it."""
+
+    def predict(self, inputs: Any) -> Any:
+        return np.full(len(inputs), os.getpid(), dtype=np.int64)

@@ -1,0 +1,97 @@
+"""Worker processes: the coordinator of a multi-worker job never predicts, workers that
+were started before the job was planned are stopped however the job ends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from batch_helpers import read_output, save_custom, write_input
+
+from shipyard.batch import _pool, predict
+from shipyard.errors import ConfigError
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pids of every worker process started in this test."""
+    pids: list[int] = []
+    real_init = _pool.Pool.__init__
+
+    def init(self: _pool.Pool, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        pids.extend(child.proc.pid for child in self.children)
+
+    monkeypatch.setattr(_pool.Pool, "__init__", init)
+    return pids
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a killed child that was waited for is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_only_workers_predict(tmp_path: Path, frame: pd.DataFrame, started: list[int]) -> None:
+    import os
+
+    model = save_custom(tmp_path, "WhoAmI")
+    src = write_input(frame, tmp_path / "in.parquet", "parquet", row_group_size=100)
+    summary = predict(
+        str(model), str(src), str(tmp_path / "out"), columns=["a"], shard_rows=200, workers=2
+    )
+    assert (summary.workers, summary.shards, summary.rows) == (2, 5, len(frame))
+    who = set(read_output(tmp_path / "out")["prediction"].tolist())
+    assert os.getpid() not in who  # the coordinator only coordinates
+    assert who <= set(started) and len(started) == 2
+    assert not [p for p in started if _running(p)]
+
+
+def test_fewer_shards_than_workers(tmp_path: Path, frame: pd.DataFrame, started: list[int]) -> None:
+    model = save_custom(tmp_path, "WhoAmI")
+    src = write_input(frame.head(150), tmp_path / "in.parquet", "parquet", row_group_size=100)
+    summary = predict(
+        str(model), str(src), str(tmp_path / "out"), columns=["a"], shard_rows=100, workers=3
+    )
+    # Three workers started before the plan; the two shards keep two of them.
+    assert (summary.workers, summary.shards, summary.rows) == (2, 2, 150)
+    assert len(started) == 3
+    assert set(read_output(tmp_path / "out")["prediction"]) <= set(started)
+    assert not [p for p in started if _running(p)]
+
+
+def test_refused_job_stops_the_early_workers(
+    tmp_path: Path, frame: pd.DataFrame, started: list[int]
+) -> None:
+    model = save_custom(tmp_path, "WhoAmI")
+    src = write_input(frame, tmp_path / "in.parquet", "parquet")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "someone-elses.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="already exists"):
+        predict(str(model), str(src), str(out), columns=["a"], workers=2)
+    assert len(started) == 2
+    assert not [p for p in started if _running(p)]
+    assert (out / "someone-elses.txt").read_text() == "keep me"
+
+
+def test_resume_of_a_finished_job_needs_no_worker(
+    tmp_path: Path, frame: pd.DataFrame, started: list[int]
+) -> None:
+    model = save_custom(tmp_path, "WhoAmI")
+    src = write_input(frame, tmp_path / "in.parquet", "parquet")
+    out = tmp_path / "out"
+    first = predict(str(model), str(src), str(out), columns=["a"], shard_rows=500, workers=2)
+    before = read_output(out)
+    again = predict(
+        str(model), str(src), str(out), columns=["a"], shard_rows=500, workers=2, resume=True
+    )
+    assert (again.shards_resumed, again.rows) == (first.shards, len(frame))
+    pd.testing.assert_frame_equal(read_output(out), before)
+    assert len(started) == 4  # two per run; the second run's two stopped unused
+    assert not [p for p in started if _running(p)]
