@@ -55,7 +55,7 @@ def _timed(
 
     warm_s = warm_page_cache(warm) if warm is not None else None
     busy = wait_for_quiet(QUIET_WAIT)
-    when = time.strftime("%H:%M:%S UTC", time.gmtime())
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     with CpuAccount(None) as acc:
         t0 = time.perf_counter()
         proc = subprocess.Popen(

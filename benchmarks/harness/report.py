@@ -363,6 +363,15 @@ def write(r: dict[str, Any], path: Path) -> None:
         "*Other load* is the share of the machine's CPU used by processes outside the "
         "measured command during its run.",
         "",
+        *(
+            [
+                "The `mlflow models predict` row was not re-measured in this run (no start "
+                "time or other-load figure): it is kept from an earlier run's results.",
+                "",
+            ]
+            if b.get("mlflow_models_predict") and not _get(b, "mlflow_models_predict", "started_at")
+            else []
+        ),
         "The 1.8x target is computed against the *single-core limit* row: the issue defines "
         "the baseline as the single-core limit, and the unpinned loop is not single-core "
         "(pyarrow's decode threads run on the second core beside `predict`). The unpinned "
