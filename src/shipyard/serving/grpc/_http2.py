@@ -10,12 +10,12 @@ What it does: h2c with prior knowledge (what gRPC clients send on an insecure ch
 SETTINGS, PING, GOAWAY, RST_STREAM, CONTINUATION, padding, and flow control both ways:
 it grants the peer large windows up front and tops them up as data arrives, and it
 holds back response data the peer has no window for until WINDOW_UPDATE opens it.
-Request headers are decoded with ``hpack`` (dynamic table, Huffman); response headers
-are written as literals that never touch our encoder's dynamic table, so they can be
-built once and reused.
+Header blocks are ``_header_block``'s business.
 
 Subclasses get whole requests through ``request_received`` and answer with
-``send_response`` or ``send_headers_only``.
+``send_response`` or ``send_headers_only``. The module is longer than most on purpose:
+it is one state machine (streams, windows, the frames that change them), and splitting
+it would spread each rule of the RFC over several files.
 """
 
 from __future__ import annotations
@@ -25,7 +25,12 @@ import struct
 from dataclasses import dataclass, field
 from typing import cast
 
-import hpack
+from shipyard.serving.grpc._header_block import (
+    HeaderBlockError,
+    HeaderDecoder,
+    encode_header_block,
+    hpack_int,
+)
 
 __all__ = ["Http2Connection", "encode_header_block"]
 
@@ -70,78 +75,8 @@ class _ProtocolViolation(Exception):
         self.code = code
 
 
-def _hpack_int(value: int, prefix_bits: int, first: int = 0) -> bytes:
-    limit = (1 << prefix_bits) - 1
-    if value < limit:
-        return bytes([first | value])
-    out = bytearray([first | limit])
-    value -= limit
-    while value >= 128:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def encode_header_block(headers: list[tuple[str, str]], table_size: int | None = None) -> bytes:
-    """HPACK literals without indexing: valid whatever the peer's decoder state.
-
-    ``table_size`` prepends a dynamic table size update (needed once after the peer
-    lowers SETTINGS_HEADER_TABLE_SIZE).
-    """
-    out = bytearray() if table_size is None else bytearray(_hpack_int(table_size, 5, 0x20))
-    for name, value in headers:
-        raw_name, raw_value = name.encode("ascii"), value.encode("utf-8")
-        out += b"\x00" + _hpack_int(len(raw_name), 7) + raw_name
-        out += _hpack_int(len(raw_value), 7) + raw_value
-    return bytes(out)
-
-
 def _frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
     return _FRAME_HEADER.pack((len(payload) << 8) | kind, flags, stream_id) + payload
-
-
-class _HeaderDecoder:
-    """HPACK decoding with a cache of blocks that leave the dynamic table as it was.
-
-    A client re-sends the same block for the same call once its headers are in the
-    table (every field a one-byte index), and such a block means the same thing for as
-    long as the table does not change. Decoding it again costs ~15 us of pure Python.
-    The table changes only through ``add`` (counted) or by shrinking (its length).
-    """
-
-    _CACHE_SIZE = 64
-
-    def __init__(self) -> None:
-        self._decoder = hpack.Decoder()
-        self._decoder.max_header_list_size = MAX_HEADER_LIST_BYTES
-        self._table = self._decoder.header_table
-        self._adds = 0
-        self._cache: dict[bytes, tuple[tuple[int, int], dict[str, str]]] = {}
-        add = self._table.add
-
-        def counted_add(name: bytes, value: bytes) -> None:
-            self._adds += 1
-            add(name, value)
-
-        self._table.add = counted_add  # type: ignore[method-assign]
-
-    def decode(self, block: bytes) -> dict[str, str]:
-        """The headers of ``block``; the dict is shared between calls: read it only."""
-        state = (self._adds, len(self._table.dynamic_entries))
-        hit = self._cache.get(block)
-        if hit is not None and hit[0] == state:
-            return hit[1]
-        try:
-            decoded = self._decoder.decode(block)
-        except hpack.HPACKError as err:
-            raise _ProtocolViolation(COMPRESSION_ERROR, f"bad header block: {err}") from err
-        headers = {str(name): str(value) for name, value in decoded}
-        if (self._adds, len(self._table.dynamic_entries)) == state:
-            if len(self._cache) >= self._CACHE_SIZE:
-                self._cache.clear()
-            self._cache[block] = (state, headers)
-        return headers
 
 
 @dataclass(slots=True, eq=False)
@@ -167,7 +102,7 @@ class Http2Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._preface_seen = False
-        self._headers = _HeaderDecoder()
+        self._headers = HeaderDecoder(MAX_HEADER_LIST_BYTES)
         self._streams: dict[int, _Stream] = {}
         self._last_stream = 0
         self._send_window = _DEFAULT_WINDOW
@@ -383,7 +318,10 @@ class Http2Connection(asyncio.Protocol):
 
     def _on_header_block(self, flags: int, stream_id: int, block: bytes) -> None:
         # Decoded even for streams we refuse: it may update the shared dynamic table.
-        headers = self._headers.decode(block)
+        try:
+            headers = self._headers.decode(block)
+        except HeaderBlockError as err:
+            raise _ProtocolViolation(COMPRESSION_ERROR, str(err)) from err
         stream = self._streams.get(stream_id)
         if stream is not None:  # trailers from the client end its side of the stream
             if stream.remote_closed:  # else the request would run a second time
@@ -511,7 +449,7 @@ class Http2Connection(asyncio.Protocol):
     def _headers_frames(self, stream_id: int, block: bytes, end_stream: bool) -> bytes:
         if self._table_size_update is not None:
             update, self._table_size_update = self._table_size_update, None
-            block = _hpack_int(update, 5, 0x20) + block
+            block = hpack_int(update, 5, 0x20) + block
         flags = _END_STREAM if end_stream else 0
         limit = self._peer_max_frame
         if len(block) <= limit:
