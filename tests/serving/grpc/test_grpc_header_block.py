@@ -19,9 +19,9 @@ def test_literal_blocks_decode_the_same_in_any_decoder_state() -> None:
     peer = hpack.Decoder()
     peer.decode(hpack.Encoder().encode([("x-filler", "1")]))  # a non-empty peer table
     for _ in range(2):
-        assert peer.decode(block) == headers
+        assert [tuple(h) for h in peer.decode(block)] == headers
     # A table size update goes first, and the peer applies it.
-    assert peer.decode(encode_header_block(headers, table_size=0)) == headers
+    assert [tuple(h) for h in peer.decode(encode_header_block(headers, table_size=0))] == headers
     assert peer.header_table_size == 0
 
 
