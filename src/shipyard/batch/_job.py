@@ -117,7 +117,6 @@ class _Coordinator:
         output: Output,
         pending: deque[ShardTask],
         progress: JobProgress,
-        pool: Pool | None = None,
     ) -> None:
         self.plan = plan
         self.manifest = manifest
@@ -125,7 +124,6 @@ class _Coordinator:
         self.pending = pending
         self.progress = progress
         self.remaining = len(pending)
-        self.pool = pool
 
     def record(self, result: ShardResult) -> None:
         shard = self.plan.shards[result.index]
@@ -277,7 +275,7 @@ def _run_with(
             pending = _tasks(opts, plan, output, todo, _features(opts, default, plan))
             progress = progress_for(name)
             try:
-                coordinator = _Coordinator(plan, manifest, output, pending, progress, pool)
+                coordinator = _Coordinator(plan, manifest, output, pending, progress)
                 coordinator.run_pool(pool)
             finally:
                 progress.close()
