@@ -35,7 +35,8 @@ class BatchOptions(BaseModel):
     batch_size: int = Field(default=65_536, gt=0)
     """Rows per predictor call."""
     workers: int = Field(default=1, ge=1)
-    """Processes predicting in parallel (this one included)."""
+    """Processes predicting in parallel: 1 = this one; N > 1 = N worker processes, with
+    this one handing out shards and writing the manifest."""
     resume: bool = False
     """Continue an unfinished job: finished shards are kept, the others are done."""
     on_error: Literal["fail", "skip"] = "fail"
@@ -87,3 +88,4 @@ class BatchSummary(BaseModel):
     shards_resumed: int
     """Shards finished by an earlier run and kept."""
     workers: int
+    """Processes that predicted (fewer than asked when there were fewer shards)."""
