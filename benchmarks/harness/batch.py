@@ -213,6 +213,8 @@ def mlflow(data: Path, rows: int, subset: int) -> dict[str, Any]:
         "rows_per_s": rows / projected,
         "peak_pss_mb": big["peak_pss_mb"],
         "peak_processes": big["peak_processes"],
+        "started_at": small["started_at"],
+        "foreign_cpu_pct": max(small["foreign_cpu_pct"], big["foreign_cpu_pct"]),
     }
 
 

@@ -173,3 +173,39 @@ def test_a_failing_batch_hook_never_leaves_requests_waiting() -> None:
 
     results = asyncio.run(run())
     assert all(isinstance(r, RuntimeError) for r in results)
+
+
+def test_a_lone_request_predicts_at_once_and_never_beside_a_batch() -> None:
+    from shipyard.serving.batching import AdaptiveBatcher
+
+    calls: list[int] = []
+    running = peak = 0
+    gate = asyncio.Event()
+
+    async def predict(x: Any) -> Any:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        calls.append(len(x))
+        if len(calls) == 1:
+            await gate.wait()  # the lone call is still predicting while others arrive
+        running -= 1
+        return x
+
+    batcher = AdaptiveBatcher(predict, BatchingConfig(), predictor_name="P")
+
+    async def run() -> list[Any]:
+        first = asyncio.ensure_future(batcher.submit(np.zeros((1, 2))))
+        while not calls:
+            await asyncio.sleep(0)
+        rest = [asyncio.ensure_future(batcher.submit(np.full((1, 2), float(i)))) for i in (1, 2)]
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert calls == [1], "a queued request started predicting beside the lone call"
+        gate.set()
+        return await asyncio.wait_for(asyncio.gather(first, *rest), 30)
+
+    results = asyncio.run(run())
+    assert [r.tolist() for r in results] == [[[float(i)] * 2] for i in range(3)]
+    assert calls == [1, 2], "the requests queued meanwhile should share one predict"
+    assert peak == 1

@@ -136,12 +136,30 @@ class AdaptiveBatcher:
         #: Requests merged into the previous predict call: under steady concurrent load,
         #: about that many requests come back, and waiting for them makes full batches.
         self._last_requests = 1
+        #: Set while a request predicts on its own, outside a batch (see ``submit``).
+        self._alone: asyncio.Future[None] | None = None
+        self._turn_taken = False
 
     async def submit(self, inputs: Any) -> Any:
         """Predict ``inputs`` (one request's), possibly as part of a larger batch."""
         found = batch_key(inputs)
         if found is None or found[0] > self.config.max_batch_size or found[0] == 0:
             return await self._run_alone(inputs, found[0] if found else 1)
+        if self._idle_and_alone():
+            # One request at a time lately, none waiting: the three loop turns spent
+            # gathering would only add latency. Requests arriving meanwhile queue up,
+            # and their batch waits for this call: one predict at a time, as always.
+            # Requests read in the same loop turn run right after this one (an inline
+            # predict returns before they start): they find the turn taken and queue.
+            loop = asyncio.get_running_loop()
+            self._turn_taken = True
+            loop.call_soon(self._end_turn)
+            self._alone = loop.create_future()
+            try:
+                return await self._run_alone(inputs, found[0])
+            finally:
+                self._alone.set_result(None)
+                self._alone = None
         loop = asyncio.get_running_loop()
         item = _Item(inputs, found[0], found[1], loop.create_future())
         self._queue.append(item)
@@ -153,6 +171,19 @@ class AdaptiveBatcher:
             self._task = loop.create_task(self._drain())
         return await item.future
 
+    def _end_turn(self) -> None:
+        self._turn_taken = False
+
+    def _idle_and_alone(self) -> bool:
+        return (
+            self._last_requests == 1
+            and not self._turn_taken
+            and not self._draining
+            and self._alone is None
+            and not self._queue
+            and self.arriving == 0
+        )
+
     async def _run_alone(self, inputs: Any, rows: int) -> Any:
         result = await self._predict(inputs)
         if self._on_batch is not None:
@@ -162,6 +193,8 @@ class AdaptiveBatcher:
     async def _drain(self) -> None:
         try:
             while self._queue:
+                if self._alone is not None:
+                    await asyncio.shield(self._alone)
                 await self._gather()
                 batch = self._take()
                 try:
