@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import hpack
-import joblib
 import numpy as np
 import pytest
-from grpc_helpers import FEATURES, save_grpc_models
+from grpc_helpers import FEATURES
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 from h2_client import TIMEOUT, H2Client, RawClient, grpc_body
+from h2_fixtures import *  # noqa: F403  (shared fixtures: pytest finds them here)
 from h2_server import (
     INFER,
     LIVE,
@@ -28,7 +28,6 @@ from h2_server import (
     frames_on,
     infer_request,
     outputs,
-    plane,
     raw_headers,
     wait_for_mark,
 )
@@ -48,39 +47,6 @@ from hyperframe.frame import (
 from shipyard.serving.grpc._generated import grpc_predict_v2_pb2 as pb
 
 RNG = np.random.default_rng(11)
-
-
-@pytest.fixture(scope="module")
-def grpc_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return Path(save_grpc_models(tmp_path_factory.mktemp("grpc-models")))
-
-
-@pytest.fixture(scope="module")
-def local_model(grpc_models: Path) -> Any:
-    """The logistic model as sklearn loads it: what every answer is checked against."""
-    return joblib.load(grpc_models / "logistic" / "model.joblib")
-
-
-@pytest.fixture(scope="module")
-def server(grpc_models: Path) -> Iterator[ThreadServer]:
-    with ThreadServer(plane(grpc_models)) as running:
-        yield running
-
-
-@pytest.fixture
-def client(server: ThreadServer) -> Iterator[H2Client]:
-    connection = H2Client(server.port)
-    try:
-        yield connection
-    finally:
-        connection.close()
-
-
-@pytest.fixture
-def fresh_server(grpc_models: Path) -> Iterator[ThreadServer]:
-    """A server of the test's own, for tests that stop it."""
-    with ThreadServer(plane(grpc_models)) as running:
-        yield running
 
 
 @pytest.fixture
