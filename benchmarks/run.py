@@ -51,7 +51,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--mlflow-batch-rows",
         type=int,
-        default=1_000_000,
+        default=2_000_000,
         help="rows given to `mlflow models predict` (it reads all into memory); scaled",
     )
     p.add_argument("--cold-starts", type=int, default=3, help="repetitions per server")

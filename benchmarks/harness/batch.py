@@ -193,15 +193,13 @@ def mlflow(data: Path, rows: int, subset: int) -> dict[str, Any]:
         runs[n] = res
     small, big = runs[10_000], runs[min(subset, rows)]
     n_big = min(subset, rows)
-    if big["wall_s"] - small["wall_s"] > 0.25 * big["wall_s"]:
-        per_row = (big["wall_s"] - small["wall_s"]) / (n_big - 10_000)
-        projected = small["wall_s"] + per_row * (rows - 10_000)
-        method = "per-row cost from the difference of the two runs"
-    else:
-        # Start-up noise hid the per-row cost: fall back to the subset's own rate,
-        # start-up included (this overstates MLflow's cost for the full count).
-        projected = big["wall_s"] * rows / n_big
-        method = "subset rate with its start-up (difference of the runs was within noise)"
+    # Per-row cost from the difference, so the start-up counts once. Never scale the
+    # subset's own rate: that would count MLflow's start-up once per subset and flatter us.
+    per_row = max(0.0, (big["wall_s"] - small["wall_s"]) / (n_big - 10_000))
+    projected = small["wall_s"] + per_row * (rows - 10_000)
+    method = "per-row cost from the difference of the two runs"
+    if big["wall_s"] - small["wall_s"] <= 0.25 * big["wall_s"]:
+        method += " (within start-up noise: rerun with a larger --mlflow-batch-rows)"
     return {
         "rows": rows,
         "measured_rows": n_big,
