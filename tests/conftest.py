@@ -8,10 +8,35 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+from shipyard.deployers.testing import isolated_home, kill_services_under
 from shipyard.testing import free_port
+
+if TYPE_CHECKING:
+    from shipyard.store import Store
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    """A fresh SHIPYARD_HOME (its own store, stacks, artifacts, model servers); every
+    server started under it is killed by PID at teardown, never by name."""
+    with isolated_home(tmp_path / "home") as path:
+        try:
+            yield path
+        finally:
+            kill_services_under(path)
+
+
+@pytest.fixture
+def store(home: Path) -> Iterator[Store]:
+    """The store of ``home``, opened."""
+    from shipyard.store import Store
+
+    with Store.open() as opened:
+        yield opened
 
 
 def _as_postgres(command: list[str]) -> list[str]:

@@ -3,22 +3,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner, Result
-
-from shipyard.deployers.testing import isolated_home, kill_services_under
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    with isolated_home(tmp_path / "home") as path:
-        try:
-            yield path
-        finally:
-            kill_services_under(path)
 
 
 def invoke(*args: str) -> Result:

@@ -1,13 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-from shipyard.deployers.testing import isolated_home, kill_services_under
 
 
 @dataclass(frozen=True)
@@ -40,13 +36,3 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
     shipyard.save_model(LogisticRegression().fit(x, y), root / "broken")
     (root / "broken" / "model.joblib").write_bytes(b"not a joblib file")
     return Models(a=str(root / "a"), b=str(root / "b"), broken=str(root / "broken"), rows=x[:8])
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    """A fresh SHIPYARD_HOME; every server started under it is killed by PID at the end."""
-    with isolated_home(tmp_path / "home") as path:
-        try:
-            yield path
-        finally:
-            kill_services_under(path)

@@ -14,10 +14,9 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def shipyard_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own SHIPYARD_HOME, so model caches never leak between tests."""
-    home = tmp_path / "shipyard-home"
-    monkeypatch.setenv("SHIPYARD_HOME", str(home))
+def shipyard_home(home: Path) -> Path:
+    """Every test gets its own SHIPYARD_HOME (see tests/conftest.py), so model caches
+    and servers never leak between tests."""
     return home
 
 

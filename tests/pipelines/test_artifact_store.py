@@ -41,7 +41,7 @@ def train_and_score() -> None:
     score(fit(), table())
 
 
-def test_a_model_output_is_a_model_directory_the_server_can_load(shipyard_home: Path) -> None:
+def test_a_model_output_is_a_model_directory_the_server_can_load(home: Path) -> None:
     run = train_and_score()
     artifact = run.steps["fit"].output
     assert artifact.materializer == "model"
@@ -52,8 +52,8 @@ def test_a_model_output_is_a_model_directory_the_server_can_load(shipyard_home: 
     assert run.steps["score"].load() == [0, 0, 1, 1]
 
 
-def test_an_fsspec_url_artifact_store(shipyard_home: Path) -> None:
-    root = f"memory://{shipyard_home.parent.name}/artifacts"
+def test_an_fsspec_url_artifact_store(home: Path) -> None:
+    root = f"memory://{home.parent.name}/artifacts"
     with Store.open() as store:
         registry = FlavorRegistry(store)
         register_component(
@@ -76,7 +76,7 @@ def test_an_fsspec_url_artifact_store(shipyard_home: Path) -> None:
     assert fs.exists(f"{path}/shipyard.yaml")
     assert first.steps["score"].load() == [0, 0, 1, 1]
     pd.testing.assert_frame_equal(first.steps["table"].load(), pd.DataFrame({"x": X[:, 0]}))
-    assert not (shipyard_home / "artifacts").exists()
+    assert not (home / "artifacts").exists()
 
     second = train_and_score()
     assert {s.status for s in second.steps.values()} == {StepStatus.CACHED}

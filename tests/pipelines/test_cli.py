@@ -37,7 +37,7 @@ def _invoke(*args: str) -> str:
     return result.output
 
 
-def test_runs_list_and_describe_as_json(shipyard_home: Path) -> None:
+def test_runs_list_and_describe_as_json(home: Path) -> None:
     good = adder(3)
     with pytest.raises(PipelineRunFailedError) as caught:
         adder(0)
@@ -57,7 +57,7 @@ def test_runs_list_and_describe_as_json(shipyard_home: Path) -> None:
     assert steps["consume"]["duration_s"] >= 0
 
 
-def test_runs_table_output_names_steps_and_statuses(shipyard_home: Path) -> None:
+def test_runs_table_output_names_steps_and_statuses(home: Path) -> None:
     run = adder(2)
     table = _invoke("runs", "list", "--pipeline", "adder")
     assert run.id[:8] in table and "adder" in table
@@ -65,7 +65,7 @@ def test_runs_table_output_names_steps_and_statuses(shipyard_home: Path) -> None
     assert "produce" in described and "consume" in described and "completed" in described
 
 
-def test_unknown_run_is_one_clear_error(shipyard_home: Path) -> None:
+def test_unknown_run_is_one_clear_error(home: Path) -> None:
     from shipyard.pipelines import RunNotFoundError
 
     adder(1)
@@ -73,7 +73,7 @@ def test_unknown_run_is_one_clear_error(shipyard_home: Path) -> None:
         _invoke("runs", "describe", "nope")
 
 
-def test_through_the_shipyard_command_a_mistake_is_one_red_line(shipyard_home: Path) -> None:
+def test_through_the_shipyard_command_a_mistake_is_one_red_line(home: Path) -> None:
     import os
     import subprocess
     import sys
@@ -81,7 +81,7 @@ def test_through_the_shipyard_command_a_mistake_is_one_red_line(shipyard_home: P
     adder(1)
     done = subprocess.run(
         [sys.executable, "-m", "shipyard.cli.main", "pipeline", "runs", "describe", "nope"],
-        env={**os.environ, "SHIPYARD_HOME": str(shipyard_home)},
+        env={**os.environ, "SHIPYARD_HOME": str(home)},
         capture_output=True,
         text=True,
         timeout=60,

@@ -52,7 +52,7 @@ def _reset_calls() -> None:
     calls.clear()
 
 
-def test_steps_run_in_dependency_order_and_outputs_load_back(shipyard_home: Path) -> None:
+def test_steps_run_in_dependency_order_and_outputs_load_back(home: Path) -> None:
     run = numbers(4, factor=2.0)
     assert run.status is RunStatus.COMPLETED
     assert list(run.steps) == ["make_numbers", "scale", "summarize"]
@@ -63,11 +63,11 @@ def test_steps_run_in_dependency_order_and_outputs_load_back(shipyard_home: Path
     np.testing.assert_array_equal(run.steps["scale"].load(), [0.0, 2.0, 4.0, 6.0])
     artifact = run.steps["scale"].output
     assert artifact.materializer == "numpy"
-    assert artifact.uri.startswith(str(shipyard_home / "artifacts" / "numbers" / "scale"))
+    assert artifact.uri.startswith(str(home / "artifacts" / "numbers" / "scale"))
     assert all(s.duration is not None and s.duration >= 0 for s in run.steps.values())
 
 
-def test_same_code_and_inputs_hit_the_cache(shipyard_home: Path) -> None:
+def test_same_code_and_inputs_hit_the_cache(home: Path) -> None:
     first = numbers(4, factor=2.0)
     calls.clear()
     second = numbers(4, factor=2.0)
@@ -79,7 +79,7 @@ def test_same_code_and_inputs_hit_the_cache(shipyard_home: Path) -> None:
 
 
 def test_a_changed_parameter_misses_and_downstream_follows_the_content(
-    shipyard_home: Path,
+    home: Path,
 ) -> None:
     numbers(4, factor=2.0)
     calls.clear()
@@ -93,7 +93,7 @@ def test_a_changed_parameter_misses_and_downstream_follows_the_content(
     assert run.steps["summarize"].load("total") == 18.0
 
 
-def test_changed_step_code_misses(shipyard_home: Path) -> None:
+def test_changed_step_code_misses(home: Path) -> None:
     @step
     def constant() -> int:
         return 1
@@ -118,7 +118,7 @@ def test_changed_step_code_misses(shipyard_home: Path) -> None:
     assert second.steps["constant"].load() == 2
 
 
-def test_disabled_cache_always_runs(shipyard_home: Path) -> None:
+def test_disabled_cache_always_runs(home: Path) -> None:
     @step(enable_cache=False)
     def stamp(tag: str) -> str:
         calls.append("stamp")
@@ -133,7 +133,7 @@ def test_disabled_cache_always_runs(shipyard_home: Path) -> None:
     assert calls == ["stamp", "stamp"]
 
 
-def test_cache_is_not_used_when_the_artifact_is_gone(shipyard_home: Path) -> None:
+def test_cache_is_not_used_when_the_artifact_is_gone(home: Path) -> None:
     import shutil
 
     first = numbers(3, factor=1.0)
@@ -165,7 +165,7 @@ def failing() -> None:
     independent()
 
 
-def test_a_failing_step_fails_its_run_and_skips_its_dependents(shipyard_home: Path) -> None:
+def test_a_failing_step_fails_its_run_and_skips_its_dependents(home: Path) -> None:
     with pytest.raises(PipelineRunFailedError) as caught:
         failing()
     run = caught.value.run
@@ -183,7 +183,7 @@ def test_a_failing_step_fails_its_run_and_skips_its_dependents(shipyard_home: Pa
     assert run.error is not None and "Boom" in run.error
 
 
-def test_step_context_by_parameter_and_by_function(shipyard_home: Path) -> None:
+def test_step_context_by_parameter_and_by_function(home: Path) -> None:
     seen: dict[str, object] = {}
 
     @step
@@ -218,7 +218,7 @@ def test_step_context_by_parameter_and_by_function(shipyard_home: Path) -> None:
         get_step_context()
 
 
-def test_the_context_names_the_fix_when_the_stack_has_no_deployer(shipyard_home: Path) -> None:
+def test_the_context_names_the_fix_when_the_stack_has_no_deployer(home: Path) -> None:
     from shipyard.store import Store
 
     with Store.open() as store:
@@ -246,7 +246,7 @@ def test_the_context_names_the_fix_when_the_stack_has_no_deployer(shipyard_home:
     assert "shipyard model-deployer register" in error
 
 
-def test_artifact_parameters_get_the_artifact_not_the_value(shipyard_home: Path) -> None:
+def test_artifact_parameters_get_the_artifact_not_the_value(home: Path) -> None:
     @step
     def where(values: Artifact) -> str:
         return values.uri
@@ -259,7 +259,7 @@ def test_artifact_parameters_get_the_artifact_not_the_value(shipyard_home: Path)
     assert run.steps["where"].load() == run.steps["make_numbers"].output.uri
 
 
-def test_pandas_frames_and_json_values_round_trip(shipyard_home: Path) -> None:
+def test_pandas_frames_and_json_values_round_trip(home: Path) -> None:
     @step
     def frame() -> pd.DataFrame:
         return pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
@@ -279,7 +279,7 @@ def test_pandas_frames_and_json_values_round_trip(shipyard_home: Path) -> None:
     assert run.steps["describe"].load() == {"columns": ["a", "b"], "rows": 2, "ok": True}
 
 
-def test_definition_errors_are_caught_before_anything_runs(shipyard_home: Path) -> None:
+def test_definition_errors_are_caught_before_anything_runs(home: Path) -> None:
     @step
     def takes(value: object) -> None:
         return None
@@ -307,7 +307,7 @@ def test_definition_errors_are_caught_before_anything_runs(shipyard_home: Path) 
         empty()
 
 
-def test_an_unsaveable_output_fails_the_step_with_the_fix(shipyard_home: Path) -> None:
+def test_an_unsaveable_output_fails_the_step_with_the_fix(home: Path) -> None:
     @step
     def opaque() -> object:
         return object()
@@ -326,7 +326,7 @@ def test_a_step_called_outside_a_pipeline_is_the_plain_function() -> None:
     np.testing.assert_array_equal(scale(np.array([1.0]), factor=3.0), [3.0])
 
 
-def test_an_interrupted_run_is_recorded_as_failed_not_left_running(shipyard_home: Path) -> None:
+def test_an_interrupted_run_is_recorded_as_failed_not_left_running(home: Path) -> None:
     from shipyard.pipelines import list_runs
 
     @step(enable_cache=False)
@@ -346,7 +346,7 @@ def test_an_interrupted_run_is_recorded_as_failed_not_left_running(shipyard_home
     assert run.steps["interrupted"].error == "Interrupted."
 
 
-def test_a_step_called_twice_gets_two_names(shipyard_home: Path) -> None:
+def test_a_step_called_twice_gets_two_names(home: Path) -> None:
     @pipeline
     def twice() -> None:
         values = make_numbers(3)

@@ -71,8 +71,8 @@ def _served_accuracy(url: str) -> float:
     return float(np.mean(predictions == y_test))
 
 
-def test_two_runs_update_one_server_and_a_worse_run_leaves_it(shipyard_home: Path) -> None:
-    env = {**os.environ, "SHIPYARD_HOME": str(shipyard_home)}
+def test_two_runs_update_one_server_and_a_worse_run_leaves_it(home: Path) -> None:
+    env = {**os.environ, "SHIPYARD_HOME": str(home)}
     done = subprocess.run(
         [sys.executable, str(EXAMPLE), "--C", "0.1"],
         env=env,

@@ -31,7 +31,7 @@ def decide(value: float, threshold: float, higher_is_better: bool) -> None:
     ],
 )
 def test_threshold_decides_and_the_decision_is_recorded_on_the_run(
-    shipyard_home: Path, value: float, threshold: float, higher_is_better: bool, expected: bool
+    home: Path, value: float, threshold: float, higher_is_better: bool, expected: bool
 ) -> None:
     run = decide(value, threshold, higher_is_better)
     assert run.steps["deployment_trigger"].load() is expected
@@ -42,7 +42,7 @@ def test_threshold_decides_and_the_decision_is_recorded_on_the_run(
     assert decision["reason"].startswith("deploy:" if expected else "keep:")
 
 
-def test_the_trigger_is_never_served_from_the_cache(shipyard_home: Path) -> None:
+def test_the_trigger_is_never_served_from_the_cache(home: Path) -> None:
     decide(0.95, 0.9, True)
     again = decide(0.95, 0.9, True)
     assert again.steps["metric"].status.value == "cached"

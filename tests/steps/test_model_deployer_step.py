@@ -118,7 +118,7 @@ def _check_service_round_trip(run: PipelineRunView) -> None:
     assert ready.status_code == 200
 
 
-def test_deploy_update_keep_find_and_the_service_round_trip(shipyard_home: Path) -> None:
+def test_deploy_update_keep_find_and_the_service_round_trip(home: Path) -> None:
     first = deploys(flip=False, decision=True)
     # A later step got the live server: its predictions came from real requests.
     np.testing.assert_array_equal(first.steps["predictor"].load(), [0, 1])
@@ -183,7 +183,7 @@ def test_deploy_update_keep_find_and_the_service_round_trip(shipyard_home: Path)
         httpx.get(url, timeout=2)
 
 
-def test_no_with_nothing_deployed_fails_with_the_reason(shipyard_home: Path) -> None:
+def test_no_with_nothing_deployed_fails_with_the_reason(home: Path) -> None:
     with pytest.raises(PipelineRunFailedError) as caught:
         deploys(flip=False, decision=False)
     error = caught.value.run.steps["model_deployer_step"].error or ""

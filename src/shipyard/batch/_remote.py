@@ -21,27 +21,14 @@ from shipyard.errors import (
     PredictorError,
     ServiceError,
 )
+from shipyard.models import datatype_for_dtype, dtype_for_datatype
+from shipyard.models.manifest import DATATYPES
 
 if TYPE_CHECKING:
     import httpx
     import pyarrow as pa
 
 __all__ = ["RemoteRuntime", "resolve_service"]
-
-_V2_DTYPES = {
-    "BOOL": np.bool_,
-    "UINT8": np.uint8,
-    "UINT16": np.uint16,
-    "UINT32": np.uint32,
-    "UINT64": np.uint64,
-    "INT8": np.int8,
-    "INT16": np.int16,
-    "INT32": np.int32,
-    "INT64": np.int64,
-    "FP16": np.float16,
-    "FP32": np.float32,
-    "FP64": np.float64,
-}
 
 
 def resolve_service(service: object) -> str:
@@ -68,10 +55,17 @@ def resolve_service(service: object) -> str:
 
 
 def _v2_datatype(arr: np.ndarray[Any, Any]) -> str:
-    for name, dt in _V2_DTYPES.items():
-        if arr.dtype == np.dtype(dt):
-            return name
-    return "BYTES"
+    try:
+        return datatype_for_dtype(arr.dtype)
+    except InvalidInputError:
+        return "BYTES"  # sent as text; the server names the problem if it is one
+
+
+def _numeric_dtype(datatype: str | None) -> np.dtype[Any] | None:
+    """The numpy dtype of a numeric V2 datatype; None for BYTES or an unknown name."""
+    if datatype is None or datatype == "BYTES" or datatype not in DATATYPES:
+        return None
+    return dtype_for_datatype(datatype)
 
 
 class RemoteRuntime(Runtime):
@@ -127,8 +121,8 @@ class RemoteRuntime(Runtime):
     @staticmethod
     def _cast(batch: pa.RecordBatch, name: str, datatype: str | None) -> np.ndarray[Any, Any]:
         arr = np.asarray(batch.column(name).to_numpy(zero_copy_only=False))
-        dt = _V2_DTYPES.get(datatype or "")
-        if dt is not None and arr.dtype != np.dtype(dt):
+        dt = _numeric_dtype(datatype)
+        if dt is not None and arr.dtype != dt:
             try:
                 arr = arr.astype(dt)
             except (ValueError, TypeError) as err:
@@ -225,10 +219,10 @@ def _decode_outputs(resp: httpx.Response) -> list[tuple[str, np.ndarray[Any, Any
                     pos += 4 + n
                 arr = np.asarray(items, dtype=object)
             else:
-                arr = np.frombuffer(chunk, dtype=np.dtype(_V2_DTYPES[datatype]).newbyteorder("<"))
+                arr = np.frombuffer(chunk, dtype=dtype_for_datatype(datatype).newbyteorder("<"))
         else:
             arr = np.asarray(out.get("data"))
-            dt = _V2_DTYPES.get(datatype)
+            dt = _numeric_dtype(datatype)
             if dt is not None:
                 arr = arr.astype(dt)
         result.append((str(out.get("name")), arr.reshape(shape) if shape else arr))

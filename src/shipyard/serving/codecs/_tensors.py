@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from shipyard.errors import InvalidInputError
+from shipyard.models._signature import dtype_for_datatype
+from shipyard.models.manifest import DATATYPES
 
 __all__ = [
     "DATATYPE_TO_NUMPY",
@@ -22,21 +24,7 @@ __all__ = [
     "to_bytes_array",
 ]
 
-DATATYPE_TO_NUMPY: dict[str, np.dtype[Any]] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype(np.uint8),
-    "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32),
-    "UINT64": np.dtype(np.uint64),
-    "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16),
-    "INT32": np.dtype(np.int32),
-    "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16),
-    "FP32": np.dtype(np.float32),
-    "FP64": np.dtype(np.float64),
-    "BYTES": np.dtype(object),
-}
+DATATYPE_TO_NUMPY: dict[str, np.dtype[Any]] = {name: dtype_for_datatype(name) for name in DATATYPES}
 
 _NUMPY_TO_DATATYPE: dict[str, str] = {
     dt.str[1:]: name for name, dt in DATATYPE_TO_NUMPY.items() if name != "BYTES"

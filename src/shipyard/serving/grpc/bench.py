@@ -26,20 +26,13 @@ import grpc
 import grpc.aio
 import numpy as np
 
+from shipyard.models import dtype_for_datatype
 from shipyard.serving.grpc._generated import grpc_predict_v2_pb2 as pb
 from shipyard.serving.grpc._generated import grpc_predict_v2_pb2_grpc as pb_grpc
 from shipyard.serving.grpc.codec import encode_infer_request
 from shipyard.serving.types import InferenceRequest, Tensor
 
 __all__ = ["LoadResult", "build_request", "run_load"]
-
-_NUMPY = {
-    "FP16": np.float16,
-    "FP32": np.float32,
-    "FP64": np.float64,
-    "INT32": np.int32,
-    "INT64": np.int64,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +62,10 @@ async def build_request(
         stub = pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
         meta = await stub.ModelMetadata(pb.ModelMetadataRequest(name=model))
     spec = meta.inputs[0]
-    dtype = _NUMPY.get(spec.datatype)
-    if dtype is None:
+    if spec.datatype not in ("FP16", "FP32", "FP64", "INT32", "INT64"):
         raise SystemExit(f"bench: input {spec.name!r} is {spec.datatype}; only numbers here")
     shape = [rows, *(max(int(d), 1) for d in list(spec.shape)[1:])]
-    data = np.random.default_rng(seed).normal(size=shape).astype(dtype)
+    data = np.random.default_rng(seed).normal(size=shape).astype(dtype_for_datatype(spec.datatype))
     tensor = Tensor(spec.name, spec.datatype, shape, data)
     return encode_infer_request(model, InferenceRequest(inputs=[tensor]), raw=raw)
 
