@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,42 @@ from shipyard.testing import free_port
 
 if TYPE_CHECKING:
     from shipyard.store import Store
+
+
+# A sitecustomize that makes the listed top-level packages unimportable in a child process,
+# as in an install without the extra that provides them (they stay installed for the rest).
+_BLOCKER = """
+import os
+import sys
+
+_BLOCKED = set(filter(None, os.environ.get("SHIPYARD_TEST_BLOCKED", "").split(",")))
+
+
+class _Blocker:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name.split(".")[0] in _BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _Blocker())
+"""
+
+
+@pytest.fixture
+def without_packages(tmp_path: Path) -> Callable[..., dict[str, str]]:
+    """``without_packages("pyarrow", ...)``: environment variables for a child process
+    in which those packages cannot be imported."""
+    site = tmp_path / "blocker-site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(_BLOCKER)
+
+    def env(*packages: str) -> dict[str, str]:
+        path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH", "")]))
+        return {"PYTHONPATH": path, "SHIPYARD_TEST_BLOCKED": ",".join(packages)}
+
+    return env
 
 
 @pytest.fixture

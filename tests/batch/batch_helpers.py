@@ -68,35 +68,3 @@ def read_output(path: Path) -> pd.DataFrame:
 
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
-
-
-# A sitecustomize that makes the listed top-level packages unimportable, as in an install
-# without the extra that provides them (the packages stay installed for everyone else).
-_BLOCKER = """
-import os
-import sys
-
-_BLOCKED = set(filter(None, os.environ.get("SHIPYARD_TEST_BLOCKED", "").split(",")))
-
-
-class _Blocker:
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        if name.split(".")[0] in _BLOCKED:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-
-sys.meta_path.insert(0, _Blocker())
-"""
-
-
-def without_packages(tmp_path: Path, *packages: str) -> dict[str, str]:
-    """Environment for a child process in which ``packages`` cannot be imported."""
-    import os
-
-    site = tmp_path / "blocker-site"
-    site.mkdir(exist_ok=True)
-    (site / "sitecustomize.py").write_text(_BLOCKER)
-    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH", "")]))
-    return {"PYTHONPATH": path, "SHIPYARD_TEST_BLOCKED": ",".join(packages)}

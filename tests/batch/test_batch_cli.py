@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from batch_helpers import RunCli, without_packages, write_input
+from batch_helpers import RunCli, write_input
 
 
 def test_cli_prints_a_summary(
@@ -52,11 +53,15 @@ def test_cli_errors_are_one_red_line(
 
 
 def test_core_install_without_the_batch_extra_gets_install_advice(
-    tmp_path: Path, sklearn_model: Path, frame: pd.DataFrame, run_cli: RunCli
+    tmp_path: Path,
+    sklearn_model: Path,
+    frame: pd.DataFrame,
+    run_cli: RunCli,
+    without_packages: Callable[..., dict[str, str]],
 ) -> None:
     src = write_input(frame, tmp_path / "in.csv", "csv")
     out = tmp_path / "out.parquet"
-    env = without_packages(tmp_path, "pyarrow")
+    env = without_packages("pyarrow")
     done = run_cli("batch", "predict", str(sklearn_model), "-i", str(src), "-o", str(out), env=env)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [

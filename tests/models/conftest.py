@@ -67,41 +67,17 @@ def run_python() -> RunPython:
     return run
 
 
-# A sitecustomize that makes the listed top-level packages unimportable in a child process,
-# as in an install without the extra that provides them.
-_BLOCKER = """
-import os
-import sys
-
-_BLOCKED = set(filter(None, os.environ.get("SHIPYARD_TEST_BLOCKED", "").split(",")))
-
-
-class _Blocker:
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        if name.split(".")[0] in _BLOCKED:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-
-sys.meta_path.insert(0, _Blocker())
-"""
-
 RunCli = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
 @pytest.fixture
-def run_cli(tmp_path: Path) -> RunCli:
+def run_cli(tmp_path: Path, without_packages: Callable[..., dict[str, str]]) -> RunCli:
     """Run ``shipyard ARGS`` in a child process; ``blocked=`` packages cannot be imported."""
-    site = tmp_path / "blocker-site"
-    site.mkdir(exist_ok=True)
-    (site / "sitecustomize.py").write_text(_BLOCKER)
 
     def run(*args: str, blocked: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ)
         if blocked:
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
-            env["SHIPYARD_TEST_BLOCKED"] = ",".join(blocked)
+            env.update(without_packages(*blocked))
         return subprocess.run(
             [sys.executable, "-m", "shipyard.cli.main", *args],
             cwd=tmp_path,

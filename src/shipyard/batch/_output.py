@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shipyard.batch._manifest import MANIFEST_NAME, JobManifest
+from shipyard.batch._plan import FORMAT_BY_SUFFIX, FORMATS
 from shipyard.batch._shard import PartFormat
 from shipyard.errors import ConfigError
 
@@ -23,16 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["OUTPUT_FORMATS", "FileOutput", "Output"]
 
-OUTPUT_FORMATS: tuple[PartFormat, ...] = ("parquet", "csv", "jsonl")
-_SUFFIX_FORMAT: dict[str, PartFormat] = {
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".csv": "csv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-}
-_EXT: dict[PartFormat, str] = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}
+OUTPUT_FORMATS = FORMATS
 
 
 class Output:
@@ -51,7 +43,8 @@ class Output:
         raise NotImplementedError
 
     def part_path(self, index: int) -> str:
-        return str(self.staging / f"part-{index:05d}.{_EXT[self.part_format]}")
+        # Each format's name is also its file suffix.
+        return str(self.staging / f"part-{index:05d}.{self.part_format}")
 
     def rejects_path(self, index: int) -> str:
         return str(self.staging / f"rejects-{index:05d}.jsonl")
@@ -87,7 +80,7 @@ def _concat_jsonl(sources: list[Path], target: Path) -> None:
 class FileOutput(Output):
     def __init__(self, path: str, fmt: str | None) -> None:
         target = Path(path).expanduser()
-        suffix_fmt = _SUFFIX_FORMAT.get(target.suffix.lower())
+        suffix_fmt = FORMAT_BY_SUFFIX.get(target.suffix.lower())
         self.is_dir = suffix_fmt is None or path.endswith(os.sep) or target.is_dir()
         if fmt is not None and fmt not in OUTPUT_FORMATS:
             raise ConfigError(

@@ -21,11 +21,12 @@ from typing import Literal
 
 from shipyard.errors import ConfigError, InvalidInputError
 
-__all__ = ["FORMATS", "InputFile", "Plan", "Shard", "make_plan"]
+__all__ = ["FORMATS", "FORMAT_BY_SUFFIX", "InputFile", "Plan", "Shard", "make_plan"]
 
+#: The file formats batch jobs read, and write their parts and outputs in.
 InputFormat = Literal["parquet", "csv", "jsonl"]
 FORMATS: tuple[InputFormat, ...] = ("parquet", "csv", "jsonl")
-_SUFFIXES: dict[str, InputFormat] = {
+FORMAT_BY_SUFFIX: dict[str, InputFormat] = {
     ".parquet": "parquet",
     ".pq": "parquet",
     ".csv": "csv",
@@ -99,12 +100,12 @@ def _format_of(path: str, declared: str | None) -> InputFormat:
             )
         return declared
     suffix = Path(path).suffix.lower()
-    if suffix not in _SUFFIXES:
+    if suffix not in FORMAT_BY_SUFFIX:
         raise ConfigError(
             f"Cannot tell the format of input file {path} from its suffix; name it "
             "*.parquet, *.csv or *.jsonl, or pass --input-format."
         )
-    return _SUFFIXES[suffix]
+    return FORMAT_BY_SUFFIX[suffix]
 
 
 def find_input_files(source: str, declared: str | None) -> list[tuple[str, InputFormat]]:
@@ -118,7 +119,7 @@ def find_input_files(source: str, declared: str | None) -> list[tuple[str, Input
             for p in Path(source).rglob("*")
             if p.is_file()
             and not any(part.startswith((".", "_")) for part in p.relative_to(source).parts)
-            and (declared is not None or p.suffix.lower() in _SUFFIXES)
+            and (declared is not None or p.suffix.lower() in FORMAT_BY_SUFFIX)
         )
         what = f"the directory {source}"
     elif os.path.isfile(source):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from shipyard.batch._plan import InputFile, Shard
+from shipyard.batch._plan import InputFile, InputFormat, Shard
 from shipyard.batch._read import ShardReader
 from shipyard.batch._runtime import ColumnTypeError
 from shipyard.errors import (
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PartFormat", "ShardResult", "ShardTask", "run_shard"]
 
-PartFormat = Literal["parquet", "csv", "jsonl"]
+PartFormat = InputFormat
 #: Name of the column holding each row's input row number (within its shard) in parts
 #: that feed a database table.
 ROW_COLUMN = "_row"

@@ -1,4 +1,4 @@
-"""Helpers shared by the control-plane command groups: store, output, ``--key=value``."""
+"""Helpers shared by the command groups: store, output, ``--key=value``, JSON arguments."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from shipyard.errors import ConfigError
+from shipyard.errors import BadRequestError, ConfigError
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -27,6 +28,7 @@ __all__ = [
     "parse_key_values",
     "print_json",
     "print_table",
+    "read_json_argument",
 ]
 
 #: Lets a command take arbitrary ``--key=value`` options (component configs).
@@ -98,3 +100,21 @@ def print_table(table: Table) -> None:
     from rich.console import Console
 
     Console(soft_wrap=True).print(table)
+
+
+def read_json_argument(data: str, what: str, examples: str) -> Any:
+    """Parse ``data`` as JSON, or the file it names as ``@path``; ``what`` and ``examples``
+    finish the error messages ("The {what} is not JSON ... Give {examples}")."""
+    text = data
+    if data.startswith("@"):
+        path = Path(data[1:]).expanduser()
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise BadRequestError(f"Cannot read the {what} from {path}: {err}") from err
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        raise BadRequestError(
+            f"The {what} is not JSON ({err}). Give {examples}, or @file.json."
+        ) from err

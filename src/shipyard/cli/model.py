@@ -6,13 +6,17 @@ directory, an fsspec URL) without a server, so a model can be checked before dep
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import typer
 
-from shipyard.cli._shared import OutputFormat, OutputOption, print_json, print_table
+from shipyard.cli._shared import (
+    OutputFormat,
+    OutputOption,
+    print_json,
+    print_table,
+    read_json_argument,
+)
 
 __all__ = ["model"]
 
@@ -86,22 +90,11 @@ def inspect(
 def _read_inputs(data: str) -> Any:
     import numpy as np
 
-    from shipyard.errors import BadRequestError
-
-    text = data
-    if data.startswith("@"):
-        path = Path(data[1:]).expanduser()
-        try:
-            text = path.read_text()
-        except OSError as err:
-            raise BadRequestError(f"Cannot read the input data from {path}: {err}") from err
-    try:
-        payload = json.loads(text)
-    except ValueError as err:
-        raise BadRequestError(
-            f"The input data is not JSON ({err}). Give rows like '[[1, 2, 3]]', named "
-            'inputs like \'{"a": [1, 2], "b": [3, 4]}\', or @file.json.'
-        ) from err
+    payload = read_json_argument(
+        data,
+        "input data",
+        "rows like '[[1, 2, 3]]', named inputs like '{\"a\": [1, 2], \"b\": [3, 4]}'",
+    )
     if isinstance(payload, dict):
         return {str(k): np.asarray(v) for k, v in payload.items()}
     return np.asarray(payload)

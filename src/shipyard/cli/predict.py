@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from shipyard.cli._shared import print_json
+from shipyard.cli._shared import print_json, read_json_argument
 
 if TYPE_CHECKING:
     from shipyard.deployers.base import ModelDeployer
@@ -18,22 +16,9 @@ __all__ = ["predict"]
 
 
 def _read_data(data: str) -> Any:
-    from shipyard.errors import BadRequestError
-
-    text = data
-    if data.startswith("@"):
-        path = Path(data[1:]).expanduser()
-        try:
-            text = path.read_text()
-        except OSError as err:
-            raise BadRequestError(f"Cannot read the request data from {path}: {err}") from err
-    try:
-        return json.loads(text)
-    except ValueError as err:
-        raise BadRequestError(
-            f"The request data is not JSON ({err}). Give rows like '[[1, 2, 3]]', a V2 "
-            "request like '{\"inputs\": [...]}', or @file.json."
-        ) from err
+    return read_json_argument(
+        data, "request data", "rows like '[[1, 2, 3]]', a V2 request like '{\"inputs\": [...]}'"
+    )
 
 
 def _find(deployer: ModelDeployer, name_or_uuid: str) -> Service:
