@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -20,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 
 from shipyard.models import save_model
 from shipyard.serving.grpc import GrpcServerHandle, start_grpc_server
+from shipyard.serving.grpc._generated import grpc_predict_v2_pb2 as pb
 from shipyard.serving.grpc._generated import grpc_predict_v2_pb2_grpc as pb_grpc
 from shipyard.serving.grpc._servicer import DataPlaneLike
 
@@ -55,3 +57,16 @@ async def serving(
             yield handle, pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
     finally:
         await handle.stop(0)
+
+
+def infer_request(
+    rows: np.ndarray[Any, Any], *, model: str = "logistic", raw: bool = True, request_id: str = ""
+) -> Any:
+    """A ModelInferRequest of one FP64 tensor, raw or as typed contents."""
+    request = pb.ModelInferRequest(model_name=model, id=request_id)
+    tensor = request.inputs.add(name="input-0", datatype="FP64", shape=list(rows.shape))
+    if raw:
+        request.raw_input_contents.append(rows.astype("<f8").tobytes())
+    else:
+        tensor.contents.fp64_contents.extend(rows.ravel().tolist())
+    return request

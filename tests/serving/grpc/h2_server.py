@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import uvloop
+from grpc_helpers import infer_request
 from h2_client import TIMEOUT, Answer
 
 from shipyard.serving.config import BatchingConfig, ModelSpec
@@ -111,17 +112,6 @@ def wait_for_mark(marks: Path) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("the Dawdle predictor never started")
         time.sleep(0.005)
-
-
-def infer_request(rows: np.ndarray[Any, Any], *, model: str = "logistic", raw: bool = True) -> Any:
-    """A ModelInferRequest of one FP64 tensor, raw or as typed contents."""
-    request = pb.ModelInferRequest(model_name=model)
-    tensor = request.inputs.add(name="input-0", datatype="FP64", shape=list(rows.shape))
-    if raw:
-        request.raw_input_contents.append(rows.astype("<f8").tobytes())
-    else:
-        tensor.contents.fp64_contents.extend(rows.ravel().tolist())
-    return request
 
 
 def dawdle(seconds: float) -> bytes:

@@ -15,7 +15,7 @@ from typing import Any
 import hpack
 import numpy as np
 import pytest
-from grpc_helpers import FEATURES
+from grpc_helpers import FEATURES, infer_request
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 from h2_client import TIMEOUT, H2Client, RawClient, grpc_body
@@ -26,7 +26,6 @@ from h2_server import (
     ThreadServer,
     dawdle,
     frames_on,
-    infer_request,
     outputs,
     raw_headers,
     wait_for_mark,

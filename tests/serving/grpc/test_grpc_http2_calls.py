@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from grpc_helpers import FEATURES
+from grpc_helpers import FEATURES, infer_request
 from h2.errors import ErrorCodes
 from h2_client import H2Client, grpc_body
 from h2_fixtures import *  # noqa: F403  (shared fixtures: pytest finds them here)
@@ -27,7 +27,6 @@ from h2_server import (
     ThreadServer,
     dawdle,
     frames_on,
-    infer_request,
     outputs,
     plane,
 )

@@ -16,7 +16,7 @@ import httpx
 import joblib
 import numpy as np
 import pytest
-from grpc_helpers import FEATURES, save_grpc_models
+from grpc_helpers import FEATURES, infer_request, save_grpc_models
 
 from shipyard.serving.grpc._generated import grpc_predict_v2_pb2 as pb
 from shipyard.serving.grpc._generated import grpc_predict_v2_pb2_grpc as pb_grpc
@@ -43,16 +43,6 @@ def stub(server: ServerProcess) -> Iterator[Stub]:
         yield pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
 
 
-def _features(rows: np.ndarray[Any, Any], *, raw: bool) -> Any:
-    request = pb.ModelInferRequest(model_name="logistic")
-    tensor = request.inputs.add(name="input-0", datatype="FP64", shape=list(rows.shape))
-    if raw:
-        request.raw_input_contents.append(rows.astype("<f8").tobytes())
-    else:
-        tensor.contents.fp64_contents.extend(rows.ravel().tolist())
-    return request
-
-
 def _error(call: Any, request: Any) -> tuple[grpc.StatusCode, str]:
     with pytest.raises(grpc.RpcError) as caught:
         call(request)
@@ -76,13 +66,13 @@ def test_health_and_metadata(stub: Stub) -> None:
 def test_infer_with_contents_and_with_raw_input_contents(stub: Stub, grpc_models: Path) -> None:
     expected = joblib.load(grpc_models / "logistic" / "model.joblib").predict(FEATURES[:7])
 
-    typed = stub.ModelInfer(_features(FEATURES[:7], raw=False))
+    typed = stub.ModelInfer(infer_request(FEATURES[:7], raw=False))
     assert typed.model_name == "logistic"
     assert list(typed.raw_output_contents) == []
     assert (typed.outputs[0].datatype, list(typed.outputs[0].shape)) == ("INT64", [7])
     assert list(typed.outputs[0].contents.int64_contents) == expected.tolist()
 
-    raw = stub.ModelInfer(_features(FEATURES[:7], raw=True))
+    raw = stub.ModelInfer(infer_request(FEATURES[:7], raw=True))
     assert not raw.outputs[0].HasField("contents")
     got = np.frombuffer(raw.raw_output_contents[0], dtype="<i8")
     np.testing.assert_array_equal(got, expected)
@@ -105,7 +95,7 @@ def test_bytes_in_and_out(stub: Stub) -> None:
 def test_mistakes_get_status_codes_and_the_server_keeps_serving(
     stub: Stub, server: ServerProcess
 ) -> None:
-    unknown = _features(FEATURES[:1], raw=False)
+    unknown = infer_request(FEATURES[:1], raw=False)
     unknown.model_name = "no-such-model"
     code, details = _error(stub.ModelInfer, unknown)
     assert code == grpc.StatusCode.NOT_FOUND
@@ -114,14 +104,14 @@ def test_mistakes_get_status_codes_and_the_server_keeps_serving(
     code, _ = _error(stub.ModelReady, pb.ModelReadyRequest(name="no-such-model"))
     assert code == grpc.StatusCode.NOT_FOUND
 
-    mismatched = _features(FEATURES[:2], raw=False)
+    mismatched = infer_request(FEATURES[:2], raw=False)
     mismatched.inputs[0].shape[:] = [3, 4]
     code, details = _error(stub.ModelInfer, mismatched)
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert "'input-0'" in details
     assert "12 elements" in details
 
-    narrow = _features(FEATURES[:2, :3], raw=True)
+    narrow = infer_request(FEATURES[:2, :3], raw=True)
     code, details = _error(stub.ModelInfer, narrow)
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert "input-0" in details
@@ -133,7 +123,7 @@ def test_mistakes_get_status_codes_and_the_server_keeps_serving(
     assert "Picky refuses negative values" in details
 
     assert server.process.poll() is None
-    assert stub.ModelInfer(_features(FEATURES[:1], raw=True)).outputs
+    assert stub.ModelInfer(infer_request(FEATURES[:1], raw=True)).outputs
     workers = server.status()["workers"]
     assert len(workers) == 2
     assert all(w.get("ready") for w in workers), workers
@@ -171,7 +161,7 @@ def test_every_worker_listens_and_concurrent_calls_all_succeed(server: ServerPro
             stubs = [pb_grpc.GRPCInferenceServiceStub(c) for c in channels]  # type: ignore[no-untyped-call]
             return await asyncio.gather(
                 *(
-                    stubs[i % len(stubs)].ModelInfer(_features(row, raw=i % 2 == 0))
+                    stubs[i % len(stubs)].ModelInfer(infer_request(row, raw=i % 2 == 0))
                     for i, row in enumerate(rows)
                 )
             )

@@ -16,7 +16,7 @@ import joblib
 import numpy as np
 import pytest
 import uvloop
-from grpc_helpers import FEATURES, save_grpc_models, serving
+from grpc_helpers import FEATURES, infer_request, save_grpc_models, serving
 
 from shipyard.errors import (
     BadRequestError,
@@ -62,16 +62,6 @@ def _run(plane: DataPlane, scenario: Callable[[Stub], Awaitable[None]], **option
     uvloop.run(main())
 
 
-def _rows(rows: np.ndarray[Any, Any], *, raw: bool, model: str = "logistic") -> Any:
-    request = pb.ModelInferRequest(model_name=model, id="req-1")
-    tensor = request.inputs.add(name="input-0", datatype="FP64", shape=list(rows.shape))
-    if raw:
-        request.raw_input_contents.append(rows.astype("<f8").tobytes())
-    else:
-        tensor.contents.fp64_contents.extend(rows.ravel().tolist())
-    return request
-
-
 async def _status(call: Awaitable[Any]) -> tuple[grpc.StatusCode, str]:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call
@@ -105,7 +95,7 @@ def test_infer_gives_the_model_s_own_predictions(grpc_models: Path, raw: bool) -
     rows = FEATURES[:5]
 
     async def scenario(stub: Stub) -> None:
-        answer = await stub.ModelInfer(_rows(rows, raw=raw))
+        answer = await stub.ModelInfer(infer_request(rows, raw=raw, request_id="req-1"))
         assert (answer.model_name, answer.id) == ("logistic", "req-1")
         # Triton's rule: raw in, raw out; typed contents otherwise.
         assert bool(answer.raw_output_contents) is raw
@@ -146,33 +136,35 @@ def test_errors_become_status_codes_and_the_server_keeps_serving(grpc_models: Pa
     plane = _plane(grpc_models, "logistic", "picky")
 
     async def scenario(stub: Stub) -> None:
-        code, details = await _status(stub.ModelInfer(_rows(FEATURES[:1], raw=False, model="x")))
+        code, details = await _status(
+            stub.ModelInfer(infer_request(FEATURES[:1], raw=False, model="x"))
+        )
         assert code == grpc.StatusCode.NOT_FOUND
         assert "'x'" in details
 
         code, details = await _status(stub.ModelMetadata(pb.ModelMetadataRequest(name="x")))
         assert code == grpc.StatusCode.NOT_FOUND
 
-        short = _rows(FEATURES[:1], raw=True)
+        short = infer_request(FEATURES[:1], raw=True)
         short.raw_input_contents[0] = short.raw_input_contents[0][:-8]
         code, details = await _status(stub.ModelInfer(short))
         assert code == grpc.StatusCode.INVALID_ARGUMENT
         assert "'input-0'" in details
         assert "32 bytes" in details
 
-        narrow = _rows(FEATURES[:1, :3], raw=False)
+        narrow = infer_request(FEATURES[:1, :3], raw=False)
         code, details = await _status(stub.ModelInfer(narrow))
         assert code == grpc.StatusCode.INVALID_ARGUMENT
         assert "input-0" in details
 
-        negative = _rows(-np.ones((1, 2)), raw=False, model="picky")
+        negative = infer_request(-np.ones((1, 2)), raw=False, model="picky")
         code, details = await _status(stub.ModelInfer(negative))
         assert code == grpc.StatusCode.INTERNAL
         assert "Picky refuses negative values" in details
 
-        fine = await stub.ModelInfer(_rows(np.ones((1, 2)), raw=False, model="picky"))
+        fine = await stub.ModelInfer(infer_request(np.ones((1, 2)), raw=False, model="picky"))
         assert list(fine.outputs[0].contents.fp64_contents) == [2.0, 2.0]
-        assert (await stub.ModelInfer(_rows(FEATURES[:1], raw=False))).outputs
+        assert (await stub.ModelInfer(infer_request(FEATURES[:1], raw=False))).outputs
 
     _run(plane, scenario)
     text = plane.metrics.collect() if plane.metrics else ""
@@ -204,9 +196,9 @@ def test_messages_over_the_limit_are_refused(grpc_models: Path) -> None:
     plane = _plane(grpc_models, "logistic")
 
     async def scenario(stub: Stub) -> None:
-        code, _ = await _status(stub.ModelInfer(_rows(FEATURES, raw=True)))
+        code, _ = await _status(stub.ModelInfer(infer_request(FEATURES, raw=True)))
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert (await stub.ModelInfer(_rows(FEATURES[:2], raw=True))).outputs
+        assert (await stub.ModelInfer(infer_request(FEATURES[:2], raw=True))).outputs
 
     _run(plane, scenario, max_message_bytes=2048)
 
@@ -217,7 +209,7 @@ def test_concurrent_calls_share_predict_calls(grpc_models: Path) -> None:
 
     async def scenario(stub: Stub) -> None:
         answers = await asyncio.gather(
-            *(stub.ModelInfer(_rows(r, raw=True, model="ponder")) for r in rows)
+            *(stub.ModelInfer(infer_request(r, raw=True, model="ponder")) for r in rows)
         )
         for row, answer in zip(rows, answers, strict=True):
             (output,) = decode_infer_response(answer).outputs
@@ -248,7 +240,7 @@ def test_stop_lets_calls_in_flight_finish(
         async with grpc.aio.insecure_channel(f"127.0.0.1:{handle.port}") as channel:
             stub = pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
             in_flight = asyncio.ensure_future(
-                stub.ModelInfer(_rows(np.full((1, 1), 0.5), raw=False, model="dawdle"))
+                stub.ModelInfer(infer_request(np.full((1, 1), 0.5), raw=False, model="dawdle"))
             )
             while not any(tmp_path.glob("started-*")):
                 await asyncio.sleep(0.01)
