@@ -2,7 +2,7 @@
 drains them on SIGTERM/SIGINT, and answers the control socket (see ``control``).
 
 It imports no numpy, no web framework and no grpc: workers are fresh interpreters
-(``python -m shipyard.serving.server``), never forks of this process, so grpc's fork
+(``python -m shipyard.serving.worker``), never forks of this process, so grpc's fork
 restrictions never apply and a worker's crash cannot corrupt the supervisor.
 """
 
@@ -145,7 +145,7 @@ class Supervisor:
         worker.ready_event = asyncio.Event()
         worker.started_at = time.monotonic()
         worker.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shipyard.serving.server", env=env, pass_fds=(theirs.fileno(),)
+            sys.executable, "-m", "shipyard.serving.worker", env=env, pass_fds=(theirs.fileno(),)
         )
         theirs.close()
         reader, worker.writer = await asyncio.open_unix_connection(sock=ours)
@@ -364,7 +364,7 @@ def _grpc_available() -> bool:
 
     return (
         importlib.util.find_spec("grpc") is not None
-        and importlib.util.find_spec("shipyard.serving.grpc.server") is not None
+        and importlib.util.find_spec("shipyard.serving.grpc.listener") is not None
     )
 
 

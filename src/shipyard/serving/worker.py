@@ -1,7 +1,7 @@
 """One worker process: load the models, serve HTTP (and gRPC) on the shared ports, obey
 the supervisor's channel, drain on SIGTERM/SIGINT.
 
-Started by the supervisor as ``python -m shipyard.serving.server`` with the server config
+Started by the supervisor as ``python -m shipyard.serving.worker`` with the server config
 (JSON) in ``SHIPYARD_WORKER_CONFIG`` and the channel socket's file descriptor in
 ``SHIPYARD_WORKER_CHANNEL``. It listens only once every model has loaded and passed its
 health check, so a new or replacement worker never answers "not ready".
