@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from shipyard.batch._options import BatchOptions, BatchSummary
+from shipyard.errors import ConfigError, MissingDependencyError
 
 __all__ = ["BatchOptions", "BatchSummary", "predict"]
 
@@ -21,8 +22,6 @@ __all__ = ["BatchOptions", "BatchSummary", "predict"]
 def _require_batch_extra() -> None:
     """Check the ``batch`` extra up front: one line of advice, not a worker's traceback."""
     import importlib
-
-    from shipyard.errors import MissingDependencyError
 
     # pyarrow reads and writes every shard; orjson writes JSON-lines output.
     for package in ("pyarrow", "orjson"):
@@ -65,8 +64,6 @@ def predict(
     ``on_error="fail"``.
     """
     from pydantic import ValidationError
-
-    from shipyard.errors import ConfigError
 
     if service is not None:
         from shipyard.batch._remote import resolve_service

@@ -16,6 +16,7 @@ from shipyard.errors import DeploymentError, ServiceError, ServiceNotFoundError,
 from shipyard.services.service import Service, ServiceConfig, service_type_of
 from shipyard.stack.component import ComponentType, StackComponent
 from shipyard.stack.flavor import describe_validation_errors
+from shipyard.stack.stack import Client
 from shipyard.store import ServiceRecord, Store
 
 __all__ = ["AmbiguousUUIDError", "BaseModelDeployer", "ModelDeployer"]
@@ -44,8 +45,6 @@ class ModelDeployer(StackComponent):
     @classmethod
     def get_active_model_deployer(cls, store: Store | None = None) -> Self:
         """The model deployer of the active stack (of this class, when called on a flavor)."""
-        from shipyard.stack.stack import Client
-
         stack = Client(store).active_stack
         deployer = stack.model_deployer
         if deployer is None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from shipyard._imports import import_object
 from shipyard.errors import ServiceError
 from shipyard.services.endpoints import ServiceEndpoint
 from shipyard.services.state import ServiceState
@@ -105,8 +106,6 @@ class Service(BaseModel):
     @classmethod
     def from_json(cls, text: str | bytes) -> Service:
         """Rebuild the live service (of its own class) from :meth:`to_json` output."""
-        from shipyard.stack.flavor import import_object
-
         try:
             data = json.loads(text)
             type_path = data["type"]

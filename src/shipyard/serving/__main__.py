@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from shipyard.errors import ConfigError, ShipyardError
 from shipyard.serving.config import ServerConfig
 
 __all__ = ["build_config", "main"]
@@ -37,8 +38,6 @@ def build_config(
     (``SHIPYARD_SERVER_*``) or the defaults. A bad value raises ``ConfigError`` with one
     line naming the option."""
     from pydantic import ValidationError
-
-    from shipyard.errors import ConfigError
 
     if name is not None and len(model_uris) != 1:
         raise ConfigError("--name applies to exactly one model URI; drop it or pass one URI.")
@@ -111,7 +110,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shipyard.errors import ShipyardError
     from shipyard.serving.supervisor import run_supervisor
 
     args = _parser().parse_args(argv)
