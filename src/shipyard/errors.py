@@ -10,6 +10,7 @@ __all__ = [
     "BadRequestError",
     "ConfigError",
     "DeploymentError",
+    "IllegalTransitionError",
     "InvalidInputError",
     "MissingDependencyError",
     "ModelLoadError",
@@ -118,3 +119,10 @@ class ServiceNotFoundError(NotFoundError):
 
 class DeploymentError(ServiceError):
     """A deployment failed; the previous server (if any) keeps serving."""
+
+
+class IllegalTransitionError(ServiceError):
+    """A service was moved between two states its lifecycle does not connect (the table
+    is ``shipyard.services.state.TRANSITIONS``)."""
+
+    status_code = 409

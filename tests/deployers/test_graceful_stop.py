@@ -27,7 +27,7 @@ def test_stop_lets_an_in_flight_request_finish(
         LocalDeploymentConfig(model_uri=str(model), model_name="slow"), timeout=300
     )
     assert isinstance(service, LocalModelServer)
-    pid = service.pid
+    pid = service.running_pid()
     assert pid is not None
 
     answers: list[httpx.Response | Exception] = []

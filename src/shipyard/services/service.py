@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from shipyard._imports import import_object
 from shipyard.errors import ServiceError
 from shipyard.services.endpoints import ServiceEndpoint
-from shipyard.services.state import ServiceState
+from shipyard.services.state import ServiceState, check_transition
 
 __all__ = ["Service", "ServiceConfig", "ServiceStatus", "service_type_of"]
 
@@ -58,8 +58,10 @@ class ServiceStatus(BaseModel):
     def update(self, state: ServiceState, error: str | None = None) -> bool:
         """Record an observation; ``error`` (when given) becomes ``last_error``.
 
-        Returns whether anything changed.
+        Returns whether anything changed. A move the lifecycle does not allow (see
+        ``services.state.TRANSITIONS``) raises ``IllegalTransitionError``.
         """
+        check_transition(self.state, state)
         changed = state != self.state or (error is not None and error != self.last_error)
         if state != self.state:
             self.last_state = self.state
