@@ -65,6 +65,8 @@ def predict(
     """
     from pydantic import ValidationError
 
+    from shipyard._validation import describe_validation_error
+
     if service is not None:
         from shipyard.batch._remote import resolve_service
 
@@ -87,14 +89,7 @@ def predict(
             **options,
         )
     except ValidationError as err:
-        # Whole-object checks have no field name; pydantic's "Value error, " prefix is noise.
-        problems = "; ".join(
-            ": ".join(
-                filter(None, [".".join(map(str, e["loc"])), e["msg"].removeprefix("Value error, ")])
-            )
-            for e in err.errors()
-        )
-        raise ConfigError(f"Invalid batch options: {problems}") from err
+        raise ConfigError(f"Invalid batch options: {describe_validation_error(err)}") from err
     from shipyard.batch._pool import start_early
 
     # The workers start first: their imports and model load overlap ours.

@@ -8,14 +8,12 @@ The answer (array, dict of arrays, DataFrame or Arrow table) becomes Arrow colum
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from shipyard.errors import InvalidInputError, PredictorError, ShipyardError
+from shipyard.errors import InvalidInputError, PredictorError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -98,62 +96,18 @@ def _matrix(cols: list[np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
     return np.column_stack(cols)
 
 
-class _Caller:
-    """The three hooks, each classified once as sync or async (never per batch)."""
-
-    def __init__(self, predictor: Any) -> None:
-        from shipyard.models.predictor import Predictor
-
-        self.name = type(predictor).__name__
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.hooks: list[tuple[str, Callable[[Any], Any], bool]] = []
-        for hook in ("preprocess", "predict", "postprocess"):
-            fn = getattr(predictor, hook, None)
-            if fn is None:
-                if hook == "predict":
-                    raise PredictorError(f"{self.name} has no predict() method.")
-                continue
-            # The base class's identity hooks cost nothing to skip.
-            if hook != "predict" and getattr(type(predictor), hook, None) is getattr(
-                Predictor, hook
-            ):
-                continue
-            self.hooks.append((hook, fn, inspect.iscoroutinefunction(fn)))
-
-    def __call__(self, data: Any) -> Any:
-        for hook, fn, is_async in self.hooks:
-            try:
-                if is_async:
-                    if self._loop is None:
-                        self._loop = asyncio.new_event_loop()
-                    data = self._loop.run_until_complete(fn(data))
-                else:
-                    data = fn(data)
-            except ShipyardError:
-                raise
-            except Exception as err:
-                raise PredictorError(
-                    f"{self.name}.{hook}() raised {type(err).__name__}: {err}"
-                ) from err
-        return data
-
-    def close(self) -> None:
-        if self._loop is not None:
-            self._loop.close()
-            self._loop = None
-
-
 class LocalScorer(Scorer):
     """The model loaded into this process with ``shipyard.models.load_model``."""
 
     def __init__(self, model_uri: str, input_as: InputAs = "auto") -> None:
         from shipyard.models import load_model
+        from shipyard.models._hooks import SyncHooks
 
         loaded = load_model(model_uri)
         self.name = loaded.name
         self.signature = loaded.signature
         self.mode = input_mode(loaded.signature, input_as)
-        self._call = _Caller(loaded.predictor)
+        self._call = SyncHooks(loaded.predictor)
         self._dtypes: dict[str, np.dtype[Any]] = {}
         self._matrix_dtype: np.dtype[Any] | None = None
         if loaded.signature is not None:

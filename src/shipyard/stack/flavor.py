@@ -14,6 +14,7 @@ from typing import Any, cast
 from pydantic import BaseModel, ValidationError
 
 from shipyard._imports import import_object
+from shipyard._validation import describe_validation_error
 from shipyard.errors import ConfigError, StackError
 from shipyard.stack.component import ComponentConfig, ComponentType, StackComponent
 
@@ -22,18 +23,7 @@ __all__ = ["Flavor", "describe_validation_errors", "import_object"]
 
 def describe_validation_errors(config_class: type[BaseModel], err: ValidationError) -> str:
     """Each problem of ``err`` on one line's worth of text: the key and what is allowed."""
-    allowed = ", ".join(config_class.model_fields) or "(none)"
-    lines = []
-    for problem in err.errors():
-        key = ".".join(str(part) for part in problem["loc"]) or "(config)"
-        if problem["type"] == "extra_forbidden":
-            lines.append(f"unknown key '{key}'; allowed keys: {allowed}")
-        elif problem["type"] == "missing":
-            lines.append(f"missing required key '{key}'")
-        else:
-            message = str(problem["msg"]).removeprefix("Value error, ")
-            lines.append(f"bad value {problem.get('input')!r} for '{key}': {message}")
-    return "; ".join(lines)
+    return describe_validation_error(err, allowed=config_class.model_fields)
 
 
 def _describe_errors(flavor: Flavor, config_class: type[BaseModel], err: ValidationError) -> str:
