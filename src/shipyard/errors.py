@@ -12,6 +12,7 @@ __all__ = [
     "DeploymentError",
     "IllegalTransitionError",
     "InvalidInputError",
+    "MethodNotAllowedError",
     "MissingDependencyError",
     "ModelLoadError",
     "ModelNotFoundError",
@@ -62,6 +63,17 @@ class PayloadTooLargeError(ShipyardError):
 
 class NotFoundError(ShipyardError):
     status_code = 404
+
+
+class MethodNotAllowedError(ShipyardError):
+    """The path exists, not with this method; ``allow`` lists the methods it takes (the
+    REST layer sends it as the ``Allow`` header)."""
+
+    status_code = 405
+
+    def __init__(self, message: str, allow: str) -> None:
+        super().__init__(message)
+        self.allow = allow
 
 
 class ModelNotFoundError(NotFoundError):
