@@ -32,6 +32,7 @@ class LocalModelDeployer(ModelDeployer):
     FLAVOR_NAME = "local"
     CONFIG_CLASS = LocalModelDeployerConfig
     DEPLOYMENT_CONFIG = LocalModelServerConfig
+    SERVICE_CLASS = LocalModelServer
 
     @property
     def settings(self) -> LocalModelDeployerConfig:
