@@ -25,6 +25,7 @@ __all__ = [
     "InputAs",
     "LocalScorer",
     "Scorer",
+    "column_array",
     "default_features",
     "input_mode",
     "outputs_to_arrow",
@@ -72,9 +73,11 @@ class ColumnTypeError(InvalidInputError):
     rejection by the predictor: never skipped)."""
 
 
-def _column_array(
-    batch: pa.RecordBatch, name: str, dtype: np.dtype[Any] | None
+def column_array(
+    batch: pa.RecordBatch, name: str, dtype: np.dtype[Any] | None, taker: str = "the model"
 ) -> np.ndarray[Any, Any]:
+    """Column ``name`` as a NumPy array of ``dtype`` (as it is when None); a column that
+    does not convert is a ``ColumnTypeError`` naming it, its type and ``taker``."""
     col = batch.column(name)
     arr = col.to_numpy(zero_copy_only=False)
     if dtype is not None and arr.dtype != dtype:
@@ -82,7 +85,7 @@ def _column_array(
             arr = arr.astype(dtype)
         except (ValueError, TypeError) as err:
             raise ColumnTypeError(
-                f"column {name!r} holds {col.type}, the model takes {dtype} ({err})"
+                f"column {name!r} holds {col.type}, {taker} takes {dtype} ({err})"
             ) from err
     return np.asarray(arr)
 
@@ -127,8 +130,8 @@ class LocalScorer(Scorer):
         if self.mode == "pandas":
             return batch.select(features).to_pandas()
         if self.mode == "dict":
-            return {f: _column_array(batch, f, self._dtypes.get(f)) for f in features}
-        cols = [_column_array(batch, f, self._matrix_dtype) for f in features]
+            return {f: column_array(batch, f, self._dtypes.get(f)) for f in features}
+        cols = [column_array(batch, f, self._matrix_dtype) for f in features]
         if (
             len(cols) == 1
             and self.signature is not None

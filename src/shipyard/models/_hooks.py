@@ -19,7 +19,7 @@ from typing import Any
 from shipyard.errors import PredictorError, ShipyardError
 from shipyard.models.predictor import Predictor
 
-__all__ = ["HookSet", "SyncHooks", "call_hook"]
+__all__ = ["Hook", "HookSet", "SyncHooks", "call_hook"]
 
 Hook = Callable[[Any], Any]
 

@@ -72,31 +72,11 @@ def artifact_store_of(stack: Stack) -> ArtifactStore:
 
 
 class Orchestrator(StackComponent):
-    """Base of every orchestrator flavor: runs a pipeline's steps on a stack."""
+    """Base of every orchestrator flavor: runs a pipeline's steps on a stack, recording
+    the run in the component's store. The base runs them in this process, one after the
+    other; a flavor that runs them elsewhere overrides ``run``."""
 
     TYPE: ClassVar[ComponentType] = ComponentType.ORCHESTRATOR
-
-    def run(
-        self,
-        pipeline_name: str,
-        invocations: Sequence[StepInvocation],
-        stack: Stack,
-        *,
-        enable_cache: bool | None = None,
-    ) -> PipelineRunView:
-        """Run every step; raise ``PipelineRunFailedError`` (with the run) if one failed."""
-        raise NotImplementedError
-
-
-class LocalOrchestratorConfig(ComponentConfig):
-    """The local orchestrator has no settings."""
-
-
-class LocalOrchestrator(Orchestrator):
-    """Runs steps one after the other in this process, recording everything in the store."""
-
-    FLAVOR_NAME: ClassVar[str] = "local"
-    CONFIG_CLASS: ClassVar[type[ComponentConfig]] = LocalOrchestratorConfig
 
     def run(
         self,
@@ -110,6 +90,17 @@ class LocalOrchestrator(Orchestrator):
         return _Run(RunRecords(self.store), artifact_store_of(stack), stack).run(
             pipeline_name, invocations, enable_cache
         )
+
+
+class LocalOrchestratorConfig(ComponentConfig):
+    """The local orchestrator has no settings."""
+
+
+class LocalOrchestrator(Orchestrator):
+    """Runs steps one after the other in this process, recording everything in the store."""
+
+    FLAVOR_NAME: ClassVar[str] = "local"
+    CONFIG_CLASS: ClassVar[type[ComponentConfig]] = LocalOrchestratorConfig
 
 
 class _Run:

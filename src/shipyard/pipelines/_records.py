@@ -38,6 +38,25 @@ def _aware(value: datetime | None) -> datetime | None:
     return None if value is None else value.replace(tzinfo=UTC)
 
 
+def _end_step(
+    conn: sa.Connection,
+    step_run_id: str,
+    status: StepStatus,
+    step_metadata: dict[str, Any],
+    **values: Any,
+) -> None:
+    conn.execute(
+        step_runs.update()
+        .where(step_runs.c.id == step_run_id)
+        .values(
+            status=status.value,
+            ended=_now(),
+            step_metadata=json.dumps(step_metadata, sort_keys=True),
+            **values,
+        )
+    )
+
+
 class RunRecords:
     """Reads and writes pipeline runs in ``store`` (one store transaction per call)."""
 
@@ -172,31 +191,14 @@ class RunRecords:
                         summary=json.dumps(artifact.summary, sort_keys=True, default=str),
                     )
                 )
-            conn.execute(
-                step_runs.update()
-                .where(step_runs.c.id == step_run_id)
-                .values(
-                    status=StepStatus.COMPLETED.value,
-                    ended=_now(),
-                    cache_key=cache_key,
-                    step_metadata=json.dumps(step_metadata, sort_keys=True),
-                )
-            )
+            _end_step(conn, step_run_id, StepStatus.COMPLETED, step_metadata, cache_key=cache_key)
 
     def fail_step(
         self, step_run_id: str, error: str, trace: str, step_metadata: dict[str, Any]
     ) -> None:
         with self.store.transaction(write=True) as conn:
-            conn.execute(
-                step_runs.update()
-                .where(step_runs.c.id == step_run_id)
-                .values(
-                    status=StepStatus.FAILED.value,
-                    ended=_now(),
-                    error=error,
-                    traceback=trace,
-                    step_metadata=json.dumps(step_metadata, sort_keys=True),
-                )
+            _end_step(
+                conn, step_run_id, StepStatus.FAILED, step_metadata, error=error, traceback=trace
             )
 
     # -- reading -----------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from shipyard.models._hooks import HookSet
+from shipyard.models._hooks import Hook, HookSet
 
 __all__ = ["Hooks"]
 
@@ -24,13 +24,7 @@ class Hooks(HookSet):
         self.inline = inline
 
     async def preprocess(self, data: Any) -> Any:
-        if self.pre_fn is None:
-            return data
-        try:
-            out = self.pre_fn(data)
-            return await out if self.pre_is_async else out
-        except Exception as err:
-            raise self.failed("preprocess", err) from err
+        return await self._optional("preprocess", self.pre_fn, self.pre_is_async, data)
 
     async def predict(self, data: Any) -> Any:
         try:
@@ -43,10 +37,14 @@ class Hooks(HookSet):
             raise self.failed("predict", err) from err
 
     async def postprocess(self, data: Any) -> Any:
-        if self.post_fn is None:
+        return await self._optional("postprocess", self.post_fn, self.post_is_async, data)
+
+    async def _optional(self, hook: str, fn: Hook | None, is_async: bool, data: Any) -> Any:
+        # A hook the predictor does not have passes the data through: no call at all.
+        if fn is None:
             return data
         try:
-            out = self.post_fn(data)
-            return await out if self.post_is_async else out
+            out = fn(data)
+            return await out if is_async else out
         except Exception as err:
-            raise self.failed("postprocess", err) from err
+            raise self.failed(hook, err) from err
