@@ -29,29 +29,36 @@ from shipyard.serving.dataplane import DataPlane, ReloadHandle
 from shipyard.serving.http.app import HttpApp
 from shipyard.serving.metrics import Metrics
 
-__all__ = ["bind_reuseport", "run_worker"]
+__all__ = ["bind_listener", "run_worker"]
 
 log = logging.getLogger("shipyard.serving")
 
 CONFIG_ENV = "SHIPYARD_WORKER_CONFIG"
 CHANNEL_ENV = "SHIPYARD_WORKER_CHANNEL"
 METRICS_ENV = "SHIPYARD_WORKER_METRICS_DIR"
+#: Listening sockets the supervisor bound for this worker (see ``_ports``).
+HTTP_FD_ENV = "SHIPYARD_WORKER_HTTP_FD"
+GRPC_FD_ENV = "SHIPYARD_WORKER_GRPC_FD"
 
 
-def bind_reuseport(host: str, port: int, *, listen: bool = True) -> socket.socket:
-    """A TCP socket on ``host:port`` that other workers can bind too (SO_REUSEPORT).
+def _inherited_socket(env: str) -> socket.socket | None:
+    fd = os.environ.get(env)
+    if not fd:
+        return None
+    sock = socket.socket(fileno=int(fd))
+    sock.setblocking(False)
+    return sock
 
-    The kernel spreads new connections over the listening sockets of the group, so each
-    worker accepts its own share without a shared accept queue.
-    """
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` of this worker alone (started without a
+    supervisor); under a supervisor the worker serves the sockets it inherited."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    if listen:
-        sock.listen(2048)
-        sock.setblocking(False)
+    sock.listen(2048)
+    sock.setblocking(False)
     return sock
 
 
@@ -112,7 +119,9 @@ class Worker:
             sys.stderr.write(f"shipyard worker {os.getpid()}: {err}\n")
             return 3
         try:
-            sock = bind_reuseport(self.config.host, self.config.http_port)
+            sock = _inherited_socket(HTTP_FD_ENV) or bind_listener(
+                self.config.host, self.config.http_port
+            )
         except OSError as err:
             message = f"cannot listen on {self.config.host}:{self.config.http_port}: {err}"
             await self.send({"event": "failed", "error": message})
@@ -176,6 +185,7 @@ class Worker:
                 self.dataplane,
                 self.config.host,
                 port,
+                sock=_inherited_socket(GRPC_FD_ENV),
                 # One limit for both transports: --max-body-size is the operator's promise.
                 max_message_bytes=self.config.max_body_size,
             )

@@ -29,17 +29,6 @@ __all__ = ["Supervisor", "check_serve_extra", "run_supervisor"]
 _RESTART_BACKOFF_MAX = 5.0
 
 
-def _reserve(host: str, port: int) -> socket.socket:
-    # Bound but not listening: it holds the port (and tells us which one 0 picked) without
-    # joining the SO_REUSEPORT group that shares out connections.
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    return sock
-
-
 class _WorkerProc:
     def __init__(self, index: int) -> None:
         self.index = index
@@ -91,36 +80,48 @@ class Supervisor:
         self.metrics_dir = self.run_dir / "metrics"
         self.http_port = 0
         self.grpc_port: int | None = None
-        self._reserved: list[socket.socket] = []
+        # One listening socket per worker and port, bound here (see ``_ports``).
+        self._http_socks: list[socket.socket] = []
+        self._grpc_socks: list[socket.socket] = []
 
     # -- start-up --------------------------------------------------------------------
 
     def _resolve_ports(self) -> None:
-        try:
-            self._reserve_ports()
-        except OSError as err:
-            from shipyard.errors import ServiceError
+        from shipyard.errors import ServiceError
+        from shipyard.serving._ports import PortInUseError
 
-            for sock in self._reserved:
-                sock.close()
+        try:
+            self._bind_ports()
+        except OSError as err:
+            self._close_listeners()
+            if isinstance(err, PortInUseError):
+                raise ServiceError(
+                    f"Cannot start: {err.strerror}. Stop it, or pick another port with "
+                    "--http-port/--grpc-port (0 for any free one)."
+                ) from err
             raise ServiceError(
                 f"Cannot bind {self.config.host} (HTTP port {self.config.http_port}, gRPC port "
-                f"{self.config.grpc_port or 'HTTP+1'}): {err}. Another program probably uses "
-                "the port: pick another with --http-port/--grpc-port, or 0 for any free one."
+                f"{self.config.grpc_port or 'HTTP+1'}): {err}. Pick another with "
+                "--http-port/--grpc-port, or 0 for any free one."
             ) from err
 
-    def _reserve_ports(self) -> None:
+    def _bind_ports(self) -> None:
+        from shipyard.serving._ports import bind_listeners
+
         cfg = self.config
-        http = _reserve(cfg.host, cfg.http_port)
-        self._reserved.append(http)
-        self.http_port = http.getsockname()[1]
+        count = len(self.workers)
+        self._http_socks = bind_listeners(cfg.host, cfg.http_port, count)
+        self.http_port = self._http_socks[0].getsockname()[1]
         if cfg.grpc_enabled and _grpc_available():
             wanted = cfg.grpc_port
             if wanted is None:
                 wanted = self.http_port + 1 if cfg.http_port != 0 else 0
-            grpc_sock = _reserve(cfg.host, wanted)
-            self._reserved.append(grpc_sock)
-            self.grpc_port = grpc_sock.getsockname()[1]
+            self._grpc_socks = bind_listeners(cfg.host, wanted, count)
+            self.grpc_port = self._grpc_socks[0].getsockname()[1]
+
+    def _close_listeners(self) -> None:
+        for sock in (*self._http_socks, *self._grpc_socks):
+            sock.close()
 
     def _worker_config(self) -> str:
         cfg = self.config.model_copy(
@@ -140,12 +141,20 @@ class Supervisor:
         env["SHIPYARD_WORKER_CONFIG"] = self._worker_config()
         env["SHIPYARD_WORKER_CHANNEL"] = str(theirs.fileno())
         env["SHIPYARD_WORKER_METRICS_DIR"] = str(self.metrics_dir)
+        fds = [theirs.fileno()]
+        http_sock = self._http_socks[worker.index]
+        env["SHIPYARD_WORKER_HTTP_FD"] = str(http_sock.fileno())
+        fds.append(http_sock.fileno())
+        if self._grpc_socks:
+            grpc_sock = self._grpc_socks[worker.index]
+            env["SHIPYARD_WORKER_GRPC_FD"] = str(grpc_sock.fileno())
+            fds.append(grpc_sock.fileno())
         worker.ready = False
         worker.failed = None
         worker.ready_event = asyncio.Event()
         worker.started_at = time.monotonic()
         worker.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shipyard.serving.server", env=env, pass_fds=(theirs.fileno(),)
+            sys.executable, "-m", "shipyard.serving.server", env=env, pass_fds=fds
         )
         theirs.close()
         reader, worker.writer = await asyncio.open_unix_connection(sock=ours)
@@ -251,6 +260,9 @@ class Supervisor:
     async def stop(self) -> None:
         """Drain and stop every worker (SIGTERM, then SIGKILL after the grace period)."""
         self._stopping = True
+        # Our copies of the listening sockets first: once the workers close theirs, new
+        # connections are refused instead of queueing where nobody accepts them.
+        self._close_listeners()
         procs = [w.proc for w in self.workers if w.proc and w.proc.returncode is None]
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
@@ -268,8 +280,6 @@ class Supervisor:
             control.close()
         with contextlib.suppress(FileNotFoundError):
             self.control_path.unlink()
-        for sock in self._reserved:
-            sock.close()
         if self._tmp is not None:
             self._tmp.cleanup()
 

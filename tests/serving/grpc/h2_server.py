@@ -50,7 +50,7 @@ INFER, LIVE = SERVICE + "ModelInfer", SERVICE + "ServerLive"
 class ThreadServer:
     """``start_grpc_server`` on a uvloop loop of its own thread, as in a worker."""
 
-    def __init__(self, dataplane: DataPlane, **options: int) -> None:
+    def __init__(self, dataplane: DataPlane, **options: Any) -> None:
         self.loop = uvloop.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
