@@ -17,7 +17,7 @@ def test_public_names() -> None:
     assert shipyard.serving.Predictor is Predictor
     assert shipyard.serving.DataPlane is DataPlane
     assert control.__all__ == ["CONTROL_SOCKET_NAME", "send_command"]
-    assert testing.__all__ == ["ServerProcess", "free_port", "start_server"]
+    assert testing.__all__ == ["ServerProcess", "free_port", "start_server", "wait_until"]
 
 
 def test_server_entry_point_imports_no_cli_and_no_grpc() -> None:

@@ -27,6 +27,7 @@ from shipyard.errors import ConfigError, ShipyardError
 from shipyard.serving.config import ServerConfig
 from shipyard.serving.dataplane import DataPlane, ReloadHandle
 from shipyard.serving.http.app import HttpApp
+from shipyard.serving.http.protocol import HttpLimits, protocol_class
 from shipyard.serving.metrics import Metrics
 
 __all__ = ["bind_listener", "run_worker"]
@@ -91,7 +92,10 @@ class Worker:
     async def load(self) -> None:
         for spec in self.config.all_models():
             entry = await asyncio.to_thread(
-                self.dataplane.load_model, spec, self.config.batching_for(spec)
+                self.dataplane.load_model,
+                spec,
+                self.config.batching_for(spec),
+                self.config.admission_for(spec),
             )
             if entry.name in self.dataplane.registry:
                 raise ConfigError(
@@ -128,17 +132,24 @@ class Worker:
             sys.stderr.write(f"shipyard worker {os.getpid()}: {message}\n")
             return 3
         app = HttpApp(self.dataplane, self.metrics, self.config.max_body_size)
+        cfg = self.config
+        limits = HttpLimits(
+            header_timeout=cfg.header_timeout,
+            body_timeout=cfg.body_timeout,
+            idle_timeout=cfg.idle_timeout,
+            max_connections=cfg.max_connections,
+        )
         uv_config = uvicorn.Config(
             app,
             loop="none",
-            http="httptools",
+            http=protocol_class(limits),
             lifespan="off",
             access_log=False,
             server_header=False,
             proxy_headers=False,  # no proxy in front by default; saves a middleware per request
             log_level="warning",
             timeout_graceful_shutdown=int(self.config.graceful_timeout),
-            timeout_keep_alive=30,
+            timeout_keep_alive=max(1, int(cfg.idle_timeout)),
         )
         self._http = _Server(uv_config)
         http_task = asyncio.create_task(self._http.serve(sockets=[sock]))

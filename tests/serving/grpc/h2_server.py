@@ -51,6 +51,7 @@ class ThreadServer:
     """``start_grpc_server`` on a uvloop loop of its own thread, as in a worker."""
 
     def __init__(self, dataplane: DataPlane, **options: Any) -> None:
+        self.dataplane = dataplane
         self.loop = uvloop.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()

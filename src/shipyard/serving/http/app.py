@@ -8,11 +8,12 @@ Handlers only translate between bytes and the data plane; errors become
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 
 import orjson
 
@@ -118,6 +119,7 @@ class HttpApp:
         path: str = scope["path"]
         headers = dict(scope["headers"])
         labels = _Labels()
+        unserved: str | None = None
         try:
             # HEAD too: some load balancers probe health with it (uvicorn drops the body).
             get = self._get.get(path) if method in ("GET", "HEAD") else None
@@ -131,21 +133,37 @@ class HttpApp:
                 response = await post(scope, headers, body)
             else:
                 response = await self._dynamic(method, path, scope, headers, receive, labels)
+        except asyncio.CancelledError:
+            # The client went away (see ``http.protocol``): nobody is left to answer.
+            if self.metrics is not None and labels.protocol != "other":
+                self.metrics.observe_unserved(labels.model, labels.protocol, "cancelled")
+            return
         except ShipyardError as err:
-            if err.status_code >= 500:
+            unserved = getattr(err, "unserved", None)
+            if unserved is not None:
+                # Shed or timed out: expected under overload, counted, not logged.
+                response = _json({"error": err.message}, err.status_code)
+                retry_after = getattr(err, "retry_after", None)
+                if retry_after is not None:
+                    response.headers = [*_JSON, (b"retry-after", str(retry_after).encode())]
+            elif err.status_code >= 500:
                 # A predictor's own failure: the operator needs it in the log too.
                 # With the traceback: a predictor's author debugs it from the server log.
                 log.warning(
                     "%s %s -> %d: %s", method, path, err.status_code, err.message, exc_info=err
                 )
-            response = _json({"error": err.message}, err.status_code)
+                response = _json({"error": err.message}, err.status_code)
+            else:
+                response = _json({"error": err.message}, err.status_code)
         except Exception as err:  # a bug or a predictor's own exception: 500, never a crash
             log.exception("Unhandled error for %s %s", method, path)
             response = _json({"error": f"Internal error: {type(err).__name__}: {err}"}, 500)
-        headers_out = response.headers
+        # Content-Length, not chunked: every answer is one buffer, and an HTTP/1.0
+        # client cannot read chunked encoding.
+        headers_out = [*response.headers, (b"content-length", b"%d" % len(response.body))]
         if response.status == 413:
             # The rest of the body was never read: the connection cannot be reused.
-            headers_out = [*headers_out, (b"connection", b"close")]
+            headers_out.append((b"connection", b"close"))
         await send(
             {"type": "http.response.start", "status": response.status, "headers": headers_out}
         )
@@ -154,6 +172,8 @@ class HttpApp:
             self.metrics.observe_request(
                 labels.model, labels.protocol, response.status, time.perf_counter() - started
             )
+            if unserved is not None:
+                self.metrics.observe_unserved(labels.model, labels.protocol, unserved)
 
     def _label(self, name: str) -> str:
         # Only served names become label values: otherwise every made-up name a client
@@ -206,6 +226,9 @@ class HttpApp:
 
     # -- routing of paths with a model name ------------------------------------------
 
+    # Model names in paths: uvicorn has percent-decoded ``scope["path"]`` once already; a
+    # second decoding would let /v2/models/%256d reach model "m".
+
     async def _dynamic(
         self,
         method: str,
@@ -217,11 +240,11 @@ class HttpApp:
     ) -> _Response:
         if path.startswith("/v2/models/"):
             parts = path[len("/v2/models/") :].split("/")
-            name = unquote(parts[0])
+            name = parts[0]
             version: str | None = None
             rest = parts[1:]
             if len(rest) >= 2 and rest[0] == "versions":
-                version = unquote(rest[1])
+                version = rest[1]
                 rest = rest[2:]
             if name:
                 if method == "POST" and rest == ["infer"]:
@@ -236,12 +259,12 @@ class HttpApp:
         elif path.startswith("/v1/models/"):
             tail = path[len("/v1/models/") :]
             if method == "POST" and tail.endswith(":predict"):
-                name = unquote(tail[: -len(":predict")])
+                name = tail[: -len(":predict")]
                 labels.model, labels.protocol = self._label(name), "v1"
                 body = await self._read_body(headers, receive)
                 return await self._v1_predict(name, headers, body)
             if method == "GET" and tail and "/" not in tail:
-                name = unquote(tail)
+                name = tail
                 ready = self.dataplane.model_ready(name)
                 return _json({"name": name, "ready": ready})
         allowed = [m for m, table in (("GET", self._get), ("POST", self._post)) if path in table]
