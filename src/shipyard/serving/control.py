@@ -25,6 +25,10 @@ Anything else → ``{"ok": false, "error": "..."}``.
 
 ``send_command(socket_path, command, timeout)`` is the client; the local model deployer
 uses exactly this.
+
+The supervisor-to-worker plumbing lives here too, the one place both sides import: the
+environment a worker is started with (``WORKER_*_ENV``, ``worker_env``), including the
+listening sockets the supervisor bound for it.
 """
 
 from __future__ import annotations
@@ -37,9 +41,52 @@ from typing import Any
 
 from shipyard.errors import ServiceError
 
-__all__ = ["CONTROL_SOCKET_NAME", "send_command"]
+__all__ = [
+    "CONTROL_SOCKET_NAME",
+    "WORKER_CHANNEL_ENV",
+    "WORKER_CONFIG_ENV",
+    "WORKER_GRPC_FD_ENV",
+    "WORKER_HTTP_FD_ENV",
+    "WORKER_METRICS_ENV",
+    "WORKER_MODULE",
+    "send_command",
+    "worker_env",
+]
 
 CONTROL_SOCKET_NAME = "control.sock"
+
+#: The module a worker process runs (``python -m``): a fresh interpreter, never a fork.
+WORKER_MODULE = "shipyard.serving.worker"
+#: The worker's ``ServerConfig`` as JSON.
+WORKER_CONFIG_ENV = "SHIPYARD_WORKER_CONFIG"
+#: The file descriptor of the worker's end of the supervisor channel (a socketpair).
+WORKER_CHANNEL_ENV = "SHIPYARD_WORKER_CHANNEL"
+#: The directory the worker writes its metrics file into.
+WORKER_METRICS_ENV = "SHIPYARD_WORKER_METRICS_DIR"
+
+
+#: The file descriptors of the listening sockets the supervisor bound for this worker
+#: (HTTP; gRPC when served): workers never bind a port themselves (see ``_ports``).
+WORKER_HTTP_FD_ENV = "SHIPYARD_WORKER_HTTP_FD"
+WORKER_GRPC_FD_ENV = "SHIPYARD_WORKER_GRPC_FD"
+
+
+def worker_env(
+    config_json: str,
+    channel_fd: int,
+    metrics_dir: Path,
+    http_fd: int | None = None,
+    grpc_fd: int | None = None,
+) -> dict[str, str]:
+    """The environment of a worker process: this one's, plus what the worker reads."""
+    env = dict(os.environ)
+    env[WORKER_CONFIG_ENV] = config_json
+    env[WORKER_CHANNEL_ENV] = str(channel_fd)
+    env[WORKER_METRICS_ENV] = str(metrics_dir)
+    for name, fd in ((WORKER_HTTP_FD_ENV, http_fd), (WORKER_GRPC_FD_ENV, grpc_fd)):
+        if fd is not None:
+            env[name] = str(fd)
+    return env
 
 
 def send_command(

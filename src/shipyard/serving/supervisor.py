@@ -2,7 +2,7 @@
 drains them on SIGTERM/SIGINT, and answers the control socket (see ``control``).
 
 It imports no numpy, no web framework and no grpc: workers are fresh interpreters
-(``python -m shipyard.serving.server``), never forks of this process, so grpc's fork
+(``python -m shipyard.serving.worker``), never forks of this process, so grpc's fork
 restrictions never apply and a worker's crash cannot corrupt the supervisor.
 """
 
@@ -22,7 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.serving.config import ModelSpec, ServerConfig
-from shipyard.serving.control import CONTROL_SOCKET_NAME
+from shipyard.serving.control import (
+    CONTROL_SOCKET_NAME,
+    WORKER_MODULE,
+    worker_env,
+)
 
 __all__ = ["Supervisor", "check_serve_extra", "run_supervisor"]
 
@@ -137,24 +141,16 @@ class Supervisor:
 
     async def _spawn(self, worker: _WorkerProc) -> None:
         ours, theirs = socket.socketpair()
-        env = dict(os.environ)
-        env["SHIPYARD_WORKER_CONFIG"] = self._worker_config()
-        env["SHIPYARD_WORKER_CHANNEL"] = str(theirs.fileno())
-        env["SHIPYARD_WORKER_METRICS_DIR"] = str(self.metrics_dir)
-        fds = [theirs.fileno()]
-        http_sock = self._http_socks[worker.index]
-        env["SHIPYARD_WORKER_HTTP_FD"] = str(http_sock.fileno())
-        fds.append(http_sock.fileno())
-        if self._grpc_socks:
-            grpc_sock = self._grpc_socks[worker.index]
-            env["SHIPYARD_WORKER_GRPC_FD"] = str(grpc_sock.fileno())
-            fds.append(grpc_sock.fileno())
+        http_fd = self._http_socks[worker.index].fileno()
+        grpc_fd = self._grpc_socks[worker.index].fileno() if self._grpc_socks else None
+        env = worker_env(self._worker_config(), theirs.fileno(), self.metrics_dir, http_fd, grpc_fd)
+        fds = [fd for fd in (theirs.fileno(), http_fd, grpc_fd) if fd is not None]
         worker.ready = False
         worker.failed = None
         worker.ready_event = asyncio.Event()
         worker.started_at = time.monotonic()
         worker.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shipyard.serving.server", env=env, pass_fds=fds
+            sys.executable, "-m", WORKER_MODULE, env=env, pass_fds=fds
         )
         theirs.close()
         reader, worker.writer = await asyncio.open_unix_connection(sock=ours)
@@ -374,7 +370,7 @@ def _grpc_available() -> bool:
 
     return (
         importlib.util.find_spec("grpc") is not None
-        and importlib.util.find_spec("shipyard.serving.grpc.server") is not None
+        and importlib.util.find_spec("shipyard.serving.grpc.listener") is not None
     )
 
 

@@ -1,10 +1,10 @@
 """One worker process: load the models, serve HTTP (and gRPC) on the shared ports, obey
 the supervisor's channel, drain on SIGTERM/SIGINT.
 
-Started by the supervisor as ``python -m shipyard.serving.server`` with the server config
-(JSON) in ``SHIPYARD_WORKER_CONFIG`` and the channel socket's file descriptor in
-``SHIPYARD_WORKER_CHANNEL``. It listens only once every model has loaded and passed its
-health check, so a new or replacement worker never answers "not ready".
+Started by the supervisor as ``python -m shipyard.serving.worker`` with the server config
+(JSON) and the channel socket's file descriptor in its environment (``control.worker_env``).
+It listens only once every model has loaded and passed its health check, so a new or
+replacement worker never answers "not ready".
 """
 
 from __future__ import annotations
@@ -25,24 +25,25 @@ import uvicorn
 
 from shipyard.errors import ConfigError, ShipyardError
 from shipyard.serving.config import ServerConfig
+from shipyard.serving.control import (
+    WORKER_CHANNEL_ENV,
+    WORKER_CONFIG_ENV,
+    WORKER_GRPC_FD_ENV,
+    WORKER_HTTP_FD_ENV,
+    WORKER_METRICS_ENV,
+)
 from shipyard.serving.dataplane import DataPlane, ReloadHandle
 from shipyard.serving.http.app import HttpApp
 from shipyard.serving.http.protocol import HttpLimits, protocol_class
 from shipyard.serving.metrics import Metrics
 
-__all__ = ["bind_listener", "run_worker"]
+__all__ = ["run_worker"]
 
 log = logging.getLogger("shipyard.serving")
 
-CONFIG_ENV = "SHIPYARD_WORKER_CONFIG"
-CHANNEL_ENV = "SHIPYARD_WORKER_CHANNEL"
-METRICS_ENV = "SHIPYARD_WORKER_METRICS_DIR"
-#: Listening sockets the supervisor bound for this worker (see ``_ports``).
-HTTP_FD_ENV = "SHIPYARD_WORKER_HTTP_FD"
-GRPC_FD_ENV = "SHIPYARD_WORKER_GRPC_FD"
-
 
 def _inherited_socket(env: str) -> socket.socket | None:
+    """The listening socket the supervisor bound for this worker (see ``_ports``)."""
     fd = os.environ.get(env)
     if not fd:
         return None
@@ -51,9 +52,8 @@ def _inherited_socket(env: str) -> socket.socket | None:
     return sock
 
 
-def bind_listener(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` of this worker alone (started without a
-    supervisor); under a supervisor the worker serves the sockets it inherited."""
+def _bind_alone(host: str, port: int) -> socket.socket:
+    # A worker started without a supervisor (no inherited socket): a port of its own.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -123,7 +123,7 @@ class Worker:
             sys.stderr.write(f"shipyard worker {os.getpid()}: {err}\n")
             return 3
         try:
-            sock = _inherited_socket(HTTP_FD_ENV) or bind_listener(
+            sock = _inherited_socket(WORKER_HTTP_FD_ENV) or _bind_alone(
                 self.config.host, self.config.http_port
             )
         except OSError as err:
@@ -196,7 +196,7 @@ class Worker:
                 self.dataplane,
                 self.config.host,
                 port,
-                sock=_inherited_socket(GRPC_FD_ENV),
+                sock=_inherited_socket(WORKER_GRPC_FD_ENV),
                 # One limit for both transports: --max-body-size is the operator's promise.
                 max_message_bytes=self.config.max_body_size,
             )
@@ -272,9 +272,9 @@ def run_worker(config: ServerConfig, channel_fd: int | None, metrics_dir: Path |
 
 
 def main() -> None:
-    config = ServerConfig.model_validate_json(os.environ[CONFIG_ENV])
-    fd = os.environ.get(CHANNEL_ENV)
-    metrics_dir = os.environ.get(METRICS_ENV)
+    config = ServerConfig.model_validate_json(os.environ[WORKER_CONFIG_ENV])
+    fd = os.environ.get(WORKER_CHANNEL_ENV)
+    metrics_dir = os.environ.get(WORKER_METRICS_ENV)
     sys.exit(
         run_worker(config, int(fd) if fd else None, Path(metrics_dir) if metrics_dir else None)
     )
