@@ -188,6 +188,7 @@ class Worker:
             return
         try:
             from shipyard.serving.grpc import start_grpc_server
+            from shipyard.serving.grpc._http2 import Http2Limits
         except ImportError as err:
             log.warning("gRPC disabled: %s (install shipyard[serve])", err)
             return
@@ -197,6 +198,11 @@ class Worker:
                 self.config.host,
                 port,
                 sock=_inherited_socket(WORKER_GRPC_FD_ENV),
+                limits=Http2Limits(
+                    preface_timeout=self.config.header_timeout,
+                    idle_timeout=self.config.idle_timeout,
+                ),
+                max_connections=self.config.max_connections,
                 # One limit for both transports: --max-body-size is the operator's promise.
                 max_message_bytes=self.config.max_body_size,
             )

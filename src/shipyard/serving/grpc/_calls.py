@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from shipyard.serving.grpc._http2 import (
     MAX_CONCURRENT_STREAMS,
     Http2Connection,
+    Http2Limits,
     encode_header_block,
 )
 from shipyard.serving.grpc._status import RpcError, StatusCode, encode_message
@@ -135,8 +136,11 @@ class GrpcConnection(Http2Connection):
         methods: Mapping[str, Method],
         max_message_bytes: int,
         connections: set[GrpcConnection],
+        limits: Http2Limits | None = None,
+        max_connections: int = 1000,
     ) -> None:
-        super().__init__(max_body_bytes=max_message_bytes + 5)
+        super().__init__(max_body_bytes=max_message_bytes + 5, limits=limits)
+        self._max_connections = max_connections
         self._methods = methods
         self._max_message = max_message_bytes
         self._connections = connections
@@ -146,8 +150,16 @@ class GrpcConnection(Http2Connection):
         self._loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if len(self._connections) >= self._max_connections:
+            # As many connections as this worker accepts: refuse before the preface, so
+            # the client's channel retries (another worker, or later).
+            transport.close()
+            return
         self._connections.add(self)
         super().connection_made(transport)
+
+    def _busy(self) -> bool:
+        return bool(self._tasks)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._connections.discard(self)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from shipyard.errors import ServiceError
 from shipyard.serving.grpc._calls import GrpcConnection
+from shipyard.serving.grpc._http2 import Http2Limits
 from shipyard.serving.grpc._servicer import DataPlaneLike, InferenceServicer
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "GrpcServerHandle", "start_grpc_server"]
@@ -67,20 +68,24 @@ async def start_grpc_server(
     *,
     sock: socket.socket | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    limits: Http2Limits | None = None,
+    max_connections: int = 1000,
 ) -> GrpcServerHandle:
     """Serve ``inference.GRPCInferenceService`` for ``dataplane`` on ``host:port``.
 
     Call it from the event loop that runs the data plane. ``port`` 0 picks a free port
     (see ``.port``); a busy port raises ``ServiceError``. ``sock``, a listening socket
     bound by the supervisor, is served instead of binding ``host:port``. Messages larger
-    than ``max_message_bytes`` are refused with RESOURCE_EXHAUSTED.
+    than ``max_message_bytes`` are refused with RESOURCE_EXHAUSTED. ``limits`` are the
+    preface and idle timeouts; past ``max_connections`` open connections, new ones are
+    closed at once.
     """
     loop = asyncio.get_running_loop()
     methods = InferenceServicer(dataplane).methods()
     connections: set[GrpcConnection] = set()
 
     def factory() -> GrpcConnection:
-        return GrpcConnection(methods, max_message_bytes, connections)
+        return GrpcConnection(methods, max_message_bytes, connections, limits, max_connections)
 
     try:
         if sock is not None:
