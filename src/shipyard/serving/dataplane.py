@@ -10,6 +10,8 @@ input example (raising ``ModelLoadError`` without touching what is served);
 from __future__ import annotations
 
 import asyncio
+import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,7 @@ from shipyard.errors import (
     DeadlineExceededError,
     ModelLoadError,
     OverloadedError,
+    PredictorError,
     ShipyardError,
 )
 from shipyard.serving._convert import (
@@ -36,6 +39,8 @@ from shipyard.serving.registry import LoadedModelLike, ModelEntry, ModelRegistry
 from shipyard.serving.types import InferenceRequest, InferenceResponse, RequestedOutput
 
 __all__ = ["DataPlane", "ReloadHandle"]
+
+log = logging.getLogger("shipyard.serving")
 
 #: Extensions of the Open Inference Protocol this server speaks.
 EXTENSIONS = ["binary_tensor_data", "model_repository_health"]
@@ -60,9 +65,13 @@ def _runs_inline(predictor: Any, config: BatchingConfig) -> bool:
 class DataPlane:
     """Serves the models of one worker process."""
 
-    def __init__(self, metrics: Metrics | None = None) -> None:
+    def __init__(self, metrics: Metrics | None = None, *, expose_errors: bool = False) -> None:
         self.registry = ModelRegistry()
         self.metrics = metrics
+        #: Send a predictor's own exception text to clients (development only): it may
+        #: hold paths, data or secrets. Off: a generic message with a request id, and
+        #: the text in the server log under that id.
+        self.expose_errors = expose_errors
         self._loading = 0
 
     # -- lifecycle -------------------------------------------------------------------
@@ -250,6 +259,10 @@ class DataPlane:
             # unpredicted; one inside a running predict is not torn out of its batch.
             async with deadline:
                 return await self._run(entry, inputs, request_id, requested)
+        except PredictorError as err:
+            if self.expose_errors:
+                raise
+            raise _hidden(entry.name, err) from err
         except TimeoutError:
             if not deadline.expired():
                 raise
@@ -294,3 +307,16 @@ class DataPlane:
             outputs=tensors,
             parameters={"content_type": "pd"} if is_frame else {},
         )
+
+
+def _hidden(model: str, err: PredictorError) -> PredictorError:
+    """What the client sees of a predictor's failure: a request id to find it in the log."""
+    request_id = uuid.uuid4().hex[:16]
+    log.error("request %s: model %r: %s", request_id, model, err.message, exc_info=err)
+    hidden = PredictorError(
+        f"Model {model!r} failed on this request (request id {request_id}); the server log "
+        "has the details under that id. Start the server with --expose-errors to send "
+        "them to clients (development only)."
+    )
+    hidden.logged = True  # type: ignore[attr-defined]
+    return hidden

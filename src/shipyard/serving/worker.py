@@ -75,7 +75,7 @@ class Worker:
     def __init__(self, config: ServerConfig, channel_fd: int | None, metrics_dir: Path | None):
         self.config = config
         self.metrics = Metrics(metrics_dir)
-        self.dataplane = DataPlane(self.metrics)
+        self.dataplane = DataPlane(self.metrics, expose_errors=config.expose_errors)
         self._channel_fd = channel_fd
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, ReloadHandle] = {}

@@ -99,7 +99,7 @@ async def _cancel_the_rest() -> None:
 
 def plane(models: Path) -> DataPlane:
     """logistic, shout, picky and dawdle from ``save_grpc_models``, default batching."""
-    served = DataPlane(Metrics())
+    served = DataPlane(Metrics(), expose_errors=True)  # messages checked on the wire
     for name in ("logistic", "shout", "picky", "dawdle"):
         spec = ModelSpec(uri=str(models / name), name=name)
         served.add(served.load_model(spec, BatchingConfig()))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -146,7 +147,7 @@ class HttpApp:
                 retry_after = getattr(err, "retry_after", None)
                 if retry_after is not None:
                     response.headers = [*_JSON, (b"retry-after", str(retry_after).encode())]
-            elif err.status_code >= 500:
+            elif err.status_code >= 500 and not getattr(err, "logged", False):
                 # A predictor's own failure: the operator needs it in the log too.
                 # With the traceback: a predictor's author debugs it from the server log.
                 log.warning(
@@ -155,9 +156,12 @@ class HttpApp:
                 response = _json({"error": err.message}, err.status_code)
             else:
                 response = _json({"error": err.message}, err.status_code)
-        except Exception as err:  # a bug or a predictor's own exception: 500, never a crash
-            log.exception("Unhandled error for %s %s", method, path)
-            response = _json({"error": f"Internal error: {type(err).__name__}: {err}"}, 500)
+        except Exception:  # a bug: 500, never a crash, and no internals to the client
+            request_id = uuid.uuid4().hex[:16]
+            log.exception("request %s: unhandled error for %s %s", request_id, method, path)
+            response = _json(
+                {"error": f"Internal error (request id {request_id}; see the server log)."}, 500
+            )
         # Content-Length, not chunked: every answer is one buffer, and an HTTP/1.0
         # client cannot read chunked encoding.
         headers_out = [*response.headers, (b"content-length", b"%d" % len(response.body))]
