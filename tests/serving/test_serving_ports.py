@@ -38,7 +38,8 @@ def test_a_second_server_on_a_used_port_is_refused(models_dir: Path) -> None:
             ),
         ):
             with pytest.raises(ServiceError) as refused:
-                start_server(models_dir / "const2", workers=2, grpc=True, args=port_args)
+                # Stopped (by PID) if it starts after all, so a failure leaks no process.
+                start_server(models_dir / "const2", workers=2, grpc=True, args=port_args).stop()
             text = str(refused.value)
             assert f"port {used} on 127.0.0.1 is already in use by {holder}" in text, text
         # Every connection still reaches the first server's model.
@@ -53,4 +54,4 @@ def test_a_port_held_by_another_program_is_named(models_dir: Path) -> None:
         with pytest.raises(
             ServiceError, match=f"port {port} on 127.0.0.1 is already in use by process"
         ):
-            start_server(models_dir / "const1", args=["--http-port", str(port)])
+            start_server(models_dir / "const1", args=["--http-port", str(port)]).stop()
