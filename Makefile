@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= dev,dev-models,serve,sklearn,batch
 
-.PHONY: install run test lint bench proto clean
+.PHONY: install run test lint bench soak proto clean
 
 $(VENV)/.installed-$(subst ,,$(EXTRAS)): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: install
 
 bench: install
 	$(PY) benchmarks/run.py
+
+# Mixed valid, malformed and hostile traffic for SOAK_SECONDS (default 60); not in `test`.
+soak: install
+	$(PY) benchmarks/soak.py
 
 proto: install
 	$(PY) -m shipyard.serving.grpc.generate

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "BadRequestError",
     "ConfigError",
+    "DeadlineExceededError",
     "DeploymentError",
     "IllegalTransitionError",
     "InvalidInputError",
@@ -18,6 +19,7 @@ __all__ = [
     "ModelNotFoundError",
     "ModelNotReadyError",
     "NotFoundError",
+    "OverloadedError",
     "PayloadTooLargeError",
     "PredictorError",
     "ServiceError",
@@ -82,6 +84,25 @@ class ModelNotFoundError(NotFoundError):
 
 class ModelNotReadyError(ShipyardError):
     status_code = 503
+
+
+class OverloadedError(ShipyardError):
+    """The model's queue is full: the request was refused at once (load shedding), without
+    being queued. Retrying after ``retry_after`` seconds is safe."""
+
+    status_code = 503
+    retry_after = 1
+    #: How ``/metrics`` counts it among the requests that were not served.
+    unserved = "shed"
+
+
+class DeadlineExceededError(ShipyardError):
+    """The request's deadline (``--request-timeout``, the model's own, or the client's
+    ``grpc-timeout``) passed before its answer was ready; it was not predicted if it was
+    still queued."""
+
+    status_code = 504
+    unserved = "timeout"
 
 
 class ConfigError(ShipyardError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from batch_helpers import RunCli, expected_logreg, save_custom, write_input
 
 from shipyard.batch import predict
 from shipyard.errors import ServiceError
-from shipyard.testing import ServerProcess, free_port, start_server
+from shipyard.testing import ServerProcess, free_port, start_server, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +65,18 @@ def test_server_side_rejections_are_skipped_aside(tmp_path: Path, frame: pd.Data
             batch_size=100,
         )
         assert server.process.poll() is None  # the server survived the bad rows
+        rejects = [json.loads(line) for line in Path(str(summary.rejects)).read_text().splitlines()]
+        # The server keeps the predictor's own text in its log, under the request id each
+        # reject carries (issue 10: no predictor internals to clients by default).
+        ids = [re.search(r"request id ([0-9a-f]+)", r["error"]) for r in rejects]
+        assert all(ids), rejects
+        wait_until(
+            lambda: all(f"request {m.group(1)}" in server.log() for m in ids if m),
+            "the rejections in the server log",
+        )
+        assert "must not be negative" in server.log()
     assert (summary.rows, summary.rejected) == (len(frame) - 2, 2)
-    rejects = [json.loads(line) for line in Path(str(summary.rejects)).read_text().splitlines()]
     assert [r["row"] for r in rejects] == [7, 300]
-    assert all("must not be negative" in r["error"] for r in rejects)
     result = pd.read_json(out, lines=True, precise_float=True)
     good = bad.drop(index=[7, 300])
     np.testing.assert_allclose(result["prediction"], good["a"] + good["b"])

@@ -55,6 +55,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     (broken / "broken.flag").write_text("")
     save_model(None, root / "sleepy", predictor=sp.Sleepy)
+    save_model(None, root / "gated", predictor=sp.Gated)
     return root
 
 

@@ -95,3 +95,22 @@ class Shout(Predictor):
         if "BOOM" in inputs:
             raise ValueError("the model refuses BOOM")
         return np.array([len(s) for s in inputs], dtype=np.int64)
+
+
+class Gated(Predictor):
+    """Writes each row's first value to ``$SERVING_TEST_MARKS/predicted`` (one a line);
+    a negative value blocks the call (in its thread) until ``$SERVING_TEST_MARKS/open``
+    exists: a test holds the model busy and sees exactly which requests were predicted."""
+
+    supports_batching = True
+
+    def predict(self, inputs: Any) -> Any:
+        values = np.asarray(inputs, dtype=np.float64)[:, 0]
+        marks = Path(os.environ["SERVING_TEST_MARKS"])
+        with (marks / "predicted").open("a") as log:
+            log.write("".join(f"{v}\n" for v in values))
+        if (values < 0).any():
+            deadline = time.monotonic() + 120
+            while not (marks / "open").exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return values

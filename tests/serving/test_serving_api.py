@@ -20,9 +20,10 @@ def test_public_names() -> None:
         "CONTROL_SOCKET_NAME",
         "WORKER_CHANNEL_ENV",
         "WORKER_CONFIG_ENV",
+        "WORKER_GRPC_FD_ENV",
+        "WORKER_HTTP_FD_ENV",
         "WORKER_METRICS_ENV",
         "WORKER_MODULE",
-        "bind_reuseport",
         "send_command",
         "worker_env",
     ]

@@ -96,7 +96,7 @@ def test_busy_port_is_one_clear_line(models_dir: Path) -> None:
             timeout=60,
         )
     assert done.returncode == 1
-    assert "Address already in use" in done.stderr
+    assert "already in use" in done.stderr
     assert "--http-port" in done.stderr
     assert "Traceback" not in done.stderr
 

@@ -18,7 +18,7 @@ from shipyard.testing import async_wait_until
 
 
 def _plane(models_dir: Path, *names: str, **batching: Any) -> DataPlane:
-    plane = DataPlane(Metrics())
+    plane = DataPlane(Metrics(), expose_errors=True)
     for name in names:
         entry = plane.load_model(ModelSpec(uri=str(models_dir / name)), BatchingConfig(**batching))
         plane.add(entry)

@@ -30,7 +30,8 @@ def shout(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(shout: Path) -> Iterator[ServerProcess]:
-    with start_server(shout, workers=1, grpc=True) as process:
+    # --expose-errors: the predictor's own message reaches the client (development).
+    with start_server(shout, workers=1, grpc=True, args=["--expose-errors"]) as process:
         yield process
 
 

@@ -49,6 +49,20 @@ def serve(
     run_dir: Path | None = typer.Option(
         None, "--run-dir", help="Folder for the control socket and metrics (default: a temp dir)."
     ),
+    request_timeout: float | None = typer.Option(
+        None, "--request-timeout", help="Seconds a request may take; then 504 (default: 60)."
+    ),
+    max_queue: int | None = typer.Option(
+        None,
+        "--max-queue",
+        help="Requests per model and worker before more get 503 (default: from batch size).",
+    ),
+    idle_timeout: float | None = typer.Option(
+        None, "--idle-timeout", help="Seconds an idle connection stays open (default: 30)."
+    ),
+    expose_errors: bool = typer.Option(
+        False, "--expose-errors", help="Send predictors' exception text to clients (development)."
+    ),
 ) -> None:
     """Serve models over HTTP (Open Inference Protocol, MLflow, KServe V1, Seldon) and gRPC."""
     from shipyard.serving.__main__ import build_config
@@ -69,6 +83,10 @@ def serve(
         max_body_size=max_body_size,
         control_socket=control_socket,
         run_dir=run_dir,
+        request_timeout=request_timeout,
+        max_queue=max_queue,
+        idle_timeout=idle_timeout,
+        expose_errors=expose_errors,
     )
     code = run_supervisor(config)
     if code:

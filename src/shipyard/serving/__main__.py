@@ -36,6 +36,10 @@ def build_config(
     max_body_size: int | None = None,
     control_socket: Path | None = None,
     run_dir: Path | None = None,
+    request_timeout: float | None = None,
+    max_queue: int | None = None,
+    idle_timeout: float | None = None,
+    expose_errors: bool = False,
 ) -> ServerConfig:
     """A ``ServerConfig`` from command-line values; unset ones come from the environment
     (``SHIPYARD_SERVER_*``) or the defaults. A bad value raises ``ConfigError`` with one
@@ -55,11 +59,16 @@ def build_config(
         ("max_body_size", max_body_size),
         ("control_socket", control_socket),
         ("run_dir", run_dir),
+        ("request_timeout", request_timeout),
+        ("max_queue", max_queue),
+        ("idle_timeout", idle_timeout),
     ):
         if value is not None:
             values[key] = value
     if no_grpc:
         values["grpc_enabled"] = False
+    if expose_errors:
+        values["expose_errors"] = True
     batching: dict[str, Any] = {}
     if max_batch_size is not None:
         batching["max_batch_size"] = max_batch_size
@@ -107,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-size", type=int, help="largest request body in bytes")
     p.add_argument("--control-socket", type=Path, help="path of the control Unix socket")
     p.add_argument("--run-dir", type=Path, help="folder for the control socket and metrics")
+    p.add_argument("--request-timeout", type=float, help="seconds per request (default 60)")
+    p.add_argument("--max-queue", type=int, help="requests per model and worker before 503")
+    p.add_argument("--idle-timeout", type=float, help="seconds an idle connection stays open")
+    p.add_argument(
+        "--expose-errors", action="store_true", help="send predictor errors to clients (dev)"
+    )
     return p
 
 
@@ -130,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
             max_body_size=args.max_body_size,
             control_socket=args.control_socket,
             run_dir=args.run_dir,
+            request_timeout=args.request_timeout,
+            max_queue=args.max_queue,
+            idle_timeout=args.idle_timeout,
+            expose_errors=args.expose_errors,
         )
     except ShipyardError as err:
         sys.stderr.write(f"Error: {err}\n")

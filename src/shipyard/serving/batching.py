@@ -13,6 +13,9 @@ How a batch forms, without adding latency to a lone request:
   async ``preprocess``, or the previous batch merged several requests and fewer than that
   are queued now (their clients are sending their next requests). A lone client's previous
   batch held one request, so its requests are never delayed.
+* A request whose caller stopped waiting (its client went away or its deadline passed:
+  the data plane cancels the wait) is dropped when the next batch is taken, so it never
+  reaches ``predict``; one already inside a running batch is not torn out of it.
 * A request bigger than ``max_batch_size`` runs alone. If a merged batch fails, each of its
   requests is retried alone, so one bad request cannot fail its neighbours.
 """
@@ -120,8 +123,13 @@ class AdaptiveBatcher:
         *,
         predictor_name: str,
         on_batch: Callable[[int, int], None] | None = None,
+        in_thread: bool = False,
     ) -> None:
         self._predict = predict
+        #: ``predict`` runs in a thread, which a cancelled caller cannot stop: a lone
+        #: request's predict then runs in a task of its own that holds the model's turn
+        #: until the thread returns (one predict at a time, even when nobody waits).
+        self._in_thread = in_thread
         self.config = config
         self._name = predictor_name
         self._on_batch = on_batch
@@ -154,12 +162,15 @@ class AdaptiveBatcher:
             loop = asyncio.get_running_loop()
             self._turn_taken = True
             loop.call_soon(self._end_turn)
-            self._alone = loop.create_future()
+            alone = self._alone = loop.create_future()
+            if self._in_thread:
+                task = loop.create_task(self._run_alone(inputs, found[0]))
+                task.add_done_callback(lambda _: self._release(alone))
+                return await asyncio.shield(task)
             try:
                 return await self._run_alone(inputs, found[0])
             finally:
-                self._alone.set_result(None)
-                self._alone = None
+                self._release(alone)
         loop = asyncio.get_running_loop()
         item = _Item(inputs, found[0], found[1], loop.create_future())
         self._queue.append(item)
@@ -170,6 +181,11 @@ class AdaptiveBatcher:
             self._draining = True
             self._task = loop.create_task(self._drain())
         return await item.future
+
+    def _release(self, alone: asyncio.Future[None]) -> None:
+        alone.set_result(None)
+        if self._alone is alone:
+            self._alone = None
 
     def _end_turn(self) -> None:
         self._turn_taken = False
@@ -243,6 +259,11 @@ class AdaptiveBatcher:
         return self.arriving > 0 or len(self._queue) < self._last_requests
 
     def _take(self) -> list[_Item]:
+        # Requests whose caller stopped waiting (client gone, deadline passed: their
+        # future is cancelled) leave the queue here, never reaching predict.
+        self._drop_abandoned()
+        if not self._queue:
+            return []
         first = self._queue.popleft()
         batch = [first]
         rows = first.rows
@@ -250,6 +271,9 @@ class AdaptiveBatcher:
         limit = self.config.max_batch_size
         while self._queue and rows < limit:
             item = self._queue.popleft()
+            if item.future.done():
+                self._queued_rows -= item.rows
+                continue
             if item.key == first.key and rows + item.rows <= limit:
                 batch.append(item)
                 rows += item.rows
@@ -261,7 +285,14 @@ class AdaptiveBatcher:
         self._last_requests = len(batch)
         return batch
 
+    def _drop_abandoned(self) -> None:
+        queue = self._queue
+        while queue and queue[0].future.done():
+            self._queued_rows -= queue.popleft().rows
+
     async def _run(self, batch: list[_Item]) -> None:
+        if not batch:
+            return
         if len(batch) == 1:
             await self._settle(batch[0])
             return
@@ -271,9 +302,11 @@ class AdaptiveBatcher:
             outputs = await self._predict(merged)
             pieces = split(outputs, counts, self._name)
         except Exception:
-            # One request may have poisoned the batch: retry each alone so only it fails.
+            # One request may have poisoned the batch: retry each alone so only it fails
+            # (those whose caller left meanwhile are not retried).
             for item in batch:
-                await self._settle(item)
+                if not item.future.done():
+                    await self._settle(item)
             return
         if self._on_batch is not None:
             self._on_batch(sum(counts), len(batch))
@@ -282,6 +315,8 @@ class AdaptiveBatcher:
                 item.future.set_result(piece)
 
     async def _settle(self, item: _Item) -> None:
+        if item.future.done():
+            return
         try:
             result = await self._predict(item.inputs)
         except Exception as err:

@@ -19,6 +19,7 @@ from shipyard.errors import ConfigError
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
+    "AdmissionConfig",
     "BatchingConfig",
     "ModelSpec",
     "ServerConfig",
@@ -59,6 +60,19 @@ class BatchingConfig(BaseModel):
     (``thread``), or ``auto`` (inline for the built-in CPU runtimes, thread otherwise)."""
 
 
+class AdmissionConfig(BaseModel):
+    """What one model admits in one worker: how long a request may take, how many wait."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_timeout: float = Field(default=60.0, gt=0.0)
+    """Seconds from a request's arrival to its answer; past it the client gets 504 (gRPC
+    DEADLINE_EXCEEDED) and, if still queued, the request is never predicted."""
+    max_queue: int = Field(default=1024, ge=1)
+    """Requests of this model one worker holds at once (queued or predicting); one more is
+    refused at once with 503 and ``Retry-After`` (gRPC UNAVAILABLE)."""
+
+
 class ModelSpec(BaseModel):
     """One model to serve: where it is and, optionally, the name to serve it under."""
 
@@ -70,6 +84,10 @@ class ModelSpec(BaseModel):
     """Serve under this name instead of the model's own name."""
     batching: BatchingConfig | None = None
     """Batching for this model; ``None`` uses the server's default."""
+    request_timeout: float | None = Field(default=None, gt=0.0)
+    """This model's request timeout in seconds; ``None`` uses the server's."""
+    max_queue: int | None = Field(default=None, ge=1)
+    """Requests of this model one worker holds at once; ``None`` uses the server's."""
 
 
 class ServerConfig(BaseSettings):
@@ -102,6 +120,26 @@ class ServerConfig(BaseSettings):
     """Directory for the control socket and metrics files; default: a fresh temp dir."""
     control_socket: Path | None = None
     """Unix socket of the control channel; default ``<run_dir>/control.sock``."""
+    request_timeout: float = Field(default=60.0, gt=0.0)
+    """Seconds a request may take from arrival to answer (504 / DEADLINE_EXCEEDED after);
+    a model's own ``request_timeout`` and a client's ``grpc-timeout`` can shorten it."""
+    max_queue: int | None = Field(default=None, ge=1)
+    """Requests per model one worker holds at once before refusing more with 503;
+    ``None``: twice the largest batch spread over the workers, at least 64."""
+    expose_errors: bool = False
+    """Send a predictor's own exception text to clients (for development); by default
+    they get a generic message with a request id, and the text goes to the server log."""
+    header_timeout: float = Field(default=10.0, gt=0.0)
+    """Seconds a client may take to send a request's headers (HTTP) or the HTTP/2 preface
+    (gRPC) before it is disconnected (408 on HTTP)."""
+    body_timeout: float = Field(default=60.0, gt=0.0)
+    """Seconds a client may take to send a request body once its headers are in."""
+    idle_timeout: float = Field(default=30.0, gt=0.0)
+    """Seconds a connection may stay open with no request in progress (HTTP keep-alive;
+    gRPC: no call in flight) before the server closes it."""
+    max_connections: int = Field(default=1000, ge=1)
+    """Open HTTP connections per worker; one more gets 503 and is closed (gRPC has the
+    same cap on its own port)."""
     graceful_timeout: float = Field(default=30.0, ge=0.0)
     """Seconds a stopping worker waits for in-flight requests before it exits anyway."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -141,3 +179,14 @@ class ServerConfig(BaseSettings):
 
     def batching_for(self, spec: ModelSpec) -> BatchingConfig:
         return spec.batching if spec.batching is not None else self.batching
+
+    def admission_for(self, spec: ModelSpec) -> AdmissionConfig:
+        """The model's own limits where it has them, the server's otherwise."""
+        queue = spec.max_queue or self.max_queue
+        if queue is None:
+            # Enough for two full batches of one-row requests across the workers: a
+            # burst that big is served within two predict calls; more only waits.
+            queue = max(64, 2 * self.batching_for(spec).max_batch_size // self.workers)
+        return AdmissionConfig(
+            request_timeout=spec.request_timeout or self.request_timeout, max_queue=queue
+        )

@@ -27,8 +27,8 @@ Anything else → ``{"ok": false, "error": "..."}``.
 uses exactly this.
 
 The supervisor-to-worker plumbing lives here too, the one place both sides import: the
-environment a worker is started with (``WORKER_*_ENV``, ``worker_env``) and the sockets
-that share a port between workers (``bind_reuseport``).
+environment a worker is started with (``WORKER_*_ENV``, ``worker_env``), including the
+listening sockets the supervisor bound for it.
 """
 
 from __future__ import annotations
@@ -45,9 +45,10 @@ __all__ = [
     "CONTROL_SOCKET_NAME",
     "WORKER_CHANNEL_ENV",
     "WORKER_CONFIG_ENV",
+    "WORKER_GRPC_FD_ENV",
+    "WORKER_HTTP_FD_ENV",
     "WORKER_METRICS_ENV",
     "WORKER_MODULE",
-    "bind_reuseport",
     "send_command",
     "worker_env",
 ]
@@ -64,32 +65,28 @@ WORKER_CHANNEL_ENV = "SHIPYARD_WORKER_CHANNEL"
 WORKER_METRICS_ENV = "SHIPYARD_WORKER_METRICS_DIR"
 
 
-def worker_env(config_json: str, channel_fd: int, metrics_dir: Path) -> dict[str, str]:
+#: The file descriptors of the listening sockets the supervisor bound for this worker
+#: (HTTP; gRPC when served): workers never bind a port themselves (see ``_ports``).
+WORKER_HTTP_FD_ENV = "SHIPYARD_WORKER_HTTP_FD"
+WORKER_GRPC_FD_ENV = "SHIPYARD_WORKER_GRPC_FD"
+
+
+def worker_env(
+    config_json: str,
+    channel_fd: int,
+    metrics_dir: Path,
+    http_fd: int | None = None,
+    grpc_fd: int | None = None,
+) -> dict[str, str]:
     """The environment of a worker process: this one's, plus what the worker reads."""
     env = dict(os.environ)
     env[WORKER_CONFIG_ENV] = config_json
     env[WORKER_CHANNEL_ENV] = str(channel_fd)
     env[WORKER_METRICS_ENV] = str(metrics_dir)
+    for name, fd in ((WORKER_HTTP_FD_ENV, http_fd), (WORKER_GRPC_FD_ENV, grpc_fd)):
+        if fd is not None:
+            env[name] = str(fd)
     return env
-
-
-def bind_reuseport(host: str, port: int, *, listen: bool = True) -> socket.socket:
-    """A TCP socket on ``host:port`` that other workers can bind too (SO_REUSEPORT).
-
-    The kernel spreads new connections over the listening sockets of the group, so each
-    worker accepts its own share without a shared accept queue. With ``listen=False`` the
-    socket is bound but not listening: the supervisor holds the port this way (and learns
-    which one 0 picked) without joining the group that shares out connections.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    if listen:
-        sock.listen(2048)
-        sock.setblocking(False)
-    return sock
 
 
 def send_command(

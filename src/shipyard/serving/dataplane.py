@@ -10,13 +10,21 @@ input example (raising ``ModelLoadError`` without touching what is served);
 from __future__ import annotations
 
 import asyncio
+import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from shipyard import __version__
-from shipyard.errors import ModelLoadError, ShipyardError
+from shipyard.errors import (
+    DeadlineExceededError,
+    ModelLoadError,
+    OverloadedError,
+    PredictorError,
+    ShipyardError,
+)
 from shipyard.serving._convert import (
     frame_to_inputs,
     model_inputs,
@@ -25,12 +33,14 @@ from shipyard.serving._convert import (
 )
 from shipyard.serving._hooks import Hooks
 from shipyard.serving.batching import AdaptiveBatcher
-from shipyard.serving.config import BatchingConfig, ModelSpec
+from shipyard.serving.config import AdmissionConfig, BatchingConfig, ModelSpec
 from shipyard.serving.metrics import Metrics
 from shipyard.serving.registry import LoadedModelLike, ModelEntry, ModelRegistry
 from shipyard.serving.types import InferenceRequest, InferenceResponse, RequestedOutput
 
 __all__ = ["DataPlane", "ReloadHandle"]
+
+log = logging.getLogger("shipyard.serving")
 
 #: Extensions of the Open Inference Protocol this server speaks.
 EXTENSIONS = ["binary_tensor_data", "model_repository_health"]
@@ -55,15 +65,24 @@ def _runs_inline(predictor: Any, config: BatchingConfig) -> bool:
 class DataPlane:
     """Serves the models of one worker process."""
 
-    def __init__(self, metrics: Metrics | None = None) -> None:
+    def __init__(self, metrics: Metrics | None = None, *, expose_errors: bool = False) -> None:
         self.registry = ModelRegistry()
         self.metrics = metrics
+        #: Send a predictor's own exception text to clients (development only): it may
+        #: hold paths, data or secrets. Off: a generic message with a request id, and
+        #: the text in the server log under that id.
+        self.expose_errors = expose_errors
         self._loading = 0
 
     # -- lifecycle -------------------------------------------------------------------
 
     def build_entry(
-        self, model: LoadedModelLike, uri: str, batching: BatchingConfig, name: str | None = None
+        self,
+        model: LoadedModelLike,
+        uri: str,
+        batching: BatchingConfig,
+        name: str | None = None,
+        admission: AdmissionConfig | None = None,
     ) -> ModelEntry:
         """Wrap a loaded model for serving (hooks classified once, batcher set up)."""
         served_name = name or model.name
@@ -75,6 +94,7 @@ class DataPlane:
             model=model,
             hooks=hooks,
             batching=batching,
+            admission=admission or AdmissionConfig(),
             platform=model.manifest.format if model.manifest is not None else "",
             text_inputs=text_inputs(model.signature, model.input_example),
         )
@@ -87,16 +107,22 @@ class DataPlane:
                     metrics.observe_batch(served_name, rows, requests)
 
             entry.batcher = AdaptiveBatcher(
-                hooks.predict, batching, predictor_name=hooks.name, on_batch=on_batch
+                hooks.predict,
+                batching,
+                predictor_name=hooks.name,
+                on_batch=on_batch,
+                in_thread=not hooks.inline and not hooks.predict_is_async,
             )
         return entry
 
-    def load_model(self, spec: ModelSpec, batching: BatchingConfig) -> ModelEntry:
+    def load_model(
+        self, spec: ModelSpec, batching: BatchingConfig, admission: AdmissionConfig | None = None
+    ) -> ModelEntry:
         """Load ``spec`` (blocking) and build its entry; not yet served."""
         from shipyard.models import load_model
 
         model = load_model(spec.uri, name=spec.name)
-        return self.build_entry(model, spec.uri, batching, spec.name)
+        return self.build_entry(model, spec.uri, batching, spec.name, admission)
 
     def add(self, entry: ModelEntry) -> None:
         """Serve ``entry`` (replacing a model of the same name)."""
@@ -135,9 +161,10 @@ class DataPlane:
         """
         current = self.registry.find(name)
         config = batching or (current.batching if current else BatchingConfig())
+        admission = current.admission if current else None
         spec = ModelSpec(uri=uri, name=name)
         try:
-            entry = await asyncio.to_thread(self.load_model, spec, config)
+            entry = await asyncio.to_thread(self.load_model, spec, config, admission)
         except ShipyardError as err:
             if isinstance(err, ModelLoadError):
                 raise
@@ -159,7 +186,9 @@ class DataPlane:
         return True
 
     def ready(self) -> bool:
-        return len(self.registry) > 0 and all(e.ready for e in self.registry.entries())
+        """Every model loaded and none saturated (see ``ModelEntry.saturated``)."""
+        entries = self.registry.entries()
+        return len(entries) > 0 and all(e.ready and not e.saturated() for e in entries)
 
     def server_metadata(self) -> dict[str, Any]:
         return {"name": "shipyard", "version": __version__, "extensions": EXTENSIONS}
@@ -168,20 +197,30 @@ class DataPlane:
         return self.registry.get(name, version).metadata()
 
     def model_ready(self, name: str, version: str | None = None) -> bool:
-        return self.registry.get(name, version).ready
+        entry = self.registry.get(name, version)
+        return entry.ready and not entry.saturated()
 
     # -- inference -------------------------------------------------------------------
 
     async def infer(
-        self, name: str, version: str | None, request: InferenceRequest
+        self,
+        name: str,
+        version: str | None,
+        request: InferenceRequest,
+        timeout: float | None = None,
     ) -> InferenceResponse:
-        """Answer one Open Inference Protocol request (or a tabular one, see ``dataframe``)."""
+        """Answer one Open Inference Protocol request (or a tabular one, see ``dataframe``).
+
+        ``timeout`` is the client's own deadline in seconds (gRPC's ``grpc-timeout``), if
+        shorter than the model's. Cancelling the calling task (the client went away)
+        drops the request from the queue before it reaches ``predict``.
+        """
         entry = self.registry.get(name, version)
         if request.dataframe is not None:
             inputs = frame_to_inputs(request.dataframe, entry.signature)
         else:
             inputs = model_inputs(request.inputs, entry.signature, entry.text_inputs)
-        return await self._run(entry, inputs, request.id, request.outputs)
+        return await self._admit(entry, inputs, request.id, request.outputs, timeout)
 
     async def infer_dataframe(
         self,
@@ -192,7 +231,48 @@ class DataPlane:
     ) -> InferenceResponse:
         """Answer a tabular request (MLflow ``dataframe_split``/``records``/CSV)."""
         entry = self.registry.get(name, version)
-        return await self._run(entry, frame_to_inputs(frame, entry.signature), request_id, None)
+        inputs = frame_to_inputs(frame, entry.signature)
+        return await self._admit(entry, inputs, request_id, None, None)
+
+    async def _admit(
+        self,
+        entry: ModelEntry,
+        inputs: Any,
+        request_id: str | None,
+        requested: list[RequestedOutput] | None,
+        timeout: float | None,
+    ) -> InferenceResponse:
+        """Refuse at once when the model's queue is full; else run within the deadline."""
+        admission = entry.admission
+        if entry.inflight >= admission.max_queue:
+            raise OverloadedError(
+                f"Model {entry.name!r} has {entry.inflight} requests in progress, the most "
+                f"this worker holds (--max-queue {admission.max_queue}); retry shortly."
+            )
+        seconds = admission.request_timeout
+        if timeout is not None and timeout < seconds:
+            seconds = timeout
+        entry.inflight += 1
+        deadline = asyncio.timeout(seconds)
+        try:
+            # A timeout cancels the wait: a queued request leaves the batcher's queue
+            # unpredicted; one inside a running predict is not torn out of its batch.
+            async with deadline:
+                return await self._run(entry, inputs, request_id, requested)
+        except PredictorError as err:
+            if self.expose_errors:
+                raise
+            raise _hidden(entry.name, err) from err
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise DeadlineExceededError(
+                f"Model {entry.name!r} did not answer within {seconds:g} s (the request "
+                "timeout); the server is busy or the model is slow: retry later or raise "
+                "--request-timeout."
+            ) from None
+        finally:
+            entry.inflight -= 1
 
     async def _run(
         self,
@@ -227,3 +307,16 @@ class DataPlane:
             outputs=tensors,
             parameters={"content_type": "pd"} if is_frame else {},
         )
+
+
+def _hidden(model: str, err: PredictorError) -> PredictorError:
+    """What the client sees of a predictor's failure: a request id to find it in the log."""
+    request_id = uuid.uuid4().hex[:16]
+    log.error("request %s: model %r: %s", request_id, model, err.message, exc_info=err)
+    hidden = PredictorError(
+        f"Model {model!r} failed on this request (request id {request_id}); the server log "
+        "has the details under that id. Start the server with --expose-errors to send "
+        "them to clients (development only)."
+    )
+    hidden.logged = True  # type: ignore[attr-defined]
+    return hidden

@@ -24,6 +24,12 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 _HELP = {
     "shipyard_requests_total": ("counter", "Requests answered, by model, protocol and status."),
     "shipyard_request_errors_total": ("counter", "Requests answered with a 4xx or 5xx status."),
+    "shipyard_requests_unserved_total": (
+        "counter",
+        "Requests not served, by reason: shed (queue full, answered 503), timeout "
+        "(answered 504) or cancelled (the client left first; it got no answer and is not "
+        "in shipyard_requests_total).",
+    ),
     "shipyard_request_duration_seconds": ("histogram", "Time from request read to answer."),
     "shipyard_batch_size": ("histogram", "Rows per predict call."),
     "shipyard_batch_requests": ("histogram", "Requests merged into one predict call."),
@@ -76,6 +82,11 @@ class Metrics:
         self.observe(
             "shipyard_request_duration_seconds", (("model", model), ("protocol", protocol)), seconds
         )
+
+    def observe_unserved(self, model: str, protocol: str, reason: str) -> None:
+        """A request shed, timed out or cancelled (see ``shipyard_requests_unserved_total``)."""
+        labels = (("model", model), ("protocol", protocol), ("reason", reason))
+        self.inc("shipyard_requests_unserved_total", labels)
 
     def observe_batch(self, model: str, rows: int, requests: int) -> None:
         labels = (("model", model),)

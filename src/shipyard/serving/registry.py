@@ -13,7 +13,7 @@ from shipyard.errors import ModelNotFoundError, ModelNotReadyError
 from shipyard.models.manifest import ModelManifest, Signature
 from shipyard.serving._hooks import Hooks
 from shipyard.serving.batching import AdaptiveBatcher
-from shipyard.serving.config import BatchingConfig
+from shipyard.serving.config import AdmissionConfig, BatchingConfig
 
 __all__ = ["LoadedModelLike", "ModelEntry", "ModelRegistry"]
 
@@ -46,6 +46,9 @@ class ModelEntry:
     hooks: Hooks
     batching: BatchingConfig
     batcher: AdaptiveBatcher | None = None
+    admission: AdmissionConfig = field(default_factory=AdmissionConfig)
+    #: Requests admitted and not answered yet (queued, predicting, or being encoded).
+    inflight: int = 0
     ready: bool = True
     platform: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -56,6 +59,11 @@ class ModelEntry:
     @property
     def signature(self) -> Signature | None:
         return self.model.signature
+
+    def saturated(self) -> bool:
+        """Nine tenths of the queue or more in use: readiness says no, so a balancer
+        sends new traffic elsewhere before requests have to be refused."""
+        return self.inflight * 10 >= self.admission.max_queue * 9
 
     def metadata(self) -> dict[str, Any]:
         """Open Inference Protocol model metadata."""

@@ -26,7 +26,6 @@ from shipyard.serving.config import ModelSpec, ServerConfig
 from shipyard.serving.control import (
     CONTROL_SOCKET_NAME,
     WORKER_MODULE,
-    bind_reuseport,
     worker_env,
 )
 
@@ -86,34 +85,47 @@ class Supervisor:
         self.metrics_dir = self.run_dir / "metrics"
         self.http_port = 0
         self.grpc_port: int | None = None
-        self._reserved: list[socket.socket] = []
+        # One listening socket per worker and port, bound here (see ``_ports``).
+        self._http_socks: list[socket.socket] = []
+        self._grpc_socks: list[socket.socket] = []
 
     # -- start-up --------------------------------------------------------------------
 
     def _resolve_ports(self) -> None:
+        from shipyard.serving._ports import PortInUseError
+
         try:
-            self._reserve_ports()
+            self._bind_ports()
         except OSError as err:
-            for sock in self._reserved:
-                sock.close()
+            self._close_listeners()
+            if isinstance(err, PortInUseError):
+                raise ServiceError(
+                    f"Cannot start: {err.strerror}. Stop it, or pick another port with "
+                    "--http-port/--grpc-port (0 for any free one)."
+                ) from err
             raise ServiceError(
                 f"Cannot bind {self.config.host} (HTTP port {self.config.http_port}, gRPC port "
-                f"{self.config.grpc_port or 'HTTP+1'}): {err}. Another program probably uses "
-                "the port: pick another with --http-port/--grpc-port, or 0 for any free one."
+                f"{self.config.grpc_port or 'HTTP+1'}): {err}. Pick another with "
+                "--http-port/--grpc-port, or 0 for any free one."
             ) from err
 
-    def _reserve_ports(self) -> None:
+    def _bind_ports(self) -> None:
+        from shipyard.serving._ports import bind_listeners
+
         cfg = self.config
-        http = bind_reuseport(cfg.host, cfg.http_port, listen=False)
-        self._reserved.append(http)
-        self.http_port = http.getsockname()[1]
+        count = len(self.workers)
+        self._http_socks = bind_listeners(cfg.host, cfg.http_port, count)
+        self.http_port = self._http_socks[0].getsockname()[1]
         if cfg.grpc_enabled and _grpc_available():
             wanted = cfg.grpc_port
             if wanted is None:
                 wanted = self.http_port + 1 if cfg.http_port != 0 else 0
-            grpc_sock = bind_reuseport(cfg.host, wanted, listen=False)
-            self._reserved.append(grpc_sock)
-            self.grpc_port = grpc_sock.getsockname()[1]
+            self._grpc_socks = bind_listeners(cfg.host, wanted, count)
+            self.grpc_port = self._grpc_socks[0].getsockname()[1]
+
+    def _close_listeners(self) -> None:
+        for sock in (*self._http_socks, *self._grpc_socks):
+            sock.close()
 
     def _worker_config(self) -> str:
         cfg = self.config.model_copy(
@@ -129,13 +141,16 @@ class Supervisor:
 
     async def _spawn(self, worker: _WorkerProc) -> None:
         ours, theirs = socket.socketpair()
-        env = worker_env(self._worker_config(), theirs.fileno(), self.metrics_dir)
+        http_fd = self._http_socks[worker.index].fileno()
+        grpc_fd = self._grpc_socks[worker.index].fileno() if self._grpc_socks else None
+        env = worker_env(self._worker_config(), theirs.fileno(), self.metrics_dir, http_fd, grpc_fd)
+        fds = [fd for fd in (theirs.fileno(), http_fd, grpc_fd) if fd is not None]
         worker.ready = False
         worker.failed = None
         worker.ready_event = asyncio.Event()
         worker.started_at = time.monotonic()
         worker.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", WORKER_MODULE, env=env, pass_fds=(theirs.fileno(),)
+            sys.executable, "-m", WORKER_MODULE, env=env, pass_fds=fds
         )
         theirs.close()
         reader, worker.writer = await asyncio.open_unix_connection(sock=ours)
@@ -239,6 +254,9 @@ class Supervisor:
     async def stop(self) -> None:
         """Drain and stop every worker (SIGTERM, then SIGKILL after the grace period)."""
         self._stopping = True
+        # Our copies of the listening sockets first: once the workers close theirs, new
+        # connections are refused instead of queueing where nobody accepts them.
+        self._close_listeners()
         procs = [w.proc for w in self.workers if w.proc and w.proc.returncode is None]
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
@@ -256,8 +274,6 @@ class Supervisor:
             control.close()
         with contextlib.suppress(FileNotFoundError):
             self.control_path.unlink()
-        for sock in self._reserved:
-            sock.close()
         if self._tmp is not None:
             self._tmp.cleanup()
 

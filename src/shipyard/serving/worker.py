@@ -28,16 +28,39 @@ from shipyard.serving.config import ServerConfig
 from shipyard.serving.control import (
     WORKER_CHANNEL_ENV,
     WORKER_CONFIG_ENV,
+    WORKER_GRPC_FD_ENV,
+    WORKER_HTTP_FD_ENV,
     WORKER_METRICS_ENV,
-    bind_reuseport,
 )
 from shipyard.serving.dataplane import DataPlane, ReloadHandle
 from shipyard.serving.http.app import HttpApp
+from shipyard.serving.http.protocol import HttpLimits, protocol_class
 from shipyard.serving.metrics import Metrics
 
 __all__ = ["run_worker"]
 
 log = logging.getLogger("shipyard.serving")
+
+
+def _inherited_socket(env: str) -> socket.socket | None:
+    """The listening socket the supervisor bound for this worker (see ``_ports``)."""
+    fd = os.environ.get(env)
+    if not fd:
+        return None
+    sock = socket.socket(fileno=int(fd))
+    sock.setblocking(False)
+    return sock
+
+
+def _bind_alone(host: str, port: int) -> socket.socket:
+    # A worker started without a supervisor (no inherited socket): a port of its own.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
 
 
 class _Server(uvicorn.Server):
@@ -52,7 +75,7 @@ class Worker:
     def __init__(self, config: ServerConfig, channel_fd: int | None, metrics_dir: Path | None):
         self.config = config
         self.metrics = Metrics(metrics_dir)
-        self.dataplane = DataPlane(self.metrics)
+        self.dataplane = DataPlane(self.metrics, expose_errors=config.expose_errors)
         self._channel_fd = channel_fd
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, ReloadHandle] = {}
@@ -69,7 +92,10 @@ class Worker:
     async def load(self) -> None:
         for spec in self.config.all_models():
             entry = await asyncio.to_thread(
-                self.dataplane.load_model, spec, self.config.batching_for(spec)
+                self.dataplane.load_model,
+                spec,
+                self.config.batching_for(spec),
+                self.config.admission_for(spec),
             )
             if entry.name in self.dataplane.registry:
                 raise ConfigError(
@@ -128,7 +154,9 @@ class Worker:
 
     def _bind_http(self) -> socket.socket:
         try:
-            return bind_reuseport(self.config.host, self.config.http_port)
+            return _inherited_socket(WORKER_HTTP_FD_ENV) or _bind_alone(
+                self.config.host, self.config.http_port
+            )
         except OSError as err:
             raise ServiceError(
                 f"cannot listen on {self.config.host}:{self.config.http_port}: {err}"
@@ -137,17 +165,24 @@ class Worker:
     async def _start_http(self, sock: socket.socket) -> asyncio.Task[None] | None:
         """Serve HTTP on ``sock``; the task, or None if uvicorn stopped while starting."""
         app = HttpApp(self.dataplane, self.metrics, self.config.max_body_size)
+        cfg = self.config
+        limits = HttpLimits(
+            header_timeout=cfg.header_timeout,
+            body_timeout=cfg.body_timeout,
+            idle_timeout=cfg.idle_timeout,
+            max_connections=cfg.max_connections,
+        )
         uv_config = uvicorn.Config(
             app,
             loop="none",
-            http="httptools",
+            http=protocol_class(limits),
             lifespan="off",
             access_log=False,
             server_header=False,
             proxy_headers=False,  # no proxy in front by default; saves a middleware per request
             log_level="warning",
             timeout_graceful_shutdown=int(self.config.graceful_timeout),
-            timeout_keep_alive=30,
+            timeout_keep_alive=max(1, int(cfg.idle_timeout)),
         )
         self._http = _Server(uv_config)
         http_task = asyncio.create_task(self._http.serve(sockets=[sock]))
@@ -187,11 +222,18 @@ class Worker:
             return
         try:
             from shipyard.serving.grpc import start_grpc_server
+            from shipyard.serving.grpc._http2 import Http2Limits
 
             self._grpc = await start_grpc_server(
                 self.dataplane,
                 self.config.host,
                 port,
+                sock=_inherited_socket(WORKER_GRPC_FD_ENV),
+                limits=Http2Limits(
+                    preface_timeout=self.config.header_timeout,
+                    idle_timeout=self.config.idle_timeout,
+                ),
+                max_connections=self.config.max_connections,
                 # One limit for both transports: --max-body-size is the operator's promise.
                 max_message_bytes=self.config.max_body_size,
             )

@@ -48,7 +48,7 @@ def save_grpc_models(root: Path) -> Path:
 
 @contextlib.asynccontextmanager
 async def serving(
-    dataplane: DataPlaneLike, **options: int
+    dataplane: DataPlaneLike, **options: Any
 ) -> AsyncIterator[tuple[GrpcServerHandle, pb_grpc.GRPCInferenceServiceStub]]:
     """A real gRPC server for ``dataplane`` on 127.0.0.1 and a client stub talking to it."""
     handle = await start_grpc_server(dataplane, "127.0.0.1", 0, **options)

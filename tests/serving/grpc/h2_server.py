@@ -50,7 +50,8 @@ INFER, LIVE = SERVICE + "ModelInfer", SERVICE + "ServerLive"
 class ThreadServer:
     """``start_grpc_server`` on a uvloop loop of its own thread, as in a worker."""
 
-    def __init__(self, dataplane: DataPlane, **options: int) -> None:
+    def __init__(self, dataplane: DataPlane, **options: Any) -> None:
+        self.dataplane = dataplane
         self.loop = uvloop.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
@@ -98,7 +99,7 @@ async def _cancel_the_rest() -> None:
 
 def plane(models: Path) -> DataPlane:
     """logistic, shout, picky and dawdle from ``save_grpc_models``, default batching."""
-    served = DataPlane(Metrics())
+    served = DataPlane(Metrics(), expose_errors=True)  # messages checked on the wire
     for name in ("logistic", "shout", "picky", "dawdle"):
         spec = ModelSpec(uri=str(models / name), name=name)
         served.add(served.load_model(spec, BatchingConfig()))

@@ -4,6 +4,7 @@ plain grpcio client and the V2 stubs, as a KServe/Triton/MLServer client would t
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,7 +120,12 @@ def test_mistakes_get_status_codes_and_the_server_keeps_serving(
     negative.inputs.add(name="x", datatype="FP64", shape=[1, 1]).contents.fp64_contents.append(-1)
     code, details = _error(stub.ModelInfer, negative)
     assert code == grpc.StatusCode.INTERNAL
-    assert "Picky refuses negative values" in details
+    # The predictor's own text stays in the server log, under the id the client got.
+    assert "Picky refuses negative values" not in details
+    request_id = re.search(r"request id ([0-9a-f]+)", details)
+    assert request_id is not None, details
+    wait_until(lambda: f"request {request_id.group(1)}" in server.log(), "the logged error")
+    assert "Picky refuses negative values" in server.log()
 
     assert server.process.poll() is None
     assert stub.ModelInfer(infer_request(FEATURES[:1], raw=True)).outputs

@@ -48,7 +48,7 @@ def grpc_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _plane(models: Path, *names: str, batching: BatchingConfig | None = None) -> DataPlane:
-    plane = DataPlane(Metrics())
+    plane = DataPlane(Metrics(), expose_errors=True)
     for name in names:
         spec = ModelSpec(uri=str(models / name), name=name)
         plane.add(plane.load_model(spec, batching or BatchingConfig()))

@@ -2,10 +2,11 @@
 length-prefixed message, run the method as a task on this loop, and answer with the reply
 and a ``grpc-status`` trailer (or a trailers-only error).
 
-Methods are ``async (request bytes) -> reply bytes`` keyed by ``:path``; they raise
-``RpcError`` to fail a call. A call the client resets, or whose ``grpc-timeout`` passes,
-is answered (or dropped) at once; its task is left to finish rather than cancelled, so a
-request already inside the adaptive batcher never leaves a batch half-served.
+Methods are ``async (request bytes, timeout) -> reply bytes`` keyed by ``:path``, where
+``timeout`` is the client's ``grpc-timeout`` in seconds (the data plane enforces it with
+its own deadline); they raise ``RpcError`` to fail a call. A call the client resets, or
+whose connection closes, has its task cancelled: a request still queued for its model is
+dropped before ``predict`` (the batcher never tears a running batch apart).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from shipyard.serving.grpc._http2 import (
     MAX_CONCURRENT_STREAMS,
     Http2Connection,
+    Http2Limits,
     encode_header_block,
 )
 from shipyard.serving.grpc._status import RpcError, StatusCode, encode_message
@@ -27,7 +29,7 @@ __all__ = ["GrpcConnection", "Method"]
 
 _log = logging.getLogger(__name__)
 
-Method = Callable[[bytes], Awaitable[bytes]]
+Method = Callable[[bytes, float | None], Awaitable[bytes]]
 
 _CONTENT_TYPES = ("application/grpc", "application/grpc+proto")
 _RESPONSE_HEADERS = encode_header_block([(":status", "200"), ("content-type", "application/grpc")])
@@ -134,25 +136,33 @@ class GrpcConnection(Http2Connection):
         methods: Mapping[str, Method],
         max_message_bytes: int,
         connections: set[GrpcConnection],
+        limits: Http2Limits | None = None,
+        max_connections: int = 1000,
     ) -> None:
-        super().__init__(max_body_bytes=max_message_bytes + 5)
+        super().__init__(max_body_bytes=max_message_bytes + 5, limits=limits)
+        self._max_connections = max_connections
         self._methods = methods
         self._max_message = max_message_bytes
         self._connections = connections
-        self._deadlines: dict[int, asyncio.TimerHandle] = {}
-        # The loop only holds weak references to tasks: keep calls alive until done.
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Calls in flight by stream: kept alive (the loop holds tasks weakly) and
+        # cancelled when their stream is reset or the connection goes.
+        self._tasks: dict[int, asyncio.Task[None]] = {}
         self._loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if len(self._connections) >= self._max_connections:
+            # As many connections as this worker accepts: refuse before the preface, so
+            # the client's channel retries (another worker, or later).
+            transport.close()
+            return
         self._connections.add(self)
         super().connection_made(transport)
 
+    def _busy(self) -> bool:
+        return bool(self._tasks)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._connections.discard(self)
-        for timer in self._deadlines.values():
-            timer.cancel()
-        self._deadlines.clear()
         super().connection_lost(exc)
 
     # -- Http2Connection hooks -------------------------------------------------------
@@ -172,11 +182,9 @@ class GrpcConnection(Http2Connection):
             self.send_headers_only(stream_id, _status_block(err.code, err.message))
             return
         timeout = headers.get("grpc-timeout")
-        if timeout is not None and (seconds := _timeout_seconds(timeout)) is not None:
-            self._deadlines[stream_id] = self._loop.call_later(seconds, self._expire, stream_id)
-        task = self._loop.create_task(self._call(stream_id, method, message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        seconds = _timeout_seconds(timeout) if timeout is not None else None
+        task = self._loop.create_task(self._call(stream_id, method, message, seconds))
+        self._tasks[stream_id] = task
 
     def request_too_large(self, stream_id: int, headers: dict[str, str]) -> None:
         message = (
@@ -186,9 +194,9 @@ class GrpcConnection(Http2Connection):
         self.send_headers_only(stream_id, _status_block(StatusCode.RESOURCE_EXHAUSTED, message))
 
     def stream_cancelled(self, stream_id: int) -> None:
-        timer = self._deadlines.pop(stream_id, None)
-        if timer is not None:
-            timer.cancel()
+        task = self._tasks.pop(stream_id, None)
+        if task is not None:
+            task.cancel()
 
     # -- calls -----------------------------------------------------------------------
 
@@ -210,9 +218,13 @@ class GrpcConnection(Http2Connection):
         self.send_headers_only(stream_id, block)
         return None
 
-    async def _call(self, stream_id: int, method: Method, message: bytes) -> None:
+    async def _call(
+        self, stream_id: int, method: Method, message: bytes, timeout: float | None
+    ) -> None:
         try:
-            reply = await method(message)
+            reply = await method(message, timeout)
+        except asyncio.CancelledError:
+            return  # the stream was reset or the connection went: nobody to answer
         except RpcError as err:
             self._end(stream_id, _status_block(err.code, err.message))
             return
@@ -221,20 +233,11 @@ class GrpcConnection(Http2Connection):
             text = f"Internal error: {type(err).__name__}: {err}"
             self._end(stream_id, _status_block(StatusCode.INTERNAL, text))
             return
-        timer = self._deadlines.pop(stream_id, None)
-        if timer is not None:
-            timer.cancel()
+        self._tasks.pop(stream_id, None)
         self.send_response(
             stream_id, _RESPONSE_HEADERS, _PREFIX.pack(0, len(reply)) + reply, _OK_TRAILERS
         )
 
     def _end(self, stream_id: int, status_block: bytes) -> None:
-        timer = self._deadlines.pop(stream_id, None)
-        if timer is not None:
-            timer.cancel()
+        self._tasks.pop(stream_id, None)
         self.send_headers_only(stream_id, status_block)
-
-    def _expire(self, stream_id: int) -> None:
-        if self._deadlines.pop(stream_id, None) is not None:
-            block = _status_block(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
-            self.send_headers_only(stream_id, block)

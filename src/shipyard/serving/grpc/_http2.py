@@ -55,6 +55,7 @@ _END_HEADERS, _PADDED, _PRIORITY_FLAG = 0x4, 0x8, 0x20
 # Error codes (section 7).
 NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR = 0, 1, 2, 3
 STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL, COMPRESSION_ERROR = 5, 6, 7, 8, 9
+ENHANCE_YOUR_CALM = 11
 
 # Settings identifiers.
 _HEADER_TABLE_SIZE, _MAX_CONCURRENT_STREAMS, _INITIAL_WINDOW_SIZE = 1, 3, 4
@@ -65,16 +66,31 @@ _DEFAULT_WINDOW = 65_535
 _DEFAULT_FRAME = 16_384
 _FRAME_HEADER = struct.Struct(">L B L")  # length (24 bits, packed with type), flags, stream
 
-#: What we grant each stream and the connection: large, so a request body rarely waits
-#: for a window update; the body-size limit is what bounds memory, not the window.
+#: What we grant each stream: large, so a request body rarely waits for a window update.
 RECEIVE_WINDOW = 16 * 2**20
-CONNECTION_WINDOW = 2**30
+#: The connection window is the most request data one connection may have buffered here:
+#: it is credited back only when a whole request goes to the application (or data is
+#: dropped), never merely because it arrived. At least one largest message must fit.
+MIN_CONNECTION_WINDOW = 16 * 2**20
 MAX_RECEIVE_FRAME = 2**20
 MAX_CONCURRENT_STREAMS = 1000
 MAX_HEADER_LIST_BYTES = 64 * 1024
 #: How many of the streams we reset are remembered, to ignore what the peer sent on them
 #: before our RST_STREAM arrived (their request trailers, say).
 _RESET_MEMORY = 1024
+
+# Floods (the limits Envoy, nginx and Go's x/net enforce, in our terms). Frames that make
+# us work but carry no request -- SETTINGS, PING, RST_STREAM, PRIORITY -- spend tokens
+# of a bucket that holds a burst and refills each second; an empty DATA or CONTINUATION
+# frame that ends nothing is allowed only a few times in a row; and while the peer does
+# not read our answers (the transport paused writing) we stop reading its frames, and
+# hang up if it still makes us queue more control frames. Each of these ends the
+# connection with GOAWAY ENHANCE_YOUR_CALM.
+_CONTROL_BURST = 10_000
+_CONTROL_PER_SECOND = 2_000
+_SETTINGS_COST = 10  # a SETTINGS frame may touch every stream's window: it costs more
+_MAX_EMPTY_FRAMES = 8
+_MAX_QUEUED_CONTROL = 1_000
 
 
 class _ProtocolViolation(Exception):
@@ -89,13 +105,26 @@ def _frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes
     return _FRAME_HEADER.pack((len(payload) << 8) | kind, flags, stream_id) + payload
 
 
+@dataclass(frozen=True, slots=True)
+class Http2Limits:
+    """Timeouts (seconds) of one connection: for the client's preface, and with no call
+    in flight."""
+
+    preface_timeout: float = 10.0
+    idle_timeout: float = 30.0
+
+
 @dataclass(slots=True, eq=False)
 class _Stream:
     id: int
     headers: dict[str, str]
-    send_window: int
+    # Our send window is the peer's initial window plus this credit (WINDOW_UPDATEs
+    # less data sent): a SETTINGS change of the initial window is then O(1).
+    send_credit: int = 0
     body: list[bytes] = field(default_factory=list)
     body_len: int = 0
+    buffered: int = 0  # bytes of this stream's DATA counted against the connection window
+    recv_window: int = RECEIVE_WINDOW
     recv_unacked: int = 0
     remote_closed: bool = False
     # Response data waiting for window, then the trailer block that ends the stream.
@@ -107,9 +136,21 @@ class _Stream:
 class Http2Connection(asyncio.Protocol):
     """One client connection. Override ``request_received`` and ``stream_cancelled``."""
 
-    def __init__(self, max_body_bytes: int) -> None:
+    def __init__(self, max_body_bytes: int, limits: Http2Limits | None = None) -> None:
         self.max_body_bytes = max_body_bytes
+        self.limits = limits or Http2Limits()
         self.transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._connection_window = max(MIN_CONNECTION_WINDOW, max_body_bytes + 2 * 2**16)
+        self._recv_window = self._connection_window
+        self._released = 0  # bytes given back to the application, not yet credited
+        self._tokens = float(_CONTROL_BURST)
+        self._tokens_at = self._loop.time()
+        self._empty_frames = 0
+        self._write_paused = False
+        self._queued_control = 0
+        self._last_active = self._loop.time()
+        self._timer: asyncio.TimerHandle | None = None
         self._buffer = bytearray()
         self._preface_seen = False
         self._headers = HeaderDecoder(MAX_HEADER_LIST_BYTES)
@@ -118,14 +159,13 @@ class Http2Connection(asyncio.Protocol):
         self._send_window = _DEFAULT_WINDOW
         self._peer_initial_window = _DEFAULT_WINDOW
         self._peer_max_frame = _DEFAULT_FRAME
-        self._recv_unacked = 0
         self._blocked: dict[int, _Stream] = {}  # streams with data waiting for window
         self._continuation: tuple[int, int, bytearray] | None = None  # stream, flags, block
         self._table_size_update: int | None = None
         self._going_away = False
         self._reset_ids: dict[int, None] = {}  # streams we reset, oldest first
         self._server_preface = b""
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.closed: asyncio.Future[None] = self._loop.create_future()
 
     # -- hooks -----------------------------------------------------------------------
 
@@ -156,14 +196,84 @@ class Http2Connection(asyncio.Protocol):
             _MAX_HEADER_LIST_SIZE,
             MAX_HEADER_LIST_BYTES,
         )
-        grow = struct.pack(">L", CONNECTION_WINDOW - _DEFAULT_WINDOW)
+        grow = struct.pack(">L", self._connection_window - _DEFAULT_WINDOW)
         # Written once the client's preface arrives: an HTTP/1 client must read our 400
         # as the first bytes, not after binary frames (curl: "Received HTTP/0.9").
         window = _frame(_WINDOW_UPDATE, 0, 0, grow)
         self._server_preface = _frame(_SETTINGS, 0, 0, settings) + window
+        self._timer = self._loop.call_later(self.limits.preface_timeout, self._tick)
+
+    def _tick(self) -> None:
+        """The preface and idle timeouts, on one timer re-armed lazily: a call in flight
+        only stores the time it ended, no timer is touched per call."""
+        self._timer = None
+        transport = self.transport
+        if transport is None:
+            return
+        if not self._preface_seen:
+            transport.close()
+            return
+        idle = self.limits.idle_timeout
+        left = self._last_active + idle - self._loop.time()
+        if self._streams or self._busy():
+            left = idle
+        if left <= 0:
+            self.go_away()
+            return
+        self._timer = self._loop.call_later(left, self._tick)
+
+    def _busy(self) -> bool:
+        """Work in flight that has no stream left (subclasses: calls still running)."""
+        return False
+
+    # -- back-pressure ---------------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        # The peer does not read what we send: stop reading what it sends, so answers
+        # to its frames (PING ACKs, say) cannot pile up here.
+        self._write_paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._queued_control = 0
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    def _control_reply(self, frame: bytes) -> None:
+        if self.transport is None:
+            return
+        if self._write_paused:
+            self._queued_control += 1
+            if self._queued_control > _MAX_QUEUED_CONTROL:
+                raise _ProtocolViolation(ENHANCE_YOUR_CALM, "control frames are not being read")
+        self.transport.write(frame)
+
+    def _spend(self, tokens: int) -> None:
+        self._tokens -= tokens
+        if self._tokens < 0:
+            # Only a connection that used up its burst reads the clock.
+            now = self._loop.time()
+            refill = (now - self._tokens_at) * _CONTROL_PER_SECOND
+            self._tokens = min(float(_CONTROL_BURST), self._tokens + refill)
+            self._tokens_at = now
+            if self._tokens < 0:
+                raise _ProtocolViolation(ENHANCE_YOUR_CALM, "too many control frames")
+
+    def _release(self, size: int) -> None:
+        """``size`` bytes of request data are no longer held: the peer may send them again."""
+        self._released += size
+        if self._released >= min(self._connection_window // 4, 2**20):
+            self._recv_window += self._released
+            self._grant(0, self._released)
+            self._released = 0
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         for stream_id in list(self._streams):
             self.stream_cancelled(stream_id)
         self._streams.clear()
@@ -172,6 +282,8 @@ class Http2Connection(asyncio.Protocol):
             self.closed.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        if self.transport is None:
+            return  # hung up (``_fail``): dropped
         buffer = self._buffer
         buffer += data
         try:
@@ -215,10 +327,11 @@ class Http2Connection(asyncio.Protocol):
         if stream is None or transport is None:
             return  # reset by the peer meanwhile
         size = len(data)
-        window = min(self._send_window, stream.send_window)
+        window = min(self._send_window, self._peer_initial_window + stream.send_credit)
         if size <= window and size <= self._peer_max_frame:
             # The usual small answer: one write, one system call.
             self._send_window -= size
+            stream.send_credit -= size
             transport.write(
                 self._headers_frames(stream_id, header_block, False)
                 + _frame(_DATA, 0, stream_id, data)
@@ -279,13 +392,18 @@ class Http2Connection(asyncio.Protocol):
         elif kind == _PING:
             if stream_id != 0 or len(payload) != 8:
                 raise _ProtocolViolation(PROTOCOL_ERROR, "malformed PING")
-            if not flags & _ACK and self.transport is not None:
-                self.transport.write(_frame(_PING, _ACK, 0, payload))
+            if not flags & _ACK:
+                self._spend(1)
+                self._control_reply(_frame(_PING, _ACK, 0, payload))
         elif kind == _RST_STREAM:
             if stream_id == 0 or len(payload) != 4:
                 raise _ProtocolViolation(PROTOCOL_ERROR, "malformed RST_STREAM")
-            if self._streams.pop(stream_id, None) is not None:
+            self._spend(1)
+            stream = self._streams.pop(stream_id, None)
+            if stream is not None:
                 self._blocked.pop(stream_id, None)
+                if stream.buffered:
+                    self._release(stream.buffered)
                 self.stream_cancelled(stream_id)
         elif kind == _CONTINUATION:
             self._on_continuation(flags, stream_id, payload)
@@ -295,8 +413,10 @@ class Http2Connection(asyncio.Protocol):
                 self.transport.close()
         elif kind == _PUSH_PROMISE:
             raise _ProtocolViolation(PROTOCOL_ERROR, "a client must not send PUSH_PROMISE")
-        elif kind == _PRIORITY and stream_id == 0:
-            raise _ProtocolViolation(PROTOCOL_ERROR, "PRIORITY on stream 0")
+        elif kind == _PRIORITY:
+            if stream_id == 0:
+                raise _ProtocolViolation(PROTOCOL_ERROR, "PRIORITY on stream 0")
+            self._spend(1)
         # PRIORITY and unknown frame types are ignored, as the RFC asks.
 
     def _on_headers(self, flags: int, stream_id: int, payload: bytes) -> None:
@@ -319,12 +439,21 @@ class Http2Connection(asyncio.Protocol):
         if self._continuation is None or self._continuation[0] != stream_id:
             raise _ProtocolViolation(PROTOCOL_ERROR, "unexpected CONTINUATION")
         _, first_flags, block = self._continuation
+        if not payload and not flags & _END_HEADERS:
+            self._empty_frame()
+        else:
+            self._empty_frames = 0
         block += payload
         if len(block) > MAX_HEADER_LIST_BYTES * 2:
             raise _ProtocolViolation(PROTOCOL_ERROR, "header block too large")
         if flags & _END_HEADERS:
             self._continuation = None
             self._on_header_block(first_flags, stream_id, bytes(block))
+
+    def _empty_frame(self) -> None:
+        self._empty_frames += 1
+        if self._empty_frames > _MAX_EMPTY_FRAMES:
+            raise _ProtocolViolation(ENHANCE_YOUR_CALM, "too many empty frames in a row")
 
     def _on_header_block(self, flags: int, stream_id: int, block: bytes) -> None:
         # Decoded even for streams we refuse: it may update the shared dynamic table.
@@ -350,52 +479,72 @@ class Http2Connection(asyncio.Protocol):
         if len(self._streams) >= MAX_CONCURRENT_STREAMS:
             self._reset(stream_id, REFUSED_STREAM)
             return
-        stream = _Stream(stream_id, headers, self._peer_initial_window)
+        stream = _Stream(stream_id, headers)
         self._streams[stream_id] = stream
         if flags & _END_STREAM:
             self._end_of_request(stream)
 
     def _on_data(self, flags: int, stream_id: int, payload: bytes) -> None:
         size = len(payload)
-        self._recv_unacked += size
-        if self._recv_unacked >= CONNECTION_WINDOW // 2:
-            self._grant(0, self._recv_unacked)
-            self._recv_unacked = 0
+        self._recv_window -= size
+        if self._recv_window < 0:
+            raise _ProtocolViolation(FLOW_CONTROL_ERROR, "DATA beyond the connection window")
+        if size == 0 and not flags & _END_STREAM:
+            self._empty_frame()
+        else:
+            self._empty_frames = 0
         stream = self._streams.get(stream_id)
         if stream is None or stream.remote_closed:
             if stream_id == 0 or stream_id > self._last_stream:
                 raise _ProtocolViolation(PROTOCOL_ERROR, f"DATA on idle stream {stream_id}")
             if stream is None:
+                self._release(size)
                 return  # a stream we reset or answered early: its data is ignored
             raise _ProtocolViolation(STREAM_CLOSED, f"DATA after END_STREAM on {stream_id}")
+        stream.recv_window -= size
+        if stream.recv_window < 0:
+            raise _ProtocolViolation(FLOW_CONTROL_ERROR, f"DATA beyond stream {stream_id}'s window")
         data = payload
         if flags & _PADDED:
             if size == 0 or payload[0] >= size:
                 raise _ProtocolViolation(PROTOCOL_ERROR, "DATA padding longer than the frame")
             data = payload[1 : size - payload[0]]
-        if not stream.discarding:
+        if stream.discarding:
+            self._release(size)
+        else:
             stream.body.append(data)
             stream.body_len += len(data)
+            stream.buffered += size
             if stream.body_len > self.max_body_bytes:
                 stream.discarding = True
                 stream.body.clear()
+                self._release(stream.buffered)
+                stream.buffered = 0
                 self.request_too_large(stream_id, stream.headers)
                 if stream_id not in self._streams:
                     return
         if flags & _END_STREAM:
             self._end_of_request(stream)
             return
+        # The stream's own window is credited as its data arrives (its body is bounded
+        # by the message size); the connection window bounds what all streams hold.
         stream.recv_unacked += size
         if stream.recv_unacked >= RECEIVE_WINDOW // 2:
+            stream.recv_window += stream.recv_unacked
             self._grant(stream_id, stream.recv_unacked)
             stream.recv_unacked = 0
 
     def _end_of_request(self, stream: _Stream) -> None:
         stream.remote_closed = True
+        self._last_active = self._loop.time()
         if stream.discarding:
             return
         body = stream.body[0] if len(stream.body) == 1 else b"".join(stream.body)
         stream.body = []
+        # The application has the request now (its queue is bounded by the data plane).
+        if stream.buffered:
+            self._release(stream.buffered)
+            stream.buffered = 0
         self.request_received(stream.id, stream.headers, body)
 
     def _on_settings(self, flags: int, stream_id: int, payload: bytes) -> None:
@@ -403,15 +552,17 @@ class Http2Connection(asyncio.Protocol):
             raise _ProtocolViolation(PROTOCOL_ERROR, "SETTINGS on a stream")
         if flags & _ACK:
             return
+        self._spend(_SETTINGS_COST)
         if len(payload) % 6:
             raise _ProtocolViolation(FRAME_SIZE_ERROR, "SETTINGS length not a multiple of 6")
+        grew = False
         for key, value in struct.iter_unpack(">HL", payload):
             if key == _INITIAL_WINDOW_SIZE:
                 if value > _MAX_WINDOW:
                     raise _ProtocolViolation(FLOW_CONTROL_ERROR, "initial window too large")
-                delta, self._peer_initial_window = value - self._peer_initial_window, value
-                for stream in self._streams.values():
-                    stream.send_window += delta
+                # O(1): every stream's window is this plus its own credit.
+                grew = grew or value > self._peer_initial_window
+                self._peer_initial_window = value
             elif key == _MAX_FRAME_SIZE:
                 if not _DEFAULT_FRAME <= value <= 2**24 - 1:
                     raise _ProtocolViolation(PROTOCOL_ERROR, "MAX_FRAME_SIZE out of range")
@@ -419,10 +570,10 @@ class Http2Connection(asyncio.Protocol):
             elif key == _HEADER_TABLE_SIZE and value < 4096:
                 # We never add to our table, but a smaller limit must still be announced.
                 self._table_size_update = value
-        if self.transport is not None:
-            self.transport.write(_frame(_SETTINGS, _ACK, 0))
-        for stream in list(self._blocked.values()):
-            self._flush(stream)
+        self._control_reply(_frame(_SETTINGS, _ACK, 0))
+        if grew:
+            for stream in list(self._blocked.values()):
+                self._flush(stream)
 
     def _on_window_update(self, stream_id: int, payload: bytes) -> None:
         if len(payload) != 4:
@@ -448,8 +599,8 @@ class Http2Connection(asyncio.Protocol):
             self._reset(stream_id, PROTOCOL_ERROR)
             self.stream_cancelled(stream_id)
             return
-        stream.send_window += increment
-        if stream.send_window > _MAX_WINDOW:
+        stream.send_credit += increment
+        if self._peer_initial_window + stream.send_credit > _MAX_WINDOW:
             raise _ProtocolViolation(FLOW_CONTROL_ERROR, f"stream {stream_id} window overflow")
         if stream.pending is not None:
             self._flush(stream)
@@ -476,12 +627,12 @@ class Http2Connection(asyncio.Protocol):
         if transport is None or pending is None:
             return
         frames = []
-        while len(pending) and (window := min(self._send_window, stream.send_window)) > 0:
+        while len(pending) and (window := self._stream_window(stream)) > 0:
             size = min(window, self._peer_max_frame, len(pending))
             frames.append(_frame(_DATA, 0, stream.id, bytes(pending[:size])))
             pending = pending[size:]
             self._send_window -= size
-            stream.send_window -= size
+            stream.send_credit -= size
         if len(pending):
             stream.pending = pending
             self._blocked[stream.id] = stream
@@ -494,9 +645,13 @@ class Http2Connection(asyncio.Protocol):
         if stream.pending is None:
             self._finish(stream)
 
+    def _stream_window(self, stream: _Stream) -> int:
+        return min(self._send_window, self._peer_initial_window + stream.send_credit)
+
     def _finish(self, stream: _Stream) -> None:
         """Our side of ``stream`` has ended."""
         self._streams.pop(stream.id, None)
+        self._last_active = self._loop.time()
         if not stream.remote_closed and self.transport is not None:
             # Answered before the request ended (too large): tell the peer to stop sending.
             self._reset(stream.id, NO_ERROR)
@@ -521,9 +676,18 @@ class Http2Connection(asyncio.Protocol):
             return
         debug = reason.encode("utf-8", "replace")[:512]
         transport.write(_frame(_GOAWAY, 0, 0, struct.pack(">LL", self._last_stream, code) + debug))
-        transport.close()
         self.transport = None
         self.connection_lost(None)
+        self._buffer.clear()
+        # Lingering close: our FIN goes after the GOAWAY, and what the peer still sends
+        # is read and dropped for a moment (``data_received`` ignores it). Closing with
+        # its data unread would send a RST, and the peer could lose the GOAWAY that says
+        # why it was cut off.
+        if transport.can_write_eof():
+            transport.write_eof()
+            self._loop.call_later(1.0, transport.close)
+        else:
+            transport.close()
 
     def _not_http2(self) -> None:
         """Plain HTTP/1 (or anything else) on the gRPC port: say so, then hang up."""

@@ -7,6 +7,7 @@ methods run on the data plane's own loop (the gRPC connections live there too).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -46,7 +47,11 @@ class DataPlaneLike(Protocol):
     def model_ready(self, name: str, version: str | None) -> bool: ...
 
     async def infer(
-        self, name: str, version: str | None, request: InferenceRequest
+        self,
+        name: str,
+        version: str | None,
+        request: InferenceRequest,
+        timeout: float | None = None,
     ) -> InferenceResponse: ...
 
 
@@ -103,7 +108,7 @@ class InferenceServicer:
 
     def methods(self) -> dict[str, Method]:
         """``:path`` -> method, as the connections dispatch them."""
-        rpcs: dict[str, Callable[[bytes], Awaitable[Message]]] = {
+        rpcs: dict[str, Callable[[bytes, float | None], Awaitable[Message]]] = {
             "ServerLive": self.server_live,
             "ServerReady": self.server_ready,
             "ModelReady": self.model_ready,
@@ -113,20 +118,24 @@ class InferenceServicer:
         }
         return {f"/{SERVICE}/{name}": _serialized(rpc) for name, rpc in rpcs.items()}
 
-    async def server_live(self, data: bytes) -> pb.ServerLiveResponse:
+    async def server_live(self, data: bytes, timeout: float | None = None) -> pb.ServerLiveResponse:
         _parse(pb.ServerLiveRequest, data)
         return pb.ServerLiveResponse(live=self._dataplane.live())
 
-    async def server_ready(self, data: bytes) -> pb.ServerReadyResponse:
+    async def server_ready(
+        self, data: bytes, timeout: float | None = None
+    ) -> pb.ServerReadyResponse:
         _parse(pb.ServerReadyRequest, data)
         return pb.ServerReadyResponse(ready=self._dataplane.ready())
 
-    async def model_ready(self, data: bytes) -> pb.ModelReadyResponse:
+    async def model_ready(self, data: bytes, timeout: float | None = None) -> pb.ModelReadyResponse:
         request = _parse(pb.ModelReadyRequest, data)
         ready = self._dataplane.model_ready(request.name, request.version or None)
         return pb.ModelReadyResponse(ready=ready)
 
-    async def server_metadata(self, data: bytes) -> pb.ServerMetadataResponse:
+    async def server_metadata(
+        self, data: bytes, timeout: float | None = None
+    ) -> pb.ServerMetadataResponse:
         _parse(pb.ServerMetadataRequest, data)
         meta = self._dataplane.server_metadata()
         return pb.ServerMetadataResponse(
@@ -135,35 +144,48 @@ class InferenceServicer:
             extensions=list(meta.get("extensions") or ()),
         )
 
-    async def model_metadata(self, data: bytes) -> pb.ModelMetadataResponse:
+    async def model_metadata(
+        self, data: bytes, timeout: float | None = None
+    ) -> pb.ModelMetadataResponse:
         request = _parse(pb.ModelMetadataRequest, data)
         return _model_metadata(
             self._dataplane.model_metadata(request.name, request.version or None)
         )
 
-    async def model_infer(self, data: bytes) -> pb.ModelInferResponse:
+    async def model_infer(self, data: bytes, timeout: float | None = None) -> pb.ModelInferResponse:
         started = time.perf_counter()
         request = _parse(pb.ModelInferRequest, data)
         name = request.model_name
-        failure: Exception | None = None
+        failure: BaseException | None = None
         try:
             decoded = decode_infer_request(request)
-            response = await self._dataplane.infer(name, request.model_version or None, decoded)
+            response = await self._dataplane.infer(
+                name, request.model_version or None, decoded, timeout
+            )
             return encode_infer_response(response, raw=bool(request.raw_input_contents))
-        except Exception as err:
+        except BaseException as err:  # CancelledError too: counted, then passed on
             failure = err
             raise
         finally:
             metrics = self._dataplane.metrics
             if metrics is not None:
-                status = _http_status(failure)
-                metrics.observe_request(name, "grpc", status, time.perf_counter() - started)
+                _observe(metrics, name, failure, time.perf_counter() - started)
 
 
-def _serialized(rpc: Callable[[bytes], Awaitable[Message]]) -> Method:
-    async def method(data: bytes) -> bytes:
+def _observe(metrics: Metrics, model: str, failure: BaseException | None, seconds: float) -> None:
+    if isinstance(failure, asyncio.CancelledError):
+        metrics.observe_unserved(model, "grpc", "cancelled")
+        return
+    metrics.observe_request(model, "grpc", _http_status(failure), seconds)
+    unserved = getattr(failure, "unserved", None)
+    if unserved is not None:
+        metrics.observe_unserved(model, "grpc", unserved)
+
+
+def _serialized(rpc: Callable[[bytes, float | None], Awaitable[Message]]) -> Method:
+    async def method(data: bytes, timeout: float | None) -> bytes:
         try:
-            reply = await rpc(data)
+            reply = await rpc(data, timeout)
         except Exception as err:
             raise _rpc_error(err) from err
         serialized: bytes = reply.SerializeToString()

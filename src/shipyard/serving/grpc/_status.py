@@ -31,6 +31,7 @@ _BY_HTTP_STATUS = {
     413: StatusCode.RESOURCE_EXHAUSTED,
     415: StatusCode.INVALID_ARGUMENT,
     503: StatusCode.UNAVAILABLE,
+    504: StatusCode.DEADLINE_EXCEEDED,
 }
 
 

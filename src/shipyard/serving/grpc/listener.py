@@ -4,7 +4,8 @@ The server is our own HTTP/2 connection class (``_http2``/``_calls``) on the dat
 loop, the same loop the HTTP server runs on: calls read in one loop turn reach the
 adaptive batcher together, as HTTP requests do, and no call crosses a thread.
 
-Worker processes share one port through SO_REUSEPORT; the kernel spreads connections.
+Worker processes share one port through SO_REUSEPORT sockets the supervisor binds and
+hands them (``serving._ports``); the kernel spreads connections.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 from shipyard.errors import ServiceError
 from shipyard.serving.grpc._calls import GrpcConnection
+from shipyard.serving.grpc._http2 import Http2Limits
 from shipyard.serving.grpc._servicer import DataPlaneLike, InferenceServicer
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "GrpcServerHandle", "start_grpc_server"]
@@ -64,24 +66,32 @@ async def start_grpc_server(
     host: str,
     port: int,
     *,
+    sock: socket.socket | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    limits: Http2Limits | None = None,
+    max_connections: int = 1000,
 ) -> GrpcServerHandle:
     """Serve ``inference.GRPCInferenceService`` for ``dataplane`` on ``host:port``.
 
     Call it from the event loop that runs the data plane. ``port`` 0 picks a free port
-    (see ``.port``); a busy port raises ``ServiceError``. Messages larger than
-    ``max_message_bytes`` are refused with RESOURCE_EXHAUSTED.
+    (see ``.port``); a busy port raises ``ServiceError``. ``sock``, a listening socket
+    bound by the supervisor, is served instead of binding ``host:port``. Messages larger
+    than ``max_message_bytes`` are refused with RESOURCE_EXHAUSTED. ``limits`` are the
+    preface and idle timeouts; past ``max_connections`` open connections, new ones are
+    closed at once.
     """
     loop = asyncio.get_running_loop()
     methods = InferenceServicer(dataplane).methods()
     connections: set[GrpcConnection] = set()
+
+    def factory() -> GrpcConnection:
+        return GrpcConnection(methods, max_message_bytes, connections, limits, max_connections)
+
     try:
-        server = await loop.create_server(
-            lambda: GrpcConnection(methods, max_message_bytes, connections),
-            host.strip("[]"),
-            port,
-            reuse_port=True,
-        )
+        if sock is not None:
+            server = await loop.create_server(factory, sock=sock)
+        else:
+            server = await loop.create_server(factory, host.strip("[]"), port)
     except OSError as err:
         raise _bind_error(_address(host, port), err.strerror or str(err)) from err
     bound = server.sockets[0].getsockname()[1]

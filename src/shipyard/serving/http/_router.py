@@ -13,7 +13,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
 from shipyard.errors import MethodNotAllowedError, NotFoundError
 
@@ -80,7 +79,7 @@ class Router:
             if found is None:
                 continue
             if method in route.methods:
-                return route, {k: unquote(v) for k, v in found.groupdict().items()}
+                return route, found.groupdict()
             allowed.extend(m for m in route.methods if m not in allowed)
         if allowed:
             shown = ", ".join(allowed)

@@ -9,8 +9,10 @@ Handlers only translate between bytes and the data plane; errors become
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -143,6 +145,7 @@ class HttpApp:
         path: str = scope["path"]
         headers = dict(scope["headers"])
         labels = _Labels()
+        unserved: str | None = None
         try:
             route, params = self._router.match(method, path)
             if route.protocol != "other":
@@ -154,23 +157,42 @@ class HttpApp:
                     name if name is not None else self._requested_model(scope)
                 )
             response = await route.endpoint(_Request(scope, headers, receive, params))
+        except asyncio.CancelledError:
+            # The client went away (see ``http.protocol``): nobody is left to answer.
+            if self.metrics is not None and labels.protocol != "other":
+                self.metrics.observe_unserved(labels.model, labels.protocol, "cancelled")
+            return
         except ShipyardError as err:
-            if err.status_code >= 500:
+            unserved = getattr(err, "unserved", None)
+            if unserved is not None:
+                # Shed or timed out: expected under overload, counted, not logged.
+                response = _json({"error": err.message}, err.status_code)
+                retry_after = getattr(err, "retry_after", None)
+                if retry_after is not None:
+                    response.headers = [*_JSON, (b"retry-after", str(retry_after).encode())]
+            elif err.status_code >= 500 and not getattr(err, "logged", False):
                 # A predictor's own failure: the operator needs it in the log too.
                 # With the traceback: a predictor's author debugs it from the server log.
                 log.warning(
                     "%s %s -> %d: %s", method, path, err.status_code, err.message, exc_info=err
                 )
-            response = _json({"error": err.message}, err.status_code)
+                response = _json({"error": err.message}, err.status_code)
+            else:
+                response = _json({"error": err.message}, err.status_code)
             if isinstance(err, MethodNotAllowedError):
                 response.headers = [*response.headers, (b"allow", err.allow.encode())]
-        except Exception as err:  # a bug or a predictor's own exception: 500, never a crash
-            log.exception("Unhandled error for %s %s", method, path)
-            response = _json({"error": f"Internal error: {type(err).__name__}: {err}"}, 500)
-        headers_out = response.headers
+        except Exception:  # a bug: 500, never a crash, and no internals to the client
+            request_id = uuid.uuid4().hex[:16]
+            log.exception("request %s: unhandled error for %s %s", request_id, method, path)
+            response = _json(
+                {"error": f"Internal error (request id {request_id}; see the server log)."}, 500
+            )
+        # Content-Length, not chunked: every answer is one buffer, and an HTTP/1.0
+        # client cannot read chunked encoding.
+        headers_out = [*response.headers, (b"content-length", b"%d" % len(response.body))]
         if response.status == 413:
             # The rest of the body was never read: the connection cannot be reused.
-            headers_out = [*headers_out, (b"connection", b"close")]
+            headers_out.append((b"connection", b"close"))
         await send(
             {"type": "http.response.start", "status": response.status, "headers": headers_out}
         )
@@ -179,6 +201,8 @@ class HttpApp:
             self.metrics.observe_request(
                 labels.model, labels.protocol, response.status, time.perf_counter() - started
             )
+            if unserved is not None:
+                self.metrics.observe_unserved(labels.model, labels.protocol, unserved)
 
     def _label(self, name: str) -> str:
         # Only served names become label values: otherwise every made-up name a client

@@ -1,0 +1,138 @@
+"""uvicorn's httptools protocol with the limits a server facing slow or hostile clients
+needs, which uvicorn does not have:
+
+* a header-read timeout (from a request's first byte to the end of its headers) and a
+  body-read timeout (from there to the end of its body): a client that trickles a
+  request a byte at a time gets 408 and is disconnected;
+* an idle timeout for connections with no request in progress, armed when a connection
+  opens as well as after each answer (uvicorn arms its keep-alive timer only after an
+  answer, and any byte, even a stray CRLF, disarms it);
+* a cap on open connections per worker: one more gets 503 and is closed;
+* cancellation: when a client disconnects before its answer, the task running its
+  request is cancelled, so a request still queued for its model is dropped before it
+  reaches ``predict`` (``serving.batching``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+__all__ = ["HttpLimits", "protocol_class"]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """Per-connection timeouts (seconds) and the per-worker connection cap."""
+
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    idle_timeout: float = 30.0
+    max_connections: int = 1000
+
+
+def _refusal(status: bytes, text: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+        b"connection: close\r\ncontent-length: %d\r\n\r\n" % len(text) + text
+    )
+
+
+_BUSY = _refusal(
+    b"503 Service Unavailable\r\nretry-after: 1",
+    b'{"error":"This worker has as many connections open as it accepts; retry shortly."}',
+)
+_TOO_SLOW = _refusal(
+    b"408 Request Timeout",
+    b'{"error":"The request was not received in time; send it whole, without pauses."}',
+)
+
+_IDLE, _HEADERS, _BODY, _ANSWERING = range(4)
+
+
+def protocol_class(limits: HttpLimits) -> type[HttpToolsProtocol]:
+    """uvicorn's ``http`` protocol class with ``limits`` (pass it as ``Config(http=...)``)."""
+
+    class LimitedHttpToolsProtocol(HttpToolsProtocol):
+        _timer: asyncio.TimerHandle | None = None
+        _phase = _IDLE
+        _refused = False
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            if len(self.connections) > limits.max_connections:
+                self._refused = True
+                transport.write(_BUSY)
+                transport.close()
+                return
+            self._arm(limits.idle_timeout)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            cycle: RequestResponseCycle | None = self.cycle
+            task = getattr(cycle, "shipyard_task", None) if cycle is not None else None
+            super().connection_lost(exc)
+            if task is not None and not cycle.response_complete:  # type: ignore[union-attr]
+                task.cancel()
+            for queued, _ in self.pipeline:
+                queued.disconnected = True
+            self.pipeline.clear()
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return
+            super().data_received(data)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._phase = _HEADERS
+            self._arm(limits.header_timeout)
+
+        def on_headers_complete(self) -> None:
+            super().on_headers_complete()
+            self._phase = _BODY
+            self._arm(limits.body_timeout)
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._phase = _ANSWERING
+            self._disarm()
+
+        def on_response_complete(self) -> None:
+            pipelined = bool(self.pipeline)  # the next request is already under way
+            super().on_response_complete()
+            if not pipelined and self._phase == _ANSWERING and not self.transport.is_closing():
+                self._phase = _IDLE
+                self._arm(limits.idle_timeout)
+
+        def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+            task = self.loop.create_task(cycle.run_asgi(app))
+            task.add_done_callback(self.tasks.discard)
+            self.tasks.add(task)
+            cycle.shipyard_task = task  # type: ignore[attr-defined]
+
+        def _arm(self, seconds: float) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.loop.call_later(seconds, self._expired)
+
+        def _disarm(self) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+        def _expired(self) -> None:
+            self._timer = None
+            transport = self.transport
+            if transport is None or transport.is_closing():
+                return
+            if self._phase in (_HEADERS, _BODY) and (
+                self.cycle is None or not self.cycle.response_started
+            ):
+                transport.write(_TOO_SLOW)
+            transport.close()
+
+    return LimitedHttpToolsProtocol

@@ -1,0 +1,105 @@
+"""Slow and idle clients: connections that send nothing, stop half-way through a request
+or stay idle are closed after their timeout (HTTP and gRPC); past the connection cap a
+new connection is refused cleanly."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shipyard.testing import ServerProcess, start_server
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+@pytest.fixture(scope="module")
+def impatient(models_dir: Path) -> Iterator[ServerProcess]:
+    pytest.importorskip("grpc")
+    env = {"SHIPYARD_SERVER_HEADER_TIMEOUT": "1", "SHIPYARD_SERVER_BODY_TIMEOUT": "1"}
+    args = ["--idle-timeout", "1"]
+    with start_server(models_dir / "const1", grpc=True, args=args, env=env) as server:
+        yield server
+
+
+def _until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes (the socket's 30 s timeout bounds it:
+    a server that never closes fails the test)."""
+    sock.settimeout(30)
+    received = b""
+    while data := sock.recv(65536):
+        received += data
+    return received
+
+
+def _connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=30)
+
+
+def test_a_silent_http_connection_is_closed(impatient: ServerProcess) -> None:
+    with _connect(impatient.http_port) as sock:
+        assert _until_closed(sock) == b""
+
+
+def test_an_idle_keep_alive_connection_is_closed(impatient: ServerProcess) -> None:
+    with _connect(impatient.http_port) as sock:
+        sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = _until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b'{"live":true}')
+
+
+@pytest.mark.parametrize(
+    "partial",
+    [
+        b"POST /v2/models/const1/infer HTTP/1.1\r\nHost: x\r\n",  # headers never end
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",  # body
+    ],
+    ids=["headers", "body"],
+)
+def test_a_half_sent_request_gets_408(impatient: ServerProcess, partial: bytes) -> None:
+    with _connect(impatient.http_port) as sock:
+        sock.sendall(partial)
+        answer = _until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+
+
+def test_a_grpc_connection_without_preface_is_closed(impatient: ServerProcess) -> None:
+    assert impatient.grpc_port is not None
+    with _connect(impatient.grpc_port) as sock:
+        sock.sendall(PREFACE[:10])
+        assert _until_closed(sock) == b""
+
+
+def test_an_idle_grpc_connection_gets_goaway(impatient: ServerProcess) -> None:
+    assert impatient.grpc_port is not None
+    with _connect(impatient.grpc_port) as sock:
+        sock.sendall(PREFACE + struct.pack(">L B L", 4, 0, 0))
+        received = _until_closed(sock)
+    kinds = []
+    offset = 0
+    while offset + 9 <= len(received):
+        head = struct.unpack_from(">L", received, offset)[0]
+        kinds.append(head & 0xFF)
+        offset += 9 + (head >> 8)
+    assert kinds[-1] == 7  # GOAWAY (NO_ERROR): a client reconnects when it needs to
+    assert struct.unpack_from(">L", received, len(received) - 4)[0] == 0
+
+
+def test_connections_past_the_cap_are_refused(models_dir: Path) -> None:
+    env = {"SHIPYARD_SERVER_MAX_CONNECTIONS": "3"}
+    with start_server(models_dir / "const1", env=env) as server:
+        held = [_connect(server.http_port) for _ in range(3)]
+        try:
+            for sock in held:  # each connection is accepted and served
+                sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            with _connect(server.http_port) as extra:
+                answer = _until_closed(extra)
+            assert answer.startswith(b"HTTP/1.1 503"), answer
+            assert b"retry-after: 1" in answer.lower()
+        finally:
+            for sock in held:
+                sock.close()
