@@ -7,12 +7,20 @@ services (``perform_*``).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any, ClassVar, Self
 
 from pydantic import ValidationError
 
-from shipyard.errors import DeploymentError, ServiceError, ServiceNotFoundError, StackError
+from shipyard.errors import (
+    DeploymentError,
+    ServiceError,
+    ServiceNotFoundError,
+    ShipyardError,
+    StackError,
+)
+from shipyard.services.intent import IntentOp, confirm_intent, record_intent
 from shipyard.services.service import Service, ServiceConfig, service_type_of
 from shipyard.stack.component import ComponentType, StackComponent
 from shipyard.stack.flavor import describe_validation_errors
@@ -122,7 +130,7 @@ class ModelDeployer(StackComponent):
         if record is None:
             raise ServiceNotFoundError(f"No model server with UUID '{uuid}'.")
         service = self._load(record)
-        service.check_status()
+        self.observe(service)
         return service
 
     def find_model_server(
@@ -149,10 +157,50 @@ class ModelDeployer(StackComponent):
         services = []
         for record in records:
             service = self._load(record)
-            service.check_status()
+            self.observe(service)
             if running is None or service.is_running == running:
                 services.append(service)
         return services
+
+    # -- desired state first, then reconcile (``services.intent``) ------------------------
+
+    def observe(self, service: Service) -> Service:
+        """Check ``service``'s status and reconcile its record with what its server
+        serves (finishing or rolling back an interrupted change); what was done is in
+        ``status.last_error``."""
+        service.check_status()
+        service.reconcile()
+        return service
+
+    @contextlib.contextmanager
+    def change(
+        self,
+        service: Service,
+        op: IntentOp,
+        timeout: float,
+        target: ServiceConfig | None = None,
+        target_fingerprint: str = "",
+    ) -> Iterator[None]:
+        """Record ``op`` on ``service`` as desired state, run the body (the act), then
+        confirm. A flavor's failure (a ShipyardError) is reconciled at once against what
+        the server serves; any other interruption (Ctrl-C, a bug) leaves the intent marked
+        abandoned, and a killed caller leaves it as it was: the next status check
+        reconciles either. Flavors that act outside ``deploy_model`` use this too."""
+        record_intent(service, op, timeout, target, target_fingerprint)
+        try:
+            yield
+        except ShipyardError as err:
+            service.reconcile(actor_done=True, error=str(err))
+            service.intent = None  # whatever the server does next, we are not acting
+            service.persist()
+            raise
+        except BaseException:
+            if service.intent is not None:
+                service.intent.abandoned = True
+                with contextlib.suppress(Exception):
+                    service.persist()
+            raise
+        confirm_intent(service)
 
     # -- the docs' lifecycle API ---------------------------------------------------------
 
@@ -205,10 +253,12 @@ class ModelDeployer(StackComponent):
             keep, duplicates = existing[0], existing[1:]
             for duplicate in duplicates:
                 self.delete_model_server(duplicate.uuid, timeout=timeout, force=False)
-            if keep.is_running and self.is_up_to_date(keep, config):
+            if keep.is_running and keep.intent is None and self.is_up_to_date(keep, config):
                 return keep
             with self._service_lock(keep.uuid, timeout):
-                return self.perform_update_model(keep, config, timeout)
+                with self.change(keep, "update", timeout, config, self.fingerprint_of(config)):
+                    updated = self.perform_update_model(keep, config, timeout)
+                return updated
 
     def _service_lock(self, uuid: str, timeout: float) -> Any:
         # Two commands acting on one server at once (start and stop, two starts) take turns.
@@ -254,8 +304,18 @@ class ModelDeployer(StackComponent):
     # -- what a flavor implements ----------------------------------------------------------
 
     def is_up_to_date(self, service: Service, config: ServiceConfig) -> bool:
-        """Whether ``service`` already serves ``config`` (then deploying it is a no-op)."""
-        return service.config == config
+        """Whether ``service`` already serves ``config`` (then deploying it is a no-op):
+        the record says so and, where the server can tell, the server agrees."""
+        if service.config != config:
+            return False
+        served = service.served_model()
+        return served is None or (
+            not served.changing and served.matches(config.model_uri, self.fingerprint_of(config))
+        )
+
+    def fingerprint_of(self, config: ServiceConfig) -> str:
+        """The fingerprint of ``config``'s model files, where the flavor has one."""
+        return ""
 
     def perform_deploy_model(self, config: ServiceConfig, timeout: float) -> Service:
         """Create, register and start a new service for ``config``."""

@@ -54,7 +54,8 @@ class LocalModelDeployer(ModelDeployer):
         )
         self.register_service(service)
         try:
-            service.start(timeout=timeout)
+            with self.change(service, "deploy", timeout, config, service.model_fingerprint):
+                service.start(timeout=timeout)
         except ServiceError as err:
             # A server that never ran is no use in the registry (it would only have to be
             # deleted by hand): the error says why, and nothing is left behind.
@@ -117,6 +118,9 @@ class LocalModelDeployer(ModelDeployer):
             not isinstance(service, LocalModelServer)
             or service.model_fingerprint == model_fingerprint(config.model_uri)
         )
+
+    def fingerprint_of(self, config: ServiceConfig) -> str:
+        return model_fingerprint(config.model_uri)
 
     def _apply(self, server: LocalModelServer, config: LocalModelServerConfig) -> None:
         server.config = config
