@@ -4,6 +4,7 @@ model converges to it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -164,3 +165,53 @@ def test_describe_shows_a_change_under_way(home: Path, tmp_path: Path, marks: Pa
             child.wait(timeout=60)
     [after] = deployer.find_model_server(model_name="k1")
     assert after.intent is None and after.config.model_uri == slow
+
+
+def test_killed_cli_mid_delete_is_finished_by_the_next_command(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from shipyard.store import Store
+
+    from .slow_predictor import Slow
+
+    slow_marks = tmp_path / "slow-marks"
+    slow_marks.mkdir()
+    monkeypatch.setenv("DEPLOYER_TEST_MARKS", str(slow_marks))  # inherited by the server
+    model = shipyard.save_model(None, tmp_path / "slow", predictor=Slow)
+    deployer = LocalModelDeployer.get_active_model_deployer()
+    server = deployer.deploy_model(_config(str(model)), timeout=120)
+    assert isinstance(server, LocalModelServer)
+
+    def in_flight() -> None:  # keeps the server draining for a while once told to stop
+        body = {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [6.0]}]}
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(str(server.prediction_url), json=body, timeout=60)
+
+    request = threading.Thread(target=in_flight, daemon=True)
+    request.start()
+    _wait_for_load_started(slow_marks, 1)
+    script = textwrap.dedent(
+        f"""
+        from shipyard.deployers.local import LocalModelDeployer
+        LocalModelDeployer.get_active_model_deployer().delete_model_server({server.uuid!r})
+        """
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], env={**os.environ, "SHIPYARD_HOME": str(home)}
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # the delete is under way: the server was told to stop
+            with Store.open() as store:
+                record = store.get_service(server.uuid)
+            if record is not None and "pending_shutdown" in record.body:
+                break
+            assert time.monotonic() < deadline and child.poll() is None
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait(timeout=60)
+    assert deployer.find_model_server(model_name="k1") == []
+    request.join(timeout=60)

@@ -20,7 +20,12 @@ from shipyard.errors import (
     ShipyardError,
     StackError,
 )
-from shipyard.services.intent import IntentOp, confirm_intent, record_intent
+from shipyard.services.intent import (
+    IntentOp,
+    confirm_intent,
+    intent_in_progress,
+    record_intent,
+)
 from shipyard.services.service import Service, ServiceConfig, service_type_of
 from shipyard.stack.component import ComponentType, StackComponent
 from shipyard.stack.flavor import describe_validation_errors
@@ -131,6 +136,11 @@ class ModelDeployer(StackComponent):
             raise ServiceNotFoundError(f"No model server with UUID '{uuid}'.")
         service = self._load(record)
         self.observe(service)
+        if self._finish_interrupted(service):
+            raise ServiceNotFoundError(
+                f"The model server {record.uuid} was being deleted by a command that was "
+                "interrupted; the delete is now finished."
+            )
         return service
 
     def find_model_server(
@@ -158,6 +168,8 @@ class ModelDeployer(StackComponent):
         for record in records:
             service = self._load(record)
             self.observe(service)
+            if self._finish_interrupted(service):
+                continue
             if running is None or service.is_running == running:
                 services.append(service)
         return services
@@ -171,6 +183,25 @@ class ModelDeployer(StackComponent):
         service.check_status()
         service.reconcile()
         return service
+
+    def _finish_interrupted(self, service: Service) -> bool:
+        """A stop or delete whose caller is gone is finished: it was asked for. Returns
+        whether the service is gone."""
+        intent = service.intent
+        if intent is None or intent.op not in ("stop", "delete") or intent_in_progress(intent):
+            return False
+        # No service lock here: a finder may run under one already (it is not reentrant),
+        # and stopping or deleting twice is harmless.
+        if intent.op == "stop":
+            self.perform_stop_model(service, 60, True)
+            service.status.update(
+                service.status.state, f"finished the interrupted {intent.describe()}"
+            )
+            confirm_intent(service)
+            return False
+        self.perform_delete_model(service, 60, True)
+        self.store.delete_service(service.uuid)
+        return True
 
     @contextlib.contextmanager
     def change(
@@ -268,21 +299,25 @@ class ModelDeployer(StackComponent):
         full = self.resolve_uuid(uuid)
         with self._service_lock(full, timeout):
             service = self.get_model_server(full)
-            self.perform_start_model(service, timeout)
+            with self.change(service, "start", timeout):
+                self.perform_start_model(service, timeout)
         return service
 
     def stop_model_server(self, uuid: str, timeout: float = 60, force: bool = False) -> Service:
         full = self.resolve_uuid(uuid)
         with self._service_lock(full, timeout):
             service = self.get_model_server(full)
-            self.perform_stop_model(service, timeout, force)
+            with self.change(service, "stop", timeout):
+                self.perform_stop_model(service, timeout, force)
         return service
 
     def delete_model_server(self, uuid: str, timeout: float = 60, force: bool = False) -> None:
         full = self.resolve_uuid(uuid)
         with self._service_lock(full, timeout):
             service = self.get_model_server(full)
-            self.perform_delete_model(service, timeout, force)
+            with self.change(service, "delete", timeout):
+                self.perform_delete_model(service, timeout, force)
+            # After the change is confirmed: confirming saves the record once more.
             self.store.delete_service(service.uuid)
 
     #: The name the model-deployer docs use.

@@ -163,9 +163,11 @@ def reconcile(
         return None  # the server is still switching: the next check decides
     if intent is None:
         return _correct_drift(service, served)
-    if intent.op in ("start", "stop", "delete"):
-        # Their desired state (admin_state) was saved first; the status check shows what
-        # runs. Nothing else to reconcile.
+    if intent.op in ("stop", "delete"):
+        return None  # finished by the deployer (``ModelDeployer.observe``): it was asked for
+    if intent.op == "start":
+        # Its desired state (admin_state) was saved first; the status check shows what
+        # runs (``error`` with the cause, if it does not). Nothing else to reconcile.
         service.intent = None
         service.persist()
         return None
