@@ -238,7 +238,12 @@ class ModelDeployer(StackComponent):
     def _coerce_config(self, config: ServiceConfig | dict[str, Any]) -> ServiceConfig:
         if isinstance(config, self.DEPLOYMENT_CONFIG):
             return config
-        data = config.model_dump() if isinstance(config, ServiceConfig) else dict(config)
+        # Only the fields given: an omitted one must stay "omitted" (see ``_keep_omitted``).
+        data = (
+            config.model_dump(exclude_unset=True)
+            if isinstance(config, ServiceConfig)
+            else dict(config)
+        )
         try:
             return self.DEPLOYMENT_CONFIG.model_validate(data)
         except ValidationError as err:
@@ -284,6 +289,7 @@ class ModelDeployer(StackComponent):
             keep, duplicates = existing[0], existing[1:]
             for duplicate in duplicates:
                 self.delete_model_server(duplicate.uuid, timeout=timeout, force=False)
+            config = _keep_omitted(keep.config, config)
             if keep.is_running and keep.intent is None and self.is_up_to_date(keep, config):
                 return keep
             with self._service_lock(keep.uuid, timeout):
@@ -371,6 +377,22 @@ class ModelDeployer(StackComponent):
 
     def perform_delete_model(self, service: Service, timeout: float, force: bool) -> None:
         service.delete(timeout=timeout, force=force)
+
+
+def _keep_omitted(current: ServiceConfig, new: ServiceConfig) -> ServiceConfig:
+    """``new`` with every field its caller did not give taken from ``current``: on a
+    redeploy an omitted option means "keep it", never "back to the default" (which would
+    turn a model update into a restart, and an outage)."""
+    if type(current) is not type(new):
+        return new
+    given = new.model_fields_set
+    merged = {
+        key: getattr(new, key) if key in given else getattr(current, key)
+        for key in type(new).model_fields
+    }
+    result = type(new).model_validate(merged)
+    # As given by the caller, for the next merge: what was kept counts as given now.
+    return result
 
 
 #: The name ZenML's docs use for the base class.

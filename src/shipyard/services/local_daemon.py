@@ -71,7 +71,8 @@ class LocalDaemonService(Service):
         return self.run_path / "service.log"
 
     @property
-    def _pid_path(self) -> Path:
+    def pid_file(self) -> Path:
+        """``pid.json``: pid and kernel start time of the running process."""
         return self.run_path / "pid.json"
 
     def _write_config(self) -> None:
@@ -89,7 +90,7 @@ class LocalDaemonService(Service):
     def pid_info(self) -> tuple[int, int] | None:
         """(pid, start time) of the last process started, if it was not stopped."""
         try:
-            data = json.loads(self._pid_path.read_text())
+            data = json.loads(self.pid_file.read_text())
             return int(data["pid"]), int(data["start_time"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -156,7 +157,7 @@ class LocalDaemonService(Service):
             reason = self._gone_reason(pid, start_time)
             # Clear up what a killed supervisor leaves behind (workers holding the port).
             process.terminate(pid, start_time, timeout=5.0)
-            self._pid_path.unlink(missing_ok=True)
+            self.pid_file.unlink(missing_ok=True)
             if self.admin_state == ServiceState.ACTIVE:
                 tail = self._log_tail()
                 self.status.update(
@@ -208,11 +209,8 @@ class LocalDaemonService(Service):
             self.status.update(ServiceState.ERROR, message)
             self.persist()
             raise ServiceError(message)
-        self.run_path.mkdir(parents=True, exist_ok=True)
         command = self.command()
-        with self.log_path.open("a") as log:
-            shown = _CREDENTIALS.sub(r"\1***@", " ".join(command))
-            log.write(f"{_BANNER}{datetime.now(UTC).isoformat()}: {shown}\n")
+        self.write_banner(command)
         try:
             pid, start_time = process.spawn_detached(
                 command, log_path=self.log_path, env=self.environment()
@@ -221,9 +219,16 @@ class LocalDaemonService(Service):
             self.status.update(ServiceState.ERROR, f"could not start {command[0]}: {err}")
             self.persist()
             raise ServiceError(f"Cannot start the service {self.uuid}: {err}") from err
-        self._pid_path.write_text(json.dumps({"pid": pid, "start_time": start_time}))
+        self.pid_file.write_text(json.dumps({"pid": pid, "start_time": start_time}))
         self.status.update(ServiceState.PENDING_STARTUP)
         self.persist()
+
+    def write_banner(self, command: list[str]) -> None:
+        """Mark the start of a run in the log (credentials hidden)."""
+        self.run_path.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("a") as log:
+            shown = _CREDENTIALS.sub(r"\1***@", " ".join(command))
+            log.write(f"{_BANNER}{datetime.now(UTC).isoformat()}: {shown}\n")
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -232,7 +237,7 @@ class LocalDaemonService(Service):
             info = self.pid_info()
             if info is None or process.process_start_time(info[0]) != info[1]:
                 reason = "it was never started" if info is None else self._gone_reason(*info)
-                self._pid_path.unlink(missing_ok=True)
+                self.pid_file.unlink(missing_ok=True)
                 tail = self._log_tail()
                 message = f"the server failed to start ({reason})" + (
                     f"; last log lines:\n{tail}" if tail else ""
@@ -249,7 +254,7 @@ class LocalDaemonService(Service):
                 break
             time.sleep(_POLL_S)
         process.terminate(*info, timeout=5.0, force=True)
-        self._pid_path.unlink(missing_ok=True)
+        self.pid_file.unlink(missing_ok=True)
         message = f"the server did not become healthy within {timeout:.0f}s ({why}); stopped it"
         self.status.update(ServiceState.ERROR, message)
         self.persist()
@@ -263,7 +268,7 @@ class LocalDaemonService(Service):
             self.status.update(ServiceState.PENDING_SHUTDOWN)
             self.persist()
             process.terminate(*info, timeout=timeout, force=force)
-            self._pid_path.unlink(missing_ok=True)
+            self.pid_file.unlink(missing_ok=True)
         self.status.update(ServiceState.INACTIVE)
         self.persist()
 

@@ -19,6 +19,7 @@ from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.intent import ServedModel
 from shipyard.services.local_daemon import LocalDaemonService
 from shipyard.services.service import ServiceConfig
+from shipyard.services.state import ServiceState
 from shipyard.serving.fingerprint import model_fingerprint
 
 __all__ = [
@@ -259,6 +260,15 @@ class LocalModelServer(LocalDaemonService):
                     changing=answer.get("reload") is not None,
                 )
         return None
+
+    def check_status(self) -> tuple[ServiceState, str]:
+        from shipyard.deployers.local._rolling import abandon_next
+        from shipyard.services.intent import intent_in_progress
+
+        if self.intent is None or not intent_in_progress(self.intent):
+            # A rolling replacement whose caller is gone: its half-started processes go.
+            abandon_next(self)
+        return super().check_status()
 
     def recorded_fingerprint(self) -> str:
         return self.model_fingerprint
