@@ -13,7 +13,10 @@ Commands:
     "models": [...]}], "models": [{"name", "version", "uri", "ready", "fingerprint"}],
     "reload": null | {"model_uri", "name", "deadline"}}``. ``fingerprint`` is
     ``serving.fingerprint.model_fingerprint`` of the files when they were loaded;
-    ``reload`` is the reload under way, if any.
+    ``reload`` is the reload under way, if any. ``"error"`` (null when healthy) says why
+    the server is broken for good: a worker failed to start 5 times in a row (e.g. its
+    model was corrupted in place), so the supervisor stopped restarting it; ``ready`` is
+    then false, and every live worker's ``/v2/health/ready`` answers 503 with that error.
 
 ``{"op": "reload", "model_uri": "<model URI>", "name": "<served name>",
 "deadline": <epoch seconds>}``

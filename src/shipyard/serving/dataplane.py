@@ -59,6 +59,9 @@ class DataPlane:
         self.registry = ModelRegistry()
         self.metrics = metrics
         self._loading = 0
+        #: Set when the server is broken for good (the supervisor gave up restarting a
+        #: worker): readiness is then false, with this as the reason.
+        self.not_ready_reason: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -159,7 +162,11 @@ class DataPlane:
         return True
 
     def ready(self) -> bool:
-        return len(self.registry) > 0 and all(e.ready for e in self.registry.entries())
+        return (
+            self.not_ready_reason is None
+            and len(self.registry) > 0
+            and all(e.ready for e in self.registry.entries())
+        )
 
     def server_metadata(self) -> dict[str, Any]:
         return {"name": "shipyard", "version": __version__, "extensions": EXTENSIONS}

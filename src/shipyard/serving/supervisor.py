@@ -32,6 +32,8 @@ from shipyard.serving.control import (
 __all__ = ["Supervisor", "check_serve_extra", "run_supervisor"]
 
 _RESTART_BACKOFF_MAX = 5.0
+#: Consecutive failed starts of a worker after which the supervisor stops restarting it.
+_MAX_FAILED_STARTS = 5
 
 
 class _WorkerProc:
@@ -87,6 +89,8 @@ class Supervisor:
         self.grpc_port: int | None = None
         self._reserved: list[socket.socket] = []
         self._reloading: dict[str, Any] | None = None
+        #: Why the server is broken for good (a worker that cannot be restarted), or None.
+        self.error: str | None = None
         self._background: set[asyncio.Task[Any]] = set()
         #: Fingerprint (``serving.fingerprint``) of each served URI when it was loaded.
         self._fingerprints: dict[str, str] = {}
@@ -225,6 +229,7 @@ class Supervisor:
 
     async def _watch(self, worker: _WorkerProc) -> None:
         backoff = 0.1
+        failed_starts = 0
         while not self._stopping:
             proc = worker.proc
             if proc is None:
@@ -234,6 +239,14 @@ class Supervisor:
                 return
             lived = time.monotonic() - worker.started_at
             backoff = 0.1 if lived > 10 else min(backoff * 2, _RESTART_BACKOFF_MAX)
+            if failed_starts >= _MAX_FAILED_STARTS:
+                # Restarting again would only fail again (the model cannot be loaded any
+                # more, say): stop, and say so everywhere, instead of looping forever.
+                cause = worker.failed or f"the worker exited with code {code}"
+                await self._give_up(
+                    f"a worker could not be restarted ({failed_starts} attempts): {cause}"
+                )
+                return
             sys.stderr.write(
                 f"shipyard: worker {proc.pid} exited with code {code}; starting a new one\n"
             )
@@ -241,10 +254,22 @@ class Supervisor:
             if self._stopping:
                 return
             # Under the reload lock: a reload never runs half-way through a restart, so
-            # the new worker starts with the models every other worker serves.
+            # the new worker starts with the models every other worker serves (the last
+            # known-good specs: a reload changes them only once every worker committed).
             async with self._reload_lock:
                 await self._spawn(worker)
                 await worker.ready_event.wait()
+            failed_starts = 0 if worker.ready else failed_starts + 1
+
+    async def _give_up(self, error: str) -> None:
+        """Record ``error`` as the server's state and make every live worker's readiness
+        say it (they keep answering requests: a degraded server beats none)."""
+        self.error = error
+        sys.stderr.write(f"shipyard: {error}; not restarting it again\n")
+        live = [w for w in self.workers if w.proc is not None and w.proc.returncode is None]
+        await asyncio.gather(
+            *(w.request({"op": "not_ready", "error": error}, next(self._ids), 10) for w in live)
+        )
 
     async def stop(self) -> None:
         """Drain and stop every worker (SIGTERM, then SIGKILL after the grace period)."""
@@ -349,7 +374,8 @@ class Supervisor:
         return {
             "ok": True,
             "pid": os.getpid(),
-            "ready": all(w.ready for w in self.workers),
+            "ready": self.error is None and all(w.ready for w in self.workers),
+            "error": self.error,
             "http_port": self.http_port,
             "grpc_port": self.grpc_port,
             "workers": workers,

@@ -268,7 +268,23 @@ class LocalModelServer(LocalDaemonService):
         if self.intent is None or not intent_in_progress(self.intent):
             # A rolling replacement whose caller is gone: its half-started processes go.
             abandon_next(self)
-        return super().check_status()
+        state, error = super().check_status()
+        if state == ServiceState.ERROR and self.pid is not None and self.control_socket:
+            # Unhealthy while running: the supervisor knows why (it gave up on a worker).
+            cause = self._supervisor_error()
+            if cause and cause not in error:
+                self.status.update(state, f"the server is broken: {cause}")
+                self.persist()
+        return self.status.state, self.status.last_error
+
+    def _supervisor_error(self) -> str:
+        from shipyard.serving.control import send_command
+
+        try:
+            answer = send_command(self._socket_path(), {"op": "status"}, timeout=10.0)
+        except ServiceError:
+            return ""
+        return str(answer.get("error") or "")
 
     def recorded_fingerprint(self) -> str:
         return self.model_fingerprint
