@@ -33,6 +33,14 @@ _LOG_LINES_IN_ERRORS = 8
 _BANNER = "--- shipyard "
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only (0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    path.chmod(0o600)
+
+
 class LocalDaemonService(Service):
     """Subclasses say what to run (:meth:`command`); this class runs and watches it."""
 
@@ -75,12 +83,17 @@ class LocalDaemonService(Service):
         """``pid.json``: pid and kernel start time of the running process."""
         return self.run_path / "pid.json"
 
+    def _make_run_dir(self) -> None:
+        # Private: it holds the config, the log and the control socket of the server.
+        self.run_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.run_path.mkdir(mode=0o700, exist_ok=True)
+        self.run_path.chmod(0o700)
+
     def _write_config(self) -> None:
-        self.run_path.mkdir(parents=True, exist_ok=True)
+        self._make_run_dir()
         target = self.run_path / "service.json"
-        tmp = target.with_suffix(".json.tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(target)
+        _write_private(target.with_suffix(".json.tmp"), self.to_json())
+        target.with_suffix(".json.tmp").replace(target)
 
     def persist(self) -> None:
         if self.run_path.is_dir():
@@ -219,14 +232,16 @@ class LocalDaemonService(Service):
             self.status.update(ServiceState.ERROR, f"could not start {command[0]}: {err}")
             self.persist()
             raise ServiceError(f"Cannot start the service {self.uuid}: {err}") from err
-        self.pid_file.write_text(json.dumps({"pid": pid, "start_time": start_time}))
+        _write_private(self.pid_file, json.dumps({"pid": pid, "start_time": start_time}))
         self.status.update(ServiceState.PENDING_STARTUP)
         self.persist()
 
     def write_banner(self, command: list[str]) -> None:
         """Mark the start of a run in the log (credentials hidden)."""
-        self.run_path.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("a") as log:
+        self._make_run_dir()
+        # 0600 from the first byte: the log may hold what the server printed.
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a") as log:
             shown = _CREDENTIALS.sub(r"\1***@", " ".join(command))
             log.write(f"{_BANNER}{datetime.now(UTC).isoformat()}: {shown}\n")
 

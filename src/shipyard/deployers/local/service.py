@@ -173,13 +173,22 @@ class LocalModelServer(LocalDaemonService):
         return path
 
     def command(self) -> list[str]:
+        # A URI with credentials never goes into argv (anyone can read it with `ps`): the
+        # server gets it from its environment instead (see ``environment``).
+        model = (
+            []
+            if _has_credentials(self.config.model_uri)
+            else [
+                self.config.model_uri,
+                "--name",
+                self.served_name,
+            ]
+        )
         return [
             sys.executable,
             "-m",
             "shipyard.serving",
-            self.config.model_uri,
-            "--name",
-            self.served_name,
+            *model,
             "--host",
             self.endpoint.host,
             "--http-port",
@@ -191,6 +200,15 @@ class LocalModelServer(LocalDaemonService):
             "--control-socket",
             str(self._new_socket_path()),
         ]
+
+    def environment(self) -> dict[str, str]:
+        env = super().environment()
+        if _has_credentials(self.config.model_uri):
+            # Read by ServerConfig (pydantic-settings, prefix SHIPYARD_SERVER_).
+            env["SHIPYARD_SERVER_MODELS"] = json.dumps(
+                [{"uri": self.config.model_uri, "name": self.served_name}]
+            )
+        return env
 
     def delete(self, timeout: float = 60.0, force: bool = False) -> None:
         super().delete(timeout=timeout, force=force)
@@ -344,6 +362,14 @@ class LocalModelServer(LocalDaemonService):
             return answer
         output = answer["outputs"][0]
         return np.asarray(output["data"]).reshape(output["shape"])
+
+
+_CREDENTIALS = re.compile(r"://[^/@\s]+@")
+
+
+def _has_credentials(uri: str) -> bool:
+    """Whether ``uri`` carries ``user:password@`` (or a token) before its host."""
+    return bool(_CREDENTIALS.search(uri))
 
 
 def _served_fingerprint(models: list[dict[str, Any]], uri: str) -> str:
