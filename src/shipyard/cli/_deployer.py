@@ -59,7 +59,11 @@ def service_summary(deployer: ModelDeployer, service: Service) -> dict[str, Any]
         "flavor": service.flavor,
         "state": service.status.state.value,
         "admin_state": service.admin_state.value,
-        "last_error": service.status.last_error,
+        "last_error": hide_credentials(service.status.last_error),
+        # A change recorded but not yet confirmed (under way, or found interrupted).
+        "pending_change": None
+        if service.intent is None
+        else hide_credentials(service.intent.describe()),
         "prediction_url": service.prediction_url,
         "config": config,
         "info": {

@@ -113,7 +113,15 @@ def describe(uuid: str = _UUID, output: OutputFormat = OutputOption) -> None:
     table = Table(title=f"Model server {summary['uuid']}", show_header=False)
     table.add_column("key", style="bold")
     table.add_column("value", overflow="fold")
-    for key in ("uuid", "flavor", "state", "admin_state", "last_error", "prediction_url"):
+    for key in (
+        "uuid",
+        "flavor",
+        "state",
+        "admin_state",
+        "pending_change",
+        "last_error",
+        "prediction_url",
+    ):
         table.add_row(key, str(summary[key] or ""))
     for key, value in summary["config"].items():
         table.add_row(f"config.{key}", "" if value is None else str(value))

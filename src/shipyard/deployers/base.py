@@ -7,6 +7,7 @@ services (``perform_*``).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any, ClassVar, Self
 
@@ -18,7 +19,14 @@ from shipyard.errors import (
     DeploymentError,
     ServiceError,
     ServiceNotFoundError,
+    ShipyardError,
     StackError,
+)
+from shipyard.services.intent import (
+    IntentOp,
+    confirm_intent,
+    intent_in_progress,
+    record_intent,
 )
 from shipyard.services.service import Service, ServiceConfig, service_type_of
 from shipyard.stack.component import ComponentType, StackComponent
@@ -130,7 +138,12 @@ class ModelDeployer(StackComponent):
         if record is None:
             raise ServiceNotFoundError(f"No model server with UUID '{uuid}'.")
         service = self._load(record)
-        service.check_status()
+        self.observe(service)
+        if self._finish_interrupted(service):
+            raise ServiceNotFoundError(
+                f"The model server {record.uuid} was being deleted by a command that was "
+                "interrupted; the delete is now finished."
+            )
         return service
 
     def find_model_server(
@@ -164,17 +177,83 @@ class ModelDeployer(StackComponent):
             service = self._load(record)
             if wanted is not None and not isinstance(service, wanted):
                 continue
-            service.check_status()
+            self.observe(service)
+            if self._finish_interrupted(service):
+                continue
             if running is None or service.is_running == running:
                 services.append(service)
         return services
+
+    # -- desired state first, then reconcile (``services.intent``) ------------------------
+
+    def observe(self, service: Service) -> Service:
+        """Check ``service``'s status and reconcile its record with what its server
+        serves (finishing or rolling back an interrupted change); what was done is in
+        ``status.last_error``."""
+        service.check_status()
+        service.reconcile()
+        return service
+
+    def _finish_interrupted(self, service: Service) -> bool:
+        """A stop or delete whose caller is gone is finished: it was asked for. Returns
+        whether the service is gone."""
+        intent = service.intent
+        if intent is None or intent.op not in ("stop", "delete") or intent_in_progress(intent):
+            return False
+        # No service lock here: a finder may run under one already (it is not reentrant),
+        # and stopping or deleting twice is harmless.
+        if intent.op == "stop":
+            self.perform_stop_model(service, 60, True)
+            service.status.update(
+                service.status.state, f"finished the interrupted {intent.describe()}"
+            )
+            confirm_intent(service)
+            return False
+        self.perform_delete_model(service, 60, True)
+        self.store.delete_service(service.uuid)
+        return True
+
+    @contextlib.contextmanager
+    def change(
+        self,
+        service: Service,
+        op: IntentOp,
+        timeout: float,
+        target: ServiceConfig | None = None,
+        target_fingerprint: str = "",
+    ) -> Iterator[None]:
+        """Record ``op`` on ``service`` as desired state, run the body (the act), then
+        confirm. A flavor's failure (a ShipyardError) is reconciled at once against what
+        the server serves; any other interruption (Ctrl-C, a bug) leaves the intent marked
+        abandoned, and a killed caller leaves it as it was: the next status check
+        reconciles either. Flavors that act outside ``deploy_model`` use this too."""
+        record_intent(service, op, timeout, target, target_fingerprint)
+        try:
+            yield
+        except ShipyardError as err:
+            service.reconcile(actor_done=True, error=str(err))
+            service.intent = None  # whatever the server does next, we are not acting
+            service.persist()
+            raise
+        except BaseException:
+            if service.intent is not None:
+                service.intent.abandoned = True
+                with contextlib.suppress(Exception):
+                    service.persist()
+            raise
+        confirm_intent(service)
 
     # -- the docs' lifecycle API ---------------------------------------------------------
 
     def _coerce_config(self, config: ServiceConfig | dict[str, Any]) -> ServiceConfig:
         if isinstance(config, self.DEPLOYMENT_CONFIG):
             return config
-        data = config.model_dump() if isinstance(config, ServiceConfig) else dict(config)
+        # Only the fields given: an omitted one must stay "omitted" (see ``_keep_omitted``).
+        data = (
+            config.model_dump(exclude_unset=True)
+            if isinstance(config, ServiceConfig)
+            else dict(config)
+        )
         try:
             return self.DEPLOYMENT_CONFIG.model_validate(data)
         except ValidationError as err:
@@ -230,10 +309,13 @@ class ModelDeployer(StackComponent):
             keep, duplicates = existing[0], existing[1:]
             for duplicate in duplicates:
                 self.delete_model_server(duplicate.uuid, timeout=timeout, force=False)
-            if keep.is_running and self.is_up_to_date(keep, config):
+            config = _keep_omitted(keep.config, config)
+            if keep.is_running and keep.intent is None and self.is_up_to_date(keep, config):
                 return keep
             with self._service_lock(keep.uuid, timeout):
-                return self.perform_update_model(keep, config, timeout)
+                with self.change(keep, "update", timeout, config, self.fingerprint_of(config)):
+                    updated = self.perform_update_model(keep, config, timeout)
+                return updated
 
     def _service_lock(self, uuid: str, timeout: float) -> Any:
         # Two commands acting on one server at once (start and stop, two starts) take turns.
@@ -243,21 +325,25 @@ class ModelDeployer(StackComponent):
         full = self.resolve_uuid(uuid)
         with self._service_lock(full, timeout):
             service = self.get_model_server(full)
-            self.perform_start_model(service, timeout)
+            with self.change(service, "start", timeout):
+                self.perform_start_model(service, timeout)
         return service
 
     def stop_model_server(self, uuid: str, timeout: float = 60, force: bool = False) -> Service:
         full = self.resolve_uuid(uuid)
         with self._service_lock(full, timeout):
             service = self.get_model_server(full)
-            self.perform_stop_model(service, timeout, force)
+            with self.change(service, "stop", timeout):
+                self.perform_stop_model(service, timeout, force)
         return service
 
     def delete_model_server(self, uuid: str, timeout: float = 60, force: bool = False) -> None:
         full = self.resolve_uuid(uuid)
         with self._service_lock(full, timeout):
             service = self.get_model_server(full)
-            self.perform_delete_model(service, timeout, force)
+            with self.change(service, "delete", timeout):
+                self.perform_delete_model(service, timeout, force)
+            # After the change is confirmed: confirming saves the record once more.
             self.store.delete_service(service.uuid)
 
     #: The name the model-deployer docs use.
@@ -279,8 +365,18 @@ class ModelDeployer(StackComponent):
     # -- what a flavor implements ----------------------------------------------------------
 
     def is_up_to_date(self, service: Service, config: ServiceConfig) -> bool:
-        """Whether ``service`` already serves ``config`` (then deploying it is a no-op)."""
-        return service.config == config
+        """Whether ``service`` already serves ``config`` (then deploying it is a no-op):
+        the record says so and, where the server can tell, the server agrees."""
+        if service.config != config:
+            return False
+        served = service.served_model()
+        return served is None or (
+            not served.changing and served.matches(config.model_uri, self.fingerprint_of(config))
+        )
+
+    def fingerprint_of(self, config: ServiceConfig) -> str:
+        """The fingerprint of ``config``'s model files, where the flavor has one."""
+        return ""
 
     def perform_deploy_model(self, config: ServiceConfig, timeout: float) -> Service:
         """Create, register and start a new service for ``config``."""
@@ -312,6 +408,22 @@ def _service_class(service_type: type[Service] | str) -> type[Service]:
             f"service_type must be a Service class or its 'module:Class', not {service_type!r}."
         )
     return target
+
+
+def _keep_omitted(current: ServiceConfig, new: ServiceConfig) -> ServiceConfig:
+    """``new`` with every field its caller did not give taken from ``current``: on a
+    redeploy an omitted option means "keep it", never "back to the default" (which would
+    turn a model update into a restart, and an outage)."""
+    if type(current) is not type(new):
+        return new
+    given = new.model_fields_set
+    merged = {
+        key: getattr(new, key) if key in given else getattr(current, key)
+        for key in type(new).model_fields
+    }
+    result = type(new).model_validate(merged)
+    # As given by the caller, for the next merge: what was kept counts as given now.
+    return result
 
 
 #: The name ZenML's docs use for the base class.

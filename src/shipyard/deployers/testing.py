@@ -40,7 +40,7 @@ def kill_services_under(home: Path) -> list[int]:
     from shipyard.services.process import process_start_time
 
     killed = []
-    for pid_file in sorted((home / "services").glob("*/pid.json")):
+    for pid_file in sorted((home / "services").glob("*/pid*.json")):
         try:
             info = json.loads(pid_file.read_text())
             pid, started = int(info["pid"]), int(info["start_time"])

@@ -36,6 +36,14 @@ _LOG_LINES_IN_ERRORS = 8
 _BANNER = "--- shipyard "
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only (0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    path.chmod(0o600)
+
+
 class LocalDaemonService(Service):
     """Subclasses say what to run (:meth:`command`); this class runs and watches it."""
 
@@ -77,15 +85,21 @@ class LocalDaemonService(Service):
         return self.run_path / "service.log"
 
     @property
-    def _pid_path(self) -> Path:
+    def pid_file(self) -> Path:
+        """``pid.json``: pid and kernel start time of the running process."""
         return self.run_path / "pid.json"
 
+    def _make_run_dir(self) -> None:
+        # Private: it holds the config, the log and the control socket of the server.
+        self.run_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.run_path.mkdir(mode=0o700, exist_ok=True)
+        self.run_path.chmod(0o700)
+
     def _write_config(self) -> None:
-        self.run_path.mkdir(parents=True, exist_ok=True)
+        self._make_run_dir()
         target = self.run_path / "service.json"
-        tmp = target.with_suffix(".json.tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(target)
+        _write_private(target.with_suffix(".json.tmp"), self.to_json())
+        target.with_suffix(".json.tmp").replace(target)
 
     def persist(self) -> None:
         if self.run_path.is_dir():
@@ -95,7 +109,7 @@ class LocalDaemonService(Service):
     def pid_info(self) -> tuple[int, int] | None:
         """(pid, start time) of the last process started, if it was not stopped."""
         try:
-            data = json.loads(self._pid_path.read_text())
+            data = json.loads(self.pid_file.read_text())
             return int(data["pid"]), int(data["start_time"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -161,7 +175,7 @@ class LocalDaemonService(Service):
             reason = self._gone_reason(pid, start_time)
             # Clear up what a killed supervisor leaves behind (workers holding the port).
             process.terminate(pid, start_time, timeout=5.0)
-            self._pid_path.unlink(missing_ok=True)
+            self.pid_file.unlink(missing_ok=True)
             if self.admin_state == ServiceState.ACTIVE:
                 tail = self._log_tail()
                 self.status.update(
@@ -216,11 +230,8 @@ class LocalDaemonService(Service):
             self.status.update(ServiceState.ERROR, message)
             self.persist()
             raise ServiceError(message)
-        self.run_path.mkdir(parents=True, exist_ok=True)
         command = self.command()
-        with self.log_path.open("a") as log:
-            shown = _CREDENTIALS.sub(r"\1***@", " ".join(command))
-            log.write(f"{_BANNER}{datetime.now(UTC).isoformat()}: {shown}\n")
+        self.write_banner(command)
         try:
             pid, start_time = process.spawn_detached(
                 command, log_path=self.log_path, env=self.environment()
@@ -229,9 +240,18 @@ class LocalDaemonService(Service):
             self.status.update(ServiceState.ERROR, f"could not start {command[0]}: {err}")
             self.persist()
             raise ServiceError(f"Cannot start the service {self.uuid}: {err}") from err
-        self._pid_path.write_text(json.dumps({"pid": pid, "start_time": start_time}))
+        _write_private(self.pid_file, json.dumps({"pid": pid, "start_time": start_time}))
         self.status.update(ServiceState.PENDING_STARTUP)
         self.persist()
+
+    def write_banner(self, command: list[str]) -> None:
+        """Mark the start of a run in the log (credentials hidden)."""
+        self._make_run_dir()
+        # 0600 from the first byte: the log may hold what the server printed.
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a") as log:
+            shown = _CREDENTIALS.sub(r"\1***@", " ".join(command))
+            log.write(f"{_BANNER}{datetime.now(UTC).isoformat()}: {shown}\n")
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -240,7 +260,7 @@ class LocalDaemonService(Service):
             info = self.pid_info()
             if info is None or process.process_start_time(info[0]) != info[1]:
                 reason = "it was never started" if info is None else self._gone_reason(*info)
-                self._pid_path.unlink(missing_ok=True)
+                self.pid_file.unlink(missing_ok=True)
                 tail = self._log_tail()
                 message = f"the server failed to start ({reason})" + (
                     f"; last log lines:\n{tail}" if tail else ""
@@ -257,7 +277,7 @@ class LocalDaemonService(Service):
                 break
             time.sleep(_POLL_S)
         process.terminate(*info, timeout=5.0, force=True)
-        self._pid_path.unlink(missing_ok=True)
+        self.pid_file.unlink(missing_ok=True)
         message = f"the server did not become healthy within {timeout:.0f}s ({why}); stopped it"
         self.status.update(ServiceState.ERROR, message)
         self.persist()
@@ -271,7 +291,7 @@ class LocalDaemonService(Service):
             self.status.update(ServiceState.PENDING_SHUTDOWN)
             self.persist()
             process.terminate(*info, timeout=timeout, force=force)
-            self._pid_path.unlink(missing_ok=True)
+            self.pid_file.unlink(missing_ok=True)
         self.status.update(ServiceState.INACTIVE)
         self.persist()
 

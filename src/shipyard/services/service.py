@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from shipyard._imports import import_object
 from shipyard.errors import ServiceError
 from shipyard.services.endpoints import ServiceEndpoint
+from shipyard.services.intent import Intent, ServedModel
 from shipyard.services.state import ServiceState, check_transition
 
 __all__ = ["Service", "ServiceConfig", "ServiceStatus", "service_type_of"]
@@ -90,6 +91,8 @@ class Service(BaseModel):
     config: ServiceConfig = Field(default_factory=ServiceConfig)
     status: ServiceStatus = Field(default_factory=ServiceStatus)
     endpoint: ServiceEndpoint = Field(default_factory=ServiceEndpoint)
+    #: A change recorded before it was made and not yet confirmed (``services.intent``).
+    intent: Intent | None = None
 
     _on_change: Callable[[Service], None] | None = PrivateAttr(default=None)
 
@@ -128,6 +131,28 @@ class Service(BaseModel):
         """Save the current state wherever this service is kept (the registry)."""
         if self._on_change is not None:
             self._on_change(self)
+
+    # -- desired state and reconciliation (``services.intent``) ---------------------------
+
+    def served_model(self) -> ServedModel | None:
+        """What the running server serves, asked from the server itself; None when it is
+        not running or the flavor cannot tell (then only the record is known)."""
+        return None
+
+    def recorded_fingerprint(self) -> str:
+        """The fingerprint of the model files the record says are deployed ("" if none)."""
+        return ""
+
+    def apply_config(self, config: dict[str, Any], fingerprint: str = "") -> None:
+        """Make the record say ``config`` (and ``fingerprint``) is deployed; flavors whose
+        service keeps more than ``config`` (ports, workers) override it."""
+        self.config = type(self.config).model_validate(config)
+
+    def reconcile(self, *, actor_done: bool = False, error: str | None = None) -> str | None:
+        """Finish or roll back an interrupted change; see ``services.intent.reconcile``."""
+        from shipyard.services.intent import reconcile
+
+        return reconcile(self, actor_done=actor_done, error=error)
 
     # -- lifecycle (subclasses) ----------------------------------------------------------
 

@@ -10,16 +10,27 @@ Commands:
 ``{"op": "status"}``
     → ``{"ok": true, "pid": <supervisor pid>, "ready": <every worker ready>,
     "http_port": int, "grpc_port": int | null, "workers": [{"pid": int, "ready": bool,
-    "models": [...]}], "models": [{"name", "version", "uri", "ready"}]}``
+    "models": [...]}], "models": [{"name", "version", "uri", "ready", "fingerprint"}],
+    "reload": null | {"model_uri", "name", "deadline"}}``. ``fingerprint`` is
+    ``serving.fingerprint.model_fingerprint`` of the files when they were loaded;
+    ``reload`` is the reload under way, if any. ``"error"`` (null when healthy) says why
+    the server is broken for good: a worker failed to start 5 times in a row (e.g. its
+    model was corrupted in place), so the supervisor stopped restarting it; ``ready`` is
+    then false, and every live worker's ``/v2/health/ready`` answers 503 with that error.
 
-``{"op": "reload", "model_uri": "<model URI>", "name": "<served name>"}``
+``{"op": "reload", "model_uri": "<model URI>", "name": "<served name>",
+"deadline": <epoch seconds>}``
     Hot reload with zero downtime, in two phases: every worker loads the new model beside
     the serving one and health-checks it (its input example through ``predict``); only if
     all succeed do they all switch to it (requests in flight finish on the old model).
     If any worker fails, all drop the new model and the old one keeps serving.
     → ``{"ok": true, "models": [...]}`` or ``{"ok": false, "error": "<why>"}``.
     ``name`` may be left out when the server serves exactly one model. A ``name`` not
-    served yet adds that model.
+    served yet adds that model; a name no protocol can address is refused up front.
+    Once ``deadline`` passes before every worker has loaded the model (default: now +
+    ``timeout``, 300 s), or the caller closes the connection first, the reload is
+    abandoned and the old model keeps serving: a reload nobody waits for never takes
+    effect behind the caller's back.
 
 Anything else → ``{"ok": false, "error": "..."}``.
 

@@ -73,6 +73,9 @@ class DataPlane:
         #: the text in the server log under that id.
         self.expose_errors = expose_errors
         self._loading = 0
+        #: Set when the server is broken for good (the supervisor gave up restarting a
+        #: worker): readiness is then false, with this as the reason.
+        self.not_ready_reason: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -186,9 +189,14 @@ class DataPlane:
         return True
 
     def ready(self) -> bool:
-        """Every model loaded and none saturated (see ``ModelEntry.saturated``)."""
+        """Every model loaded and none saturated (see ``ModelEntry.saturated``), and the
+        server not broken for good (``not_ready_reason``)."""
         entries = self.registry.entries()
-        return len(entries) > 0 and all(e.ready and not e.saturated() for e in entries)
+        return (
+            self.not_ready_reason is None
+            and len(entries) > 0
+            and all(e.ready and not e.saturated() for e in entries)
+        )
 
     def server_metadata(self) -> dict[str, Any]:
         return {"name": "shipyard", "version": __version__, "extensions": EXTENSIONS}

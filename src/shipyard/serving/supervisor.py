@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import MissingDependencyError, ServiceError, ShipyardError
-from shipyard.serving.config import ModelSpec, ServerConfig
+from shipyard.serving.config import ModelSpec, ServerConfig, check_model_name
 from shipyard.serving.control import (
     CONTROL_SOCKET_NAME,
     WORKER_MODULE,
@@ -32,6 +32,8 @@ from shipyard.serving.control import (
 __all__ = ["Supervisor", "check_serve_extra", "run_supervisor"]
 
 _RESTART_BACKOFF_MAX = 5.0
+#: Consecutive failed starts of a worker after which the supervisor stops restarting it.
+_MAX_FAILED_STARTS = 5
 
 
 class _WorkerProc:
@@ -88,6 +90,12 @@ class Supervisor:
         # One listening socket per worker and port, bound here (see ``_ports``).
         self._http_socks: list[socket.socket] = []
         self._grpc_socks: list[socket.socket] = []
+        self._reloading: dict[str, Any] | None = None
+        #: Why the server is broken for good (a worker that cannot be restarted), or None.
+        self.error: str | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        #: Fingerprint (``serving.fingerprint``) of each served URI when it was loaded.
+        self._fingerprints: dict[str, str] = {}
 
     # -- start-up --------------------------------------------------------------------
 
@@ -186,6 +194,9 @@ class Supervisor:
         for stale in self.metrics_dir.glob("worker-*"):
             stale.unlink(missing_ok=True)
         self._resolve_ports()
+        from shipyard.serving.fingerprint import model_fingerprint
+
+        self._fingerprints = {spec.uri: model_fingerprint(spec.uri) for spec in self.specs}
         with contextlib.suppress(FileNotFoundError):
             self.control_path.unlink()
         self._control = await asyncio.start_unix_server(self._serve_control, str(self.control_path))
@@ -230,6 +241,7 @@ class Supervisor:
 
     async def _watch(self, worker: _WorkerProc) -> None:
         backoff = 0.1
+        failed_starts = 0
         while not self._stopping:
             proc = worker.proc
             if proc is None:
@@ -239,6 +251,14 @@ class Supervisor:
                 return
             lived = time.monotonic() - worker.started_at
             backoff = 0.1 if lived > 10 else min(backoff * 2, _RESTART_BACKOFF_MAX)
+            if failed_starts >= _MAX_FAILED_STARTS:
+                # Restarting again would only fail again (the model cannot be loaded any
+                # more, say): stop, and say so everywhere, instead of looping forever.
+                cause = worker.failed or f"the worker exited with code {code}"
+                await self._give_up(
+                    f"a worker could not be restarted ({failed_starts} attempts): {cause}"
+                )
+                return
             sys.stderr.write(
                 f"shipyard: worker {proc.pid} exited with code {code}; starting a new one\n"
             )
@@ -246,10 +266,22 @@ class Supervisor:
             if self._stopping:
                 return
             # Under the reload lock: a reload never runs half-way through a restart, so
-            # the new worker starts with the models every other worker serves.
+            # the new worker starts with the models every other worker serves (the last
+            # known-good specs: a reload changes them only once every worker committed).
             async with self._reload_lock:
                 await self._spawn(worker)
                 await worker.ready_event.wait()
+            failed_starts = 0 if worker.ready else failed_starts + 1
+
+    async def _give_up(self, error: str) -> None:
+        """Record ``error`` as the server's state and make every live worker's readiness
+        say it (they keep answering requests: a degraded server beats none)."""
+        self.error = error
+        sys.stderr.write(f"shipyard: {error}; not restarting it again\n")
+        live = [w for w in self.workers if w.proc is not None and w.proc.returncode is None]
+        await asyncio.gather(
+            *(w.request({"op": "not_ready", "error": error}, next(self._ids), 10) for w in live)
+        )
 
     async def stop(self) -> None:
         """Drain and stop every worker (SIGTERM, then SIGKILL after the grace period)."""
@@ -288,9 +320,11 @@ class Supervisor:
                     command = json.loads(line)
                     if not isinstance(command, dict):
                         raise ValueError("a command is a JSON object")
-                    answer = await self._command(command)
+                    answer = await self._command_unless_abandoned(command, reader)
                 except ValueError as err:
                     answer = {"ok": False, "error": f"unreadable command: {err}"}
+                if answer is None:
+                    return  # the caller hung up: nobody to answer
                 writer.write(json.dumps(answer).encode() + b"\n")
                 await writer.drain()
         except ConnectionError:
@@ -298,13 +332,36 @@ class Supervisor:
         finally:
             writer.close()
 
+    async def _command_unless_abandoned(
+        self, command: dict[str, Any], reader: asyncio.StreamReader
+    ) -> dict[str, Any] | None:
+        """Run ``command``; if the caller hangs up first (a killed CLI), cancel it: a
+        reload nobody waits for must not change what is served behind the registry's back.
+        Returns None when the caller is gone."""
+        if command.get("op") != "reload":
+            return await self._command(command)
+        task = asyncio.create_task(self._command(command))
+        hangup = asyncio.create_task(reader.read(1))
+        done, _ = await asyncio.wait({task, hangup}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            hangup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await hangup
+            return task.result()
+        # A byte or EOF while a reload runs: the protocol sends one command at a time, so
+        # either way the caller is not waiting for this answer the normal way.
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
+
     async def _command(self, command: dict[str, Any]) -> dict[str, Any]:
         op = command.get("op")
         if op == "status":
             return self.status()
         if op == "reload":
             uri = command.get("model_uri")
-            if not isinstance(uri, str) or not uri:
+            if not isinstance(uri, str) or not uri.strip():
                 return {"ok": False, "error": 'reload needs "model_uri"'}
             name = command.get("name")
             if name is None:
@@ -312,8 +369,17 @@ class Supervisor:
                 if len(served) != 1:
                     return {"ok": False, "error": f'reload needs "name"; served: {sorted(served)}'}
                 name = served.pop()
-            timeout = float(command.get("timeout", 300))
-            return await self.reload(uri, str(name), timeout)
+            try:
+                # Refused here, before anything is loaded: a name no worker could be
+                # started with would otherwise poison every replacement worker.
+                check_model_name(str(name))
+            except ValueError as err:
+                return {"ok": False, "error": f"reload refused: {err}"}
+            try:
+                deadline = _deadline_of(command)
+            except ValueError as err:
+                return {"ok": False, "error": f"reload refused: {err}"}
+            return await self.reload(uri, str(name), deadline)
         return {"ok": False, "error": f"unknown op {op!r}; use 'status' or 'reload'"}
 
     def status(self) -> dict[str, Any]:
@@ -321,46 +387,107 @@ class Supervisor:
         return {
             "ok": True,
             "pid": os.getpid(),
-            "ready": all(w.ready for w in self.workers),
+            "ready": self.error is None and all(w.ready for w in self.workers),
+            "error": self.error,
             "http_port": self.http_port,
             "grpc_port": self.grpc_port,
             "workers": workers,
-            "models": self.workers[0].models if self.workers else [],
+            "models": [
+                {**m, "fingerprint": self._fingerprints.get(str(m.get("uri")), "")}
+                for m in (self.workers[0].models if self.workers else [])
+            ],
+            # The reload under way (model_uri, name, deadline), so that a caller who lost
+            # track of it knows it is not over yet; None when none is.
+            "reload": self._reloading,
         }
 
-    async def reload(self, uri: str, name: str, timeout: float) -> dict[str, Any]:
-        """Two-phase hot reload across every worker (see ``control``)."""
+    async def reload(self, uri: str, name: str, deadline: float) -> dict[str, Any]:
+        """Two-phase hot reload across every worker (see ``control``), abandoned (the old
+        model keeps serving) when ``deadline`` (epoch seconds) passes first or the caller
+        cancels it."""
+        from shipyard.serving.fingerprint import model_fingerprint
+
         async with self._reload_lock:
             workers = [w for w in self.workers if w.ready]
             before = {(m.get("uri"), m.get("name")) for w in workers for m in w.models}
             prepare_id = next(self._ids)
-            command = {"op": "prepare", "model_uri": uri, "name": name}
-            answers = await asyncio.gather(
-                *(w.request(command, prepare_id, timeout) for w in workers)
-            )
-            failed = [a for a in answers if not a.get("ok")]
-            if failed or not workers:
-                for w in workers:
-                    await w.request({"op": "abort", "prepare_id": prepare_id}, next(self._ids), 30)
-                error = failed[0].get("error") if failed else "no worker is ready"
-                return {"ok": False, "error": str(error)}
-            results = []
-            for w in workers:
-                answer = await w.request(
-                    {"op": "commit", "prepare_id": prepare_id}, next(self._ids), 30
+            fingerprint = model_fingerprint(uri)
+            self._reloading = {"model_uri": uri, "name": name, "deadline": deadline}
+            committed = False
+            try:
+                command = {"op": "prepare", "model_uri": uri, "name": name}
+                answers = await asyncio.gather(
+                    *(w.request(command, prepare_id, _left(deadline)) for w in workers)
                 )
-                if answer.get("ok"):
-                    w.models = answer.get("models", w.models)
-                results.append(answer)
-            # Workers started from now on load the new model too.
-            # (A spec without a name is served under the model's own name.)
-            self.specs = [
-                s
-                for s in self.specs
-                if s.name != name and not (s.name is None and (s.uri, name) in before)
-            ]
-            self.specs.append(ModelSpec(uri=uri, name=name))
-            return {"ok": True, "models": workers[0].models}
+                failed = [a for a in answers if not a.get("ok")]
+                if _left(deadline) <= 0:
+                    return {
+                        "ok": False,
+                        "error": "the deadline passed before every worker had loaded the "
+                        "new model; the previous model keeps serving",
+                    }
+                if failed or not workers:
+                    error = failed[0].get("error") if failed else "no worker is ready"
+                    return {"ok": False, "error": str(error)}
+                # Past this point the reload completes even if the caller cancels it: a
+                # half-committed reload (some workers switched) is worse than a late one.
+                committed = True
+                commit = asyncio.create_task(self._commit(workers, prepare_id, uri, name, before))
+                self._fingerprints[uri] = fingerprint
+                return await asyncio.shield(commit)
+            finally:
+                if not committed:
+                    # Runs on failure, timeout and cancellation alike. A worker answers
+                    # its channel in order, so this abort reaches it after the prepare
+                    # (still loading, maybe) and drops what that prepare loads.
+                    for w in workers:
+                        abort = {"op": "abort", "prepare_id": prepare_id}
+                        task = asyncio.create_task(w.request(abort, next(self._ids), 3600))
+                        self._background.add(task)
+                        task.add_done_callback(self._background.discard)
+                self._reloading = None
+
+    async def _commit(
+        self,
+        workers: list[_WorkerProc],
+        prepare_id: int,
+        uri: str,
+        name: str,
+        before: set[tuple[Any, Any]],
+    ) -> dict[str, Any]:
+        for w in workers:
+            answer = await w.request(
+                {"op": "commit", "prepare_id": prepare_id}, next(self._ids), 30
+            )
+            if answer.get("ok"):
+                w.models = answer.get("models", w.models)
+        # Workers started from now on load the new model too.
+        # (A spec without a name is served under the model's own name.)
+        self.specs = [
+            s
+            for s in self.specs
+            if s.name != name and not (s.name is None and (s.uri, name) in before)
+        ]
+        self.specs.append(ModelSpec(uri=uri, name=name))
+        return {"ok": True, "models": self.status()["models"]}
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.time())
+
+
+def _deadline_of(command: dict[str, Any]) -> float:
+    """The reload's deadline in epoch seconds: ``deadline`` as sent, else now + ``timeout``
+    (default 300 s). Wall-clock time, because it travels between processes."""
+    if command.get("deadline") is not None:
+        value = command["deadline"]
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ValueError(f'"deadline" must be epoch seconds, got {value!r}')
+        return float(value)
+    timeout = command.get("timeout", 300)
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+        raise ValueError(f'"timeout" must be a positive number of seconds, got {timeout!r}')
+    return time.time() + float(timeout)
 
 
 def _grpc_available() -> bool:

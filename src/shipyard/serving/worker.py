@@ -296,6 +296,10 @@ class Worker:
         if op == "abort":
             self._pending.pop(int(command["prepare_id"]), None)
             return {"ok": True}
+        if op == "not_ready":
+            # The supervisor gave up on a worker of this server: readiness says so.
+            self.dataplane.not_ready_reason = str(command.get("error") or "not ready")
+            return {"ok": True}
         if op == "status":
             return {"ok": True, "pid": os.getpid(), "models": self._models()}
         return {"ok": False, "error": f"unknown op {op!r}"}

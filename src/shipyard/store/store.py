@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -77,7 +78,8 @@ class Store:
         if not settings.store_url:
             home = settings.home.expanduser()
             try:
-                home.mkdir(parents=True, exist_ok=True)
+                home.mkdir(mode=0o700, parents=True, exist_ok=True)
+                _make_private(home)
             except OSError as err:
                 raise StoreError(
                     f"Cannot create SHIPYARD_HOME at {home}: {err}. "
@@ -92,6 +94,9 @@ class Store:
                 # Two processes opening a fresh home at once: one migrates, one waits.
                 with store.lock("store-migration"):
                     upgrade(engine)
+            if lock_dir is not None:
+                for path in (lock_dir, *settings.home.expanduser().glob("*.db*")):
+                    _make_private(path)
         except ImportError as err:
             raise StoreError(
                 f"Cannot open the store at {shown}: its database driver is not installed "
@@ -388,3 +393,13 @@ class Store:
     def delete_service(self, uuid_: str) -> bool:
         with self.transaction(write=True) as conn:
             return conn.execute(t.services.delete().where(t.services.c.uuid == uuid_)).rowcount > 0
+
+
+def _make_private(path: Path) -> None:
+    """Owner-only access (0700 folders, 0600 files): the home holds the registry, service
+    configs and logs. Only what we own is changed (a shared folder is left as it is)."""
+    try:
+        if path.stat().st_uid == os.getuid():
+            path.chmod(0o700 if path.is_dir() else 0o600)
+    except OSError:
+        pass  # gone or not ours: nothing to tighten

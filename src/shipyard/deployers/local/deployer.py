@@ -55,7 +55,8 @@ class LocalModelDeployer(ModelDeployer):
         )
         self.register_service(service)
         try:
-            service.start(timeout=timeout)
+            with self.change(service, "deploy", timeout, config, service.model_fingerprint):
+                service.start(timeout=timeout)
         except ServiceError as err:
             # A server that never ran is no use in the registry (it would only have to be
             # deleted by hand): the error says why, and nothing is left behind.
@@ -92,24 +93,28 @@ class LocalModelDeployer(ModelDeployer):
         new: LocalModelServerConfig,
         timeout: float,
     ) -> Service:
-        """Apply a change a hot reload cannot make (ports, workers): stop, then start.
+        """Apply a change a hot reload cannot make (ports, workers, host). A running
+        server is replaced rolling (new processes ready before the old ones stop: no
+        outage); a stopped one is started with the new settings. If the new config
+        fails, the old processes keep serving and the record keeps the old config."""
+        from shipyard.deployers.local._rolling import roll
 
-        If the new config fails, the old one is brought back when it was running.
-        """
         was_running = server.is_running
-        server.stop(timeout=timeout)
         self._apply(server, new)
         try:
-            server.start(timeout=timeout)
+            if was_running:
+                roll(server, timeout)
+            else:
+                server.start(timeout=timeout)
         except ServiceError as err:
             self._apply(server, old)
             message = f"Updating the model server {server.uuid} to {new.model_uri} failed: {err}"
             if was_running:
-                server.start(timeout=timeout)
-                message += " The previous model was started again."
+                message += " The previous processes keep serving."
             server.status.update(server.status.state, message)
             server.persist()
             raise DeploymentError(message) from err
+        server.check_status()
         return server
 
     def is_up_to_date(self, service: Service, config: ServiceConfig) -> bool:
@@ -118,6 +123,9 @@ class LocalModelDeployer(ModelDeployer):
             not isinstance(service, LocalModelServer)
             or service.model_fingerprint == model_fingerprint(config.model_uri)
         )
+
+    def fingerprint_of(self, config: ServiceConfig) -> str:
+        return model_fingerprint(config.model_uri)
 
     def _apply(self, server: LocalModelServer, config: LocalModelServerConfig) -> None:
         server.config = config

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import re
 import secrets
@@ -17,8 +16,11 @@ from pydantic import Field, field_validator
 from shipyard.errors import BadRequestError, DeploymentError, ServiceError
 from shipyard.services import process
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
+from shipyard.services.intent import ServedModel
 from shipyard.services.local_daemon import LocalDaemonService
 from shipyard.services.service import ServiceConfig
+from shipyard.services.state import ServiceState
+from shipyard.serving.fingerprint import model_fingerprint
 
 __all__ = [
     "LocalDeploymentConfig",
@@ -85,22 +87,6 @@ def remove_control_socket(path: str) -> None:
     if folder.name.startswith(_PRIVATE_DIR_PREFIX) and folder.parent == Path(tempfile.gettempdir()):
         with contextlib.suppress(OSError):
             folder.rmdir()  # empty unless something else was put there: then it stays
-
-
-def model_fingerprint(model_uri: str) -> str:
-    """A digest of the names, sizes and modification times of a local model's files;
-    empty for remote URIs (their config alone decides)."""
-    path = Path(model_uri.removeprefix("file://"))
-    if ("://" in model_uri and not model_uri.startswith("file://")) or not path.exists():
-        return ""
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    digest = hashlib.sha256()
-    for file in files:
-        stat = file.stat()
-        digest.update(
-            f"{file.relative_to(path.parent)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
-        )
-    return digest.hexdigest()
 
 
 #: The docs' examples name a deployment config per flavor; this is the local one.
@@ -187,13 +173,22 @@ class LocalModelServer(LocalDaemonService):
         return path
 
     def command(self) -> list[str]:
+        # A URI with credentials never goes into argv (anyone can read it with `ps`): the
+        # server gets it from its environment instead (see ``environment``).
+        model = (
+            []
+            if _has_credentials(self.config.model_uri)
+            else [
+                self.config.model_uri,
+                "--name",
+                self.served_name,
+            ]
+        )
         return [
             sys.executable,
             "-m",
             "shipyard.serving",
-            self.config.model_uri,
-            "--name",
-            self.served_name,
+            *model,
             "--host",
             self.endpoint.host,
             "--http-port",
@@ -205,6 +200,15 @@ class LocalModelServer(LocalDaemonService):
             "--control-socket",
             str(self._new_socket_path()),
         ]
+
+    def environment(self) -> dict[str, str]:
+        env = super().environment()
+        if _has_credentials(self.config.model_uri):
+            # Read by ServerConfig (pydantic-settings, prefix SHIPYARD_SERVER_).
+            env["SHIPYARD_SERVER_MODELS"] = json.dumps(
+                [{"uri": self.config.model_uri, "name": self.served_name}]
+            )
+        return env
 
     def delete(self, timeout: float = 60.0, force: bool = False) -> None:
         super().delete(timeout=timeout, force=force)
@@ -220,12 +224,25 @@ class LocalModelServer(LocalDaemonService):
 
     def reload(self, config: LocalModelServerConfig, timeout: float) -> None:
         """Hot-swap the model: every worker loads and health-checks the new one first;
-        on failure the old model keeps serving and DeploymentError names the cause."""
+        on failure the old model keeps serving and DeploymentError names the cause.
+
+        The deadline travels with the request: the supervisor abandons the reload (the
+        old model keeps serving) once it passes, or as soon as this caller hangs up."""
+        import time
+
         from shipyard.serving.control import send_command
 
-        command = {"op": "reload", "model_uri": config.model_uri, "name": self.served_name}
+        deadline = time.time() + timeout
+        command = {
+            "op": "reload",
+            "model_uri": config.model_uri,
+            "name": self.served_name,
+            "deadline": deadline,
+        }
         try:
-            answer = send_command(self._socket_path(), command, timeout)
+            # A little longer than the deadline: the supervisor's own "too late" answer
+            # is worth waiting for, it tells what happened.
+            answer = send_command(self._socket_path(), command, timeout + 5.0)
         except ServiceError as err:
             raise DeploymentError(
                 f"Could not update the model server {self.uuid} to {config.model_uri}: {err}"
@@ -235,9 +252,74 @@ class LocalModelServer(LocalDaemonService):
                 f"The model server {self.uuid} rejected the new model {config.model_uri}: "
                 f"{answer.get('error', 'no reason given')}. The previous model keeps serving."
             )
+        served = _served_fingerprint(answer.get("models", []), config.model_uri)
         self.config = config
-        self.model_fingerprint = model_fingerprint(config.model_uri)
+        self.model_fingerprint = served or model_fingerprint(config.model_uri)
         self.persist()
+
+    # -- what it serves (``services.intent``) -----------------------------------------------
+
+    def served_model(self) -> ServedModel | None:
+        """The model this server's supervisor serves under ``served_name`` (control
+        ``status``); None when it is not running or does not answer."""
+        from shipyard.serving.control import send_command
+
+        if self.running_pid() is None or not self.control_socket:
+            return None
+        try:
+            answer = send_command(self._socket_path(), {"op": "status"}, timeout=10.0)
+        except ServiceError:
+            return None
+        for model in answer.get("models") or []:
+            if model.get("name") == self.served_name and model.get("uri"):
+                return ServedModel(
+                    model_uri=str(model["uri"]),
+                    fingerprint=str(model.get("fingerprint") or ""),
+                    changing=answer.get("reload") is not None,
+                )
+        return None
+
+    def check_status(self) -> tuple[ServiceState, str]:
+        from shipyard.deployers.local._rolling import abandon_next
+        from shipyard.services.intent import intent_in_progress
+
+        if self.intent is None or not intent_in_progress(self.intent):
+            # A rolling replacement whose caller is gone: its half-started processes go.
+            abandon_next(self)
+        state, error = super().check_status()
+        if state == ServiceState.ERROR and self.running_pid() is not None and self.control_socket:
+            # Unhealthy while running: the supervisor knows why (it gave up on a worker).
+            cause = self._supervisor_error()
+            if cause and cause not in error:
+                self.status.update(state, f"the server is broken: {cause}")
+                self.persist()
+        return self.status.state, self.status.last_error
+
+    def _supervisor_error(self) -> str:
+        from shipyard.serving.control import send_command
+
+        try:
+            answer = send_command(self._socket_path(), {"op": "status"}, timeout=10.0)
+        except ServiceError:
+            return ""
+        return str(answer.get("error") or "")
+
+    def recorded_fingerprint(self) -> str:
+        return self.model_fingerprint
+
+    def apply_config(self, config: dict[str, Any], fingerprint: str = "") -> None:
+        # Ports, host and workers are kept as the server runs them: only a restart
+        # changes those, and a restart is never left half-done in the record.
+        self.config = LocalModelServerConfig.model_validate(
+            {
+                **config,
+                "workers": self.config.workers,
+                "host": self.config.host,
+                "port": self.config.port,
+                "grpc_port": self.config.grpc_port,
+            }
+        )
+        self.model_fingerprint = fingerprint
 
     # -- using it --------------------------------------------------------------------------
 
@@ -280,6 +362,21 @@ class LocalModelServer(LocalDaemonService):
             return answer
         output = answer["outputs"][0]
         return np.asarray(output["data"]).reshape(output["shape"])
+
+
+_CREDENTIALS = re.compile(r"://[^/@\s]+@")
+
+
+def _has_credentials(uri: str) -> bool:
+    """Whether ``uri`` carries ``user:password@`` (or a token) before its host."""
+    return bool(_CREDENTIALS.search(uri))
+
+
+def _served_fingerprint(models: list[dict[str, Any]], uri: str) -> str:
+    for model in models:
+        if model.get("uri") == uri and model.get("fingerprint"):
+            return str(model["fingerprint"])
+    return ""
 
 
 def _rows_tensor(data: Any) -> dict[str, Any]:

@@ -260,7 +260,11 @@ class HttpApp:
 
     async def _ready(self, req: _Request) -> _Response:
         ready = self.dataplane.ready()
-        return _json({"ready": ready}, 200 if ready else 503)
+        reason = self.dataplane.not_ready_reason
+        body: dict[str, Any] = (
+            {"ready": ready} if reason is None else {"ready": ready, "error": reason}
+        )
+        return _json(body, 200 if ready else 503)
 
     async def _ping(self, req: _Request) -> _Response:
         ready = self.dataplane.ready()

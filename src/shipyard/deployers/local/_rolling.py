@@ -1,0 +1,108 @@
+"""Rolling replacement of a local model server: a change a hot reload cannot make (worker
+count, ports, host) without an outage.
+
+A second supervisor is started beside the running one with the new settings. On the same
+ports both share the listening sockets (SO_REUSEPORT, as workers of one server do), so the
+URL never stops answering. Only when every new worker is ready (the new supervisor's
+control ``status`` says so) is the old supervisor told to stop, and it drains its requests
+in flight (SIGTERM). If the new one fails to come up in time it is killed and the old one
+keeps serving, untouched.
+
+While both run, the new process is recorded in ``pid.next.json`` (so an interrupted
+replacement leaves nothing unknown behind: the next status check kills it); it becomes
+``pid.json`` once ready.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING
+
+from shipyard.errors import ServiceError
+from shipyard.services import process
+
+if TYPE_CHECKING:
+    from shipyard.deployers.local.service import LocalModelServer
+
+__all__ = ["NEXT_PID_FILE", "abandon_next", "roll"]
+
+NEXT_PID_FILE = "pid.next.json"
+_POLL_S = 0.1
+
+
+def roll(server: LocalModelServer, timeout: float) -> None:
+    """Replace ``server``'s running processes by ones started from its current fields
+    (already set to the new settings by the caller). Raises ServiceError if the new
+    processes do not become ready within ``timeout``; the old ones then keep serving."""
+    from shipyard.deployers.local.service import remove_control_socket
+
+    old = server.pid_info()
+    old_socket = server.control_socket
+    if old is None:
+        raise ServiceError(f"The model server {server.uuid} is not running: nothing to replace.")
+    server.control_socket = ""  # the old supervisor keeps its socket until it stops
+    command = server.command()
+    next_path = server.run_path / NEXT_PID_FILE
+    server.write_banner(command)
+    try:
+        pid, start_time = process.spawn_detached(
+            command, log_path=server.log_path, env=server.environment()
+        )
+    except OSError as err:
+        server.control_socket = old_socket
+        raise ServiceError(f"Cannot start the new processes of {server.uuid}: {err}") from err
+    # Not persisted yet: until the new processes are ready the record names the old ones.
+    next_path.write_text(json.dumps({"pid": pid, "start_time": start_time}))
+    ready, why = _wait_ready(server, pid, start_time, timeout)
+    if not ready:
+        process.terminate(pid, start_time, timeout=5.0, force=True)
+        next_path.unlink(missing_ok=True)
+        remove_control_socket(server.control_socket)
+        server.control_socket = old_socket
+        raise ServiceError(
+            f"The new processes of {server.uuid} did not become ready within {timeout:.0f}s "
+            f"({why}); the running ones keep serving. See its log: {server.log_path}"
+        )
+    # The new one serves: it becomes the server, and the old one drains and leaves.
+    server.pid_file.write_text(next_path.read_text())
+    next_path.unlink(missing_ok=True)
+    server.persist()
+    process.terminate(*old, timeout=timeout)
+    remove_control_socket(old_socket)
+
+
+def _wait_ready(
+    server: LocalModelServer, pid: int, start_time: int, timeout: float
+) -> tuple[bool, str]:
+    """Whether the new supervisor reports every worker ready before ``timeout``; else why."""
+    from shipyard.serving.control import send_command
+
+    deadline = time.monotonic() + timeout
+    why = "no answer yet"
+    while time.monotonic() < deadline:
+        if process.process_start_time(pid) != start_time:
+            return False, f"the new supervisor {process.exit_description(process.reap(pid))}"
+        try:
+            status = send_command(server.control_socket, {"op": "status"}, timeout=5.0)
+        except ServiceError as err:
+            why = str(err)  # not listening yet, most likely
+        else:
+            if status.get("ready"):
+                return True, ""
+            why = "its workers are not ready"
+        time.sleep(_POLL_S)
+    return False, why
+
+
+def abandon_next(server: LocalModelServer) -> None:
+    """Kill the new processes of a replacement whose caller is gone (still in
+    ``pid.next.json``): the old ones, recorded in ``pid.json``, kept serving."""
+    path = server.run_path / NEXT_PID_FILE
+    try:
+        info = json.loads(path.read_text())
+        pid, start_time = int(info["pid"]), int(info["start_time"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    process.terminate(pid, start_time, timeout=5.0, force=True)
+    path.unlink(missing_ok=True)
