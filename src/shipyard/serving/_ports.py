@@ -54,13 +54,18 @@ def _probe(host: str, port: int) -> None:
         probe.close()
 
 
-def bind_listeners(host: str, port: int, count: int) -> list[socket.socket]:
+def bind_listeners(
+    host: str, port: int, count: int, takeover_pid: int | None = None
+) -> list[socket.socket]:
     """``count`` listening sockets on ``host:port`` sharing it through SO_REUSEPORT.
 
     ``port`` 0 picks a free port (the same for all). Raises ``PortInUseError`` naming the
-    holder if another process holds the port or joins it while we bind.
+    holder if another process holds the port or joins it while we bind. With
+    ``takeover_pid``, the listeners of that process's group (the server this one
+    replaces) are allowed beside ours; no other.
     """
-    if port != 0:
+    allowed = _group_socket_inodes(takeover_pid) if takeover_pid else set()
+    if port != 0 and not allowed:
         _probe(host, port)
     sockets: list[socket.socket] = []
     try:
@@ -73,7 +78,7 @@ def bind_listeners(host: str, port: int, count: int) -> list[socket.socket]:
             port = sock.getsockname()[1]
             sock.listen(_BACKLOG)
         ours = {os.fstat(s.fileno()).st_ino for s in sockets}
-        foreign = [inode for inode in _listening_inodes(port) if inode not in ours]
+        foreign = [i for i in _listening_inodes(port) if i not in ours and i not in allowed]
         if foreign:
             raise PortInUseError(
                 errno.EADDRINUSE,
@@ -97,6 +102,27 @@ def _listening_inodes(port: int) -> list[int]:
                 listening = len(fields) > 9 and fields[3] == "0A"
                 if listening and int(fields[1].rsplit(":", 1)[1], 16) == port:
                     inodes.append(int(fields[9]))
+    return inodes
+
+
+def _group_socket_inodes(pid: int) -> set[int]:
+    """Inodes of the sockets held by the processes in ``pid``'s process group."""
+    try:
+        group = os.getpgid(pid)
+    except OSError:
+        return set()
+    inodes: set[int] = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if os.getpgid(int(proc.name)) != group:
+                continue
+            for fd in (proc / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(int(target[len("socket:[") : -1]))
     return inodes
 
 

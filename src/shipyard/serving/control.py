@@ -54,6 +54,7 @@ from shipyard.errors import ServiceError
 
 __all__ = [
     "CONTROL_SOCKET_NAME",
+    "TAKEOVER_PID_ENV",
     "WORKER_CHANNEL_ENV",
     "WORKER_CONFIG_ENV",
     "WORKER_GRPC_FD_ENV",
@@ -70,6 +71,10 @@ CONTROL_SOCKET_NAME = "control.sock"
 WORKER_MODULE = "shipyard.serving.worker"
 #: The worker's ``ServerConfig`` as JSON.
 WORKER_CONFIG_ENV = "SHIPYARD_WORKER_CONFIG"
+#: Set on a supervisor started to replace a running one (a rolling replacement): the
+#: old supervisor's pid, whose process group may keep listening on the same ports until
+#: the new one is ready. Any other listener still makes start-up fail.
+TAKEOVER_PID_ENV = "SHIPYARD_TAKEOVER_PID"
 #: The file descriptor of the worker's end of the supervisor channel (a socketpair).
 WORKER_CHANNEL_ENV = "SHIPYARD_WORKER_CHANNEL"
 #: The directory the worker writes its metrics file into.

@@ -25,6 +25,7 @@ from shipyard.errors import MissingDependencyError, ServiceError, ShipyardError
 from shipyard.serving.config import ModelSpec, ServerConfig, check_model_name
 from shipyard.serving.control import (
     CONTROL_SOCKET_NAME,
+    TAKEOVER_PID_ENV,
     WORKER_MODULE,
     worker_env,
 )
@@ -122,13 +123,14 @@ class Supervisor:
 
         cfg = self.config
         count = len(self.workers)
-        self._http_socks = bind_listeners(cfg.host, cfg.http_port, count)
+        takeover = int(os.environ.get(TAKEOVER_PID_ENV) or 0) or None
+        self._http_socks = bind_listeners(cfg.host, cfg.http_port, count, takeover)
         self.http_port = self._http_socks[0].getsockname()[1]
         if cfg.grpc_enabled and _grpc_available():
             wanted = cfg.grpc_port
             if wanted is None:
                 wanted = self.http_port + 1 if cfg.http_port != 0 else 0
-            self._grpc_socks = bind_listeners(cfg.host, wanted, count)
+            self._grpc_socks = bind_listeners(cfg.host, wanted, count, takeover)
             self.grpc_port = self._grpc_socks[0].getsockname()[1]
 
     def _close_listeners(self) -> None:

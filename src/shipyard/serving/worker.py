@@ -76,6 +76,11 @@ class Worker:
         self.config = config
         self.metrics = Metrics(metrics_dir)
         self.dataplane = DataPlane(self.metrics, expose_errors=config.expose_errors)
+        if channel_fd is not None:
+            # Not ready until the supervisor has our "ready" event: a deployer that saw
+            # 200 must never find a worker the supervisor still counts as starting (its
+            # death would then fail the whole server's start-up instead of a restart).
+            self.dataplane.not_ready_reason = "starting"
         self._channel_fd = channel_fd
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, ReloadHandle] = {}
@@ -204,6 +209,8 @@ class Worker:
         flusher = asyncio.create_task(self._flush_metrics())
         self.metrics.flush()
         await self.send({"event": "ready", "pid": os.getpid(), "models": self._models()})
+        if self.dataplane.not_ready_reason == "starting":
+            self.dataplane.not_ready_reason = None
         stop_task = asyncio.create_task(self._stopping.wait())
         await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         if self._http is not None:

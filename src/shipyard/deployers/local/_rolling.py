@@ -36,6 +36,7 @@ def roll(server: LocalModelServer, timeout: float) -> None:
     (already set to the new settings by the caller). Raises ServiceError if the new
     processes do not become ready within ``timeout``; the old ones then keep serving."""
     from shipyard.deployers.local.service import remove_control_socket
+    from shipyard.serving.control import TAKEOVER_PID_ENV
 
     old = server.pid_info()
     old_socket = server.control_socket
@@ -46,9 +47,9 @@ def roll(server: LocalModelServer, timeout: float) -> None:
     next_path = server.run_path / NEXT_PID_FILE
     server.write_banner(command)
     try:
-        pid, start_time = process.spawn_detached(
-            command, log_path=server.log_path, env=server.environment()
-        )
+        # The new supervisor may share the ports with the old one's group, no other.
+        env = {**server.environment(), TAKEOVER_PID_ENV: str(old[0])}
+        pid, start_time = process.spawn_detached(command, log_path=server.log_path, env=env)
     except OSError as err:
         server.control_socket = old_socket
         raise ServiceError(f"Cannot start the new processes of {server.uuid}: {err}") from err
