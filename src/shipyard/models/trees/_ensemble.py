@@ -32,6 +32,8 @@ NODE64 = np.dtype([("thr", "<f8"), ("feat", "<i4"), ("left", "<i4")])
 #: ``pnode32_t`` and ``pnode64_t``: perfect trees need no child index.
 PNODE32 = np.dtype([("thr", "<f4"), ("feat", "<i4")])
 PNODE64 = np.dtype([("thr", "<f8"), ("feat", "<i4"), ("pad", "<i4")])
+#: Bit 31 of a node's feature index: a NaN goes left.
+NAN_LEFT = np.int32(-(2**31))
 #: Trees up to this depth are stored perfect (at most 2^depth leaf slots each) ...
 PERFECT_DEPTH = 12
 #: ... unless padding them would take more than this many times the nodes they have.
@@ -160,8 +162,8 @@ def _perfect(tree: Tree, depth: int, input32: bool) -> tuple[Any, Any]:
     """(internal nodes in heap order, leaf slot values) of one tree padded to ``depth``."""
     dtype = PNODE32 if input32 else PNODE64
     internal = np.zeros((1 << depth) - 1, dtype=dtype)
-    internal["thr"] = np.inf  # padding: always left (NaN too: feat = ~0)
-    internal["feat"] = ~0
+    internal["thr"] = np.inf  # padding: always left (NaN too: the NaN-left bit set)
+    internal["feat"] = NAN_LEFT
     thr = np.zeros(len(internal), dtype=np.float64)
     thr[:] = np.inf
     width = tree.value.shape[1]
@@ -177,7 +179,7 @@ def _perfect(tree: Tree, depth: int, input32: bool) -> tuple[Any, Any]:
             slots[leaf - len(internal)] = tree.value[old]
             continue
         f = int(tree.feature[old])
-        internal["feat"][pos] = ~f if tree.nan_left[old] else f
+        internal["feat"][pos] = (f | NAN_LEFT) if tree.nan_left[old] else f
         thr[pos] = tree.threshold[old]
         stack.append((left[old], 2 * pos + 1, d + 1))
         stack.append((right[old], 2 * pos + 2, d + 1))
@@ -260,7 +262,7 @@ def _linked(tree: Tree, order: list[int], input32: bool) -> tuple[Any, Any]:
     nodes["thr"] = floor32(thr) if input32 else thr
     nan_left = np.where(is_leaf, True, tree.nan_left[old])
     feat = np.where(is_leaf, 0, tree.feature[old]).astype(np.int32)
-    nodes["feat"] = np.where(nan_left, ~feat, feat)
+    nodes["feat"] = np.where(nan_left, feat | NAN_LEFT, feat)
     left_new = np.where(is_leaf, 0, new_of_old[np.maximum(tree.left[old], 0)])
     nodes["left"] = np.where(is_leaf, np.arange(len(old)), left_new)
     # Adjacent children is what the kernel relies on: check it, never assume it.

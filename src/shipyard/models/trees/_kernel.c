@@ -21,7 +21,7 @@
 
 typedef struct {
     float thr;
-    int32_t feat; /* feature index; its bitwise NOT when NaN goes left */
+    int32_t feat; /* feature index; bit 31 set when NaN goes left */
     int32_t left; /* absolute index of the left child; the right child is left + 1 */
 } node32_t;
 
@@ -53,11 +53,11 @@ typedef struct {
                         int32_t right;                                                     \
                         if (NAN) {                                                         \
                             int32_t nan_left = (int32_t)((uint32_t)f >> 31);               \
-                            f ^= f >> 31;                                                  \
+                            f &= 0x7fffffff;                                                  \
                             XT v = xb[k * nf + f];                                         \
                             right = !(v <= nd->thr) & !((v != v) & nan_left);              \
                         } else {                                                           \
-                            f ^= f >> 31;                                                  \
+                            f &= 0x7fffffff;                                                  \
                             right = !(xb[k * nf + f] <= nd->thr);                          \
                         }                                                                  \
                         int32_t next = nd->left + right;                                   \
@@ -92,6 +92,28 @@ typedef struct {
     int32_t pad;
 } pnode64_t;
 
+/* A block without NaN (the common case, checked once per block) takes the plain step;
+ * only blocks holding a NaN pay for the default-direction test. */
+#define PERFECT_STEP(XT, NT, WITH_NAN)                                                     \
+    for (int32_t d = 0; d < depth; d++) {                                                  \
+        for (int64_t k = 0; k < nb; k++) {                                                 \
+            int32_t i = idx[k];                                                            \
+            NT nd = tree[i];                                                               \
+            int32_t f = nd.feat;                                                           \
+            int32_t right;                                                                 \
+            if (WITH_NAN) {                                                                \
+                int32_t nan_left = (int32_t)((uint32_t)f >> 31);                           \
+                f &= 0x7fffffff;                                                              \
+                XT v = xb[k * nf + f];                                                     \
+                right = !(v <= nd.thr) & !((v != v) & nan_left);                           \
+            } else {                                                                       \
+                f &= 0x7fffffff;                                                              \
+                right = !(xb[k * nf + f] <= nd.thr);                                       \
+            }                                                                              \
+            idx[k] = 2 * i + 1 + right;                                                    \
+        }                                                                                  \
+    }
+
 #define PERFECT(NAME, XT, NT, ACC, NAN)                                                    \
     void NAME(const XT *x, int64_t n, int64_t nf, const NT *nodes, const int32_t *roots,  \
               const int32_t *depths, const int32_t *groups, const int32_t *leafbase,      \
@@ -102,26 +124,17 @@ typedef struct {
             int64_t nb = n - r0 < BLOCK ? n - r0 : BLOCK;                                  \
             const XT *xb = x + r0 * nf;                                                    \
             ACC *ob = out + r0 * nout;                                                     \
+            int32_t has_nan = 0;                                                           \
+            if (NAN)                                                                       \
+                for (int64_t j = 0; j < nb * nf; j++) has_nan |= xb[j] != xb[j];           \
             for (int64_t t = 0; t < ntrees; t++) {                                         \
                 const NT *tree = nodes + roots[t];                                         \
                 int32_t depth = depths[t];                                                 \
                 for (int64_t k = 0; k < nb; k++) idx[k] = 0;                               \
-                for (int32_t d = 0; d < depth; d++) {                                      \
-                    for (int64_t k = 0; k < nb; k++) {                                     \
-                        NT nd = tree[idx[k]];                                              \
-                        int32_t f = nd.feat;                                               \
-                        int32_t right;                                                     \
-                        if (NAN) {                                                         \
-                            int32_t nan_left = (int32_t)((uint32_t)f >> 31);               \
-                            f ^= f >> 31;                                                  \
-                            XT v = xb[k * nf + f];                                         \
-                            right = !(v <= nd.thr) & !((v != v) & nan_left);               \
-                        } else {                                                           \
-                            f ^= f >> 31;                                                  \
-                            right = !(xb[k * nf + f] <= nd.thr);                           \
-                        }                                                                  \
-                        idx[k] = 2 * idx[k] + 1 + right;                                   \
-                    }                                                                      \
+                if (has_nan) {                                                             \
+                    PERFECT_STEP(XT, NT, 1)                                                \
+                } else {                                                                   \
+                    PERFECT_STEP(XT, NT, 0)                                                \
                 }                                                                          \
                 const double *tv = values + ((int64_t)leafbase[t] - ((1 << depth) - 1)) * width; \
                 int32_t g = groups[t];                                                     \
@@ -153,4 +166,4 @@ KERNEL(shipyard_trees_f32_f32_nan, float, node32_t, float, 1)
 KERNEL(shipyard_trees_f64_f64_nan, double, node64_t, double, 1)
 KERNEL(shipyard_trees_f64_f32_nan, double, node64_t, float, 1)
 
-int shipyard_trees_abi(void) { return 3; }
+int shipyard_trees_abi(void) { return 4; }

@@ -137,7 +137,7 @@ class Kernel:
     def __init__(self, path: Path) -> None:
         try:
             lib = ctypes.CDLL(str(path))
-            if lib.shipyard_trees_abi() != 3:
+            if lib.shipyard_trees_abi() != 4:
                 raise NoCompiler(f"{path} is a kernel of another ABI")
         except (OSError, AttributeError) as err:
             raise NoCompiler(f"cannot load the compiled kernel {path}: {err}") from err

@@ -25,7 +25,7 @@ def probe_rows(ens: Ensemble, nan: bool, seed: int = 0) -> np.ndarray[Any, Any]:
     """Rows of float64 values on and next to the model's thresholds."""
     rng = np.random.default_rng(seed)
     feat = ens.nodes["feat"]
-    feat = feat ^ (feat >> 31)
+    feat = feat & 0x7FFFFFFF
     thr = ens.nodes["thr"]
     finite = np.isfinite(thr)
     x = rng.normal(size=(PROBE_ROWS, ens.n_features))
