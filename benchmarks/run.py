@@ -22,10 +22,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import batch, framing, online, profile, report, servers, setup
+from harness import batch, framing, online, profile, report, servers, setup, trees
 
 ALL_SERVERS = ("shipyard", "mlserver-batch", "mlserver-nobatch", "mlflow", "bare")
-SECTIONS = ("online", "coldstart", "batch", "profile", "framing")
+SECTIONS = ("online", "coldstart", "batch", "trees", "profile", "framing")
 RESULTS_JSON = setup.WORK / "results.json"
 
 
@@ -247,6 +247,9 @@ def main(argv: list[str]) -> int:
             wanted,
             results.get("batch"),
         )
+    if "trees" in sections:
+        setup.log("trees: compiled evaluator, batch fixed cost, online with and without")
+        results["trees"] = attempt("trees", trees.run_all, args.duration, args.warmup, args.rounds)
     if "profile" in sections and "shipyard" in wanted:
         setup.log("profile: shipyard rf, 1 row, c=32, py-spy")
         results["profile"] = attempt("profile", profile.profile_shipyard, min(args.duration, 10))

@@ -6,8 +6,10 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +105,29 @@ def _count_rows(path: Path) -> int:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
 
 
+@contextmanager
+def first_part(out: Path) -> Iterator[dict[str, float | None]]:
+    """Seconds from entering to the first finished output part (``part-*``, not .tmp)."""
+    seen: dict[str, float | None] = {"first_part_s": None}
+    t0 = time.perf_counter()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            if out.is_dir() and any(not p.name.endswith(".tmp") for p in out.rglob("part-*")):
+                seen["first_part_s"] = time.perf_counter() - t0
+                return
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join()
+
+
 def shipyard(data: Path, rows: int) -> dict[str, Any]:
     out = _fresh(OUT / "shipyard")
     exe = str(Path(sys.executable).parent / "shipyard")
@@ -120,7 +145,9 @@ def shipyard(data: Path, rows: int) -> dict[str, Any]:
         "--workers",
         "2",
     ]
-    res = _timed(argv, warm=data)
+    with first_part(out) as seen:
+        res = _timed(argv, warm=data)
+    res["first_part_s"] = seen["first_part_s"]
     written = _count_rows(out)
     if written != rows:
         raise RuntimeError(f"shipyard batch wrote {written} rows, expected {rows}")

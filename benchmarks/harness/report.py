@@ -394,6 +394,9 @@ def write(r: dict[str, Any], path: Path) -> None:
         ]
         out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in add["rows"]]
         out.append("")
+    from . import report_trees
+
+    out += report_trees.lines(r)
     prof = r.get("profile")
     if prof and prof.get("top"):
         direct = _get(r, "predict_time", "rf", "direct_trees_1row_ms")

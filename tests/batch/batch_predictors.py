@@ -71,3 +71,14 @@ class WhoAmI(Predictor):
 
     def predict(self, inputs: Any) -> Any:
         return np.full(len(inputs), os.getpid(), dtype=np.int64)
+
+
+class CountsLoads(Predictor):
+    """Appends its process id to the file named by SHIPYARD_TEST_LOADS each time it loads."""
+
+    def load(self, model_dir: Any) -> None:
+        with open(os.environ["SHIPYARD_TEST_LOADS"], "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+
+    def predict(self, inputs: Any) -> Any:
+        return np.full(len(inputs), os.getpid(), dtype=np.int64)

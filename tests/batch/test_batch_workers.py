@@ -14,18 +14,35 @@ from shipyard.batch import _pool, predict
 from shipyard.errors import ConfigError
 
 
+class Started:
+    """The pools started in a test: their workers (forked by a loader process) and loaders."""
+
+    def __init__(self) -> None:
+        self.pools: list[_pool.Pool] = []
+
+    def workers(self) -> list[int]:
+        """How many workers each pool was started with."""
+        return [len(p.started) for p in self.pools]
+
+    def pids(self) -> list[int]:
+        """Every process of every pool that is known by pid: workers that said a word,
+        and the loaders (a worker not yet forked dies with its loader)."""
+        known = [c.proc.pid for p in self.pools for c in p.started if c.proc.pid is not None]
+        return known + [p.loader.pid for p in self.pools if p.loader is not None]
+
+
 @pytest.fixture
-def started(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The pids of every worker process started in this test."""
-    pids: list[int] = []
+def started(monkeypatch: pytest.MonkeyPatch) -> Started:
+    """The worker pools started in this test."""
+    record = Started()
     real_init = _pool.Pool.__init__
 
     def init(self: _pool.Pool, *args: Any, **kwargs: Any) -> None:
         real_init(self, *args, **kwargs)
-        pids.extend(child.proc.pid for child in self.children)
+        record.pools.append(self)
 
     monkeypatch.setattr(_pool.Pool, "__init__", init)
-    return pids
+    return record
 
 
 def _running(pid: int) -> bool:
@@ -37,7 +54,7 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_only_workers_predict(tmp_path: Path, frame: pd.DataFrame, started: list[int]) -> None:
+def test_only_workers_predict(tmp_path: Path, frame: pd.DataFrame, started: Started) -> None:
     import os
 
     model = save_custom(tmp_path, "WhoAmI")
@@ -48,11 +65,12 @@ def test_only_workers_predict(tmp_path: Path, frame: pd.DataFrame, started: list
     assert (summary.workers, summary.shards, summary.rows) == (2, 5, len(frame))
     who = set(read_output(tmp_path / "out")["prediction"].tolist())
     assert os.getpid() not in who  # the coordinator only coordinates
-    assert who <= set(started) and len(started) == 2
-    assert not [p for p in started if _running(p)]
+    assert started.workers() == [2]
+    assert who <= set(started.pids()) and len(who) == 2  # both forked workers predicted
+    assert not [p for p in started.pids() if _running(p)]
 
 
-def test_fewer_shards_than_workers(tmp_path: Path, frame: pd.DataFrame, started: list[int]) -> None:
+def test_fewer_shards_than_workers(tmp_path: Path, frame: pd.DataFrame, started: Started) -> None:
     model = save_custom(tmp_path, "WhoAmI")
     src = write_input(frame.head(150), tmp_path / "in.parquet", "parquet", row_group_size=100)
     summary = predict(
@@ -60,13 +78,13 @@ def test_fewer_shards_than_workers(tmp_path: Path, frame: pd.DataFrame, started:
     )
     # Three workers started before the plan; the two shards keep two of them.
     assert (summary.workers, summary.shards, summary.rows) == (2, 2, 150)
-    assert len(started) == 3
-    assert set(read_output(tmp_path / "out")["prediction"]) <= set(started)
-    assert not [p for p in started if _running(p)]
+    assert started.workers() == [3]
+    assert set(read_output(tmp_path / "out")["prediction"]) <= set(started.pids())
+    assert not [p for p in started.pids() if _running(p)]
 
 
 def test_refused_job_stops_the_early_workers(
-    tmp_path: Path, frame: pd.DataFrame, started: list[int]
+    tmp_path: Path, frame: pd.DataFrame, started: Started
 ) -> None:
     model = save_custom(tmp_path, "WhoAmI")
     src = write_input(frame, tmp_path / "in.parquet", "parquet")
@@ -75,13 +93,13 @@ def test_refused_job_stops_the_early_workers(
     (out / "someone-elses.txt").write_text("keep me")
     with pytest.raises(ConfigError, match="already exists"):
         predict(str(model), str(src), str(out), columns=["a"], workers=2)
-    assert len(started) == 2
-    assert not [p for p in started if _running(p)]
+    assert started.workers() == [2]
+    assert not [p for p in started.pids() if _running(p)]
     assert (out / "someone-elses.txt").read_text() == "keep me"
 
 
 def test_resume_of_a_finished_job_needs_no_worker(
-    tmp_path: Path, frame: pd.DataFrame, started: list[int]
+    tmp_path: Path, frame: pd.DataFrame, started: Started
 ) -> None:
     model = save_custom(tmp_path, "WhoAmI")
     src = write_input(frame, tmp_path / "in.parquet", "parquet")
@@ -93,5 +111,25 @@ def test_resume_of_a_finished_job_needs_no_worker(
     )
     assert (again.shards_resumed, again.rows) == (first.shards, len(frame))
     pd.testing.assert_frame_equal(read_output(out), before)
-    assert len(started) == 4  # two per run; the second run's two stopped unused
-    assert not [p for p in started if _running(p)]
+    assert started.workers() == [2, 2]  # the second run's two stopped unused
+    assert not [p for p in started.pids() if _running(p)]
+
+
+def test_the_model_loads_once_for_all_workers(
+    tmp_path: Path, frame: pd.DataFrame, started: Started, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads = tmp_path / "loads.txt"
+    monkeypatch.setenv("SHIPYARD_TEST_LOADS", str(loads))
+    model = save_custom(tmp_path, "CountsLoads")
+    loads.unlink(missing_ok=True)
+    src = write_input(frame, tmp_path / "in.parquet", "parquet", row_group_size=100)
+    summary = predict(
+        str(model), str(src), str(tmp_path / "out"), columns=["a"], shard_rows=200, workers=2
+    )
+    assert summary.workers == 2
+    loaders = loads.read_text().split()
+    who = set(read_output(tmp_path / "out")["prediction"].tolist())
+    # One load, in the loader process; two workers forked from it did the predicting.
+    assert len(loaders) == 1 and len(who) == 2
+    assert int(loaders[0]) not in who
+    assert int(loaders[0]) in [p.loader.pid for p in started.pools if p.loader is not None]

@@ -92,3 +92,21 @@ def test_inspect_missing_model(tmp_path: Path) -> None:
     proc = _cli("inspect", str(tmp_path / "nope"), home=tmp_path)
     assert proc.returncode != 0
     assert "does not exist" in proc.stderr
+
+
+def test_describe_says_how_a_forest_predicts(tmp_path: Path) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(80, 3))
+    y = (x[:, 0] > 0).astype(int)
+    forest = save_model(RandomForestClassifier(n_estimators=3).fit(x, y), tmp_path / "rf")
+    proc = _cli("describe", str(forest), "--output", "json", home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["engine"].startswith("compiled trees (shipyard-trees-")
+    x[:, 1] = np.abs(x[:, 1] * 2).astype(int) % 3
+    hgb = HistGradientBoostingClassifier(max_iter=3, categorical_features=[1]).fit(x, y)
+    fallback = save_model(hgb, tmp_path / "hgb")
+    proc = _cli("describe", str(fallback), home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "framework predict" in proc.stdout and "categorical" in proc.stdout

@@ -1,18 +1,20 @@
 """The worker processes of a job: start them, talk to them, stop them.
 
-Each worker is ``python -m shipyard.batch._worker FD`` with one socket to this process
-(see ``_worker`` for the messages). A pool can be started before the job is planned,
-so the workers import their libraries and load the model while the coordinator
-imports its own and reads the input's metadata.
+One process, ``python -m shipyard.batch._worker FD1 ... FDn``, loads the model and
+forks the n workers, each with one socket to this process (see ``_worker`` for the
+messages). A pool can be started before the job is planned, so the model loads while
+the coordinator imports its own libraries and reads the input's metadata.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +32,39 @@ def worker_threads(processes: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, processes))
 
 
+class Forked:
+    """A worker forked by the pool's loader process: not our child, so it is known by the
+    pid it reports and watched by signalling it (its parent reaps it)."""
+
+    def __init__(self, loader: subprocess.Popen[bytes]) -> None:
+        self.loader = loader
+        self.pid: int | None = None
+
+    def poll(self) -> int | None:
+        if self.pid is None:
+            return self.loader.poll()
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return -1  # gone; its exit status went to its parent
+        return None
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("shipyard batch worker", timeout or 0.0)
+            time.sleep(0.01)
+        return code
+
+    def kill(self) -> None:
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+
 class Child:
-    def __init__(self, proc: subprocess.Popen[bytes], conn: Connection) -> None:
+    def __init__(self, proc: Forked, conn: Connection) -> None:
         self.proc = proc
         self.conn = conn
         self.ready = False
@@ -49,33 +82,42 @@ class Pool:
         for var in THREAD_VARS:
             env.setdefault(var, str(spec.threads))
         self.children: list[Child] = []
+        self.loader: subprocess.Popen[bytes] | None = None
+        pairs = [socket.socketpair() for _ in range(n)]
         try:
-            for _ in range(n):
-                mine, theirs = socket.socketpair()
-                with theirs:
-                    proc = subprocess.Popen(
-                        [sys.executable, "-m", "shipyard.batch._worker", str(theirs.fileno())],
-                        pass_fds=[theirs.fileno()],
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                    )
-                conn = Connection(mine.detach())
-                self.children.append(Child(proc, conn))
-                conn.send(("spec", spec, os.getpid()))
+            fds = [theirs.fileno() for _, theirs in pairs]
+            self.loader = subprocess.Popen(
+                [sys.executable, "-m", "shipyard.batch._worker", *map(str, fds)],
+                pass_fds=fds,
+                env=env,
+                stdin=subprocess.DEVNULL,
+            )
+            for mine, theirs in pairs:
+                theirs.close()
+                self.children.append(Child(Forked(self.loader), Connection(mine.detach())))
+            self.started = list(self.children)
+            """Every worker of the pool, also those ``keep`` let go."""
+            self.children[0].conn.send(("spec", spec, os.getpid()))
         except BaseException:
+            for mine, theirs in pairs:
+                mine.close()
+                theirs.close()
             self.stop(graceful=False)
             raise
 
     def keep(self, n: int) -> None:
-        """Stop all but the first ``n`` workers (a job with fewer shards than workers)."""
+        """Stop all but the first ``n`` workers (a job with fewer shards than workers).
+
+        Closing a worker's socket ends it (before or after the fork)."""
         extra, self.children = self.children[n:], self.children[:n]
         for child in extra:
             child.conn.close()
-            child.proc.kill()
-            child.proc.wait()
 
     def by_pid(self, pid: int) -> Child | None:
         return next((c for c in self.children if c.proc.pid == pid), None)
+
+    def by_conn(self, conn: object) -> Child:
+        return next(c for c in self.children if c.conn is conn)
 
     def idle(self) -> list[Child]:
         return [c for c in self.children if c.ready and c.shard is None]
@@ -84,20 +126,23 @@ class Pool:
         """Messages ready within ``timeout`` s; a worker gone without a word is an error."""
         msgs: list[tuple[Any, ...]] = []
         for conn in wait([c.conn for c in self.children], timeout):
-            child = next(c for c in self.children if c.conn is conn)
+            child = self.by_conn(conn)
             try:
                 while True:
-                    msgs.append(child.conn.recv())
+                    msg = child.conn.recv()
+                    if child.proc.pid is None:
+                        child.proc.pid = msg[1]  # a forked worker's first word names it
+                    msgs.append(msg)
                     if not child.conn.poll():
                         break
             except (EOFError, OSError):
-                msgs.append(("died", child.proc.pid))
+                msgs.append(("died", child.proc.pid, child))
         return msgs
 
     def handle(self, msg: tuple[Any, ...], plan: Plan) -> Child | None:
         """Apply a worker's state message; errors and deaths are raised here."""
         kind, pid = msg[0], msg[1]
-        child = self.by_pid(pid)
+        child = msg[2] if kind == "died" else self.by_pid(pid)
         if child is None:
             return None
         if kind == "ready":
@@ -122,10 +167,12 @@ class Pool:
                     return child.info
 
     def died(self, child: Child, plan: Plan) -> PredictorError:
-        code = child.proc.wait()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.proc.wait(timeout=5)
+        who = f"pid {child.proc.pid}" if child.proc.pid is not None else "the model loader"
         where = f" on {plan.shards[child.shard].describe(plan)}" if child.shard is not None else ""
         return PredictorError(
-            f"A worker process (pid {child.proc.pid}) died with exit code {code}{where}. "
+            f"A worker process ({who}) died{where}. "
             "Finished shards are kept: fix the cause and run again with --resume."
         )
 
@@ -143,7 +190,13 @@ class Pool:
                     child.proc.wait(timeout=10)
             if child.proc.poll() is None:
                 child.proc.kill()
-                child.proc.wait()
+        if self.loader is not None:
+            # It exits when its workers have; killing it takes any left with it.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.loader.wait(timeout=10 if graceful else 0.5)
+            if self.loader.poll() is None:
+                self.loader.kill()
+            self.loader.wait()
 
 
 def start_early(

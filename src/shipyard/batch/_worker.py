@@ -1,21 +1,29 @@
-"""The worker process: load the model once, then read, predict and write shards.
+"""The worker processes: load the model once, fork the workers, read, predict, write.
 
-Started as ``python -m shipyard.batch._worker FD`` (not with ``multiprocessing``: that
-re-runs the caller's main script in every child, a trap for any script that calls
-``shipyard.batch.predict`` without an ``if __name__ == "__main__"`` guard). It talks
-to the coordinating process over one socket (FD), with pickled messages:
+One process is started as ``python -m shipyard.batch._worker FD1 ... FDn`` (not with
+``multiprocessing``: that re-runs the caller's main script in every child, a trap for
+any script that calls ``shipyard.batch.predict`` without an ``if __name__ ==
+"__main__"`` guard). It imports the libraries and loads the model once, then forks one
+worker per socket: the workers share the loaded model copy-on-write and start predicting
+at once, where N separately started workers each paid the imports and the unpickling
+(seconds, on the cores the job needs). It is our own process, with no threads of its
+own when it forks. Each worker talks to the coordinating process over its socket, with
+pickled messages:
 
-    parent -> worker: ("spec", WorkerSpec, parent_pid), then ShardTask ... , then None
+    parent -> FD1:    ("spec", WorkerSpec, parent_pid)  (read by the forking process)
+    parent -> worker: ShardTask ... , then None
     worker -> parent: ("ready", pid, model name, default input columns) | ("start", pid,
                       shard) | ("progress", pid, rows, rejected) | ("done", pid,
                       ShardResult) | ("fatal", pid, shard, error class name, message)
 
-A worker dies with its parent: on Linux the kernel sends it SIGKILL
-(``PR_SET_PDEATHSIG``), elsewhere a watchdog thread notices the new parent id.
+Workers die with their parent (the forking process), which dies with the coordinator:
+on Linux the kernel sends SIGKILL (``PR_SET_PDEATHSIG``), elsewhere a watchdog thread
+notices the new parent id.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -23,7 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["THREAD_VARS", "WorkerSpec", "make_scorer", "worker_main"]
+__all__ = ["THREAD_VARS", "WorkerSpec", "fork_workers", "make_scorer", "serve"]
 
 #: Thread-pool sizes of the numeric libraries, set per worker so N workers share the
 #: cores instead of each starting one thread per core.
@@ -42,16 +50,19 @@ class WorkerSpec:
 
 
 def _die_with_parent(parent: int) -> None:
+    armed = False
     try:
         import ctypes
         import signal
 
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        armed = libc.prctl(1, signal.SIGKILL) == 0  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
+    if armed:
+        return  # no watchdog thread: the process forks later, and must have no threads
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -73,20 +84,11 @@ def make_scorer(spec: WorkerSpec) -> Any:
     return LocalScorer(spec.model_uri, spec.input_as)  # type: ignore[arg-type]
 
 
-def worker_main(conn: Any) -> None:
-    """Serve shards over ``conn`` (a ``multiprocessing.connection.Connection``)."""
-    kind, spec, parent = conn.recv()
-    if kind != "spec":
-        raise SystemExit(f"shipyard batch worker: expected a spec, got {kind!r}")
-    _die_with_parent(parent)
+def serve(conn: Any, scorer: Any) -> None:
+    """Run the shards sent over ``conn`` (a ``multiprocessing.connection.Connection``)."""
     from shipyard.batch._shard import error_payload, run_shard
 
     pid = os.getpid()
-    try:
-        scorer = make_scorer(spec)
-    except BaseException as err:
-        conn.send(("fatal", pid, -1, *error_payload(err)))
-        return
     conn.send(("ready", pid, scorer.name, scorer.features_default()))
 
     def progress(rows: int, rejected: int) -> None:
@@ -111,13 +113,69 @@ def worker_main(conn: Any) -> None:
         scorer.close()
 
 
+def _fatal(conns: list[Any], err: BaseException) -> None:
+    from shipyard.batch._shard import error_payload
+
+    for conn in conns:
+        with contextlib.suppress(OSError):
+            conn.send(("fatal", os.getpid(), -1, *error_payload(err)))
+
+
+def fork_workers(conns: list[Any]) -> None:
+    """Load the model once, then fork one worker per connection and wait for them all."""
+    kind, spec, parent = conns[0].recv()
+    if kind != "spec":
+        raise SystemExit(f"shipyard batch worker: expected a spec, got {kind!r}")
+    _die_with_parent(parent)
+    # A local model is loaded here, once, and shared; a service's HTTP client is made
+    # in each worker (a connection pool must not be shared across a fork).
+    scorer = None
+    if spec.service_url is None:
+        try:
+            scorer = make_scorer(spec)
+        except BaseException as err:
+            _fatal(conns, err)
+            return
+    zygote = os.getpid()
+    pids = []
+    for i, conn in enumerate(conns):
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                for j, other in enumerate(conns):
+                    if j != i:
+                        other.close()
+                _die_with_parent(zygote)
+                try:
+                    mine = scorer if scorer is not None else make_scorer(spec)
+                except BaseException as err:
+                    _fatal([conn], err)
+                    return
+                serve(conn, mine)
+            except (BrokenPipeError, ConnectionResetError, EOFError):
+                pass  # the coordinator closed this worker's socket: not needed after all
+            except BaseException:
+                code = 1
+                raise
+            finally:
+                # Every part is renamed into place and reported: skip the interpreter's
+                # teardown (freeing numpy, scipy and scikit-learn module by module took
+                # up to a second, with the coordinator waiting).
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        pids.append(pid)
+    for conn in conns:
+        conn.close()
+    for pid in pids:
+        os.waitpid(pid, 0)
+
+
 def main(argv: list[str]) -> None:
     from multiprocessing.connection import Connection
 
-    worker_main(Connection(int(argv[1])))
-    # Every part is renamed into place and reported: skip the interpreter's teardown
-    # (freeing numpy, scipy and scikit-learn module by module took up to a second, with
-    # the coordinator waiting), as multiprocessing's children do after their target.
+    fork_workers([Connection(int(fd)) for fd in argv[1:]])
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

@@ -1,4 +1,4 @@
-"""``shipyard model inspect|predict URI``: look into a model directory, or run it here.
+"""``shipyard model inspect|describe|predict URI``: look into a model directory, or run it.
 
 Both work on any model URI (a directory from ``save_model``, a bare model file, an MLflow
 directory, an fsspec URL) without a server, so a model can be checked before deploying.
@@ -58,7 +58,29 @@ def inspect(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Show a model's format, files, requirements and signature (nothing is loaded)."""
+    _show(_describe(uri), output)
+
+
+@model.command("describe")
+def describe(
+    uri: str = typer.Argument(..., help="Model directory, model file or URL."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """What ``inspect`` shows, plus how the loaded model predicts (loads it).
+
+    For tree ensembles: the compiled evaluator and its cache, or why the framework's own
+    predict is used instead.
+    """
+    from shipyard.models import load_model
+
     info = _describe(uri)
+    loaded = load_model(uri)
+    note = getattr(loaded.predictor, "engine_note", None)
+    info["engine"] = note or f"{type(loaded.predictor).__name__}.predict"
+    _show(info, output)
+
+
+def _show(info: dict[str, Any], output: OutputFormat) -> None:
     if output is OutputFormat.json:
         print_json(info)
         return
@@ -72,6 +94,8 @@ def inspect(
     about.add_row("requirements", ", ".join(info["requirements"]) or "-")
     if not info["has_manifest"]:
         about.add_row("manifest", "none (format detected from the files)")
+    if "engine" in info:
+        about.add_row("predicts with", info["engine"])
     print_table(about)
     if info["inputs"] or info["outputs"]:
         sig = Table("", "name", "datatype", "shape", "columns", title="signature")

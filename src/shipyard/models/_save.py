@@ -185,6 +185,14 @@ def _run_example(staging: Path, manifest: ModelManifest, example: Any) -> list[A
     return infer_output_specs(outputs)
 
 
+def _prebuild_trees(model: Any, method: str | None, model_file: Path) -> None:
+    """Compile a tree ensemble's evaluator into the model's cache now, not at first load
+    (a no-op for other models; a model the evaluator cannot take is said so in the log)."""
+    from shipyard.models.trees import attach
+
+    attach(model, method or "predict", model_file)
+
+
 def save_model(
     model: Any,
     path: str | os.PathLike[str],
@@ -248,6 +256,12 @@ def save_model(
         trusted: list[str] = []
         if model is not None:
             fmt, model_file, ser, trusted = _write_model(model, staging, fmt, ser)
+            if (
+                model_file is not None
+                and predictor is None
+                and not isinstance(model, (str, os.PathLike))
+            ):
+                _prebuild_trees(model, method, staging / model_file)
         ref: str | None = None
         source: str | None = None
         if predictor is not None:

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from shipyard.errors import InvalidInputError
+from shipyard.models._signature import is_dataframe
 from shipyard.models.runtimes._base import FileRuntime, require, rows, save_booster
 
 __all__ = ["LightGBMPredictor", "save"]
@@ -33,9 +34,17 @@ class LightGBMPredictor(FileRuntime):
         # (LightGBM issues #6142, #5482); each call is already multi-threaded by OpenMP,
         # so serialising server threads here costs little and keeps results right.
         self._lock = threading.Lock()
+        from shipyard.models.trees import attach
+
+        self._trees, self.engine_note = attach(self.booster, "predict", self.model_path())
 
     def predict(self, inputs: Any) -> Any:
         x = rows(inputs, "LightGBM model")
+        if self._trees is not None and not is_dataframe(x):
+            # (A DataFrame may carry pandas categoricals: LightGBM maps those itself.)
+            out = self._trees.predict(x)
+            if out is not None:
+                return out
         try:
             with self._lock:
                 out = self.booster.predict(x)

@@ -120,7 +120,13 @@ class SklearnPredictor(FileRuntime):
                 "Set 'method' in shipyard.yaml to one of those."
             )
         self._fn = fn
-        self._fast: FastPredict | None = forest_fast_path(self.estimator, method)
+        from shipyard.models.trees import attach
+
+        self._trees, self.engine_note = attach(self.estimator, method, path)
+        # Without the compiled evaluator, small batches still skip sklearn's dispatch.
+        self._fast: FastPredict | None = (
+            forest_fast_path(self.estimator, method) if self._trees is None else None
+        )
         names = getattr(self.estimator, "feature_names_in_", None)
         self.feature_names: list[str] | None = (
             [str(n) for n in names] if names is not None else None
@@ -196,7 +202,25 @@ class SklearnPredictor(FileRuntime):
             return pd.DataFrame(x, columns=self.feature_names)
         return x
 
+    def _tree_input(self, inputs: Any) -> Any:
+        """The matrix the compiled trees take, or None to let scikit-learn check the input."""
+        if isinstance(inputs, Mapping) and len(inputs) == 1:
+            inputs = next(iter(inputs.values()))
+        if isinstance(inputs, np.ndarray):
+            return inputs
+        if is_dataframe(inputs) and (
+            self.feature_names is None or [str(c) for c in inputs.columns] == self.feature_names
+        ):
+            # Columns in the fitted order: the same matrix to the trees (any other order
+            # or name is scikit-learn's to refuse).
+            return inputs.to_numpy()
+        return None
+
     def predict(self, inputs: Any) -> Any:
+        if self._trees is not None:
+            out = self._trees.predict(self._tree_input(inputs))
+            if out is not None:
+                return out
         prepared = self._prepare(inputs)
         if self._fast is not None and isinstance(prepared, np.ndarray):
             fast = self._fast(prepared)

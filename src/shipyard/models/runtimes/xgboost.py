@@ -34,9 +34,17 @@ class XGBoostPredictor(FileRuntime):
         self.booster.load_model(str(self.model_path()))
         names = self.booster.feature_names
         self.feature_names: list[str] | None = list(names) if names else None
+        from shipyard.models.trees import attach
+
+        self._trees, self.engine_note = attach(self.booster, "predict", self.model_path())
 
     def predict(self, inputs: Any) -> Any:
         x = rows(inputs, "XGBoost model")
+        if self._trees is not None:
+            tree_x = x.to_numpy() if is_dataframe(x) and self._same_columns(x) else x
+            out = self._trees.predict(tree_x)
+            if out is not None:
+                return out
         if (
             not is_dataframe(x)
             and self.feature_names is not None
@@ -49,6 +57,10 @@ class XGBoostPredictor(FileRuntime):
         except Exception as err:  # xgboost raises XGBoostError (a ValueError subclass)
             raise InvalidInputError(f"XGBoost rejected the input: {err}") from err
         return np.asarray(out)
+
+    def _same_columns(self, frame: Any) -> bool:
+        # Only the booster's own column order is the same matrix (it checks names itself).
+        return self.feature_names is None or [str(c) for c in frame.columns] == self.feature_names
 
 
 def _named_frame(x: np.ndarray[Any, Any], names: list[str]) -> Any:
