@@ -17,12 +17,8 @@ import numpy as np
 
 from shipyard import __version__
 from shipyard.errors import ModelLoadError, ShipyardError
-from shipyard.serving._convert import (
-    frame_to_inputs,
-    model_inputs,
-    output_tensors,
-    text_inputs,
-)
+from shipyard.models._inputs import as_input_type, input_type_for
+from shipyard.serving._convert import model_inputs, output_tensors, text_inputs
 from shipyard.serving._hooks import Hooks
 from shipyard.serving.batching import AdaptiveBatcher
 from shipyard.serving.config import BatchingConfig, ModelSpec
@@ -77,6 +73,7 @@ class DataPlane:
             batching=batching,
             platform=model.manifest.format if model.manifest is not None else "",
             text_inputs=text_inputs(model.signature, model.input_example),
+            input_type=input_type_for(model.predictor, model.signature),
         )
         enabled = batching.enabled if batching.enabled is not None else hooks.supports_batching
         if enabled:
@@ -108,14 +105,9 @@ class DataPlane:
         if example is None:
             return
         try:
-            if type(example).__name__ == "DataFrame":
-                inputs = frame_to_inputs(example.copy(), entry.signature)
-            elif isinstance(example, dict):
-                inputs = {str(k): np.asarray(v) for k, v in example.items()}
-                if len(inputs) == 1 and entry.signature and len(entry.signature.inputs) == 1:
-                    inputs = next(iter(inputs.values()))
-            else:
-                inputs = np.asarray(example)
+            if isinstance(example, dict):
+                example = {str(k): np.asarray(v) for k, v in example.items()}
+            inputs = as_input_type(example, entry.input_type, entry.signature)
             pre = await entry.hooks.preprocess(inputs)
             out = await entry.hooks.predict(pre)
             post = await entry.hooks.postprocess(out)
@@ -178,9 +170,10 @@ class DataPlane:
         """Answer one Open Inference Protocol request (or a tabular one, see ``dataframe``)."""
         entry = self.registry.get(name, version)
         if request.dataframe is not None:
-            inputs = frame_to_inputs(request.dataframe, entry.signature)
+            inputs = request.dataframe
         else:
             inputs = model_inputs(request.inputs, entry.signature, entry.text_inputs)
+        inputs = as_input_type(inputs, entry.input_type, entry.signature)
         return await self._run(entry, inputs, request.id, request.outputs)
 
     async def infer_dataframe(
@@ -192,7 +185,8 @@ class DataPlane:
     ) -> InferenceResponse:
         """Answer a tabular request (MLflow ``dataframe_split``/``records``/CSV)."""
         entry = self.registry.get(name, version)
-        return await self._run(entry, frame_to_inputs(frame, entry.signature), request_id, None)
+        inputs = as_input_type(frame, entry.input_type, entry.signature)
+        return await self._run(entry, inputs, request_id, None)
 
     async def _run(
         self,
