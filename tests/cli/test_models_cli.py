@@ -75,7 +75,7 @@ def test_models_commands_end_to_end(home: Path, model_dir: Path, tmp_path: Path)
         ("null", "non-empty list of numbers"),
         ('[["a", 1, 2]]', "rectangular list of numbers"),
         ("[[1, 2, 3], [1, 2]]", "rectangular list of numbers"),
-        ('[{"a": 1}]', "rectangular list of numbers"),
+        ('[{"a": 1}]', "the model takes 3, by position"),
     ]:
         refused = invoke("predict", "clf", "--data", bad)
         assert isinstance(refused.exception, BadRequestError), refused.output

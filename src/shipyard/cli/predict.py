@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
-from shipyard.cli._shared import print_json, read_json_argument
+from shipyard.cli._data import read_data
+from shipyard.cli._shared import print_json
 
 if TYPE_CHECKING:
     from shipyard.deployers.base import ModelDeployer
     from shipyard.services import Service
 
 __all__ = ["predict"]
-
-
-def _read_data(data: str) -> Any:
-    return read_json_argument(
-        data, "request data", "rows like '[[1, 2, 3]]', a V2 request like '{\"inputs\": [...]}'"
-    )
 
 
 def _find(deployer: ModelDeployer, name_or_uuid: str) -> Service:
@@ -51,14 +46,15 @@ def predict(
         ...,
         "--data",
         "-d",
-        help='JSON rows like [[1, 2, 3]], a V2 request {"inputs": [...]}, or @FILE.',
+        help="Rows, records, columns, MLflow dataframe_split/records, a V2 request, "
+        "@FILE.json or @FILE.csv.",
     ),
 ) -> None:
     """Send one prediction request and print the answer as JSON."""
     from shipyard.cli._deployer import active_model_deployer
     from shipyard.cli._shared import open_store
 
-    payload = _read_data(data)
+    payload = read_data(data)
     with open_store() as store:
         service = _find(active_model_deployer(store), name_or_uuid)
     result = service.predict(payload)

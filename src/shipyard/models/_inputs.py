@@ -116,8 +116,8 @@ def match_frame(frame: Any, signature: Signature | None) -> Any:
         width = spec.shape[1] if len(spec.shape) == 2 else 1
         if width != -1 and len(have) != width:
             raise InvalidInputError(
-                f"Input {spec.name!r}: the table has {len(have)} column(s), the model takes "
-                f"{width}."
+                f"The table has {len(have)} column(s) ({', '.join(map(repr, have))}); the "
+                f"model takes {width}, by position (it was saved without column names)."
             )
         wanted = have
     else:
