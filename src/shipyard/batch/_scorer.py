@@ -75,8 +75,8 @@ def input_mode(signature: Signature | None, input_as: InputAs, predictor: Any = 
 
 
 class ColumnTypeError(InvalidInputError):
-    """An input column does not convert to what the model takes (a data problem, not a
-    rejection by the predictor: never skipped)."""
+    """An input column does not convert to what the model takes: the job's error under
+    ``on_error="fail"``, the error of the rows holding the bad values under ``skip``."""
 
 
 def _column_array(
