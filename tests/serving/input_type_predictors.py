@@ -48,3 +48,11 @@ class Sums(Predictor):
 
     def predict(self, inputs: Any) -> Any:
         return (inputs["b"] - inputs["a"]).to_numpy()
+
+
+class Scaled(Predictor):
+    """Takes MLflow-style params: multiplies each row's first value by ``params["k"]``."""
+
+    def predict(self, inputs: Any, params: dict[str, Any] | None = None) -> Any:
+        k = float((params or {}).get("k", 1.0))
+        return np.asarray(inputs)[:, 0] * k

@@ -7,9 +7,10 @@ every call (the style rule: decide once, at load).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from shipyard.errors import PredictorError, ShipyardError
 
@@ -35,6 +36,11 @@ class Hooks:
             raise TypeError(f"{self.name} has no predict() method")
         self._predict: Callable[[Any], Any] = predict
         self.predict_is_async = inspect.iscoroutinefunction(predict)
+        # MLflow pyfunc's contract: predict(model_input, params=None).
+        try:
+            self.takes_params = "params" in inspect.signature(predict).parameters
+        except (TypeError, ValueError):  # a builtin without a signature
+            self.takes_params = False
         self._pre: Callable[[Any], Any] | None = (
             None if _is_default(predictor, "preprocess") else predictor.preprocess
         )
@@ -59,13 +65,16 @@ class Hooks:
             raise _predictor_error(self.name, "preprocess", err) from err
         return out
 
-    async def predict(self, data: Any) -> Any:
+    async def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        fn: Callable[[Any], Any] = self._predict
+        if params is not None:
+            fn = functools.partial(cast(Callable[..., Any], self._predict), params=params)
         try:
             if self.predict_is_async:
-                return await self._predict(data)
+                return await fn(data)
             if self.inline:
-                return self._predict(data)
-            return await asyncio.get_running_loop().run_in_executor(None, self._predict, data)
+                return fn(data)
+            return await asyncio.get_running_loop().run_in_executor(None, fn, data)
         except ShipyardError:
             raise
         except Exception as err:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from shipyard import __version__
-from shipyard.errors import ModelLoadError, ShipyardError
+from shipyard.errors import BadRequestError, ModelLoadError, ShipyardError
 from shipyard.models._inputs import as_input_type, input_type_for
 from shipyard.serving._convert import model_inputs, output_tensors, text_inputs
 from shipyard.serving._hooks import Hooks
@@ -174,7 +174,33 @@ class DataPlane:
         else:
             inputs = model_inputs(request.inputs, entry.signature, entry.text_inputs)
         inputs = as_input_type(inputs, entry.input_type, entry.signature)
+        if request.params is not None:
+            return await self._run_with_params(entry, inputs, request)
         return await self._run(entry, inputs, request.id, request.outputs)
+
+    async def _run_with_params(
+        self, entry: ModelEntry, inputs: Any, request: InferenceRequest
+    ) -> InferenceResponse:
+        """One request with MLflow ``params``: never merged with others (their params may
+        differ), so it bypasses the batcher."""
+        hooks = entry.hooks
+        if not hooks.takes_params:
+            raise BadRequestError(
+                f'The request has "params", but model {entry.name!r} ({hooks.name}) takes '
+                'none: drop "params", or give the predictor '
+                "predict(self, inputs, params=None)."
+            )
+        pre = await hooks.preprocess(inputs)
+        out = await hooks.predict(pre, request.params)
+        post = await hooks.postprocess(out)
+        tensors, is_frame = output_tensors(post, entry.signature, request.outputs)
+        return InferenceResponse(
+            model_name=entry.name,
+            model_version=entry.version,
+            id=request.id,
+            outputs=tensors,
+            parameters={"content_type": "pd"} if is_frame else {},
+        )
 
     async def infer_dataframe(
         self,

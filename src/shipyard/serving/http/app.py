@@ -98,6 +98,7 @@ class HttpApp:
             "/": self._server_metadata,
             "/ping": self._ping,
             "/health": self._ping,
+            "/version": self._version,
             "/metrics": self._metrics,
             "/openapi.json": self._openapi,
         }
@@ -263,6 +264,11 @@ class HttpApp:
     async def _ping(self, scope: Scope) -> _Response:
         ready = self.dataplane.ready()
         return _Response(b"\n" if ready else b"", 200 if ready else 503, [])
+
+    async def _version(self, scope: Scope) -> _Response:
+        # MLflow's scoring server answers its version as plain text.
+        version = self.dataplane.server_metadata()["version"]
+        return _Response(str(version).encode(), 200, [(b"content-type", b"text/plain")])
 
     async def _server_metadata(self, scope: Scope) -> _Response:
         return _json(self.dataplane.server_metadata())
