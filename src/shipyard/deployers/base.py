@@ -12,7 +12,13 @@ from typing import Any, ClassVar, Self
 
 from pydantic import ValidationError
 
-from shipyard.errors import DeploymentError, ServiceError, ServiceNotFoundError, StackError
+from shipyard.errors import (
+    ConfigError,
+    DeploymentError,
+    ServiceError,
+    ServiceNotFoundError,
+    StackError,
+)
 from shipyard.services.service import Service, ServiceConfig, service_type_of
 from shipyard.stack.component import ComponentType, StackComponent
 from shipyard.stack.flavor import describe_validation_errors
@@ -135,8 +141,19 @@ class ModelDeployer(StackComponent):
         model_uri: str | None = None,
         running: bool | None = None,
         service_type: Any = None,
+        service_uuid: str | None = None,
     ) -> list[Service]:
-        """Model servers matching every given filter, each with a fresh status check."""
+        """Model servers matching every given filter, each with a fresh status check.
+
+        ``service_uuid`` is ZenML's name for ``uuid``; give either.
+        """
+        if service_uuid is not None:
+            if uuid is not None and str(uuid) != str(service_uuid):
+                raise ConfigError(
+                    f"find_model_server got uuid={uuid!s} and service_uuid={service_uuid!s}; "
+                    "they name the same filter: give one."
+                )
+            uuid = service_uuid
         records = self.store.find_services(
             uuid=None if uuid is None else str(uuid),
             deployer_id=self.id,
