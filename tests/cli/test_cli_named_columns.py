@@ -138,3 +138,18 @@ def test_the_cli_names_what_the_user_wrote(deployed: Deployed) -> None:
         deployed.home, "model", "predict", str(deployed.model), "--data", '[{"radius": 1}]'
     )
     assert "lacks column(s) 'texture', 'area'" in one_red_line(proc)
+
+
+def test_commands_take_a_unique_model_name_and_list_shows_the_url(deployed: Deployed) -> None:
+    uuid = deployed.service.uuid
+    url = shipyard(deployed.home, "model-deployer", "models", "get-url", "tumour")
+    assert url.returncode == 0, url.stderr
+    assert url.stdout.strip() == deployed.service.prediction_url
+    described = shipyard(deployed.home, "model-deployer", "models", "describe", "tumour")
+    assert described.returncode == 0 and uuid in described.stdout, described.stderr
+    logs = shipyard(deployed.home, "model-deployer", "models", "logs", "tumour", "-n", "5")
+    assert logs.returncode == 0, logs.stderr
+    listed = shipyard(deployed.home, "model-deployer", "models", "list")
+    assert str(deployed.service.endpoint.port) in listed.stdout, listed.stdout
+    missing = shipyard(deployed.home, "model-deployer", "models", "describe", "nobody")
+    assert "No model server named or with UUID 'nobody'" in one_red_line(missing)

@@ -154,7 +154,7 @@ def test_models_commands_end_to_end(home: Path, model_dir: Path, tmp_path: Path)
 
 def test_user_mistakes_are_one_red_line(home: Path) -> None:
     assert one_red_line(shipyard(home, "model-deployer", "models", "describe", "nope")) == (
-        "No model server with UUID 'nope'."
+        "No model server named or with UUID 'nope'; see `shipyard model-deployer models list`."
     )
     assert one_red_line(shipyard(home, "predict", "nope", "--data", "[[1]]")).startswith(
         "No model server named or with UUID 'nope'."

@@ -139,7 +139,6 @@ def predict(
     data: str | None = typer.Option(
         None,
         "--data",
-        "-d",
         help="Rows, records, columns, MLflow dataframe_split/records, a V2 request, "
         "@FILE.json or @FILE.csv.",
     ),

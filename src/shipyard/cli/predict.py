@@ -45,7 +45,6 @@ def predict(
     data: str = typer.Option(
         ...,
         "--data",
-        "-d",
         help="Rows, records, columns, MLflow dataframe_split/records, a V2 request, "
         "@FILE.json or @FILE.csv.",
     ),
