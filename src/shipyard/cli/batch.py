@@ -92,6 +92,7 @@ def predict(
         str,
         typer.Option(
             "--output",
+            "-o",
             help="Output file (.parquet/.csv/.jsonl), directory, or database URL.",
         ),
     ] = ...,  # type: ignore[assignment]
