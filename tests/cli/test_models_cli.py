@@ -183,7 +183,7 @@ def test_user_mistakes_are_one_red_line(home: Path) -> None:
 
 
 def test_no_active_deployer_names_the_commands_that_add_one(home: Path) -> None:
-    ok("stack", "register", "bare", "-a", "default", "-o", "default", "--set")
+    ok("stack", "register", "bare", "-a", "default", "--orchestrator", "default", "--set")
     message = one_red_line(shipyard(home, "model-deployer", "models", "list"))
     assert "The active stack 'bare' has no model deployer." in message
     assert "shipyard model-deployer register local --flavor=local" in message

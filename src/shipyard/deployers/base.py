@@ -34,7 +34,7 @@ class AmbiguousUUIDError(ServiceNotFoundError):
 _NO_DEPLOYER = (
     "The active stack '{stack}' has no model deployer. Register one and put it in a "
     "stack: `shipyard model-deployer register local --flavor=local` then "
-    "`shipyard stack register local-stack -a default -o default -d local --set`."
+    "`shipyard stack register local-stack -a default --orchestrator default -d local --set`."
 )
 
 
