@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_model", "save_model"]
+__all__ = ["__version__", "load_model", "pipeline", "save_model", "step"]
 
 if TYPE_CHECKING:
     from shipyard.models import load_model, save_model
+    from shipyard.pipelines import pipeline, step
 
 
 def __getattr__(name: str) -> Any:
@@ -18,4 +19,8 @@ def __getattr__(name: str) -> Any:
         from shipyard import models
 
         return getattr(models, name)
+    if name in ("pipeline", "step"):  # ZenML's spelling: `from shipyard import pipeline, step`
+        from shipyard import pipelines
+
+        return getattr(pipelines, name)
     raise AttributeError(f"module 'shipyard' has no attribute {name!r}")

@@ -179,3 +179,24 @@ def test_invalid_options_read_without_pydantic_noise(tmp_path: Path, sklearn_mod
     with pytest.raises(ConfigError) as zero:
         predict(str(sklearn_model), "in.csv", "out.csv", batch_size=0)
     assert str(zero.value) == "Invalid batch options: batch_size: Input should be greater than 0"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_skip_makes_a_bad_cell_a_row_error(
+    tmp_path: Path, sklearn_model: Path, frame: pd.DataFrame, fmt: str
+) -> None:
+    # One cell that is no number: that row is rejected with the reason, the job finishes.
+    bad = frame.assign(b=frame["b"].astype(str))  # a text column, as a CSV reader sees it
+    bad.loc[42, "b"] = "oops"
+    src = write_input(bad, tmp_path / f"in.{fmt}", fmt)
+    out = tmp_path / "out.csv"
+    summary = predict(
+        str(sklearn_model), str(src), str(out), id_column="id", on_error="skip", batch_size=64
+    )
+    assert (summary.rows, summary.rejected) == (len(frame) - 1, 1)
+    result = pd.read_csv(out)
+    assert 42 not in result["id"].tolist() and len(result) == len(frame) - 1
+    rejects = [json.loads(line) for line in Path(str(summary.rejects)).read_text().splitlines()]
+    assert [r["row"] for r in rejects] == [42]
+    assert "'b'" in rejects[0]["error"] and "oops" in rejects[0]["error"]
+    assert not list(tmp_path.glob("*.partial"))

@@ -84,7 +84,7 @@ def test_predict_bad_input_is_one_line_with_the_reason(model_dir: Any, tmp_path:
     path, _, _ = model_dir
     proc = _cli("predict", str(path), "--data", "[[1, 2]]", home=tmp_path)
     assert proc.returncode != 0
-    assert "size 2 on axis 1, expected 3" in proc.stderr
+    assert "Each row has 2 values; the model takes 3" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -86,7 +86,7 @@ def test_stack_lifecycle(home: Path) -> None:
     assert described["components"]["model_deployer"]["flavor"] == "local"
 
     ok("model-deployer", "register", "other", "--flavor=local")
-    ok("stack", "register", "s2", "-a", "default", "-o", "default", "-d", "other")
+    ok("stack", "register", "s2", "-a", "default", "--orchestrator", "default", "-d", "other")
     assert not json.loads(ok("stack", "describe", "s2", "-O", "json"))["active"]
     assert "s2" in ok("stack", "list")
     ok("stack", "set", "s2")
@@ -109,5 +109,16 @@ def test_stack_errors_are_one_red_line(home: Path) -> None:
         "The stack 'default' is active and cannot be deleted."
     )
     assert "No model deployer named 'nope'" in one_red_line(
-        shipyard(home, "stack", "register", "x", "-a", "default", "-o", "default", "-d", "nope")
+        shipyard(
+            home,
+            "stack",
+            "register",
+            "x",
+            "-a",
+            "default",
+            "--orchestrator",
+            "default",
+            "-d",
+            "nope",
+        )
     )

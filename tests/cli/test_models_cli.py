@@ -75,7 +75,7 @@ def test_models_commands_end_to_end(home: Path, model_dir: Path, tmp_path: Path)
         ("null", "non-empty list of numbers"),
         ('[["a", 1, 2]]', "rectangular list of numbers"),
         ("[[1, 2, 3], [1, 2]]", "rectangular list of numbers"),
-        ('[{"a": 1}]', "rectangular list of numbers"),
+        ('[{"a": 1}]', "the model takes 3, by position"),
     ]:
         refused = invoke("predict", "clf", "--data", bad)
         assert isinstance(refused.exception, BadRequestError), refused.output
@@ -154,7 +154,7 @@ def test_models_commands_end_to_end(home: Path, model_dir: Path, tmp_path: Path)
 
 def test_user_mistakes_are_one_red_line(home: Path) -> None:
     assert one_red_line(shipyard(home, "model-deployer", "models", "describe", "nope")) == (
-        "No model server with UUID 'nope'."
+        "No model server named or with UUID 'nope'; see `shipyard model-deployer models list`."
     )
     assert one_red_line(shipyard(home, "predict", "nope", "--data", "[[1]]")).startswith(
         "No model server named or with UUID 'nope'."
@@ -183,7 +183,7 @@ def test_user_mistakes_are_one_red_line(home: Path) -> None:
 
 
 def test_no_active_deployer_names_the_commands_that_add_one(home: Path) -> None:
-    ok("stack", "register", "bare", "-a", "default", "-o", "default", "--set")
+    ok("stack", "register", "bare", "-a", "default", "--orchestrator", "default", "--set")
     message = one_red_line(shipyard(home, "model-deployer", "models", "list"))
     assert "The active stack 'bare' has no model deployer." in message
     assert "shipyard model-deployer register local --flavor=local" in message

@@ -70,7 +70,18 @@ def test_servers_of_other_deployers_are_hinted_and_keep_theirs(home: Path) -> No
     from .conftest import invoke
 
     ok("model-deployer", "register", "md2", "--flavor=local")
-    ok("stack", "register", "s2", "-a", "default", "-o", "default", "-d", "md2", "--set")
+    ok(
+        "stack",
+        "register",
+        "s2",
+        "-a",
+        "default",
+        "--orchestrator",
+        "default",
+        "-d",
+        "md2",
+        "--set",
+    )
     service = _registered(home)  # under md2
     ok("stack", "set", "default")
     assert ok("model-deployer", "models", "list").strip() == (

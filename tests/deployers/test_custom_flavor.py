@@ -38,7 +38,18 @@ def test_a_custom_flavor_deploys_finds_updates_and_round_trips(home: Path, model
     else:
         raise AssertionError("an unknown config key must be refused")
     _cli("model-deployer", "register", "t", "--flavor", "tiny", "--host=127.0.0.1")
-    _cli("stack", "register", "tiny-stack", "-a", "default", "-o", "default", "-d", "t", "--set")
+    _cli(
+        "stack",
+        "register",
+        "tiny-stack",
+        "-a",
+        "default",
+        "--orchestrator",
+        "default",
+        "-d",
+        "t",
+        "--set",
+    )
 
     deployer = ModelDeployer.get_active_model_deployer()
     assert isinstance(deployer, TinyDeployer)

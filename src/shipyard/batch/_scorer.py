@@ -1,8 +1,8 @@
 """Turn an Arrow batch into predictions through the Predictor contract, in this process.
 
-The batch becomes the predictor's input the way the model server hands over one
-request (see ``shipyard.models.predictor``): a 2-D array for a single-input model, a
-dict of 1-D arrays for a model with one input per column; ``input_as`` overrides it.
+The batch becomes the predictor's input type, as the model server hands over one
+request (see ``shipyard.models._inputs``): a 2-D array, a DataFrame or a dict of 1-D
+arrays; ``input_as`` overrides it.
 The answer (array, dict of arrays, DataFrame or Arrow table) becomes Arrow columns.
 """
 
@@ -60,17 +60,22 @@ def default_features(signature: Signature | None) -> list[str] | None:
     return [spec.name for spec in signature.inputs]
 
 
-def input_mode(signature: Signature | None, input_as: InputAs) -> str:
+def input_mode(signature: Signature | None, input_as: InputAs, predictor: Any = None) -> str:
+    """``input_as`` when given, else the predictor's input type (the same one every
+    server route gives it; see ``shipyard.models._inputs``)."""
     if input_as != "auto":
         return input_as
-    if signature is not None and len(signature.inputs) > 1:
-        return "dict"
-    return "numpy"
+    from shipyard.models._inputs import input_type_for
+
+    declared = input_type_for(predictor, signature)
+    if declared is not None:
+        return declared
+    return "dict" if signature is not None and len(signature.inputs) > 1 else "numpy"
 
 
 class ColumnTypeError(InvalidInputError):
-    """An input column does not convert to what the model takes (a data problem, not a
-    rejection by the predictor: never skipped)."""
+    """An input column does not convert to what the model takes: the job's error under
+    ``on_error="fail"``, the error of the rows holding the bad values under ``skip``."""
 
 
 def column_array(
@@ -109,7 +114,7 @@ class LocalScorer(Scorer):
         loaded = load_model(model_uri)
         self.name = loaded.name
         self.signature = loaded.signature
-        self.mode = input_mode(loaded.signature, input_as)
+        self.mode = input_mode(loaded.signature, input_as, loaded.predictor)
         self._call = SyncHooks(loaded.predictor)
         self._dtypes: dict[str, np.dtype[Any]] = {}
         self._matrix_dtype: np.dtype[Any] | None = None
@@ -128,7 +133,20 @@ class LocalScorer(Scorer):
 
     def _inputs(self, batch: pa.RecordBatch, features: list[str]) -> Any:
         if self.mode == "pandas":
-            return batch.select(features).to_pandas()
+            import pandas as pd
+
+            # Converted column by column as for arrays (a bad value names its column);
+            # named as the signature names them (--columns maps by position).
+            names = self.features_default()
+            if names is None or len(names) != len(features):
+                names = features
+            dtype = self._matrix_dtype
+            return pd.DataFrame(
+                {
+                    n: column_array(batch, f, self._dtypes.get(f, dtype))
+                    for n, f in zip(names, features, strict=True)
+                }
+            )
         if self.mode == "dict":
             return {f: column_array(batch, f, self._dtypes.get(f)) for f in features}
         cols = [column_array(batch, f, self._matrix_dtype) for f in features]

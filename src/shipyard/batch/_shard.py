@@ -176,13 +176,16 @@ class _Batcher:
             return [(0, batch.num_rows, table)]
         except _FATAL:
             raise
-        except ColumnTypeError as err:
-            raise InvalidInputError(
-                f"Cannot use {self.task.file.path}, "
-                f"{self.reader.rows_text(offset, batch.num_rows)}: {err}. Fix the data or "
-                "choose other columns with --columns, then run again with --resume."
-            ) from err
         except Exception as err:
+            if isinstance(err, ColumnTypeError) and self.task.on_error == "fail":
+                raise InvalidInputError(
+                    f"Cannot use {self.task.file.path}, "
+                    f"{self.reader.rows_text(offset, batch.num_rows)}: {err}. Fix the data "
+                    "or choose other columns with --columns, then run again with --resume, "
+                    "or pass --on-error skip to write rows with bad values aside."
+                ) from err
+            # Under skip, a value that does not convert is the error of its row only:
+            # bisecting finds that row, as for a row the predictor rejects.
             if self.task.on_error == "fail":
                 cls = InvalidInputError if isinstance(err, InvalidInputError) else PredictorError
                 raise cls(
@@ -196,8 +199,8 @@ class _Batcher:
                     raise PredictorError(
                         f"The predictor rejected each of the first {_GIVE_UP} rows of "
                         f"{self.task.file.path}, {self.reader.rows_text(0, offset + 1)}, "
-                        f"and accepted none; the last error: {err}. Fix the predictor, "
-                        "then run again with --resume."
+                        f"and accepted none; the last error: {err}. Fix the predictor or "
+                        "the data, then run again with --resume."
                     ) from err
                 return []
         mid = batch.num_rows // 2

@@ -10,7 +10,13 @@ if TYPE_CHECKING:
     from shipyard.services import Service
     from shipyard.store import Store
 
-__all__ = ["active_model_deployer", "hide_credentials", "service_row", "service_summary"]
+__all__ = [
+    "active_model_deployer",
+    "hide_credentials",
+    "resolve_server",
+    "service_row",
+    "service_summary",
+]
 
 _CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
 
@@ -26,6 +32,33 @@ def active_model_deployer(store: Store) -> ModelDeployer:
 
     deployer: ModelDeployer = ModelDeployer.get_active_model_deployer(store)
     return deployer
+
+
+def resolve_server(deployer: ModelDeployer, name_or_uuid: str) -> str:
+    """The full UUID of the model server a user named: a UUID (or unique prefix) first,
+    else the one server of that model name (ZenML users name servers by model)."""
+    from shipyard.deployers.base import AmbiguousUUIDError
+    from shipyard.errors import ServiceNotFoundError
+
+    try:
+        return deployer.resolve_uuid(name_or_uuid)
+    except AmbiguousUUIDError:
+        raise
+    except ServiceNotFoundError:
+        if not name_or_uuid.strip():
+            raise  # an empty name matches nothing either: the UUID error says what to give
+    records = deployer.store.find_services(deployer_id=deployer.id, model_name=name_or_uuid)
+    if len(records) == 1:
+        return records[0].uuid
+    if not records:
+        raise ServiceNotFoundError(
+            f"No model server named or with UUID '{name_or_uuid}'; see "
+            "`shipyard model-deployer models list`."
+        )
+    uuids = ", ".join(r.uuid[:8] for r in records)
+    raise ServiceNotFoundError(
+        f"{len(records)} model servers serve '{name_or_uuid}' ({uuids}); give a UUID prefix."
+    )
 
 
 def service_row(service: Service) -> dict[str, Any]:

@@ -54,7 +54,7 @@ def make_component_app(type_name: str) -> typer.Typer:
     def register(
         ctx: typer.Context,
         name: str = typer.Argument(..., help=f"Name of the new {label}."),
-        flavor: str = typer.Option(..., "--flavor", "-f", help="Flavor to instantiate."),
+        flavor: str = typer.Option(..., "--flavor", help="Flavor to instantiate."),
         source: str | None = typer.Option(
             None, "--source", help="Register a custom flavor first, from module:Class."
         ),

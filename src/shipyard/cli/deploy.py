@@ -13,11 +13,11 @@ __all__ = ["deploy"]
 
 def deploy(
     model_uri: str = typer.Argument(..., help="Model directory, file or URL."),
-    name: str = typer.Option(..., "--name", "-n", help="Name the model is served under."),
+    name: str = typer.Option(..., "--name", help="Name the model is served under."),
     replace: bool = typer.Option(
         True, "--replace/--no-replace", help="Update a server of the same name in place."
     ),
-    port: int | None = typer.Option(None, "--port", help="HTTP port (default: a free one)."),
+    port: int | None = typer.Option(None, "--port", "-p", help="HTTP port (default: a free one)."),
     workers: int | None = typer.Option(None, "--workers", help="Worker processes."),
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait for readiness."),
     output: OutputFormat = OutputOption,

@@ -15,7 +15,6 @@ from shipyard.cli._shared import (
     OutputOption,
     print_json,
     print_table,
-    read_json_argument,
 )
 from shipyard.errors import BadRequestError, PredictorError, ShipyardError
 
@@ -112,17 +111,39 @@ def _show(info: dict[str, Any], output: OutputFormat) -> None:
         print_table(sig)
 
 
-def _read_inputs(data: str) -> Any:
+def _read_inputs(data: str, signature: Any) -> Any:
+    """``--data`` as what ``LoadedModel.predict`` takes; rows are checked against the
+    signature here, so a wrong width is told in the user's words (rows, columns)."""
     import numpy as np
 
-    payload = read_json_argument(
-        data,
-        "input data",
-        "rows like '[[1, 2, 3]]', named inputs like '{\"a\": [1, 2], \"b\": [3, 4]}'",
-    )
+    from shipyard.cli._data import read_data
+    from shipyard.errors import BadRequestError
+    from shipyard.models import check_inputs
+
+    payload = read_data(data)
+    if isinstance(payload, dict) and "inputs" in payload:  # a V2 request
+        payload = {
+            str(t["name"]): np.asarray(t["data"]).reshape(t.get("shape") or -1)
+            for t in payload["inputs"]
+        }
     if isinstance(payload, dict):
-        return {str(k): np.asarray(v) for k, v in payload.items()}
-    return np.asarray(payload)
+        if signature is not None and not (len(payload) == 1 and len(signature.inputs) == 1):
+            check_inputs(signature, payload)
+        return payload
+    if not isinstance(payload, list):
+        return payload  # a table: matched to the signature by column name
+    rows = np.asarray(payload)
+    if signature is not None and len(signature.inputs) == 1:
+        spec = signature.inputs[0]
+        if rows.ndim == 2 and len(spec.shape) == 2 and spec.shape[1] not in (-1, rows.shape[1]):
+            columns = f" ({', '.join(spec.columns)})" if spec.columns else ""
+            raise BadRequestError(
+                f"Each row has {rows.shape[1]} values; the model takes {spec.shape[1]}"
+                f"{columns}. Send rows of {spec.shape[1]} values, or records like "
+                "'[{\"column\": value, ...}]'."
+            )
+        check_inputs(signature, {spec.name: rows})
+    return rows
 
 
 def _jsonable(value: Any) -> Any:
@@ -141,7 +162,10 @@ def _jsonable(value: Any) -> Any:
 def predict(
     uri: str = typer.Argument(..., help="Model directory, model file or URL."),
     data: str | None = typer.Option(
-        None, "--data", "-d", help="JSON rows, or named inputs as a JSON object, or @FILE."
+        None,
+        "--data",
+        help="Rows, records, columns, MLflow dataframe_split/records, a V2 request, "
+        "@FILE.json or @FILE.csv.",
     ),
     example: bool = typer.Option(False, "--example", help="Use the model's saved input example."),
     method: str | None = typer.Option(
@@ -149,7 +173,7 @@ def predict(
     ),
 ) -> None:
     """Load the model in this process and print its prediction as JSON."""
-    from shipyard.models import check_inputs, load_model
+    from shipyard.models import load_model
 
     if (data is None) == (not example):
         raise BadRequestError("Give exactly one of --data JSON|@FILE and --example.")
@@ -161,12 +185,7 @@ def predict(
             )
         inputs = loaded.input_example
     else:
-        inputs = _read_inputs(data or "")
-        sig = loaded.signature
-        if sig is not None:
-            named = inputs if isinstance(inputs, dict) else {sig.inputs[0].name: inputs}
-            if len(sig.inputs) == 1 or isinstance(inputs, dict):
-                check_inputs(sig, named)
+        inputs = _read_inputs(data or "", loaded.signature)
     try:
         predictions = loaded.predict(inputs)
     except ShipyardError:

@@ -19,7 +19,9 @@ model_deployer = make_component_app("model_deployer")
 models = typer.Typer(help="Model servers of the active model deployer.", no_args_is_help=True)
 model_deployer.add_typer(models, name="models")
 
-_UUID = typer.Argument(..., help="UUID of the model server (a unique prefix will do).")
+_UUID = typer.Argument(
+    ..., help="Model name, or UUID of the model server (a unique prefix will do)."
+)
 _TIMEOUT = typer.Option(60.0, "--timeout", "-t", help="Seconds to wait.")
 #: Terminal width from which `models list` shows whole UUIDs.
 _FULL_UUID_WIDTH = 110
@@ -27,7 +29,7 @@ _FULL_UUID_WIDTH = 110
 
 @models.command("list")
 def list_(
-    pipeline: str | None = typer.Option(None, "--pipeline", "-p", help="Pipeline name."),
+    pipeline: str | None = typer.Option(None, "--pipeline", help="Pipeline name."),
     step: str | None = typer.Option(None, "--step", "-s", help="Pipeline step name."),
     run: str | None = typer.Option(None, "--run", "-r", help="Pipeline run id."),
     model: str | None = typer.Option(None, "--model", "-m", help="Model name."),
@@ -70,7 +72,7 @@ def list_(
         return
     from rich.console import Console
 
-    # As in the docs: status, UUID, flavor, pipeline, step, model (`get-url` gives the URL).
+    # As in the docs: status, UUID, flavor, pipeline, step, model, and the URL to call.
     # On a narrow terminal (80 columns, or not a TTY) the full UUID would squeeze the
     # names to a few letters: show its first 8 characters (any unique prefix is accepted;
     # `describe` and `--output json` give the full one) and wrap long names, never cut them.
@@ -79,7 +81,7 @@ def list_(
     table.add_column("", no_wrap=True)
     table.add_column("UUID", no_wrap=True, min_width=8 if short else 36)
     table.add_column("FLAVOR", overflow="fold")
-    for column in ("pipeline", "step", "model"):
+    for column in ("pipeline", "step", "model", "url"):
         table.add_column(column.upper(), overflow="fold")
     for row in rows:
         table.add_row(
@@ -89,6 +91,7 @@ def list_(
             row["pipeline_name"],
             row["pipeline_step_name"],
             row["model_name"],
+            row.get("prediction_url") or "",
         )
     print_table(table)
 
@@ -102,11 +105,12 @@ def describe(uuid: str = _UUID, output: OutputFormat = OutputOption) -> None:
     """Show a model server: status, last error, config and URLs (no secrets)."""
     from rich.table import Table
 
-    from shipyard.cli._deployer import active_model_deployer, service_summary
+    from shipyard.cli._deployer import active_model_deployer, resolve_server, service_summary
 
     with open_store() as store:
         deployer = active_model_deployer(store)
-        summary = service_summary(deployer, deployer.get_model_server(uuid))
+        server = deployer.get_model_server(resolve_server(deployer, uuid))
+        summary = service_summary(deployer, server)
     if output is OutputFormat.json:
         print_json(summary)
         return
@@ -133,10 +137,11 @@ def describe(uuid: str = _UUID, output: OutputFormat = OutputOption) -> None:
 @models.command("get-url")
 def get_url(uuid: str = _UUID) -> None:
     """Print the model server's prediction URL."""
-    from shipyard.cli._deployer import active_model_deployer
+    from shipyard.cli._deployer import active_model_deployer, resolve_server
 
     with open_store() as store:
-        service = active_model_deployer(store).get_model_server(uuid)
+        deployer = active_model_deployer(store)
+        service = deployer.get_model_server(resolve_server(deployer, uuid))
     if service.prediction_url is None:
         raise ServiceError(
             f"The model server {service.uuid} has no URL yet; start it with "
@@ -148,10 +153,11 @@ def get_url(uuid: str = _UUID) -> None:
 @models.command("start")
 def start(uuid: str = _UUID, timeout: float = _TIMEOUT) -> None:
     """Start a stopped model server (same port, same URL)."""
-    from shipyard.cli._deployer import active_model_deployer
+    from shipyard.cli._deployer import active_model_deployer, resolve_server
 
     with open_store() as store:
-        service = active_model_deployer(store).start_model_server(uuid, timeout=timeout)
+        deployer = active_model_deployer(store)
+        service = deployer.start_model_server(resolve_server(deployer, uuid), timeout=timeout)
     typer.echo(f"Model server {service.uuid} is running at {service.prediction_url}")
 
 
@@ -159,13 +165,15 @@ def start(uuid: str = _UUID, timeout: float = _TIMEOUT) -> None:
 def stop(
     uuid: str = _UUID,
     timeout: float = _TIMEOUT,
-    force: bool = typer.Option(False, "--force", "-f", help="Kill without draining."),
+    force: bool = typer.Option(False, "--force", help="Kill without draining."),
 ) -> None:
     """Stop a model server; in-flight requests finish unless --force."""
-    from shipyard.cli._deployer import active_model_deployer
+    from shipyard.cli._deployer import active_model_deployer, resolve_server
 
     with open_store() as store:
-        service = active_model_deployer(store).stop_model_server(uuid, timeout=timeout, force=force)
+        deployer = active_model_deployer(store)
+        full = resolve_server(deployer, uuid)
+        service = deployer.stop_model_server(full, timeout=timeout, force=force)
     typer.echo(f"Model server {service.uuid} stopped.")
 
 
@@ -174,14 +182,14 @@ def delete(
     uuid: str = _UUID,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     timeout: float = _TIMEOUT,
-    force: bool = typer.Option(False, "--force", "-f", help="Kill without draining."),
+    force: bool = typer.Option(False, "--force", help="Kill without draining."),
 ) -> None:
     """Stop a model server and remove it from the registry."""
-    from shipyard.cli._deployer import active_model_deployer
+    from shipyard.cli._deployer import active_model_deployer, resolve_server
 
     with open_store() as store:
         deployer = active_model_deployer(store)
-        full = deployer.resolve_uuid(uuid)
+        full = resolve_server(deployer, uuid)
         if not yes:
             typer.confirm(f"Delete the model server {full}?", abort=True)
         deployer.delete_model_server(full, timeout=timeout, force=force)
@@ -195,10 +203,12 @@ def logs(
     tail: int | None = typer.Option(None, "--tail", "-n", min=0, help="Only the last N lines."),
 ) -> None:
     """Print a model server's log."""
-    from shipyard.cli._deployer import active_model_deployer
+    from shipyard.cli._deployer import active_model_deployer, resolve_server
 
     with open_store() as store:
-        lines = active_model_deployer(store).get_model_server_logs(uuid, follow=follow, tail=tail)
+        deployer = active_model_deployer(store)
+        full = resolve_server(deployer, uuid)
+        lines = deployer.get_model_server_logs(full, follow=follow, tail=tail)
     try:
         for line in lines:
             typer.echo(line)

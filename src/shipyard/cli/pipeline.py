@@ -115,8 +115,8 @@ def _output_text(step: StepRunView) -> str:
 
 @runs.command("list")
 def list_(
-    pipeline_name: str | None = typer.Option(None, "--pipeline", "-p", help="Only this one."),
-    limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many runs to show."),
+    pipeline_name: str | None = typer.Option(None, "--pipeline", help="Only this one."),
+    limit: int = typer.Option(20, "--limit", min=1, help="How many runs to show."),
     output: OutputFormat = OutputOption,
 ) -> None:
     """List pipeline runs, newest first, with each one's status and step counts."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
-from shipyard.cli._shared import print_json, read_json_argument
+from shipyard.cli._data import read_data
+from shipyard.cli._shared import print_json
 from shipyard.errors import ServiceNotFoundError
 
 if TYPE_CHECKING:
@@ -14,12 +15,6 @@ if TYPE_CHECKING:
     from shipyard.services import Service
 
 __all__ = ["predict"]
-
-
-def _read_data(data: str) -> Any:
-    return read_json_argument(
-        data, "request data", "rows like '[[1, 2, 3]]', a V2 request like '{\"inputs\": [...]}'"
-    )
 
 
 def _find(deployer: ModelDeployer, name_or_uuid: str) -> Service:
@@ -50,15 +45,15 @@ def predict(
     data: str = typer.Option(
         ...,
         "--data",
-        "-d",
-        help='JSON rows like [[1, 2, 3]], a V2 request {"inputs": [...]}, or @FILE.',
+        help="Rows, records, columns, MLflow dataframe_split/records, a V2 request, "
+        "@FILE.json or @FILE.csv.",
     ),
 ) -> None:
     """Send one prediction request and print the answer as JSON."""
     from shipyard.cli._deployer import active_model_deployer
     from shipyard.cli._shared import open_store
 
-    payload = _read_data(data)
+    payload = read_data(data)
     with open_store() as store:
         service = _find(active_model_deployer(store), name_or_uuid)
     result = service.predict(payload)

@@ -22,7 +22,7 @@ def serve(
     name: str | None = typer.Option(None, "--name", help="Serve the one model under this name."),
     host: str | None = typer.Option(None, "--host", help="Interface to bind (default: 127.0.0.1)."),
     http_port: int | None = typer.Option(
-        None, "--http-port", help="HTTP port (default: 8080; 0: any free port)."
+        None, "--http-port", "--port", "-p", help="HTTP port (default: 8080; 0: any free port)."
     ),
     grpc_port: int | None = typer.Option(
         None, "--grpc-port", help="gRPC port (default: HTTP port + 1; 0: any free port)."

@@ -18,7 +18,7 @@ stack = typer.Typer(help="Manage stacks: one component of each type; one stack i
 def register(
     name: str = typer.Argument(..., help="Name of the new stack."),
     artifact_store: str = typer.Option(..., "--artifact-store", "-a", help="Artifact store."),
-    orchestrator: str = typer.Option(..., "--orchestrator", "-o", help="Orchestrator."),
+    orchestrator: str = typer.Option(..., "--orchestrator", help="Orchestrator."),
     model_deployer: str | None = typer.Option(
         None, "--model-deployer", "-d", help="Model deployer."
     ),

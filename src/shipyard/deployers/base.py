@@ -44,7 +44,7 @@ class AmbiguousUUIDError(ServiceNotFoundError):
 _NO_DEPLOYER = (
     "The active stack '{stack}' has no model deployer. Register one and put it in a "
     "stack: `shipyard model-deployer register local --flavor=local` then "
-    "`shipyard stack register local-stack -a default -o default -d local --set`."
+    "`shipyard stack register local-stack -a default --orchestrator default -d local --set`."
 )
 
 
@@ -156,12 +156,21 @@ class ModelDeployer(StackComponent):
         model_uri: str | None = None,
         running: bool | None = None,
         service_type: type[Service] | str | None = None,
+        service_uuid: str | None = None,
     ) -> list[Service]:
         """Model servers matching every given filter, each with a fresh status check.
 
         ``service_type`` (a Service class, or its ``"module:Class"``) keeps only servers
-        of that class or a subclass of it.
+        of that class or a subclass of it. ``service_uuid`` is ZenML's name for ``uuid``;
+        give either.
         """
+        if service_uuid is not None:
+            if uuid is not None and str(uuid) != str(service_uuid):
+                raise ConfigError(
+                    f"find_model_server got uuid={uuid!s} and service_uuid={service_uuid!s}; "
+                    "they name the same filter: give one."
+                )
+            uuid = service_uuid
         wanted = None if service_type is None else _service_class(service_type)
         records = self.store.find_services(
             uuid=None if uuid is None else str(uuid),

@@ -11,6 +11,7 @@ from shipyard.errors import ModelLoadError, ShipyardError
 from shipyard.models._detect import detect_model
 from shipyard.models._example import read_input_example
 from shipyard.models._hooks import SyncHooks, call_hook
+from shipyard.models._inputs import InputType, as_input_type, input_type_for
 from shipyard.models._uri import resolve_model_uri, uri_stem
 from shipyard.models.manifest import ModelManifest, Signature
 from shipyard.models.predictor import Predictor
@@ -38,13 +39,20 @@ class LoadedModel:
     def format(self) -> str:
         return self.manifest.format
 
+    @property
+    def input_type(self) -> InputType | None:
+        """What the predictor receives: numpy, pandas or dict (see ``Predictor.input_type``)."""
+        return input_type_for(self.predictor, self.signature)
+
     def predict(self, inputs: Any) -> Any:
         """``preprocess`` -> ``predict`` -> ``postprocess`` for one request, synchronously.
 
+        ``inputs`` (an array, a list, a DataFrame or a dict of arrays) reaches the predictor
+        as its ``input_type``, a DataFrame's columns matched to the signature by name.
         For scripts, notebooks and batch jobs; the model server drives the hooks itself
         (batching between ``preprocess`` and ``postprocess``).
         """
-        return run_hooks(self.predictor, inputs)
+        return run_hooks(self.predictor, as_input_type(inputs, self.input_type, self.signature))
 
 
 def run_hooks(predictor: Any, inputs: Any) -> Any:
@@ -98,6 +106,7 @@ def load_model(
         load = getattr(predictor, "load", None)
         if load is not None:  # optional on duck-typed predictors
             call_hook(load, model_dir)
+        input_type_for(predictor, manifest.signature)  # a bad declaration fails the load
     except ShipyardError:
         raise
     except Exception as err:

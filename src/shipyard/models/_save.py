@@ -64,6 +64,17 @@ def _pins(fmt: str, serialization: str | None) -> list[str]:
     return pins
 
 
+def _requirements(model: Any, fmt: str, serialization: str | None) -> list[str]:
+    """The format's packages, and for a pickled object every package its classes are from."""
+    pins = _pins(fmt, serialization)
+    if fmt == "sklearn" and model is not None and not isinstance(model, (str, os.PathLike)):
+        from shipyard.models._requirements import pickled_requirements
+
+        have = {p.split("==")[0].lower() for p in pins}
+        pins += [p for p in pickled_requirements(model) if p.split("==")[0].lower() not in have]
+    return pins
+
+
 def _split_format(fmt: str | None, serialization: str | None) -> tuple[str | None, str | None]:
     if fmt is None:
         return None, serialization
@@ -277,7 +288,11 @@ def save_model(
             input_example=(
                 write_input_example(staging, input_example) if input_example is not None else None
             ),
-            requirements=list(requirements) if requirements is not None else _pins(fmt or "", ser),
+            requirements=(
+                list(requirements)
+                if requirements is not None
+                else _requirements(model, fmt or "", ser)
+            ),
             name=name,
             version=version,
             method=method,

@@ -118,13 +118,14 @@ def _frame_signature(frame: Any) -> Signature:
             shape=[-1, len(columns)],
             columns=columns,
         )
-        return Signature(inputs=[spec])
+        return Signature(inputs=[spec], input_type="pandas")
     # Mixed types cannot share a tensor: one 1-D input per column (MLServer's pandas codec).
     return Signature(
         inputs=[
             TensorSpec(name=c, datatype=dt, shape=[-1])
             for c, dt in zip(columns, datatypes, strict=True)
-        ]
+        ],
+        input_type="pandas",
     )
 
 
@@ -142,9 +143,9 @@ def infer_signature(example: Any) -> Signature:
             _spec_for_array(str(k), _as_array(v, f"Input example {k!r}"))
             for k, v in example.items()
         ]
-        return Signature(inputs=specs)
+        return Signature(inputs=specs, input_type="dict")
     arr = _as_array(example, "The input example")
-    return Signature(inputs=[_spec_for_array(DEFAULT_INPUT_NAME, arr)])
+    return Signature(inputs=[_spec_for_array(DEFAULT_INPUT_NAME, arr)], input_type="numpy")
 
 
 def infer_output_specs(outputs: Any) -> list[TensorSpec]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -64,6 +65,10 @@ class Signature(BaseModel):
 
     inputs: list[TensorSpec]
     outputs: list[TensorSpec] = Field(default_factory=list)
+    input_type: Literal["numpy", "pandas", "dict"] | None = None
+    """What the input example was (an array, a DataFrame, a dict of arrays): the input
+    type a predictor that declares none receives from every route. Unset: column names
+    mean pandas, several inputs a dict, else numpy."""
 
 
 class ModelManifest(BaseModel):

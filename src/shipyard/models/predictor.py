@@ -3,9 +3,9 @@
 A predictor runs unchanged in the model server, in batch inference, in Ray Serve and in
 the Kubernetes containers, so nothing here knows about HTTP or gRPC.
 
-Data shapes: ``preprocess`` gets what the wire protocol decoded for one request — a
-``numpy.ndarray`` when the model has one input, a ``dict[str, numpy.ndarray]`` when it
-has several (or, for the MLflow scoring protocol, a ``pandas.DataFrame``). ``predict``
+Data shapes: ``preprocess`` gets one request's inputs as the predictor's ``input_type``
+(a ``numpy.ndarray``, a ``pandas.DataFrame`` or a ``dict[str, numpy.ndarray]``), the same
+from every wire protocol and from batch inference; see ``shipyard.models._inputs``. ``predict``
 gets the (possibly batched) result of ``preprocess``; when the server batches, several
 requests' preprocessed inputs are concatenated along the first axis, and the output is
 split back by row counts before ``postprocess`` runs once per request.
@@ -30,6 +30,12 @@ class Predictor:
     #: axis 0 and returns one row of output per input row. Adaptive batching is on only
     #: where this holds.
     supports_batching: ClassVar[bool] = True
+
+    #: What ``preprocess`` (or ``predict``, without one) receives from every route, from
+    #: ``load_model(...).predict`` and from batch inference: ``"numpy"`` (an array),
+    #: ``"pandas"`` (a DataFrame, columns named as in the signature) or ``"dict"`` (name
+    #: -> array). ``None``: follow the saved signature (see ``Signature.input_type``).
+    input_type: ClassVar[str | None] = None
 
     def load(self, model_dir: Path) -> None:
         """Load the model from ``model_dir`` (a local directory); called once per worker."""

@@ -78,7 +78,7 @@ class StepContext:
                 f"Step '{self.step_name}' needs a model deployer, but the active stack "
                 f"'{self.stack.name}' has none. Register one and add it to a stack: "
                 "`shipyard model-deployer register local --flavor=local` then "
-                "`shipyard stack register NAME -a default -o default -d local --set`."
+                "`shipyard stack register NAME -a default --orchestrator default -d local --set`."
             )
         return deployer
 

@@ -212,20 +212,35 @@ DEFAULT_MATERIALIZERS: tuple[Materializer, ...] = (
 def materializer_for(
     value: Any, step_name: str, output: str, candidates: Sequence[Materializer] = ()
 ) -> Materializer:
-    """The first materializer (custom ones first) that can save ``value``."""
-    for materializer in (*candidates, *DEFAULT_MATERIALIZERS):
+    """The first materializer (custom ones first) that can save ``value``; a container is
+    saved item by item, anything else with cloudpickle and a warning."""
+    from shipyard.pipelines._container_materializers import fallbacks
+
+    def find(item: Any) -> Materializer:
+        return materializer_for(item, step_name, output, candidates)
+
+    def named(name: str) -> Materializer:
+        return materializer_named(name, candidates)
+
+    for materializer in (*candidates, *DEFAULT_MATERIALIZERS, *fallbacks(find, named)):
         if materializer.can_save(value):
             return materializer
-    raise ArtifactError(
+    raise ArtifactError(  # pragma: no cover - cloudpickle takes anything
         f"Step '{step_name}' returned a {type(value).__qualname__} as output '{output}', "
-        "which no materializer can save. Return JSON-able values, NumPy arrays, pandas "
-        "frames, models with predict(), or Services; or pass "
-        "@step(materializers=[...]) with a class that has can_save/save/load."
+        "which no materializer can save."
     )
 
 
 def materializer_named(name: str, candidates: Sequence[Materializer] = ()) -> Materializer:
-    for materializer in (*candidates, *DEFAULT_MATERIALIZERS):
+    from shipyard.pipelines._container_materializers import fallbacks
+
+    def find(item: Any) -> Materializer:
+        return materializer_for(item, "", "", candidates)
+
+    def named(inner: str) -> Materializer:
+        return materializer_named(inner, candidates)
+
+    for materializer in (*candidates, *DEFAULT_MATERIALIZERS, *fallbacks(find, named)):
         if materializer.name == name:
             return materializer
     raise ArtifactError(

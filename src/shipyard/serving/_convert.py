@@ -13,7 +13,7 @@ from shipyard.models.manifest import Signature
 from shipyard.serving.codecs._tensors import DATATYPE_TO_NUMPY, datatype_of
 from shipyard.serving.types import RequestedOutput, Tensor
 
-__all__ = ["frame_to_inputs", "model_inputs", "output_tensors", "text_inputs"]
+__all__ = ["model_inputs", "output_tensors", "text_inputs"]
 
 DEFAULT_OUTPUT = "output-0"
 
@@ -53,6 +53,23 @@ def _decoded(name: str, arr: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     return out.reshape(arr.shape)
 
 
+def _column_table(
+    arrays: dict[str, np.ndarray[Any, Any]], columns: list[str]
+) -> np.ndarray[Any, Any]:
+    cols = [arrays[c].reshape(len(arrays[c]), -1) if arrays[c].ndim else arrays[c] for c in columns]
+    if any(c.ndim != 2 or c.shape[1] != 1 for c in cols):
+        raise InvalidInputError(
+            f"Named column inputs must each hold one value per row; got shapes "
+            f"{ {c: list(arrays[c].shape) for c in columns} }."
+        )
+    if len({c.shape[0] for c in cols}) != 1:
+        raise InvalidInputError(
+            f"Named column inputs have different row counts: "
+            f"{ {c: arrays[c].shape[0] for c in columns} }; send the same number for each."
+        )
+    return np.concatenate(cols, axis=1)
+
+
 def model_inputs(
     tensors: list[Tensor], signature: Signature | None, text: frozenset[str] = frozenset()
 ) -> Any:
@@ -66,7 +83,12 @@ def model_inputs(
     if signature is None:
         return tensors[0].data if len(tensors) == 1 else arrays
     specs = signature.inputs
-    if len(specs) == 1 and len(tensors) == 1 and tensors[0].name != specs[0].name:
+    columns = specs[0].columns if len(specs) == 1 else None
+    if columns and len(tensors) > 1 and set(arrays) == set(columns):
+        # One 1-D tensor per named column (MLServer's pandas codec): the model's one
+        # table, its columns put in the signature's order by name.
+        arrays = {specs[0].name: _column_table(arrays, columns)}
+    elif len(specs) == 1 and len(tensors) == 1 and tensors[0].name != specs[0].name:
         # A single-input model accepts its one tensor under any name: clients differ
         # ("input-0", "predict", "input_1") and nothing is ambiguous.
         arrays = {specs[0].name: tensors[0].data}
@@ -82,46 +104,6 @@ def model_inputs(
     if len(specs) == 1:
         return arrays[specs[0].name]
     return arrays
-
-
-def frame_to_inputs(frame: Any, signature: Signature | None) -> Any:
-    """A DataFrame from a tabular protocol, shaped the way the model was saved.
-
-    A model whose signature is one 2-D tensor without column names gets a plain array (it
-    was fitted on arrays); one with column names, or one input per column, gets the
-    DataFrame with its columns checked and ordered.
-    """
-    if signature is None:
-        return frame
-    columns = [str(c) for c in frame.columns]
-    specs = signature.inputs
-    if len(specs) == 1 and len(specs[0].shape) == 2 and specs[0].columns is None:
-        spec = specs[0]
-        width = spec.shape[1]
-        if width != -1 and len(columns) != width:
-            raise InvalidInputError(
-                f"Input {spec.name!r}: the table has {len(columns)} columns, the model takes "
-                f"{width}."
-            )
-        try:
-            array = frame.to_numpy(dtype=DATATYPE_TO_NUMPY[spec.datatype])
-        except (ValueError, TypeError) as err:
-            raise InvalidInputError(
-                f"Input {spec.name!r}: the table's values are not all {spec.datatype}: {err}"
-            ) from err
-        _check(signature, {spec.name: array})
-        return array
-    wanted = (
-        list(specs[0].columns) if len(specs) == 1 and specs[0].columns else [s.name for s in specs]
-    )
-    missing = [c for c in wanted if c not in columns]
-    if missing:
-        raise InvalidInputError(
-            f"The table lacks column(s) {', '.join(map(repr, missing))}; the model takes "
-            f"{', '.join(map(repr, wanted))}."
-        )
-    frame.columns = columns
-    return frame[wanted]
 
 
 def _as_array(value: Any, what: str) -> np.ndarray[Any, Any]:

@@ -9,7 +9,10 @@ in a thread.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, cast
 
 from shipyard.models._hooks import Hook, HookSet
 
@@ -21,18 +24,26 @@ class Hooks(HookSet):
 
     def __init__(self, predictor: Any, *, inline: bool) -> None:
         super().__init__(predictor)
+        # MLflow pyfunc's contract: predict(model_input, params=None).
+        try:
+            self.takes_params = "params" in inspect.signature(self.predict_fn).parameters
+        except (TypeError, ValueError):  # a builtin without a signature
+            self.takes_params = False
         self.inline = inline
 
     async def preprocess(self, data: Any) -> Any:
         return await self._optional("preprocess", self.pre_fn, self.pre_is_async, data)
 
-    async def predict(self, data: Any) -> Any:
+    async def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        fn: Callable[[Any], Any] = self.predict_fn
+        if params is not None:
+            fn = functools.partial(cast(Callable[..., Any], self.predict_fn), params=params)
         try:
             if self.predict_is_async:
-                return await self.predict_fn(data)
+                return await fn(data)
             if self.inline:
-                return self.predict_fn(data)
-            return await asyncio.get_running_loop().run_in_executor(None, self.predict_fn, data)
+                return fn(data)
+            return await asyncio.get_running_loop().run_in_executor(None, fn, data)
         except Exception as err:
             raise self.failed("predict", err) from err
 

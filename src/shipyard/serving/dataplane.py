@@ -19,18 +19,15 @@ import numpy as np
 
 from shipyard import __version__
 from shipyard.errors import (
+    BadRequestError,
     DeadlineExceededError,
     ModelLoadError,
     OverloadedError,
     PredictorError,
     ShipyardError,
 )
-from shipyard.serving._convert import (
-    frame_to_inputs,
-    model_inputs,
-    output_tensors,
-    text_inputs,
-)
+from shipyard.models._inputs import as_input_type, input_type_for
+from shipyard.serving._convert import model_inputs, output_tensors, text_inputs
 from shipyard.serving._hooks import Hooks
 from shipyard.serving.batching import AdaptiveBatcher
 from shipyard.serving.config import AdmissionConfig, BatchingConfig, ModelSpec
@@ -100,6 +97,7 @@ class DataPlane:
             admission=admission or AdmissionConfig(),
             platform=model.manifest.format if model.manifest is not None else "",
             text_inputs=text_inputs(model.signature, model.input_example),
+            input_type=input_type_for(model.predictor, model.signature),
         )
         enabled = batching.enabled if batching.enabled is not None else hooks.supports_batching
         if enabled:
@@ -137,14 +135,9 @@ class DataPlane:
         if example is None:
             return
         try:
-            if type(example).__name__ == "DataFrame":
-                inputs = frame_to_inputs(example.copy(), entry.signature)
-            elif isinstance(example, dict):
-                inputs = {str(k): np.asarray(v) for k, v in example.items()}
-                if len(inputs) == 1 and entry.signature and len(entry.signature.inputs) == 1:
-                    inputs = next(iter(inputs.values()))
-            else:
-                inputs = np.asarray(example)
+            if isinstance(example, dict):
+                example = {str(k): np.asarray(v) for k, v in example.items()}
+            inputs = as_input_type(example, entry.input_type, entry.signature)
             pre = await entry.hooks.preprocess(inputs)
             out = await entry.hooks.predict(pre)
             post = await entry.hooks.postprocess(out)
@@ -225,10 +218,37 @@ class DataPlane:
         """
         entry = self.registry.get(name, version)
         if request.dataframe is not None:
-            inputs = frame_to_inputs(request.dataframe, entry.signature)
+            inputs = request.dataframe
         else:
             inputs = model_inputs(request.inputs, entry.signature, entry.text_inputs)
+        inputs = as_input_type(inputs, entry.input_type, entry.signature)
+        if request.params is not None:
+            return await self._run_with_params(entry, inputs, request)
         return await self._admit(entry, inputs, request.id, request.outputs, timeout)
+
+    async def _run_with_params(
+        self, entry: ModelEntry, inputs: Any, request: InferenceRequest
+    ) -> InferenceResponse:
+        """One request with MLflow ``params``: never merged with others (their params may
+        differ), so it bypasses the batcher."""
+        hooks = entry.hooks
+        if not hooks.takes_params:
+            raise BadRequestError(
+                f'The request has "params", but model {entry.name!r} ({hooks.name}) takes '
+                'none: drop "params", or give the predictor '
+                "predict(self, inputs, params=None)."
+            )
+        pre = await hooks.preprocess(inputs)
+        out = await hooks.predict(pre, request.params)
+        post = await hooks.postprocess(out)
+        tensors, is_frame = output_tensors(post, entry.signature, request.outputs)
+        return InferenceResponse(
+            model_name=entry.name,
+            model_version=entry.version,
+            id=request.id,
+            outputs=tensors,
+            parameters={"content_type": "pd"} if is_frame else {},
+        )
 
     async def infer_dataframe(
         self,
@@ -239,7 +259,7 @@ class DataPlane:
     ) -> InferenceResponse:
         """Answer a tabular request (MLflow ``dataframe_split``/``records``/CSV)."""
         entry = self.registry.get(name, version)
-        inputs = frame_to_inputs(frame, entry.signature)
+        inputs = as_input_type(frame, entry.input_type, entry.signature)
         return await self._admit(entry, inputs, request_id, None, None)
 
     async def _admit(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shipyard.errors import ModelNotFoundError, ModelNotReadyError
+from shipyard.models._inputs import InputType
 from shipyard.models.manifest import ModelManifest, Signature
 from shipyard.serving._hooks import Hooks
 from shipyard.serving.batching import AdaptiveBatcher
@@ -55,6 +56,8 @@ class ModelEntry:
     text_inputs: frozenset[str] = frozenset()
     """BYTES inputs whose input example held ``str``: the predictor gets them decoded, as
     it would from ``load_model`` or a batch job."""
+    input_type: InputType | None = None
+    """What the predictor receives from every route: numpy, pandas, dict, or (None) as decoded."""
 
     @property
     def signature(self) -> Signature | None:

@@ -46,6 +46,9 @@ class InferenceRequest:
     #: Set by transports whose payload is a table (MLflow ``dataframe_split``/CSV):
     #: the predictor then receives a pandas DataFrame instead of arrays.
     dataframe: Any | None = None
+    #: MLflow's ``params`` (an ``/invocations`` body's inference parameters): passed to a
+    #: predictor whose ``predict`` takes ``params``, refused for any other.
+    params: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

@@ -277,9 +277,9 @@ class Store:
                 raise StackError(
                     f"The model deployer '{name}' still has {len(servers)} model "
                     f"server(s) ({shown}{more}); delete them first: put it in the active "
-                    f"stack (`shipyard stack register tmp -a default -o default -d {name} "
-                    "--set`), run `shipyard model-deployer models delete UUID` for each, "
-                    "then delete it."
+                    "stack (`shipyard stack register tmp -a default --orchestrator default "
+                    f"-d {name} --set`), run `shipyard model-deployer models delete UUID` "
+                    "for each, then delete it."
                 )
             conn.execute(t.components.delete().where(where))
 

@@ -326,12 +326,16 @@ class LocalModelServer(LocalDaemonService):
     def predict(self, data: Any) -> Any:
         """Send ``data`` to the server: a V2 request dict is sent as is (the answer dict
         comes back); rows (a list or array) become one FP64 tensor and the first output
-        comes back as a numpy array. Data that cannot be sent raises BadRequestError."""
+        comes back as a numpy array; a DataFrame goes to ``/invocations``, its columns
+        matched by name, and its predictions come back as a numpy array. Data that cannot
+        be sent raises BadRequestError."""
         import httpx
         import numpy as np
 
         raw = isinstance(data, dict)
-        body = data if raw else {"inputs": [_rows_tensor(data)]}
+        table = type(data).__name__ == "DataFrame"
+        # A table goes to /invocations, where the server matches its columns by name.
+        body = _table_body(data) if table else data if raw else {"inputs": [_rows_tensor(data)]}
         try:
             # JSON has no NaN or infinity: find them before anything is sent.
             content = json.dumps(body, allow_nan=False)
@@ -340,7 +344,7 @@ class LocalModelServer(LocalDaemonService):
                 f"The request cannot be sent as JSON ({err}); NaN, infinity and "
                 "non-JSON values are not allowed."
             ) from err
-        url = self.prediction_url
+        url = self.invocations_url if table else self.prediction_url
         if url is None or not self.is_running:
             raise ServiceError(
                 f"The model server {self.uuid} is not running; start it with "
@@ -355,11 +359,20 @@ class LocalModelServer(LocalDaemonService):
             )
         except httpx.HTTPError as err:
             raise ServiceError(f"POST {url} failed: {err}") from err
+        if 400 <= response.status_code < 500:
+            # The caller's data: the server's one-line reason, as a caller's mistake.
+            try:
+                reason = response.json()["error"]
+            except (ValueError, KeyError, TypeError):
+                reason = response.text
+            raise BadRequestError(f"The model server {self.uuid} refused the data: {reason}")
         if response.status_code != 200:
             raise ServiceError(f"POST {url} answered {response.status_code}: {response.text}")
         answer: dict[str, Any] = response.json()
         if raw:
             return answer
+        if table:
+            return np.asarray(answer["predictions"])
         output = answer["outputs"][0]
         return np.asarray(output["data"]).reshape(output["shape"])
 
@@ -377,6 +390,12 @@ def _served_fingerprint(models: list[dict[str, Any]], uri: str) -> str:
         if model.get("uri") == uri and model.get("fingerprint"):
             return str(model["fingerprint"])
     return ""
+
+
+def _table_body(frame: Any) -> dict[str, Any]:
+    """A DataFrame as MLflow's ``dataframe_split``; missing values travel as null."""
+    values = frame.astype(object).where(frame.notna(), None).to_numpy().tolist()
+    return {"dataframe_split": {"columns": [str(c) for c in frame.columns], "data": values}}
 
 
 def _rows_tensor(data: Any) -> dict[str, Any]:

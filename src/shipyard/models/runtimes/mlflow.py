@@ -95,11 +95,20 @@ class MLflowPredictor(FileRuntime):
         self.native = runtime_class(manifest.format)(manifest)
         self.native.load(mdir)
 
-    def predict(self, inputs: Any) -> Any:
+    def predict(self, inputs: Any, params: dict[str, Any] | None = None) -> Any:
         if self.native is not None:
+            if params:
+                raise InvalidInputError(
+                    "This MLflow model runs through its native flavor (mlflow is not "
+                    "installed), which takes no params; install shipyard[mlflow] or drop them."
+                )
             return self.native.predict(inputs)
         try:
-            out = self.pyfunc.predict(inputs)
+            out = (
+                self.pyfunc.predict(inputs, params=params)
+                if params
+                else self.pyfunc.predict(inputs)
+            )
         except Exception as err:  # pyfunc raises MlflowException for schema mismatches
             raise InvalidInputError(f"The MLflow model rejected the input: {err}") from err
         if type(out).__name__ == "DataFrame":

@@ -27,6 +27,15 @@ def _tensor(name: str, data: Any, datatype: str | None) -> Tensor:
         raise InvalidInputError(
             f"Input {name!r}: rows of different lengths or mixed values ({err})."
         ) from err
+    if raw.dtype.kind == "O" and datatype not in ("BYTES", "BOOL"):
+        # A null in a numeric input is NaN (as MLflow does), however many rows there are.
+        try:
+            raw = np.array(data, dtype=np.float64)
+        except (ValueError, TypeError):
+            pass
+        else:
+            if datatype is not None and datatype not in ("FP16", "FP32", "FP64"):
+                datatype = "FP64"  # a null cannot be an integer; the signature check says so
     if raw.dtype.kind == "O" and datatype != "BYTES":
         raise InvalidInputError(
             f"Input {name!r}: rows of different lengths, nulls or mixed values; expected a "

@@ -42,13 +42,25 @@ def decode_request(body: bytes, content_type: str, signature: Signature | None) 
             f"The body must have exactly one of {', '.join(_KEYS)}; it has "
             f"{', '.join(present) or 'none'}."
         )
+    unknown = [k for k in payload if k not in (*_KEYS, "params")]
+    if unknown:
+        raise BadRequestError(
+            f"Unknown key(s) {', '.join(map(repr, unknown))} in the body; it takes one of "
+            f"{', '.join(_KEYS)} and optionally 'params'."
+        )
+    params = payload.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise BadRequestError('"params" must be a JSON object of parameter names to values.')
     key = present[0]
     value = payload[key]
     if key == "instances":
-        return request_from_rows(value, signature)
-    if key == "inputs":
-        return request_from_arrays(value, signature)
-    return InferenceRequest(inputs=[], dataframe=_dataframe(key, value))
+        request = request_from_rows(value, signature)
+    elif key == "inputs":
+        request = request_from_arrays(value, signature)
+    else:
+        request = InferenceRequest(inputs=[], dataframe=_dataframe(key, value))
+    request.params = params
+    return request
 
 
 def _dataframe(key: str, value: Any) -> Any:

@@ -120,6 +120,7 @@ class HttpApp:
                 Route("/", "GET", self._server_metadata),
                 Route("/ping", "GET", self._ping),
                 Route("/health", "GET", self._ping),
+                Route("/version", "GET", self._version),
                 Route("/metrics", "GET", self._metrics),
                 Route("/openapi.json", "GET", self._openapi),
                 Route("/invocations", "POST", self._mlflow, "mlflow"),
@@ -269,6 +270,11 @@ class HttpApp:
     async def _ping(self, req: _Request) -> _Response:
         ready = self.dataplane.ready()
         return _Response(b"\n" if ready else b"", 200 if ready else 503, [])
+
+    async def _version(self, req: _Request) -> _Response:
+        # MLflow's scoring server answers its version as plain text.
+        version = self.dataplane.server_metadata()["version"]
+        return _Response(str(version).encode(), 200, [(b"content-type", b"text/plain")])
 
     async def _server_metadata(self, req: _Request) -> _Response:
         return _json(self.dataplane.server_metadata())

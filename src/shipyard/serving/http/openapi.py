@@ -119,6 +119,7 @@ def openapi_document() -> dict[str, Any]:
             ),
             "/invocations": _post("MLflow scoring", mlflow_body, [_MODEL_QUERY]),
             "/ping": _get("MLflow health"),
+            "/version": _get("Server version (plain text, as MLflow answers)"),
             "/health": _get("MLflow health"),
             "/v1/models/{name}:predict": _post(
                 "KServe V1 predict",
