@@ -92,6 +92,10 @@ class ApiServer(kmock.KubernetesEmulator):
         return self._bump(request, created=False)
 
 
+def _key(resource: Any) -> str:
+    return f"{resource.group}/{resource.version}/{resource.plural}"
+
+
 class Cluster:
     """The running emulator: its URL, a kubeconfig for it, and the test's operator."""
 
@@ -119,14 +123,24 @@ class Cluster:
         self._run(add)
 
     def get(self, api_version: str, plural: str, namespace: str | None, name: str) -> Any:
-        def read() -> Any:
-            key = (f"{api_version}/{plural}", namespace, name)
-            if key not in self.server.objects:
-                return None
-            obj = self.server.objects[key]
-            return None if obj.deleted else copy.deepcopy(dict(obj.raw))
+        """The stored object, or None (never created, or deleted)."""
+        for item in self.items(api_version, plural):
+            meta = item.get("metadata") or {}
+            if meta.get("name") == name and meta.get("namespace", namespace) == namespace:
+                return item
+        return None
 
-        return self._run(read)
+    def history(self, api_version: str, plural: str, name: str) -> list[dict[str, Any]]:
+        """Every version the object had, oldest first (deletions left out)."""
+
+        def read() -> list[dict[str, Any]]:
+            for (resource, _, obj_name), obj in self.server.objects.items():
+                if obj_name == name and _key(resource) == f"{api_version}/{plural}":
+                    return [copy.deepcopy(dict(v)) for v in obj.history if v is not None]
+            return []
+
+        found: list[dict[str, Any]] = self._run(read)
+        return found
 
     def items(self, api_version: str, plural: str) -> list[dict[str, Any]]:
         def read() -> list[dict[str, Any]]:
@@ -189,10 +203,7 @@ class Cluster:
         async def loop() -> None:
             while not stop.is_set():
                 for (resource, _, _), obj in list(self.server.objects.items()):
-                    if obj.deleted or (
-                        f"{resource.group}/{resource.version}/{resource.plural}"
-                        != f"{api_version}/{plural}"
-                    ):
+                    if obj.deleted or _key(resource) != f"{api_version}/{plural}":
                         continue
                     status = reconcile(copy.deepcopy(dict(obj.raw)))
                     if status is not None and status != obj.get("status"):

@@ -23,11 +23,15 @@ from shipyard.deployers._kubernetes._labels import (
 from shipyard.deployers._kubernetes._service import KubernetesModelService
 from shipyard.deployers._kubernetes._storage import inspect_model, upload_model
 from shipyard.deployers.base import ModelDeployer
-from shipyard.errors import DeploymentError
+from shipyard.errors import DeploymentError, ServiceError
 from shipyard.services.service import Service, ServiceConfig, service_type_of
 from shipyard.services.state import ServiceState
 
 __all__ = ["KubernetesModelDeployer", "merge_patch", "spec_patches"]
+
+
+#: Seconds an operator without observedGeneration gets to leave "ready" after a patch.
+SETTLE_SECONDS = 5.0
 
 
 def merge_patch(old: Any, new: Any) -> Any:
@@ -182,7 +186,7 @@ class KubernetesModelDeployer(ModelDeployer):
         try:
             self.apply_extra(server)
             self.update_resource(server, self.manifest(server), timeout)
-        except DeploymentError as err:
+        except ServiceError as err:  # the operator's "no", or the API server's
             server.config, server.storage_uri = old_config, old_uri
             server.check_status()
             server.status.update(server.status.state, str(err))

@@ -43,6 +43,8 @@ class KubernetesModelService(Service):
     """Base of the KServe and Seldon services; a flavor says how to read its status."""
 
     RESOURCE: ClassVar[CustomResource]
+    #: Whether the operator reports ``status.observedGeneration`` (KServe does, Seldon not).
+    TRACKS_GENERATION: ClassVar[bool] = True
 
     cluster: ClusterAccess = Field(default_factory=ClusterAccess)
     resource_name: str = Field(default="", description="Name of the resource in the cluster.")

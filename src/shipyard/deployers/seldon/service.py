@@ -23,6 +23,7 @@ class SeldonDeploymentService(KubernetesModelService):
     """A model served by Seldon Core; ``prediction_url`` goes through the ingress."""
 
     RESOURCE: ClassVar[CustomResource] = SELDON_DEPLOYMENT
+    TRACKS_GENERATION: ClassVar[bool] = False
 
     config: SeldonDeploymentConfig = Field(default_factory=SeldonDeploymentConfig)
 
