@@ -162,6 +162,17 @@ class KubernetesDeploymentConfig(ServiceConfig):
     )
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
 
+    @field_validator("model_uri")
+    @classmethod
+    def _absolute_local_paths(cls, value: str) -> str:
+        # Kept in the resource's annotations: a relative path would mean another folder
+        # to whoever rebuilds the registry from the cluster.
+        if value and "://" not in value and not value.startswith("/"):
+            from pathlib import Path
+
+            return str(Path(value).expanduser().resolve())
+        return value
+
     @field_validator("resources")
     @classmethod
     def _resources(
