@@ -37,6 +37,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             namespaced=False,
         )
         running.declare("machinelearning.seldon.io/v1", "seldondeployments", "SeldonDeployment")
+        running.declare("v1", "serviceaccounts", "ServiceAccount")
         running.write_kubeconfig(tmp_path, NAMESPACE)
         yield running
 

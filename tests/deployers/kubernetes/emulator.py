@@ -93,7 +93,7 @@ class ApiServer(kmock.KubernetesEmulator):
 
 
 def _key(resource: Any) -> str:
-    return f"{resource.group}/{resource.version}/{resource.plural}"
+    return "/".join(part for part in (resource.group, resource.version, resource.plural) if part)
 
 
 class Cluster:
@@ -146,11 +146,7 @@ class Cluster:
         def read() -> list[dict[str, Any]]:
             found = []
             for (resource, _, _), obj in self.server.objects.items():
-                if (
-                    f"{resource.group}/{resource.version}/{resource.plural}"
-                    == (f"{api_version}/{plural}")
-                    and not obj.deleted
-                ):
+                if _key(resource) == f"{api_version}/{plural}" and not obj.deleted:
                     found.append(copy.deepcopy(dict(obj.raw)))
             return found
 

@@ -205,3 +205,21 @@ def test_a_deploy_that_times_out_stays_and_says_so(
     [service] = deployer.find_model_server(model_name="slow")
     assert service.status.state == ServiceState.PENDING_STARTUP
     assert "not ready after" in service.status.last_error
+
+
+def test_a_storage_secret_reaches_the_pods_through_a_service_account(
+    home: Path, cluster: Cluster, models: Models, tmp_path: Path
+) -> None:
+    bucket = tmp_path / "bucket"
+    deployer = _deployer(cluster, bucket, "--secret_name=s3-credentials")
+    [account, isvc] = deployer.render_deployment({"model_uri": models.a, "model_name": "m"})
+    assert account["kind"] == "ServiceAccount" and account["secrets"] == [
+        {"name": "s3-credentials"}
+    ]
+    assert isvc["spec"]["predictor"]["serviceAccountName"] == account["metadata"]["name"]
+    with cluster.controller(*ISVC, KServeOperator(bucket)):
+        service = deployer.deploy_model({"model_uri": models.a, "model_name": "m"}, timeout=30)
+    stored = cluster.get("v1", "serviceaccounts", NAMESPACE, "shipyard-s3-credentials")
+    assert stored is not None and stored["secrets"] == [{"name": "s3-credentials"}]
+    predictor = _isvc(cluster, service.resource_name)["spec"]["predictor"]  # type: ignore[attr-defined]
+    assert predictor["serviceAccountName"] == "shipyard-s3-credentials"

@@ -73,11 +73,11 @@ class CustomResource:
 
     @property
     def api_version(self) -> str:
-        return f"{self.group}/{self.version}"
+        return f"{self.group}/{self.version}" if self.group else self.version
 
     @property
     def crd_name(self) -> str:
-        return f"{self.plural}.{self.group}"
+        return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
 class KubernetesClient:
@@ -153,6 +153,28 @@ class KubernetesClient:
         answer = self._call("list", kind, "", {"label_selector": label_selector})
         items: list[dict[str, Any]] = answer.get("items", [])
         return items
+
+    def apply_service_account(self, body: dict[str, Any]) -> None:
+        """Create the ServiceAccount ``body``, or patch it to ``body`` when it exists."""
+        self._objects()
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        core = client.CoreV1Api(self._api.api_client)
+        name = body["metadata"]["name"]
+        account = CustomResource("", "v1", "serviceaccounts", "ServiceAccount", "Kubernetes")
+        try:
+            try:
+                core.read_namespaced_service_account(name, self.namespace)
+            except ApiException as err:
+                if err.status != 404:
+                    raise
+                # The client takes plain dicts as bodies (as for custom objects).
+                core.create_namespaced_service_account(self.namespace, body)  # type: ignore[arg-type]
+            else:
+                core.patch_namespaced_service_account(name, self.namespace, body)
+        except ApiException as err:
+            raise self._explain(err, "apply", account, name) from err
 
     def _call(
         self, verb: str, kind: CustomResource, name: str, body: dict[str, Any] | None

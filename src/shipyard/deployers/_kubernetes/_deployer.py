@@ -9,6 +9,7 @@ store): their labels and annotations carry the service UUID and the deployment c
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, ClassVar, cast
 
 from shipyard.deployers._kubernetes._client import KubernetesClient
@@ -20,7 +21,7 @@ from shipyard.deployers._kubernetes._labels import (
     ownership,
     selector,
 )
-from shipyard.deployers._kubernetes._service import KubernetesModelService
+from shipyard.deployers._kubernetes._service import KubernetesModelService, Observation
 from shipyard.deployers._kubernetes._storage import inspect_model, upload_model
 from shipyard.deployers.base import ModelDeployer
 from shipyard.errors import DeploymentError, ServiceError
@@ -32,6 +33,8 @@ __all__ = ["KubernetesModelDeployer", "merge_patch", "spec_patches"]
 
 #: Seconds an operator without observedGeneration gets to leave "ready" after a patch.
 SETTLE_SECONDS = 5.0
+#: Most seconds to wait for the previous spec to be served again after a failed update.
+RESTORE_WAIT = 60.0
 
 
 def merge_patch(old: Any, new: Any) -> Any:
@@ -139,17 +142,44 @@ class KubernetesModelDeployer(ModelDeployer):
         forward, back = spec_patches(current, new)
         answer = service.patch(forward)
         generation = (answer.get("metadata") or {}).get("generation")
+        # An operator without observedGeneration (Seldon) still shows the old state for a
+        # moment: trust "ready" once it has been not-ready since the patch, or has stayed
+        # ready for SETTLE_SECONDS.
+        moved = [service.TRACKS_GENERATION]
+        since = time.monotonic()
+
+        def done(resource: dict[str, Any], seen: Observation) -> bool:
+            if seen.state != ServiceState.ACTIVE or not _observed(resource, generation):
+                moved[0] = True
+                return False
+            return moved[0] or time.monotonic() - since >= SETTLE_SECONDS
+
         try:
-            service.wait_for(
-                lambda res, seen: seen.state == ServiceState.ACTIVE and _observed(res, generation),
-                timeout,
-                "serving the new model",
-            )
+            service.wait_for(done, timeout, "serving the new model")
         except DeploymentError as err:
-            service.patch(back)
+            restored = service.patch(back)
             raise DeploymentError(
                 f"{err} The previous model keeps serving (its spec was restored)."
+                + self._settle_restored(service, restored, timeout)
             ) from err
+
+    def _settle_restored(
+        self, service: KubernetesModelService, restored: dict[str, Any], timeout: float
+    ) -> str:
+        """Wait (briefly) until the operator serves the restored spec again, so the
+        registry says what runs; '' when it does, else a note saying it is on its way."""
+        generation = (restored.get("metadata") or {}).get("generation")
+        since = time.monotonic()
+
+        def back_again(resource: dict[str, Any], seen: Observation) -> bool:
+            settled = service.TRACKS_GENERATION or time.monotonic() - since >= 1.0
+            return seen.state == ServiceState.ACTIVE and _observed(resource, generation) and settled
+
+        try:
+            service.wait_for(back_again, min(timeout, RESTORE_WAIT), "serving the previous model")
+        except DeploymentError as err:
+            return f" (Not yet confirmed by the operator: {err})"
+        return ""
 
     # -- the lifecycle ---------------------------------------------------------------------
 

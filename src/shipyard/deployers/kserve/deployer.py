@@ -113,10 +113,39 @@ class KServeModelDeployer(KubernetesModelDeployer):
             max_replicas=config.max_replicas,
             timeout=config.timeout,
             resources=config.resources,
-            service_account_name=config.service_account_name or self.kserve.service_account_name,
+            service_account_name=self._service_account(config),
             env=config.env,
             canary_traffic_percent=canary,
         )
+
+    def _service_account(self, config: KServeDeploymentConfig) -> str:
+        """The pods' service account: the one given, else the one that carries the
+        storage secret (KServe reads storage credentials through a service account)."""
+        given = config.service_account_name or self.kserve.service_account_name
+        secret = config.secret_name or self.kserve.secret_name
+        return given or (f"shipyard-{secret}"[:63] if secret else "")
+
+    def extra_manifests(self, service: KubernetesModelService) -> list[dict[str, Any]]:
+        config = cast(KServeDeploymentConfig, service.config)
+        secret = config.secret_name or self.kserve.secret_name
+        if not secret or config.service_account_name or self.kserve.service_account_name:
+            return []
+        return [
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {
+                    "name": self._service_account(config),
+                    "namespace": service.cluster.namespace,
+                    "labels": {"app.kubernetes.io/managed-by": "shipyard"},
+                },
+                "secrets": [{"name": secret}],
+            }
+        ]
+
+    def apply_extra(self, service: KubernetesModelService) -> None:
+        for account in self.extra_manifests(service):
+            self.client().apply_service_account(account)
 
     def build_manifest(self, service: KubernetesModelService) -> dict[str, Any]:
         service = cast(KServeDeploymentService, service)
