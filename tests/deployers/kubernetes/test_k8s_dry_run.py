@@ -66,3 +66,19 @@ def test_the_deployer_step_dry_run_records_the_manifests_and_sends_nothing(
     assert labels["shipyard.dev/pipeline-name"] == "k8s-dry-run"
     assert cluster.items("serving.kserve.io/v1beta1", "inferenceservices") == []
     assert not (tmp_path / "bucket").exists()
+
+
+def test_the_shipyard_runtime_is_printed_and_applied(
+    home: Path, cluster: Cluster, tmp_path: Path
+) -> None:
+    [printed] = list(yaml.safe_load_all(cli("kserve", "runtime", "--image", "reg.example/s:1")))
+    assert printed["kind"] == "ClusterServingRuntime" and errors(printed) == []
+    register("kserve", cluster, tmp_path / "bucket", "--image=reg.example/s:1")
+    assert "applied" in cli("kserve", "runtime", "--apply")
+    stored = cluster.get("serving.kserve.io/v1alpha1", "clusterservingruntimes", None, "shipyard")
+    assert stored is not None
+    assert stored["spec"]["containers"][0]["image"] == "reg.example/s:1"
+    # Applied again with another image: updated in place.
+    cli("kserve", "runtime", "--apply", "--image", "reg.example/s:2")
+    stored = cluster.get("serving.kserve.io/v1alpha1", "clusterservingruntimes", None, "shipyard")
+    assert stored["spec"]["containers"][0]["image"] == "reg.example/s:2"

@@ -8,11 +8,11 @@ from typing import Any, cast
 from shipyard.deployers._kubernetes import (
     KubernetesModelDeployer,
     KubernetesModelService,
+    Observation,
     inspect_model,
     resource_name,
     spec_patches,
 )
-from shipyard.deployers._kubernetes._service import POLL_INTERVAL
 from shipyard.deployers.kserve.config import KServeDeploymentConfig, KServeModelDeployerConfig
 from shipyard.deployers.kserve.manifest import (
     CLUSTER_SERVING_RUNTIME,
@@ -211,23 +211,15 @@ class KServeModelDeployer(KubernetesModelDeployer):
         self.patch_and_wait(server, new, timeout)
 
     def _wait_canary(self, server: KServeDeploymentService, timeout: float) -> None:
-        import time
-
-        deadline = time.monotonic() + timeout
-        while True:
-            resource = server.fetch() or {}
-            if server.canary_ready(resource):
-                return
+        def ready(resource: dict[str, Any], seen: Observation) -> bool:
             failure = server.canary_failure(resource)
             if failure:
                 raise DeploymentError(
                     f"The canary of model server {server.uuid} failed: {failure}."
                 )
-            if time.monotonic() >= deadline:
-                raise DeploymentError(
-                    f"The canary of model server {server.uuid} was not ready after {timeout:g} s."
-                )
-            time.sleep(POLL_INTERVAL)
+            return server.canary_ready(resource)
+
+        server.wait_for(ready, timeout, "serving the canary")
 
     def _canary_knative(
         self,
