@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= dev,dev-models,serve,sklearn,batch
 
-.PHONY: install run test lint bench soak proto clean
+.PHONY: install run test lint bench soak proto clean test-k8s
 
 $(VENV)/.installed-$(subst ,,$(EXTRAS)): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,5 +35,21 @@ soak: install
 proto: install
 	$(PY) -m shipyard.serving.grpc.generate
 
+# The serving runtimes of Kubernetes pods (MLServer + mlserver-sklearn, kserve.ModelServer)
+# loading what the kserve/seldon flavors upload. Their pins (protobuf 5, uvloop 0.21)
+# conflict with the main venv: their own venv, without shipyard[serve].
+K8S_VENV ?= .venv-k8s
+K8S_PINS = mlserver==1.7.1 mlserver-sklearn==1.7.1 kserve==0.16.0 uvloop==0.21.0
+
+$(K8S_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(K8S_VENV)
+	$(K8S_VENV)/bin/python -m pip install -q --upgrade pip
+	$(K8S_VENV)/bin/python -m pip install -q -e '.[kubernetes,sklearn]' $(K8S_PINS) \
+		pytest pytest-timeout
+	touch $@
+
+test-k8s: $(K8S_VENV)/.installed
+	SHIPYARD_K8S_RUNTIMES=1 $(K8S_VENV)/bin/python -m pytest tests/k8s_runtimes -q -p no:cacheprovider
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(K8S_VENV) .pytest_cache .mypy_cache .ruff_cache

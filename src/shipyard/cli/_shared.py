@@ -27,6 +27,7 @@ __all__ = [
     "open_store",
     "parse_key_values",
     "print_json",
+    "print_manifests",
     "print_table",
     "read_json_argument",
 ]
@@ -94,6 +95,16 @@ def mask_secrets(data: dict[str, Any]) -> dict[str, Any]:
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def print_manifests(manifests: list[dict[str, Any]], output: OutputFormat) -> None:
+    """Manifests as a YAML stream (``kubectl apply -f -`` takes it), or a JSON list."""
+    if output is OutputFormat.json:
+        print_json(manifests)
+        return
+    import yaml
+
+    typer.echo(yaml.safe_dump_all(manifests, sort_keys=False).rstrip())
 
 
 def print_table(table: Table) -> None:

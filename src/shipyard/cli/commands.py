@@ -20,6 +20,8 @@ _GROUPS: list[tuple[str, str, str]] = [
     ("shipyard.cli.deploy", "deploy", "deploy"),
     ("shipyard.cli.predict", "predict", "predict"),
     ("shipyard.cli.model", "model", "model"),
+    ("shipyard.cli.build", "build", "build"),
+    ("shipyard.cli.kserve", "kserve", "kserve"),
 ]
 
 

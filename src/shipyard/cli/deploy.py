@@ -6,7 +6,14 @@ from typing import Any
 
 import typer
 
-from shipyard.cli._shared import OutputFormat, OutputOption, open_store, print_json
+from shipyard.cli._shared import (
+    OutputFormat,
+    OutputOption,
+    open_store,
+    parse_key_values,
+    print_json,
+    print_manifests,
+)
 
 __all__ = ["deploy"]
 
@@ -20,6 +27,14 @@ def deploy(
     port: int | None = typer.Option(None, "--port", "-p", help="HTTP port (default: a free one)."),
     workers: int | None = typer.Option(None, "--workers", help="Worker processes."),
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait for readiness."),
+    settings: list[str] = typer.Option(
+        [],
+        "--set",
+        help="A deployment config field, KEY=VALUE (repeatable), e.g. --set replicas=2.",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print what would be applied (Kubernetes: the manifests)."
+    ),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Deploy a model with the active stack's model deployer."""
@@ -30,6 +45,12 @@ def deploy(
         values["port"] = port
     if workers is not None:
         values["workers"] = workers
+    values.update(parse_key_values([f"--{item}" for item in settings]))
+    if dry_run:
+        with open_store() as store:
+            manifests = active_model_deployer(store).render_deployment(values)
+        print_manifests(manifests, output)
+        return
     with open_store() as store:
         service = active_model_deployer(store).deploy_model(
             values, replace=replace, timeout=timeout

@@ -148,6 +148,10 @@ def get_url(uuid: str = _UUID) -> None:
             f"`shipyard model-deployer models start {service.uuid}`."
         )
     typer.echo(service.prediction_url)
+    host = getattr(service, "host_header", None)
+    if host:
+        # On stderr, so `$(shipyard ... get-url)` stays the URL alone.
+        typer.echo(f"Send it with the header 'Host: {host}' (the ingress routes on it).", err=True)
 
 
 @models.command("start")

@@ -371,6 +371,14 @@ class ModelDeployer(StackComponent):
             "MODEL_NAME": service.config.model_name,
         }
 
+    def render_deployment(self, config: ServiceConfig | dict[str, Any]) -> list[dict[str, Any]]:
+        """What ``deploy_model`` would apply, as data, with nothing done (``--dry-run``).
+
+        Kubernetes flavors return the manifests; the base returns the validated config.
+        """
+        checked = self._coerce_config(config)
+        return [{"flavor": self.flavor, "config": checked.model_dump(mode="json")}]
+
     # -- what a flavor implements ----------------------------------------------------------
 
     def is_up_to_date(self, service: Service, config: ServiceConfig) -> bool:

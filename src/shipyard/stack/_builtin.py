@@ -31,4 +31,19 @@ def builtin_flavors() -> list[Flavor]:
             implementation="shipyard.deployers.local.deployer:LocalModelDeployer",
             description="Model servers as background processes on this machine.",
         ),
+        Flavor(
+            name="kserve",
+            type=ComponentType.MODEL_DEPLOYER,
+            config_class="shipyard.deployers.kserve.config:KServeModelDeployerConfig",
+            implementation="shipyard.deployers.kserve.deployer:KServeModelDeployer",
+            description="KServe InferenceServices on Kubernetes (needs shipyard[kubernetes]).",
+        ),
+        Flavor(
+            name="seldon",
+            type=ComponentType.MODEL_DEPLOYER,
+            config_class="shipyard.deployers.seldon.config:SeldonModelDeployerConfig",
+            implementation="shipyard.deployers.seldon.deployer:SeldonModelDeployer",
+            description="Seldon Core v1 SeldonDeployments on Kubernetes "
+            "(needs shipyard[kubernetes]).",
+        ),
     ]

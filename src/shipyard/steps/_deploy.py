@@ -18,9 +18,10 @@ def model_deployer_step(
     model_name: str = "model",
     timeout: float = 300.0,
     config: dict[str, Any] | None = None,
+    dry_run: bool = False,
     *,
     context: StepContext,
-) -> Service:
+) -> Service | None:
     """Deploy ``model`` (a model directory artifact) through the active model deployer.
 
     With a yes, deploys with ``replace=True``: the server this pipeline and step already
@@ -28,22 +29,28 @@ def model_deployer_step(
     fails, the previous one keeps serving and the step fails with the cause. With a no,
     makes sure the last good server of this pipeline is running and returns it.
     ``config`` holds flavor-specific fields (e.g. ``workers``, ``port``, ``replicas``).
+    With ``dry_run``, prints what would be applied (Kubernetes: the manifests), records
+    it in the step's metadata, deploys nothing and returns None.
     Never cached: a server is live state, not a value.
     """
     deployer = context.model_deployer
+    values = {
+        **(config or {}),
+        "model_uri": model.uri,
+        "model_name": model_name,
+        "pipeline_name": context.pipeline_name,
+        "pipeline_step_name": context.step_name,
+        "pipeline_run_id": context.run_id,
+    }
+    if dry_run:
+        import yaml
+
+        manifests = deployer.render_deployment(values)
+        print(yaml.safe_dump_all(manifests, sort_keys=False).rstrip())
+        context.add_metadata(deployed=False, dry_run=True, manifests=manifests)
+        return None
     if deploy_decision:
-        service: Service = deployer.deploy_model(
-            {
-                **(config or {}),
-                "model_uri": model.uri,
-                "model_name": model_name,
-                "pipeline_name": context.pipeline_name,
-                "pipeline_step_name": context.step_name,
-                "pipeline_run_id": context.run_id,
-            },
-            replace=True,
-            timeout=timeout,
-        )
+        service: Service = deployer.deploy_model(values, replace=True, timeout=timeout)
         context.add_metadata(
             deployed=True, service_uuid=service.uuid, prediction_url=service.prediction_url
         )
