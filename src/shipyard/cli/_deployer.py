@@ -39,6 +39,7 @@ def service_row(service: Service) -> dict[str, Any]:
         "pipeline_run_id": config.pipeline_run_id,
         "model_name": config.model_name,
         "model_uri": hide_credentials(config.model_uri),
+        "model_version": service.model_version,
         "prediction_url": service.prediction_url,
         "last_error": service.status.last_error,
     }
@@ -61,6 +62,7 @@ def service_summary(deployer: ModelDeployer, service: Service) -> dict[str, Any]
         "admin_state": service.admin_state.value,
         "last_error": service.status.last_error,
         "prediction_url": service.prediction_url,
+        "model_version": service.model_version,
         "config": config,
         "info": {
             key: hide_credentials(value)

@@ -31,4 +31,11 @@ def builtin_flavors() -> list[Flavor]:
             implementation="shipyard.deployers.local.deployer:LocalModelDeployer",
             description="Model servers as background processes on this machine.",
         ),
+        Flavor(
+            name="mlflow",
+            type=ComponentType.MODEL_DEPLOYER,
+            config_class="shipyard.deployers.mlflow.config:MLFlowModelDeployerConfig",
+            implementation="shipyard.deployers.mlflow.deployer:MLFlowModelDeployer",
+            description="MLflow models (registry or URI) served by MLflow's or Shipyard's server.",
+        ),
     ]

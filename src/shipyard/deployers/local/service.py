@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from shipyard.errors import BadRequestError, DeploymentError, ServiceError
+from shipyard.models._uri import is_local_uri
 from shipyard.services import process
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.local_daemon import LocalDaemonService
@@ -69,7 +70,8 @@ class LocalModelServerConfig(ServiceConfig):
     @classmethod
     def _absolute_local_paths(cls, value: str) -> str:
         # The server may start from another directory: a relative path must not drift.
-        if value and "://" not in value and not value.startswith("/"):
+        # ("models:/iris/3" and other scheme URIs are not paths.)
+        if value and is_local_uri(value) and not value.startswith(("/", "file://")):
             return str(Path(value).expanduser().resolve())
         return value
 
@@ -150,6 +152,10 @@ class LocalModelServer(LocalDaemonService):
         base = self.endpoint.url
         return None if base is None else f"{base}/invocations"
 
+    def served_model_uri(self, config: LocalModelServerConfig) -> str:
+        """The URI the server process loads for ``config`` (a flavor may pin it)."""
+        return config.model_uri
+
     def _assign_ports(self) -> None:
         super()._assign_ports()
         if self.grpc_port is None:
@@ -191,7 +197,7 @@ class LocalModelServer(LocalDaemonService):
             sys.executable,
             "-m",
             "shipyard.serving",
-            self.config.model_uri,
+            self.served_model_uri(self.config),
             "--name",
             self.served_name,
             "--host",
@@ -223,7 +229,11 @@ class LocalModelServer(LocalDaemonService):
         on failure the old model keeps serving and DeploymentError names the cause."""
         from shipyard.serving.control import send_command
 
-        command = {"op": "reload", "model_uri": config.model_uri, "name": self.served_name}
+        command = {
+            "op": "reload",
+            "model_uri": self.served_model_uri(config),
+            "name": self.served_name,
+        }
         try:
             answer = send_command(self._socket_path(), command, timeout)
         except ServiceError as err:
