@@ -22,10 +22,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import batch, online, profile, report, servers, setup
+from harness import batch, mlflow_flavor, online, profile, report, servers, setup
 
 ALL_SERVERS = ("shipyard", "mlserver-batch", "mlserver-nobatch", "mlflow", "bare")
-SECTIONS = ("online", "coldstart", "batch", "profile")
+SECTIONS = ("online", "coldstart", "batch", "profile", "mlflow_flavor")
 RESULTS_JSON = setup.WORK / "results.json"
 
 
@@ -250,6 +250,11 @@ def main(argv: list[str]) -> int:
     if "profile" in sections and "shipyard" in wanted:
         setup.log("profile: shipyard rf, 1 row, c=32, py-spy")
         results["profile"] = attempt("profile", profile.profile_shipyard, min(args.duration, 10))
+    if "mlflow_flavor" in sections:
+        setup.log("mlflow flavor: engine shipyard vs engine mlflow, one registered model")
+        results["mlflow_flavor"] = attempt(
+            "mlflow_flavor", mlflow_flavor.run, args.duration, args.rounds
+        )
     results["meta"]["elapsed_min"] = (datetime.now(UTC) - started).total_seconds() / 60
     save()
     setup.log(f"wrote {setup.BENCH / 'RESULTS.md'}")

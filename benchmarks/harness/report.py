@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harness import mlflow_flavor
+
 NA = "not available"
 LABELS = {
     "shipyard": "Shipyard",
@@ -456,6 +458,7 @@ def write(r: dict[str, Any], path: Path) -> None:
         "own format (joblib for MLServer, `mlflow.sklearn.save_model`, `shipyard.save_model`).",
         "",
     ]
+    out += mlflow_flavor.section(r)
     path.write_text("\n".join(out) + "\n")
 
 

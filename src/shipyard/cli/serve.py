@@ -49,8 +49,16 @@ def serve(
     run_dir: Path | None = typer.Option(
         None, "--run-dir", help="Folder for the control socket and metrics (default: a temp dir)."
     ),
+    tracking_uri: str | None = typer.Option(
+        None, "--tracking-uri", help="MLflow tracking server for models:/ and runs:/ URIs."
+    ),
 ) -> None:
     """Serve models over HTTP (Open Inference Protocol, MLflow, KServe V1, Seldon) and gRPC."""
+    if tracking_uri:
+        import os
+
+        # The workers resolve models:/ URIs themselves; they inherit this environment.
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     from shipyard.serving.__main__ import build_config
     from shipyard.serving.supervisor import run_supervisor
 

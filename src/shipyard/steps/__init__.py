@@ -6,11 +6,13 @@ deploys a model only when it is good enough and keeps the last good one serving;
 """
 
 from shipyard.steps._deploy import model_deployer_step, prediction_service_loader
+from shipyard.steps._mlflow import mlflow_model_registry_deployer_step
 from shipyard.steps._predict import predictor
 from shipyard.steps._trigger import deployment_trigger
 
 __all__ = [
     "deployment_trigger",
+    "mlflow_model_registry_deployer_step",
     "model_deployer_step",
     "prediction_service_loader",
     "predictor",

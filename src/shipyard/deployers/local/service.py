@@ -26,6 +26,7 @@ __all__ = [
     "LocalModelServer",
     "LocalModelServerConfig",
     "model_fingerprint",
+    "new_control_socket_path",
     "remove_control_socket",
 ]
 
@@ -87,6 +88,16 @@ def remove_control_socket(path: str) -> None:
     if folder.name.startswith(_PRIVATE_DIR_PREFIX) and folder.parent == Path(tempfile.gettempdir()):
         with contextlib.suppress(OSError):
             folder.rmdir()  # empty unless something else was put there: then it stays
+
+
+def new_control_socket_path(run_path: Path, stem: str = "control") -> Path:
+    """A fresh control socket path: in ``run_path`` when short enough, else in a private
+    directory of its own (0700, unique name) in the temp dir."""
+    name = f"{stem}-{secrets.token_hex(4)}.sock"
+    path = run_path / name
+    if len(str(path)) > _MAX_SOCKET_PATH:
+        path = Path(tempfile.mkdtemp(prefix=_PRIVATE_DIR_PREFIX)) / name
+    return path
 
 
 def model_fingerprint(model_uri: str) -> str:
@@ -185,10 +196,7 @@ class LocalModelServer(LocalDaemonService):
         shared through SO_REUSEPORT) replaces the socket of the first — with one fixed
         path per server, either takes the live server's control channel away."""
         remove_control_socket(self.control_socket)
-        name = f"control-{secrets.token_hex(4)}.sock"
-        path = self.run_path / name
-        if len(str(path)) > _MAX_SOCKET_PATH:
-            path = Path(tempfile.mkdtemp(prefix=_PRIVATE_DIR_PREFIX)) / name
+        path = new_control_socket_path(self.run_path)
         self.control_socket = str(path)
         return path
 

@@ -181,11 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     keeper = Keeper(args)
     signal.signal(signal.SIGTERM, lambda *_: keeper.stopping.set())
     signal.signal(signal.SIGINT, lambda *_: keeper.stopping.set())
-    try:
-        keeper.workers = keeper.start_generation(args.model_dir, 600)
-    except RuntimeError as err:
-        print(f"Error: {err}", file=sys.stderr, flush=True)
-        return 3
+    # The control socket first: a keeper that cannot be controlled must not start workers.
     control_path = Path(args.control_socket)
     control_path.unlink(missing_ok=True)
     control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -195,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         os.umask(old_umask)
     control.listen(8)
+    try:
+        keeper.workers = keeper.start_generation(args.model_dir, 600)
+    except RuntimeError as err:
+        print(f"Error: {err}", file=sys.stderr, flush=True)
+        control_path.unlink(missing_ok=True)
+        return 3
     threading.Thread(target=keeper.serve_control, args=(control,), daemon=True).start()
     print(f"shipyard keeper: serving {args.model_dir} on {args.host}:{args.port}", flush=True)
     keeper.supervise()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import yaml
 
@@ -48,6 +48,15 @@ class MLFlowModelDeployer(ModelDeployer):
         return cast(MLFlowModelDeployerConfig, self.config)
 
     # -- resolving what to serve -----------------------------------------------------------
+
+    def _coerce_config(self, config: ServiceConfig | dict[str, Any]) -> ServiceConfig:
+        # The name continuous deployment matches on (pipeline, step, model name) must be
+        # the same before and after the config is resolved: derive it from the source.
+        coerced = cast(MLFlowDeploymentConfig, super()._coerce_config(config))
+        source = coerced.source_uri()
+        return coerced.model_copy(
+            update={"model_uri": source, "model_name": coerced.model_name or uri_stem(source)}
+        )
 
     def _prepare(self, config: ServiceConfig) -> tuple[MLFlowDeploymentConfig, RegistryPin]:
         """The config completed (URI, name), its pin, and the model fetched and checked."""
@@ -163,9 +172,12 @@ class MLFlowModelDeployer(ModelDeployer):
                 server.reload(new, timeout=timeout)
         except DeploymentError as err:
             server.registry = old_pin
-            server.status.update(server.status.state, str(err))
+            message = str(err)
+            if pin.pinned_uri != new.model_uri:  # say which version the alias named
+                message = message.replace(new.model_uri, f"{new.model_uri} ({pin.pinned_uri})")
+            server.status.update(server.status.state, message)
             server.persist()
-            raise
+            raise DeploymentError(message) from err
         server.registry = pin
         server.persist()
         server.check_status()

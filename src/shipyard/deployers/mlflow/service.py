@@ -16,7 +16,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shipyard.deployers.local.service import LocalModelServer, LocalModelServerConfig
+from shipyard.deployers.local.service import (
+    LocalModelServer,
+    LocalModelServerConfig,
+    new_control_socket_path,
+    remove_control_socket,
+)
 from shipyard.deployers.mlflow.config import MLFlowDeploymentConfig
 from shipyard.errors import BadRequestError, DeploymentError, ServiceError
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
@@ -123,7 +128,8 @@ class MLFlowDeploymentService(LocalDaemonService):
                 "--env-manager",
                 self.config.env_manager,
             ]
-        self.control_socket = str(self.run_path / "keeper.sock")
+        remove_control_socket(self.control_socket)
+        self.control_socket = str(new_control_socket_path(self.run_path, "keeper"))
         return [
             sys.executable,
             "-m",
@@ -164,8 +170,7 @@ class MLFlowDeploymentService(LocalDaemonService):
 
     def delete(self, timeout: float = 60.0, force: bool = False) -> None:
         super().delete(timeout=timeout, force=force)
-        if self.control_socket:
-            Path(self.control_socket).unlink(missing_ok=True)
+        remove_control_socket(self.control_socket)
 
     def predict(self, data: Any) -> Any:
         """POST ``data`` to ``/invocations``: a dict as MLflow's JSON body (``inputs``,
