@@ -23,7 +23,7 @@ def _summarise(raw: str, top: int) -> dict[str, Any]:
         n = int(count)
         frames = stack.split(";")
         # Only the worker processes: they do the serving (the supervisor just waits).
-        if len(frames) < 2 or "shipyard.serving.server" not in frames[1]:
+        if len(frames) < 2 or "shipyard.serving.worker" not in frames[1]:
             continue
         total += n
         seen: set[str] = set()

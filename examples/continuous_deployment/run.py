@@ -26,7 +26,7 @@ from typing import Annotated, Any
 import numpy as np
 
 from shipyard.pipelines import PipelineRunFailedError, PipelineRunView, pipeline, step
-from shipyard.steps import deployment_trigger, model_deployer_step, predictor
+from shipyard.steps import deployment_trigger, model_deployer_step, prediction_step
 
 PIPELINE_NAME = "continuous_deployment"
 MODEL_NAME = "breast-cancer"
@@ -90,7 +90,7 @@ def continuous_deployment(
     accuracy = evaluate(model, x_test, y_test)
     decision = deployment_trigger(accuracy, threshold=min_accuracy, beat_deployed=True)
     service = model_deployer_step(model, decision, model_name=MODEL_NAME, timeout=timeout)
-    predictions = predictor(service, x_test)
+    predictions = prediction_step(service, x_test)
     check_predictions(predictions, y_test)
 
 

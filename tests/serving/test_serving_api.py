@@ -16,7 +16,16 @@ def test_public_names() -> None:
     assert shipyard.serving.__all__ == ["DataPlane", "Predictor"]
     assert shipyard.serving.Predictor is Predictor
     assert shipyard.serving.DataPlane is DataPlane
-    assert control.__all__ == ["CONTROL_SOCKET_NAME", "send_command"]
+    assert control.__all__ == [
+        "CONTROL_SOCKET_NAME",
+        "WORKER_CHANNEL_ENV",
+        "WORKER_CONFIG_ENV",
+        "WORKER_METRICS_ENV",
+        "WORKER_MODULE",
+        "bind_reuseport",
+        "send_command",
+        "worker_env",
+    ]
     assert testing.__all__ == ["ServerProcess", "free_port", "start_server"]
 
 

@@ -24,7 +24,7 @@ from shipyard.batch._plan import Plan, Shard, make_plan
 from shipyard.batch._pool import Pool, worker_threads
 from shipyard.batch._progress import JobProgress
 from shipyard.batch._shard import ShardResult, ShardTask, run_shard
-from shipyard.batch._worker import WorkerSpec, make_runtime
+from shipyard.batch._worker import WorkerSpec, make_scorer
 from shipyard.errors import ConfigError, InvalidInputError
 
 __all__ = ["run_job"]
@@ -171,11 +171,11 @@ class _Coordinator:
             for result in finished:
                 self.record(result)
 
-    def run_here(self, runtime: Any) -> None:
+    def run_here(self, scorer: Any) -> None:
         """Run every shard in this process."""
         while self.pending:
             task = self.pending.popleft()
-            self.record(run_shard(task, runtime, self.progress.advance))
+            self.record(run_shard(task, scorer, self.progress.advance))
 
 
 @contextlib.contextmanager
@@ -280,19 +280,19 @@ def _run_with(
             finally:
                 progress.close()
     else:
-        runtime = make_runtime(_spec(opts, 1))
+        scorer = make_scorer(_spec(opts, 1))
         try:
-            features = _features(opts, runtime.features_default(), plan)
+            features = _features(opts, scorer.features_default(), plan)
             pending = _tasks(opts, plan, output, todo, features)
-            progress = progress_for(runtime.name)
+            progress = progress_for(scorer.name)
             try:
                 coordinator = _Coordinator(plan, manifest, output, pending, progress)
                 with _thread_limit(worker_threads(1)):
-                    coordinator.run_here(runtime)
+                    coordinator.run_here(scorer)
             finally:
                 progress.close()
         finally:
-            runtime.close()
+            scorer.close()
     output.shard_done(plan, manifest)
     rejects = output.finalize(plan, manifest)
     seconds = time.perf_counter() - started

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shipyard.batch._runtime import ColumnTypeError, Runtime
+from shipyard.batch._scorer import ColumnTypeError, Scorer
 from shipyard.errors import (
     ConfigError,
     InvalidInputError,
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import httpx
     import pyarrow as pa
 
-__all__ = ["RemoteRuntime", "resolve_service"]
+__all__ = ["RemoteScorer", "resolve_service"]
 
 
 def resolve_service(service: object) -> str:
@@ -68,7 +68,7 @@ def _numeric_dtype(datatype: str | None) -> np.dtype[Any] | None:
     return dtype_for_datatype(datatype)
 
 
-class RemoteRuntime(Runtime):
+class RemoteScorer(Scorer):
     """One HTTP connection per worker; each batch is one ``infer`` request."""
 
     def __init__(self, url: str, *, timeout: float = 120.0) -> None:

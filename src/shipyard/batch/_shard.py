@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.batch._plan import InputFile, InputFormat, Shard
 from shipyard.batch._read import ShardReader
-from shipyard.batch._runtime import ColumnTypeError
+from shipyard.batch._scorer import ColumnTypeError
 from shipyard.errors import (
     InvalidInputError,
     MissingDependencyError,
@@ -31,7 +31,7 @@ from shipyard.errors import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from shipyard.batch._runtime import Runtime
+    from shipyard.batch._scorer import Scorer
 
 __all__ = ["PartFormat", "ShardResult", "ShardTask", "run_shard"]
 
@@ -160,9 +160,9 @@ def _fail_message(task: ShardTask, reader: ShardReader, offset: int, n: int, err
 class _Batcher:
     """Predicts one batch; on failure, bisects it to find the rejected rows."""
 
-    def __init__(self, task: ShardTask, runtime: Runtime, reader: ShardReader) -> None:
+    def __init__(self, task: ShardTask, scorer: Scorer, reader: ShardReader) -> None:
         self.task = task
-        self.runtime = runtime
+        self.scorer = scorer
         self.reader = reader
         self.features = list(task.features)
         self.rejects: list[tuple[int, str, pa.RecordBatch]] = []
@@ -171,7 +171,7 @@ class _Batcher:
     def segments(self, batch: pa.RecordBatch, offset: int) -> list[tuple[int, int, pa.Table]]:
         """(start, length, predictions) for the accepted runs of rows of ``batch``."""
         try:
-            table = self.runtime.run(batch, self.features)
+            table = self.scorer.run(batch, self.features)
             self.accepted += batch.num_rows
             return [(0, batch.num_rows, table)]
         except _FATAL:
@@ -271,14 +271,12 @@ def _write_rejects(task: ShardTask, reader: ShardReader, rejects: list[Any]) -> 
     return path.name
 
 
-def run_shard(
-    task: ShardTask, runtime: Runtime, progress: Callable[[int, int], None]
-) -> ShardResult:
+def run_shard(task: ShardTask, scorer: Scorer, progress: Callable[[int, int], None]) -> ShardResult:
     """Predict every row of ``task.shard``; ``progress(rows, rejected)`` after each batch."""
     started = time.perf_counter()
     columns = list(dict.fromkeys([*task.features, *task.carry]))
     reader = ShardReader(task.file, task.shard, columns, task.batch_size)
-    batcher = _Batcher(task, runtime, reader)
+    batcher = _Batcher(task, scorer, reader)
     writer = _PartWriter(task.part_path, task.part_format)
     rows = 0
     try:

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["THREAD_VARS", "WorkerSpec", "make_runtime", "worker_main"]
+__all__ = ["THREAD_VARS", "WorkerSpec", "make_scorer", "worker_main"]
 
 #: Thread-pool sizes of the numeric libraries, set per worker so N workers share the
 #: cores instead of each starting one thread per core.
@@ -32,7 +32,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """How every worker builds its runtime (small and picklable)."""
+    """How every worker builds its scorer (small and picklable)."""
 
     model_uri: str | None
     service_url: str | None
@@ -61,16 +61,16 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="shipyard-parent-watch", daemon=True).start()
 
 
-def make_runtime(spec: WorkerSpec) -> Any:
+def make_scorer(spec: WorkerSpec) -> Any:
     if spec.service_url is not None:
-        from shipyard.batch._remote import RemoteRuntime
+        from shipyard.batch._remote import RemoteScorer
 
-        return RemoteRuntime(spec.service_url, timeout=spec.timeout)
-    from shipyard.batch._runtime import LocalRuntime
+        return RemoteScorer(spec.service_url, timeout=spec.timeout)
+    from shipyard.batch._scorer import LocalScorer
 
     if spec.model_uri is None:
         raise ValueError("a worker needs a model URI or a service URL")
-    return LocalRuntime(spec.model_uri, spec.input_as)  # type: ignore[arg-type]
+    return LocalScorer(spec.model_uri, spec.input_as)  # type: ignore[arg-type]
 
 
 def worker_main(conn: Any) -> None:
@@ -83,11 +83,11 @@ def worker_main(conn: Any) -> None:
 
     pid = os.getpid()
     try:
-        runtime = make_runtime(spec)
+        scorer = make_scorer(spec)
     except BaseException as err:
         conn.send(("fatal", pid, -1, *error_payload(err)))
         return
-    conn.send(("ready", pid, runtime.name, runtime.features_default()))
+    conn.send(("ready", pid, scorer.name, scorer.features_default()))
 
     def progress(rows: int, rejected: int) -> None:
         conn.send(("progress", pid, rows, rejected))
@@ -102,13 +102,13 @@ def worker_main(conn: Any) -> None:
                 break
             conn.send(("start", pid, task.shard.index))
             try:
-                result = run_shard(task, runtime, progress)
+                result = run_shard(task, scorer, progress)
             except BaseException as err:
                 conn.send(("fatal", pid, task.shard.index, *error_payload(err)))
                 return
             conn.send(("done", pid, result))
     finally:
-        runtime.close()
+        scorer.close()
 
 
 def main(argv: list[str]) -> None:

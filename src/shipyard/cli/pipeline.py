@@ -123,7 +123,7 @@ def list_(
     from rich.markup import escape
     from rich.table import Table
 
-    from shipyard.pipelines._runtime import open_records
+    from shipyard.pipelines._environment import open_records
 
     with open_store() as store:
         records = open_records(store)
@@ -168,7 +168,7 @@ def describe(
     from rich.markup import escape
     from rich.table import Table
 
-    from shipyard.pipelines._runtime import open_records
+    from shipyard.pipelines._environment import open_records
 
     with open_store() as store:
         records = open_records(store)

@@ -6,6 +6,7 @@ general workflow engine.
 
 from shipyard.pipelines._artifacts import Artifact, ArtifactStore
 from shipyard.pipelines._context import StepContext, get_step_context
+from shipyard.pipelines._environment import get_run, list_runs
 from shipyard.pipelines._errors import (
     ArtifactError,
     PipelineDefinitionError,
@@ -15,7 +16,6 @@ from shipyard.pipelines._materializers import Materializer
 from shipyard.pipelines._pipeline import Pipeline, pipeline
 from shipyard.pipelines._records import RunNotFoundError
 from shipyard.pipelines._run import PipelineRunView, RunStatus, StepRunView, StepStatus
-from shipyard.pipelines._runtime import get_run, list_runs
 from shipyard.pipelines._step import OutputRef, Step, step
 
 __all__ = [

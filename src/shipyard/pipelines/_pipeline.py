@@ -79,7 +79,7 @@ class Pipeline(Generic[P]):
 
         Raises ``PipelineRunFailedError`` (carrying the run) when a step failed.
         """
-        from shipyard.pipelines._runtime import orchestrator_for_active_stack
+        from shipyard.pipelines._environment import orchestrator_for_active_stack
 
         invocations = self.build(*args, **kwargs)
         with orchestrator_for_active_stack() as orchestrator:

@@ -25,6 +25,10 @@ Anything else → ``{"ok": false, "error": "..."}``.
 
 ``send_command(socket_path, command, timeout)`` is the client; the local model deployer
 uses exactly this.
+
+The supervisor-to-worker plumbing lives here too, the one place both sides import: the
+environment a worker is started with (``WORKER_*_ENV``, ``worker_env``) and the sockets
+that share a port between workers (``bind_reuseport``).
 """
 
 from __future__ import annotations
@@ -37,9 +41,55 @@ from typing import Any
 
 from shipyard.errors import ServiceError
 
-__all__ = ["CONTROL_SOCKET_NAME", "send_command"]
+__all__ = [
+    "CONTROL_SOCKET_NAME",
+    "WORKER_CHANNEL_ENV",
+    "WORKER_CONFIG_ENV",
+    "WORKER_METRICS_ENV",
+    "WORKER_MODULE",
+    "bind_reuseport",
+    "send_command",
+    "worker_env",
+]
 
 CONTROL_SOCKET_NAME = "control.sock"
+
+#: The module a worker process runs (``python -m``): a fresh interpreter, never a fork.
+WORKER_MODULE = "shipyard.serving.worker"
+#: The worker's ``ServerConfig`` as JSON.
+WORKER_CONFIG_ENV = "SHIPYARD_WORKER_CONFIG"
+#: The file descriptor of the worker's end of the supervisor channel (a socketpair).
+WORKER_CHANNEL_ENV = "SHIPYARD_WORKER_CHANNEL"
+#: The directory the worker writes its metrics file into.
+WORKER_METRICS_ENV = "SHIPYARD_WORKER_METRICS_DIR"
+
+
+def worker_env(config_json: str, channel_fd: int, metrics_dir: Path) -> dict[str, str]:
+    """The environment of a worker process: this one's, plus what the worker reads."""
+    env = dict(os.environ)
+    env[WORKER_CONFIG_ENV] = config_json
+    env[WORKER_CHANNEL_ENV] = str(channel_fd)
+    env[WORKER_METRICS_ENV] = str(metrics_dir)
+    return env
+
+
+def bind_reuseport(host: str, port: int, *, listen: bool = True) -> socket.socket:
+    """A TCP socket on ``host:port`` that other workers can bind too (SO_REUSEPORT).
+
+    The kernel spreads new connections over the listening sockets of the group, so each
+    worker accepts its own share without a shared accept queue. With ``listen=False`` the
+    socket is bound but not listening: the supervisor holds the port this way (and learns
+    which one 0 picked) without joining the group that shares out connections.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    if listen:
+        sock.listen(2048)
+        sock.setblocking(False)
+    return sock
 
 
 def send_command(

@@ -2,7 +2,7 @@
 drains them on SIGTERM/SIGINT, and answers the control socket (see ``control``).
 
 It imports no numpy, no web framework and no grpc: workers are fresh interpreters
-(``python -m shipyard.serving.server``), never forks of this process, so grpc's fork
+(``python -m shipyard.serving.worker``), never forks of this process, so grpc's fork
 restrictions never apply and a worker's crash cannot corrupt the supervisor.
 """
 
@@ -22,22 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.serving.config import ModelSpec, ServerConfig
-from shipyard.serving.control import CONTROL_SOCKET_NAME
+from shipyard.serving.control import (
+    CONTROL_SOCKET_NAME,
+    WORKER_MODULE,
+    bind_reuseport,
+    worker_env,
+)
 
 __all__ = ["Supervisor", "check_serve_extra", "run_supervisor"]
 
 _RESTART_BACKOFF_MAX = 5.0
-
-
-def _reserve(host: str, port: int) -> socket.socket:
-    # Bound but not listening: it holds the port (and tells us which one 0 picked) without
-    # joining the SO_REUSEPORT group that shares out connections.
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    return sock
 
 
 class _WorkerProc:
@@ -111,14 +105,14 @@ class Supervisor:
 
     def _reserve_ports(self) -> None:
         cfg = self.config
-        http = _reserve(cfg.host, cfg.http_port)
+        http = bind_reuseport(cfg.host, cfg.http_port, listen=False)
         self._reserved.append(http)
         self.http_port = http.getsockname()[1]
         if cfg.grpc_enabled and _grpc_available():
             wanted = cfg.grpc_port
             if wanted is None:
                 wanted = self.http_port + 1 if cfg.http_port != 0 else 0
-            grpc_sock = _reserve(cfg.host, wanted)
+            grpc_sock = bind_reuseport(cfg.host, wanted, listen=False)
             self._reserved.append(grpc_sock)
             self.grpc_port = grpc_sock.getsockname()[1]
 
@@ -136,16 +130,13 @@ class Supervisor:
 
     async def _spawn(self, worker: _WorkerProc) -> None:
         ours, theirs = socket.socketpair()
-        env = dict(os.environ)
-        env["SHIPYARD_WORKER_CONFIG"] = self._worker_config()
-        env["SHIPYARD_WORKER_CHANNEL"] = str(theirs.fileno())
-        env["SHIPYARD_WORKER_METRICS_DIR"] = str(self.metrics_dir)
+        env = worker_env(self._worker_config(), theirs.fileno(), self.metrics_dir)
         worker.ready = False
         worker.failed = None
         worker.ready_event = asyncio.Event()
         worker.started_at = time.monotonic()
         worker.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shipyard.serving.server", env=env, pass_fds=(theirs.fileno(),)
+            sys.executable, "-m", WORKER_MODULE, env=env, pass_fds=(theirs.fileno(),)
         )
         theirs.close()
         reader, worker.writer = await asyncio.open_unix_connection(sock=ours)
@@ -364,7 +355,7 @@ def _grpc_available() -> bool:
 
     return (
         importlib.util.find_spec("grpc") is not None
-        and importlib.util.find_spec("shipyard.serving.grpc.server") is not None
+        and importlib.util.find_spec("shipyard.serving.grpc.listener") is not None
     )
 
 

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["GrpcServerHandle", "start_grpc_server"]
 
 if TYPE_CHECKING:
-    from shipyard.serving.grpc.server import GrpcServerHandle, start_grpc_server
+    from shipyard.serving.grpc.listener import GrpcServerHandle, start_grpc_server
 
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from shipyard.serving.grpc import server
+        from shipyard.serving.grpc import listener
 
-        return getattr(server, name)
+        return getattr(listener, name)
     raise AttributeError(f"module 'shipyard.serving.grpc' has no attribute {name!r}")

@@ -1,10 +1,10 @@
 """One worker process: load the models, serve HTTP (and gRPC) on the shared ports, obey
 the supervisor's channel, drain on SIGTERM/SIGINT.
 
-Started by the supervisor as ``python -m shipyard.serving.server`` with the server config
-(JSON) in ``SHIPYARD_WORKER_CONFIG`` and the channel socket's file descriptor in
-``SHIPYARD_WORKER_CHANNEL``. It listens only once every model has loaded and passed its
-health check, so a new or replacement worker never answers "not ready".
+Started by the supervisor as ``python -m shipyard.serving.worker`` with the server config
+(JSON) and the channel socket's file descriptor in its environment (``control.worker_env``).
+It listens only once every model has loaded and passed its health check, so a new or
+replacement worker never answers "not ready".
 """
 
 from __future__ import annotations
@@ -25,34 +25,19 @@ import uvicorn
 
 from shipyard.errors import ConfigError, ShipyardError
 from shipyard.serving.config import ServerConfig
+from shipyard.serving.control import (
+    WORKER_CHANNEL_ENV,
+    WORKER_CONFIG_ENV,
+    WORKER_METRICS_ENV,
+    bind_reuseport,
+)
 from shipyard.serving.dataplane import DataPlane, ReloadHandle
 from shipyard.serving.http.app import HttpApp
 from shipyard.serving.metrics import Metrics
 
-__all__ = ["bind_reuseport", "run_worker"]
+__all__ = ["run_worker"]
 
 log = logging.getLogger("shipyard.serving")
-
-CONFIG_ENV = "SHIPYARD_WORKER_CONFIG"
-CHANNEL_ENV = "SHIPYARD_WORKER_CHANNEL"
-METRICS_ENV = "SHIPYARD_WORKER_METRICS_DIR"
-
-
-def bind_reuseport(host: str, port: int, *, listen: bool = True) -> socket.socket:
-    """A TCP socket on ``host:port`` that other workers can bind too (SO_REUSEPORT).
-
-    The kernel spreads new connections over the listening sockets of the group, so each
-    worker accepts its own share without a shared accept queue.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    if listen:
-        sock.listen(2048)
-        sock.setblocking(False)
-    return sock
 
 
 class _Server(uvicorn.Server):
@@ -251,9 +236,9 @@ def run_worker(config: ServerConfig, channel_fd: int | None, metrics_dir: Path |
 
 
 def main() -> None:
-    config = ServerConfig.model_validate_json(os.environ[CONFIG_ENV])
-    fd = os.environ.get(CHANNEL_ENV)
-    metrics_dir = os.environ.get(METRICS_ENV)
+    config = ServerConfig.model_validate_json(os.environ[WORKER_CONFIG_ENV])
+    fd = os.environ.get(WORKER_CHANNEL_ENV)
+    metrics_dir = os.environ.get(WORKER_METRICS_ENV)
     sys.exit(
         run_worker(config, int(fd) if fd else None, Path(metrics_dir) if metrics_dir else None)
     )

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ColumnTypeError",
     "InputAs",
-    "LocalRuntime",
-    "Runtime",
+    "LocalScorer",
+    "Scorer",
     "default_features",
     "input_mode",
     "outputs_to_arrow",
@@ -35,7 +35,7 @@ __all__ = [
 InputAs = Literal["auto", "numpy", "dict", "pandas"]
 
 
-class Runtime:
+class Scorer:
     """What a shard executor needs: ``run(batch, features) -> table of predictions``."""
 
     name: str = "model"
@@ -143,7 +143,7 @@ class _Caller:
             self._loop = None
 
 
-class LocalRuntime(Runtime):
+class LocalScorer(Scorer):
     """The model loaded into this process with ``shipyard.models.load_model``."""
 
     def __init__(self, model_uri: str, input_as: InputAs = "auto") -> None:
