@@ -80,6 +80,8 @@ def _register(uri: str) -> Any:
             registered_model_name="bench-rf",
             input_example=x[:2],
             pip_requirements=["scikit-learn"],
+            # MLflow 3's default (skops) refuses a forest's tree type; pickle, as MLflow 2.
+            serialization_format="cloudpickle",
         )
     return x
 
