@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= dev,dev-models,serve,sklearn,batch
 
-.PHONY: install run test lint bench soak proto clean test-k8s
+.PHONY: install run test test-mlflow lint bench soak proto clean test-k8s
 
 $(VENV)/.installed-$(subst ,,$(EXTRAS)): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,13 @@ run: install
 	$(PY) examples/quickstart.py
 
 test: install
-	$(PY) -m pytest -n 2 --dist loadfile -q
+	$(PY) -m pytest -n 2 --dist loadfile -q --ignore=tests/deployers/mlflow
+
+# The mlflow flavor against a real MLflow tracking server: the mlflow extra (about 70 s
+# more to install) in the same venv, and its own run, so `make test` stays quick.
+test-mlflow:
+	$(MAKE) install EXTRAS=$(EXTRAS),mlflow
+	$(PY) -m pytest -q -p no:cacheprovider tests/deployers/mlflow
 
 lint: install
 	$(VENV)/bin/ruff format --check src tests

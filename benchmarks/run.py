@@ -22,10 +22,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import batch, framing, online, profile, report, servers, setup, trees
+from harness import batch, framing, mlflow_flavor, online, profile, report, servers, setup, trees
 
 ALL_SERVERS = ("shipyard", "mlserver-batch", "mlserver-nobatch", "mlflow", "bare")
-SECTIONS = ("online", "coldstart", "batch", "trees", "profile", "framing")
+SECTIONS = ("online", "coldstart", "batch", "trees", "profile", "framing", "mlflow_flavor")
 RESULTS_JSON = setup.WORK / "results.json"
 
 
@@ -256,6 +256,11 @@ def main(argv: list[str]) -> int:
     if "framing" in sections:
         setup.log("framing: HTTP/2 per-call cost, ours vs the h2 library, same loop")
         results["framing"] = attempt("framing", framing.measure)
+    if "mlflow_flavor" in sections:
+        setup.log("mlflow flavor: engine shipyard vs engine mlflow, one registered model")
+        results["mlflow_flavor"] = attempt(
+            "mlflow_flavor", mlflow_flavor.run, args.duration, args.rounds
+        )
     results["meta"]["elapsed_min"] = (datetime.now(UTC) - started).total_seconds() / 60
     save()
     setup.log(f"wrote {setup.BENCH / 'RESULTS.md'}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness import framing
+from harness import framing, mlflow_flavor
 
 NA = "not available"
 LABELS = {
@@ -462,6 +462,7 @@ def write(r: dict[str, Any], path: Path) -> None:
         "own format (joblib for MLServer, `mlflow.sklearn.save_model`, `shipyard.save_model`).",
         "",
     ]
+    out += mlflow_flavor.section(r)
     path.write_text("\n".join(out) + "\n")
 
 

@@ -9,6 +9,7 @@ from shipyard.pipelines import Step
 def test_standard_steps() -> None:
     assert sorted(shipyard.steps.__all__) == [
         "deployment_trigger",
+        "mlflow_model_registry_deployer_step",
         "model_deployer_step",
         "prediction_service_loader",
         "prediction_step",

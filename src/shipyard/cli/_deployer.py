@@ -72,6 +72,7 @@ def service_row(service: Service) -> dict[str, Any]:
         "pipeline_run_id": config.pipeline_run_id,
         "model_name": config.model_name,
         "model_uri": hide_credentials(config.model_uri),
+        "model_version": service.model_version,
         "prediction_url": service.prediction_url,
         "last_error": service.status.last_error,
     }
@@ -98,6 +99,7 @@ def service_summary(deployer: ModelDeployer, service: Service) -> dict[str, Any]
         if service.intent is None
         else hide_credentials(service.intent.describe()),
         "prediction_url": service.prediction_url,
+        "model_version": service.model_version,
         "config": config,
         "info": {
             key: hide_credentials(value)

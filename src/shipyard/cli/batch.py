@@ -146,9 +146,19 @@ def predict(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")
     ] = True,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option("--tracking-uri", help="MLflow tracking server for models:/ URIs."),
+    ] = None,
 ) -> None:
     """Predict every row of --input with the model; write --output."""
     from shipyard.batch import predict as _run
+
+    if tracking_uri:
+        import os
+
+        # Worker processes resolve the URI too: they inherit this environment.
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
 
     if model_uri is not None and service is not None:
         raise typer.BadParameter("give MODEL_URI or --service, not both")

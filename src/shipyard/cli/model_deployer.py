@@ -83,6 +83,9 @@ def list_(
     table.add_column("FLAVOR", overflow="fold")
     for column in ("pipeline", "step", "model", "url"):
         table.add_column(column.upper(), overflow="fold")
+    versions = any(row["model_version"] for row in rows)
+    if versions:  # only flavors that resolve a version (mlflow's registry) add the column
+        table.add_column("VERSION", overflow="fold")
     for row in rows:
         table.add_row(
             ServiceState(row["state"]).icon,
@@ -92,6 +95,7 @@ def list_(
             row["pipeline_step_name"],
             row["model_name"],
             row.get("prediction_url") or "",
+            *([row["model_version"]] if versions else []),
         )
     print_table(table)
 
@@ -117,7 +121,7 @@ def describe(uuid: str = _UUID, output: OutputFormat = OutputOption) -> None:
     table = Table(title=f"Model server {summary['uuid']}", show_header=False)
     table.add_column("key", style="bold")
     table.add_column("value", overflow="fold")
-    for key in (
+    keys = [
         "uuid",
         "flavor",
         "state",
@@ -125,7 +129,8 @@ def describe(uuid: str = _UUID, output: OutputFormat = OutputOption) -> None:
         "pending_change",
         "last_error",
         "prediction_url",
-    ):
+    ]
+    for key in keys + (["model_version"] if summary["model_version"] else []):
         table.add_row(key, str(summary[key] or ""))
     for key, value in summary["config"].items():
         table.add_row(f"config.{key}", "" if value is None else str(value))

@@ -63,8 +63,16 @@ def serve(
     expose_errors: bool = typer.Option(
         False, "--expose-errors", help="Send predictors' exception text to clients (development)."
     ),
+    tracking_uri: str | None = typer.Option(
+        None, "--tracking-uri", help="MLflow tracking server for models:/ and runs:/ URIs."
+    ),
 ) -> None:
     """Serve models over HTTP (Open Inference Protocol, MLflow, KServe V1, Seldon) and gRPC."""
+    if tracking_uri:
+        import os
+
+        # The workers resolve models:/ URIs themselves; they inherit this environment.
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     from shipyard.serving.__main__ import build_config
     from shipyard.serving.supervisor import run_supervisor
 

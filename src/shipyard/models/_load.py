@@ -85,18 +85,24 @@ def build_predictor(model_dir: Path, manifest: ModelManifest) -> Any:
 
 
 def load_model(
-    uri: str | os.PathLike[str], *, name: str | None = None, method: str | None = None
+    uri: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    method: str | None = None,
+    tracking_uri: str | None = None,
 ) -> LoadedModel:
     """Load the model at ``uri`` (path, ``file://`` or any fsspec URL) and its predictor.
 
     ``name`` overrides the model's name; ``method`` overrides the manifest's ``method``
-    (e.g. serve ``predict_proba`` of a model saved without it).
+    (e.g. serve ``predict_proba`` of a model saved without it). MLflow URIs
+    (``models:/name/version``, ``models:/name@alias``, ``runs:/``) are resolved by MLflow's
+    client against ``tracking_uri`` (default: ``MLFLOW_TRACKING_URI``).
 
     Raises ``ModelNotFoundError`` when nothing is there, ``MissingDependencyError`` when
     the model's framework is not installed (naming the extra to install) and
     ``ModelLoadError`` for anything else; it never returns a half-loaded model.
     """
-    local = resolve_model_uri(uri)
+    local = resolve_model_uri(uri, tracking_uri=tracking_uri)
     model_dir, manifest = detect_model(local)
     if method is not None:
         manifest = manifest.model_copy(update={"method": method})

@@ -85,6 +85,9 @@ def _local_path(uri: str) -> Path:
 def uri_stem(uri: str | os.PathLike[str]) -> str:
     """The last path component of a URI without its suffix: the default model name."""
     text = os.fspath(uri)
+    if text.startswith("models:/"):
+        # models:/iris/3, models:/iris@champion: the registered model's name.
+        return text.removeprefix("models:/").strip("/").split("/")[0].split("@")[0] or "model"
     path = urlparse(text).path if not is_local_uri(text) else str(_local_path(text))
     name = Path(path.rstrip("/")).name or "model"
     return Path(name).stem if "." in name else name
@@ -94,13 +97,19 @@ def _fingerprint(info: dict[str, Any]) -> dict[str, str]:
     return {k: str(info[k]) for k in _FINGERPRINT_KEYS if info.get(k) is not None}
 
 
-def resolve_model_uri(uri: str | os.PathLike[str]) -> Path:
+def resolve_model_uri(uri: str | os.PathLike[str], *, tracking_uri: str | None = None) -> Path:
     """Return a local path for ``uri``: local paths as they are, remote ones fetched and cached.
 
+    MLflow URIs (``models:/``, ``runs:/``, ``mlflow-artifacts:/``) go through MLflow's
+    client against ``tracking_uri`` (default: ``MLFLOW_TRACKING_URI``).
     Raises ``ModelNotFoundError`` if nothing is at the URI and ``ModelLoadError`` if it
     cannot be fetched.
     """
     text = os.fspath(uri)
+    from shipyard.models._mlflow_uri import download_mlflow_model, is_mlflow_uri
+
+    if is_mlflow_uri(text):
+        return download_mlflow_model(text, tracking_uri)[0]
     if is_local_uri(text):
         path = _local_path(text)
         if not path.exists():

@@ -195,5 +195,10 @@ class Service(BaseModel):
     def prediction_url(self) -> str | None:
         return None
 
+    @property
+    def model_version(self) -> str:
+        """The model version served, when the flavor resolves one (a registry version)."""
+        return ""
+
     def __str__(self) -> str:
         return f"{type(self).__name__}[{self.uuid}] ({self.status.state.value})"

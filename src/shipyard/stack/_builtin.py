@@ -46,4 +46,11 @@ def builtin_flavors() -> list[Flavor]:
             description="Seldon Core v1 SeldonDeployments on Kubernetes "
             "(needs shipyard[kubernetes]).",
         ),
+        Flavor(
+            name="mlflow",
+            type=ComponentType.MODEL_DEPLOYER,
+            config_class="shipyard.deployers.mlflow.config:MLFlowModelDeployerConfig",
+            implementation="shipyard.deployers.mlflow.deployer:MLFlowModelDeployer",
+            description="MLflow models (registry or URI) served by MLflow's or Shipyard's server.",
+        ),
     ]

@@ -7,11 +7,13 @@ is the deprecated old name of ``prediction_step``.
 """
 
 from shipyard.steps._deploy import model_deployer_step, prediction_service_loader
+from shipyard.steps._mlflow import mlflow_model_registry_deployer_step
 from shipyard.steps._predict import prediction_step, predictor
 from shipyard.steps._trigger import deployment_trigger
 
 __all__ = [
     "deployment_trigger",
+    "mlflow_model_registry_deployer_step",
     "model_deployer_step",
     "prediction_service_loader",
     "prediction_step",

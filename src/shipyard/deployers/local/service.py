@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from shipyard.errors import BadRequestError, DeploymentError, ServiceError
+from shipyard.models._uri import is_local_uri
 from shipyard.services import process
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.intent import ServedModel
@@ -27,6 +28,7 @@ __all__ = [
     "LocalModelServer",
     "LocalModelServerConfig",
     "model_fingerprint",
+    "new_control_socket_path",
     "remove_control_socket",
 ]
 
@@ -71,7 +73,8 @@ class LocalModelServerConfig(ServiceConfig):
     @classmethod
     def _absolute_local_paths(cls, value: str) -> str:
         # The server may start from another directory: a relative path must not drift.
-        if value and "://" not in value and not value.startswith("/"):
+        # ("models:/iris/3" and other scheme URIs are not paths.)
+        if value and is_local_uri(value) and not value.startswith(("/", "file://")):
             return str(Path(value).expanduser().resolve())
         return value
 
@@ -87,6 +90,16 @@ def remove_control_socket(path: str) -> None:
     if folder.name.startswith(_PRIVATE_DIR_PREFIX) and folder.parent == Path(tempfile.gettempdir()):
         with contextlib.suppress(OSError):
             folder.rmdir()  # empty unless something else was put there: then it stays
+
+
+def new_control_socket_path(run_path: Path, stem: str = "control") -> Path:
+    """A fresh control socket path: in ``run_path`` when short enough, else in a private
+    directory of its own (0700, unique name) in the temp dir."""
+    name = f"{stem}-{secrets.token_hex(4)}.sock"
+    path = run_path / name
+    if len(str(path)) > _MAX_SOCKET_PATH:
+        path = Path(tempfile.mkdtemp(prefix=_PRIVATE_DIR_PREFIX)) / name
+    return path
 
 
 #: The docs' examples name a deployment config per flavor; this is the local one.
@@ -136,6 +149,10 @@ class LocalModelServer(LocalDaemonService):
         base = self.endpoint.url
         return None if base is None else f"{base}/invocations"
 
+    def served_model_uri(self, config: LocalModelServerConfig) -> str:
+        """The URI the server process loads for ``config`` (a flavor may pin it)."""
+        return config.model_uri
+
     def _assign_ports(self) -> None:
         super()._assign_ports()
         if self.grpc_port is None:
@@ -165,10 +182,7 @@ class LocalModelServer(LocalDaemonService):
         shared through SO_REUSEPORT) replaces the socket of the first — with one fixed
         path per server, either takes the live server's control channel away."""
         remove_control_socket(self.control_socket)
-        name = f"control-{secrets.token_hex(4)}.sock"
-        path = self.run_path / name
-        if len(str(path)) > _MAX_SOCKET_PATH:
-            path = Path(tempfile.mkdtemp(prefix=_PRIVATE_DIR_PREFIX)) / name
+        path = new_control_socket_path(self.run_path)
         self.control_socket = str(path)
         return path
 
@@ -179,7 +193,7 @@ class LocalModelServer(LocalDaemonService):
             []
             if _has_credentials(self.config.model_uri)
             else [
-                self.config.model_uri,
+                self.served_model_uri(self.config),
                 "--name",
                 self.served_name,
             ]
@@ -206,7 +220,7 @@ class LocalModelServer(LocalDaemonService):
         if _has_credentials(self.config.model_uri):
             # Read by ServerConfig (pydantic-settings, prefix SHIPYARD_SERVER_).
             env["SHIPYARD_SERVER_MODELS"] = json.dumps(
-                [{"uri": self.config.model_uri, "name": self.served_name}]
+                [{"uri": self.served_model_uri(self.config), "name": self.served_name}]
             )
         return env
 
@@ -235,7 +249,7 @@ class LocalModelServer(LocalDaemonService):
         deadline = time.time() + timeout
         command = {
             "op": "reload",
-            "model_uri": config.model_uri,
+            "model_uri": self.served_model_uri(config),
             "name": self.served_name,
             "deadline": deadline,
         }

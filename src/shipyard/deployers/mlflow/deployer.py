@@ -1,0 +1,288 @@
+"""The ``mlflow`` model deployer: MLflow models, by registry name or URI, as local servers.
+
+Every deploy first pins the model (``models:/iris@champion`` -> ``models:/iris/3``) and
+fetches it once; the server is given that version, so a restart never drifts and the
+resolved version is on the Service (``models list``, ``describe``). Deploying a new
+version updates the server in place with either engine: same UUID, same URL, the old
+version serving until the new one has answered a health check and a prediction.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+
+from shipyard.deployers.base import ModelDeployer
+from shipyard.deployers.local.deployer import _failure_reason
+from shipyard.deployers.mlflow.config import MLFlowDeploymentConfig, MLFlowModelDeployerConfig
+from shipyard.deployers.mlflow.service import (
+    MLFlowDeploymentService,
+    MLFlowShipyardServer,
+    RegistryPin,
+)
+from shipyard.errors import ConfigError, DeploymentError, MissingDependencyError, ServiceError
+from shipyard.models._uri import uri_stem
+from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
+from shipyard.services.service import Service, ServiceConfig
+
+__all__ = ["MLFlowModelDeployer"]
+
+MLFlowServer = MLFlowShipyardServer | MLFlowDeploymentService
+
+#: Config fields an in-place update may change; others (engine, ports...) need a restart.
+_RESTART_FIELDS = ("engine", "env_manager", "host", "port", "grpc_port", "workers", "timeout")
+
+
+class MLFlowModelDeployer(ModelDeployer):
+    """Serves MLflow models locally, with MLflow's scoring server or Shipyard's."""
+
+    FLAVOR_NAME = "mlflow"
+    CONFIG_CLASS = MLFlowModelDeployerConfig
+    DEPLOYMENT_CONFIG = MLFlowDeploymentConfig
+
+    @property
+    def settings(self) -> MLFlowModelDeployerConfig:
+        return cast(MLFlowModelDeployerConfig, self.config)
+
+    # -- resolving what to serve -----------------------------------------------------------
+
+    def _coerce_config(self, config: ServiceConfig | dict[str, Any]) -> ServiceConfig:
+        # The name continuous deployment matches on (pipeline, step, model name) must be
+        # the same before and after the config is resolved: derive it from the source.
+        coerced = cast(MLFlowDeploymentConfig, super()._coerce_config(config))
+        source = coerced.source_uri()
+        return coerced.model_copy(
+            update={"model_uri": source, "model_name": coerced.model_name or uri_stem(source)}
+        )
+
+    def _prepare(self, config: ServiceConfig) -> tuple[MLFlowDeploymentConfig, RegistryPin]:
+        """The config completed (URI, name), its pin, and the model fetched and checked."""
+        config = cast(MLFlowDeploymentConfig, config)
+        _check_engine(config)
+        source = config.source_uri()
+        if not source:
+            raise DeploymentError(
+                "Nothing to deploy: give model_uri (models:/name/version, runs:/..., a path) "
+                "or registry_model_name."
+            )
+        from shipyard.models._mlflow_uri import download_mlflow_model, is_mlflow_uri
+
+        tracking = config.tracking_uri or self.settings.tracking_uri
+        if is_mlflow_uri(source):
+            model_dir, ref = download_mlflow_model(source, tracking)
+            pin = RegistryPin(
+                source_uri=source,
+                pinned_uri=ref.pinned_uri,
+                tracking_uri=ref.tracking_uri,
+                registered_model_name=ref.registered_name,
+                model_version=ref.version,
+                alias=ref.alias,
+                stage=ref.stage,
+                model_dir=str(model_dir),
+            )
+        else:
+            from shipyard.models import resolve_model_uri
+
+            model_dir = resolve_model_uri(source)
+            pin = RegistryPin(
+                source_uri=source, pinned_uri=str(model_dir), model_dir=str(model_dir)
+            )
+        _check_flavor(model_dir, config.engine, source)
+        updates = {"model_uri": source, "model_name": config.model_name or uri_stem(source)}
+        return config.model_copy(update=updates), pin
+
+    # -- the deployer's hooks ----------------------------------------------------------------
+
+    def is_up_to_date(self, service: Service, config: ServiceConfig) -> bool:
+        # An alias or stage that moved is a new model under the same config.
+        if not isinstance(service, MLFlowShipyardServer | MLFlowDeploymentService):
+            return False
+        new, pin = self._prepare(config)
+        return service.config == new and service.registry.pinned_uri == pin.pinned_uri
+
+    def perform_deploy_model(self, config: ServiceConfig, timeout: float) -> Service:
+        new, pin = self._prepare(config)
+        service = self._new_service(new, pin)
+        self.register_service(service)
+        try:
+            service.start(timeout=timeout)
+        except ServiceError as err:
+            reason = _failure_reason(service, err)  # type: ignore[arg-type]
+            service.delete(timeout=10.0, force=True)
+            self.store.delete_service(service.uuid)
+            raise DeploymentError(
+                f"Deploying the MLflow model {pin.pinned_uri} (engine {new.engine}) failed: "
+                f"the server failed to start: {reason}"
+            ) from err
+        return service
+
+    def _new_service(self, config: MLFlowDeploymentConfig, pin: RegistryPin) -> MLFlowServer:
+        host = config.host or self.settings.host
+        workers = config.workers or self.settings.workers
+        if config.engine == "shipyard":
+            return MLFlowShipyardServer(
+                flavor=self.flavor,
+                config=config,
+                registry=pin,
+                workers=workers,
+                grpc_port=config.grpc_port,
+                endpoint=ServiceEndpoint(
+                    host=host,
+                    port=config.port,
+                    health_check=HTTPHealthCheck(path="/v2/health/ready"),
+                ),
+            )
+        return MLFlowDeploymentService(
+            flavor=self.flavor,
+            config=config,
+            registry=pin,
+            workers=workers,
+            endpoint=ServiceEndpoint(
+                host=host, port=config.port, health_check=HTTPHealthCheck(path="/ping")
+            ),
+        )
+
+    def perform_update_model(
+        self, service: Service, config: ServiceConfig, timeout: float
+    ) -> Service:
+        server = cast(MLFlowServer, service)
+        new, pin = self._prepare(config)
+        old = server.config
+        hot = server.is_running and not any(
+            getattr(old, key) != getattr(new, key) for key in _RESTART_FIELDS
+        )
+        if hot and isinstance(server, MLFlowDeploymentService) and server.hot_reloadable:
+            return self._reload(server, new, pin, timeout)
+        if hot and isinstance(server, MLFlowShipyardServer):
+            return self._reload(server, new, pin, timeout)
+        return self._replace(server, new, pin, timeout)
+
+    def _reload(
+        self, server: MLFlowServer, new: MLFlowDeploymentConfig, pin: RegistryPin, timeout: float
+    ) -> Service:
+        old_pin = server.registry
+        try:
+            if isinstance(server, MLFlowDeploymentService):
+                server.reload(new, pin, timeout)
+            else:
+                server.registry = pin  # what served_model_uri gives the reload
+                server.reload(new, timeout=timeout)
+        except DeploymentError as err:
+            server.registry = old_pin
+            message = str(err)
+            if pin.pinned_uri != new.model_uri:  # say which version the alias named
+                message = message.replace(new.model_uri, f"{new.model_uri} ({pin.pinned_uri})")
+            server.status.update(server.status.state, message)
+            server.persist()
+            raise DeploymentError(message) from err
+        server.registry = pin
+        server.persist()
+        server.check_status()
+        return server
+
+    def _replace(
+        self, server: MLFlowServer, new: MLFlowDeploymentConfig, pin: RegistryPin, timeout: float
+    ) -> Service:
+        """A change a hot swap cannot make (engine, ports, workers, a built environment):
+        a server of the new kind on the same UUID and port; the old one back on failure."""
+        was_running = server.is_running
+        server.stop(timeout=timeout)
+        replacement = self._new_service(new, pin)
+        replacement.uuid = server.uuid
+        replacement.run_dir = server.run_dir
+        replacement.endpoint = replacement.endpoint.model_copy(
+            update={"port": new.port or server.endpoint.port}
+        )
+        self.register_service(replacement)
+        try:
+            replacement.start(timeout=timeout)
+        except ServiceError as err:
+            replacement.stop(timeout=10.0, force=True)
+            self.register_service(server)
+            message = f"Updating the model server {server.uuid} to {pin.pinned_uri} failed: {err}"
+            if was_running:
+                server.start(timeout=timeout)
+                message += " The previous model was started again."
+            server.status.update(server.status.state, message)
+            server.persist()
+            raise DeploymentError(message) from err
+        return replacement
+
+    def get_model_server_info(self, service: Service) -> dict[str, str | None]:
+        info = super().get_model_server_info(service)
+        if isinstance(service, MLFlowShipyardServer | MLFlowDeploymentService):
+            pin = service.registry
+            pid = service.running_pid()
+            info.update(
+                {
+                    "ENGINE": service.config.engine,
+                    "REGISTRY_MODEL_NAME": pin.registered_model_name or None,
+                    "REGISTRY_MODEL_VERSION": pin.model_version or None,
+                    "REGISTRY_MODEL_ALIAS": pin.alias or None,
+                    "REGISTRY_MODEL_STAGE": pin.stage or None,
+                    "SERVED_MODEL_URI": pin.pinned_uri,
+                    "TRACKING_URI": pin.tracking_uri or None,
+                    "HEALTH_CHECK_URL": _health_url(service),
+                    "SERVICE_PATH": str(service.run_path),
+                    "LOG_FILE": str(service.log_path),
+                    "DAEMON_PID": None if pid is None else str(pid),
+                }
+            )
+        return info
+
+
+def _health_url(service: MLFlowServer) -> str | None:
+    check = service.endpoint.health_check
+    if service.endpoint.url is None or not isinstance(check, HTTPHealthCheck):
+        return None
+    return f"{service.endpoint.url}{check.path}"
+
+
+def _check_engine(config: MLFlowDeploymentConfig) -> None:
+    """Refuse what cannot run here before anything is fetched or started."""
+    import importlib.util
+
+    if importlib.util.find_spec("mlflow") is None:
+        raise MissingDependencyError("mlflow", "mlflow", "the mlflow model deployer")
+    if config.mlserver:
+        raise ConfigError(
+            "mlserver: true (Seldon MLServer) is not supported by the mlflow flavor; use "
+            "engine: shipyard for the V2 protocol, or the kserve/seldon flavors."
+        )
+    if config.engine == "shipyard" and config.env_manager != "local":
+        raise ConfigError(
+            f"env_manager: {config.env_manager} needs engine: mlflow; engine: shipyard runs "
+            "in this environment (env_manager: local)."
+        )
+    needed = {"uv": ["uv"], "virtualenv": ["virtualenv", "pyenv"]}.get(config.env_manager, [])
+    missing = [tool for tool in needed if shutil.which(tool) is None]
+    if missing:
+        raise ConfigError(
+            f"env_manager: {config.env_manager} needs {' and '.join(missing)} on PATH "
+            f"(pip install {' '.join(missing)}), or use env_manager: local."
+        )
+
+
+def _check_flavor(model_dir: Path, engine: str, uri: str) -> None:
+    """Both engines load MLflow models as pyfunc: one without that flavor is refused."""
+    mlmodel = model_dir / "MLmodel"
+    if not mlmodel.is_file():
+        if engine == "mlflow":
+            raise DeploymentError(
+                f"{uri} is not an MLflow model (no MLmodel file in {model_dir}); engine "
+                "mlflow serves MLflow models only: use engine: shipyard, or the local flavor."
+            )
+        return
+    try:
+        flavors = (yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}).get("flavors", {})
+    except (OSError, yaml.YAMLError) as err:
+        raise DeploymentError(f"Cannot read the MLmodel file of {uri}: {err}") from err
+    if "python_function" not in flavors:
+        raise DeploymentError(
+            f"The MLflow model {uri} has the flavor(s) {', '.join(flavors) or '(none)'} but no "
+            f"python_function flavor, which engine {engine} needs to load it; log it with "
+            "a flavor that adds python_function (mlflow.sklearn, mlflow.pyfunc, ...)."
+        )

@@ -1,0 +1,134 @@
+"""A real MLflow tracking server (SQLite backend, local artifact root) and a registered
+model with two working versions that always disagree and a third that cannot load.
+
+Started once per session: the server takes tens of seconds to start on a busy machine.
+Stopped by its process group (its uvicorn workers are in it), never by name.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from shipyard.testing import free_port
+
+pytest.importorskip("mlflow", reason="the mlflow tests run with `make test-mlflow`")
+
+MODEL = "clf"
+
+#: MLflow warns about its own choices (type hints inferred as Any, deprecated stages,
+#: its dependencies' deprecations); they are not ours to fix, and warnings stay errors
+#: everywhere else.
+_MLFLOW_WARNINGS = ("ignore::UserWarning", "ignore::FutureWarning", "ignore::DeprecationWarning")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.path)).parents:
+            for spec in _MLFLOW_WARNINGS:
+                item.add_marker(pytest.mark.filterwarnings(spec))
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    log = (root / "server.log").open("w")
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--default-artifact-root",
+        str(root / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    # No job runner (8 processes for MLflow's async jobs, which these tests never use).
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if httpx.get(f"{uri}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}"
+                )
+            time.sleep(0.5)
+        yield uri
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except ProcessLookupError:
+            pass
+        log.close()
+
+
+@dataclass(frozen=True)
+class Registry:
+    tracking_uri: str
+    name: str
+    run_id: str
+    """The run that logged version 1 (its artifact path is ``model``)."""
+    rows: np.ndarray
+
+    def client(self) -> object:
+        import mlflow
+
+        return mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+
+
+@pytest.fixture(scope="session")
+def registry(tracking_uri: str) -> Registry:
+    import mlflow
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    mlflow.set_tracking_uri(tracking_uri)
+    x, y = make_classification(n_samples=300, n_features=4, random_state=0)
+    run_ids = []
+    # Version 2 is trained on flipped labels: it answers the opposite class of version 1.
+    for labels in (y, 1 - y, y):
+        with mlflow.start_run() as run:
+            info = mlflow.sklearn.log_model(
+                LogisticRegression().fit(x, labels),
+                name="model",
+                registered_model_name=MODEL,
+                input_example=x[:2],
+                # Given, so MLflow does not spend seconds inferring them in a subprocess.
+                pip_requirements=["scikit-learn"],
+            )
+        run_ids.append(run.info.run_id)
+    # Version 3 cannot load: its model file is garbage.
+    broken = Path(mlflow.get_logged_model(info.model_id).artifact_location.removeprefix("file://"))
+    for path in broken.iterdir():
+        if path.name.startswith("model."):
+            path.write_bytes(b"not a model")
+    return Registry(tracking_uri=tracking_uri, name=MODEL, run_id=run_ids[0], rows=x[:8])

@@ -1,0 +1,178 @@
+"""The mlflow flavor end to end against a real tracking server, for each engine: deploy v1
+by alias, predict, promote v2 -> same UUID and URL, new answers, no failed request in a
+looping client; a broken v3 is refused and v2 keeps serving; the CLI; stop/start/delete."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from shipyard.cli.main import app
+from shipyard.deployers.mlflow import (
+    MLFlowDeploymentConfig,
+    MLFlowDeploymentService,
+    MLFlowModelDeployer,
+    MLFlowShipyardServer,
+)
+from shipyard.errors import ConfigError, DeploymentError
+from shipyard.services import ServiceState
+
+from .conftest import Registry
+
+
+def _cli(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+class Client(threading.Thread):
+    """POSTs /invocations in a loop on one keep-alive connection until stopped."""
+
+    def __init__(self, url: str, rows: list[list[float]]) -> None:
+        super().__init__(daemon=True)
+        self.url, self.rows = url, rows
+        self.stop = threading.Event()
+        self.ok = 0
+        self.failures: list[str] = []
+        self.answers: set[str] = set()
+
+    def run(self) -> None:
+        with httpx.Client(timeout=60) as client:
+            while not self.stop.is_set():
+                try:
+                    response = client.post(self.url, json={"inputs": self.rows})
+                except httpx.HTTPError as err:
+                    self.failures.append(repr(err))
+                    continue
+                if response.status_code == 200:
+                    self.ok += 1
+                    self.answers.add(json.dumps(response.json()["predictions"]))
+                else:
+                    self.failures.append(f"{response.status_code} {response.text[:200]}")
+
+
+def _predictions(url: str, rows: list[list[float]]) -> list[int]:
+    answer = httpx.post(url, json={"inputs": rows}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    return [int(v) for v in answer.json()["predictions"]]
+
+
+# Five server starts and loads of MLflow (seconds each, minutes on a busy machine).
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("engine", ["shipyard", "mlflow"])
+def test_promote_update_refuse_and_lifecycle(home: Path, registry: Registry, engine: str) -> None:
+    rows = registry.rows.tolist()
+    alias = f"live-{engine}"
+    client: Any = registry.client()
+    client.set_registered_model_alias(registry.name, alias, "1")
+    _cli(
+        "model-deployer",
+        "register",
+        "mlf",
+        "--flavor",
+        "mlflow",
+        "--tracking-uri",
+        registry.tracking_uri,
+    )
+    _cli("stack", "register", "mlf", "-a", "default", "-o", "default", "-d", "mlf", "--set")
+    deployer = MLFlowModelDeployer.get_active_model_deployer()
+    config = MLFlowDeploymentConfig(
+        registry_model_name=registry.name,
+        alias=alias,
+        engine=engine,  # type: ignore[arg-type]
+        # engine mlflow: the keeper hands its socket to two workers, old and new.
+        workers=2 if engine == "mlflow" else 1,
+        pipeline_name="train",
+        pipeline_step_name="deploy",
+    )
+    service = deployer.deploy_model(config, replace=True, timeout=240)
+    kind = MLFlowShipyardServer if engine == "shipyard" else MLFlowDeploymentService
+    assert isinstance(service, kind)
+    assert service.model_version == "1"
+    base = service.endpoint.url
+    invocations = f"{base}/invocations"
+    v1 = _predictions(invocations, rows)
+
+    # Same config, alias unchanged: nothing to do.
+    assert deployer.deploy_model(config, replace=True, timeout=240).uuid == service.uuid
+
+    # Promote v2 while a client keeps sending: same server, new answers, nothing fails.
+    client.set_registered_model_alias(registry.name, alias, "2")
+    looping = Client(invocations, rows)
+    looping.start()
+    try:
+        updated = deployer.deploy_model(config, replace=True, timeout=240)
+    finally:
+        looping.stop.set()
+        looping.join(timeout=120)
+    assert (updated.uuid, updated.endpoint.url) == (service.uuid, base)
+    assert updated.model_version == "2"
+    v2 = _predictions(invocations, rows)
+    assert v2 == [1 - v for v in v1]
+    assert looping.failures == []
+    assert looping.ok > 0
+    # Every answer came from one version or the other, never a mix within a request.
+    assert looping.answers <= {json.dumps(v1), json.dumps(v2)}
+
+    # A version that cannot load is refused; v2 keeps serving, last_error says why.
+    client.set_registered_model_alias(registry.name, alias, "3")
+    with pytest.raises(DeploymentError, match="previous model keeps serving"):
+        deployer.deploy_model(config, replace=True, timeout=240)
+    after = deployer.get_model_server(service.uuid)
+    assert after.is_running and after.model_version == "2"
+    assert "models:/clf/3" in after.status.last_error
+    assert _predictions(invocations, rows) == v2
+
+    # The CLI shows the resolved version and the engine.
+    listed = json.loads(_cli("model-deployer", "models", "list", "--output", "json"))
+    assert [(r["uuid"], r["model_version"]) for r in listed] == [(service.uuid, "2")]
+    described = json.loads(
+        _cli("model-deployer", "models", "describe", service.uuid[:8], "--output", "json")
+    )
+    assert described["info"]["ENGINE"] == engine
+    assert described["info"]["REGISTRY_MODEL_VERSION"] == "2"
+    assert described["info"]["REGISTRY_MODEL_ALIAS"] == alias
+    assert "VERSION" in _cli("model-deployer", "models", "list")
+
+    # Stop, start on the same URL, delete.
+    _cli("model-deployer", "models", "stop", service.uuid)
+    assert deployer.get_model_server(service.uuid).status.state is ServiceState.INACTIVE
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{base}/ping", timeout=5)
+    _cli("model-deployer", "models", "start", service.uuid, "--timeout", "240")
+    assert _predictions(invocations, rows) == v2
+    _cli("model-deployer", "models", "delete", service.uuid, "--yes")
+    assert deployer.find_model_server() == []
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{base}/ping", timeout=5)
+
+
+def test_config_errors_are_named(home: Path, registry: Registry) -> None:
+    _cli(
+        "model-deployer",
+        "register",
+        "mlf",
+        "--flavor",
+        "mlflow",
+        "--tracking-uri",
+        registry.tracking_uri,
+    )
+    _cli("stack", "register", "mlf", "-a", "default", "-o", "default", "-d", "mlf", "--set")
+    deployer = MLFlowModelDeployer.get_active_model_deployer()
+    with pytest.raises(ConfigError, match="needs engine: mlflow"):
+        deployer.deploy_model(
+            {"registry_model_name": "clf", "engine": "shipyard", "env_manager": "uv"}
+        )
+    with pytest.raises(DeploymentError, match="registry_model_version and alias"):
+        deployer.deploy_model(
+            {"registry_model_name": "clf", "registry_model_version": "1", "alias": "x"}
+        )
+    with pytest.raises(DeploymentError, match="not an MLflow model"):
+        deployer.deploy_model({"model_uri": str(home), "engine": "mlflow"})
