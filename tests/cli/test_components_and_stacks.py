@@ -18,7 +18,8 @@ SECRET_SOURCE = f"{VaultStore.__module__}:VaultStore"
 def test_component_lifecycle(home: Path, group: str) -> None:
     assert "local" in ok(group, "flavor", "list")
     flavors = json.loads(ok(group, "flavor", "list", "--output", "json"))
-    assert [f["name"] for f in flavors] == ["local"]
+    # Other flavors (ray, mlflow, ...) are built in too for model deployers.
+    assert "local" in [f["name"] for f in flavors]
 
     ok(group, "register", "mine", "--flavor", "local")
     listed = json.loads(ok(group, "list", "-O", "json"))

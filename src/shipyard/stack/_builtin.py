@@ -31,4 +31,11 @@ def builtin_flavors() -> list[Flavor]:
             implementation="shipyard.deployers.local.deployer:LocalModelDeployer",
             description="Model servers as background processes on this machine.",
         ),
+        Flavor(
+            name="ray",
+            type=ComponentType.MODEL_DEPLOYER,
+            config_class="shipyard.deployers.ray.deployer:RayModelDeployerConfig",
+            implementation="shipyard.deployers.ray.deployer:RayModelDeployer",
+            description="Ray Serve applications on a Ray cluster (shipyard[ray]).",
+        ),
     ]

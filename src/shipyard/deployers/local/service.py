@@ -18,13 +18,14 @@ from shipyard.errors import BadRequestError, DeploymentError, ServiceError
 from shipyard.services import process
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.local_daemon import LocalDaemonService
-from shipyard.services.service import ServiceConfig
+from shipyard.services.service import Service, ServiceConfig
 
 __all__ = [
     "LocalDeploymentConfig",
     "LocalModelServer",
     "LocalModelServerConfig",
     "model_fingerprint",
+    "predict_over_v2",
     "remove_control_socket",
 ]
 
@@ -245,41 +246,46 @@ class LocalModelServer(LocalDaemonService):
         """Send ``data`` to the server: a V2 request dict is sent as is (the answer dict
         comes back); rows (a list or array) become one FP64 tensor and the first output
         comes back as a numpy array. Data that cannot be sent raises BadRequestError."""
-        import httpx
-        import numpy as np
+        return predict_over_v2(self, data)
 
-        raw = isinstance(data, dict)
-        body = data if raw else {"inputs": [_rows_tensor(data)]}
-        try:
-            # JSON has no NaN or infinity: find them before anything is sent.
-            content = json.dumps(body, allow_nan=False)
-        except (TypeError, ValueError) as err:
-            raise BadRequestError(
-                f"The request cannot be sent as JSON ({err}); NaN, infinity and "
-                "non-JSON values are not allowed."
-            ) from err
-        url = self.prediction_url
-        if url is None or not self.is_running:
-            raise ServiceError(
-                f"The model server {self.uuid} is not running; start it with "
-                f"`shipyard model-deployer models start {self.uuid}`."
-            )
-        try:
-            response = httpx.post(
-                url,
-                content=content,
-                headers={"content-type": "application/json"},
-                timeout=60.0,
-            )
-        except httpx.HTTPError as err:
-            raise ServiceError(f"POST {url} failed: {err}") from err
-        if response.status_code != 200:
-            raise ServiceError(f"POST {url} answered {response.status_code}: {response.text}")
-        answer: dict[str, Any] = response.json()
-        if raw:
-            return answer
-        output = answer["outputs"][0]
-        return np.asarray(output["data"]).reshape(output["shape"])
+
+def predict_over_v2(service: Service, data: Any) -> Any:
+    """POST ``data`` to ``service``'s V2 prediction URL (see ``LocalModelServer.predict``)."""
+    import httpx
+    import numpy as np
+
+    raw = isinstance(data, dict)
+    body = data if raw else {"inputs": [_rows_tensor(data)]}
+    try:
+        # JSON has no NaN or infinity: find them before anything is sent.
+        content = json.dumps(body, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise BadRequestError(
+            f"The request cannot be sent as JSON ({err}); NaN, infinity and "
+            "non-JSON values are not allowed."
+        ) from err
+    url = service.prediction_url
+    if url is None or not service.is_running:
+        raise ServiceError(
+            f"The model server {service.uuid} is not running; start it with "
+            f"`shipyard model-deployer models start {service.uuid}`."
+        )
+    try:
+        response = httpx.post(
+            url,
+            content=content,
+            headers={"content-type": "application/json"},
+            timeout=60.0,
+        )
+    except httpx.HTTPError as err:
+        raise ServiceError(f"POST {url} failed: {err}") from err
+    if response.status_code != 200:
+        raise ServiceError(f"POST {url} answered {response.status_code}: {response.text}")
+    answer: dict[str, Any] = response.json()
+    if raw:
+        return answer
+    output = answer["outputs"][0]
+    return np.asarray(output["data"]).reshape(output["shape"])
 
 
 def _rows_tensor(data: Any) -> dict[str, Any]:
