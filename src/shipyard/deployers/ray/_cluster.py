@@ -104,6 +104,15 @@ def _spawn(argv: list[str], log_path: Path, env: dict[str, str]) -> tuple[int, i
     return process.spawn_detached(argv, log_path=log_path, env=env)
 
 
+def _auth_env(env: dict[str, str], host: str) -> dict[str, str]:
+    """A loopback cluster is reachable from this machine only: no token, unless the
+    environment asks for one (Ray otherwise turns token auth on whenever some earlier
+    local ``ray.init`` left a token in ~/.ray, shared by every user of the machine)."""
+    if host.startswith("127."):
+        env.setdefault("RAY_AUTH_MODE", "disabled")
+    return env
+
+
 def _log_size(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
@@ -203,7 +212,7 @@ def _start_head(
     if host in ("127.0.0.1", "localhost"):
         env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # keep the head on loopback
     offset = _log_size(log_path)
-    pid, start_time = _spawn(argv, log_path, env)
+    pid, start_time = _spawn(argv, log_path, _auth_env(env, host))
     node = RayNode(
         pid=pid,
         start_time=start_time,
@@ -239,7 +248,7 @@ def _start_worker(
         *_common_args(host, num_cpus, object_store_memory),
     ]
     offset = _log_size(log_path)
-    pid, start_time = _spawn(argv, log_path, dict(os.environ))
+    pid, start_time = _spawn(argv, log_path, _auth_env(dict(os.environ), host))
     node = RayNode(
         pid=pid,
         start_time=start_time,

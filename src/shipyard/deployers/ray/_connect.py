@@ -32,9 +32,13 @@ def connect(address: str) -> None:
     if host.startswith("127.") or host == "localhost":
         # Ray would swap loopback for the machine's outward address and then find no
         # node there (see _node.py): a cluster on loopback is reached on loopback.
+        import os
+
         import ray._private.ray_constants as constants
 
         constants.ENABLE_RAY_CLUSTER = False
+        # As the loopback clusters Shipyard starts (see _cluster._auth_env).
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     try:
         ray.init(
             address=address,
