@@ -22,10 +22,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import batch, online, profile, report, servers, setup
+from harness import batch, online, profile, report, scaleout, servers, setup
 
 ALL_SERVERS = ("shipyard", "mlserver-batch", "mlserver-nobatch", "mlflow", "bare")
-SECTIONS = ("online", "coldstart", "batch", "profile")
+SECTIONS = ("online", "coldstart", "batch", "profile", "scaleout")
 RESULTS_JSON = setup.WORK / "results.json"
 
 
@@ -148,6 +148,8 @@ def main(argv: list[str]) -> int:
         results = json.loads(RESULTS_JSON.read_text())
     if args.report_only:
         report.write(results, setup.BENCH / "RESULTS.md")
+        if results.get("scaleout"):
+            scaleout.write_section(setup.BENCH / "RESULTS.md", results["scaleout"])
         return 0
     results.pop("addendum", None)  # a hand-run re-check never outlives a new measurement
     results.setdefault("online", {})
@@ -195,6 +197,8 @@ def main(argv: list[str]) -> int:
     def save() -> None:
         RESULTS_JSON.write_text(json.dumps(results, indent=1))
         report.write(results, setup.BENCH / "RESULTS.md")
+        if results.get("scaleout"):
+            scaleout.write_section(setup.BENCH / "RESULTS.md", results["scaleout"])
 
     def attempt(where: str, fn: Any, *a: Any) -> Any:
         try:
@@ -250,6 +254,12 @@ def main(argv: list[str]) -> int:
     if "profile" in sections and "shipyard" in wanted:
         setup.log("profile: shipyard rf, 1 row, c=32, py-spy")
         results["profile"] = attempt("profile", profile.profile_shipyard, min(args.duration, 10))
+    if "scaleout" in sections:
+        setup.log("scale-out: two-node Ray cluster, ray flavor and --engine ray vs plain Ray")
+        data = batch.ensure_data(args.batch_rows)
+        results["scaleout"] = attempt(
+            "scaleout", scaleout.run, data, args.batch_rows, min(args.duration, 15)
+        )
     results["meta"]["elapsed_min"] = (datetime.now(UTC) - started).total_seconds() / 60
     save()
     setup.log(f"wrote {setup.BENCH / 'RESULTS.md'}")

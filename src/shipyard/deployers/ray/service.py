@@ -207,6 +207,8 @@ class RayModelServer(Service):
 
         from shipyard.deployers.ray.replica import build_application
 
+        # Serve started first with our proxy settings (run_many would start it on 8000).
+        self._connect()
         config = self.config
         app = build_application(
             model_uri=config.model_uri,
