@@ -10,6 +10,8 @@ from shipyard.errors import DeploymentError, MissingDependencyError
 __all__ = ["connect", "disconnect", "ensure_serve", "import_ray"]
 
 _connected: str | None = None
+#: The proxy's (host, port) once Serve was started (or found) by this driver.
+_serve: tuple[str, int] | None = None
 
 
 def import_ray() -> Any:
@@ -27,7 +29,7 @@ def connect(address: str) -> None:
     if ray.is_initialized():
         if _connected == address:
             return
-        ray.shutdown()
+        disconnect()
     host = address.removeprefix("ray://").rsplit(":", 1)[0]
     if host.startswith("127.") or host == "localhost":
         # Ray would swap loopback for the machine's outward address and then find no
@@ -58,6 +60,9 @@ def connect(address: str) -> None:
 
 def ensure_serve(host: str, port: int, proxy_location: str) -> tuple[str, int]:
     """Start Serve if it is not running; (host, port) of its HTTP proxy either way."""
+    global _serve
+    if _serve is not None:
+        return _serve
     from ray import serve
     from ray.serve.context import _get_global_client
 
@@ -68,15 +73,17 @@ def ensure_serve(host: str, port: int, proxy_location: str) -> tuple[str, int]:
     config = _get_global_client().http_config
     # A proxy listening on all interfaces is reached on loopback from this machine.
     shown = "127.0.0.1" if config.host in ("0.0.0.0", "") else str(config.host)
-    return shown, int(config.port)
+    _serve = (shown, int(config.port))
+    return _serve
 
 
 def disconnect() -> None:
     """Stop being a driver (before the cluster this process is connected to goes away)."""
-    global _connected
+    global _connected, _serve
     import sys
 
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         ray.shutdown()
     _connected = None
+    _serve = None
