@@ -115,6 +115,7 @@ def main() -> None:
         results["cluster_idle_pss_mb"] = group_pss([head.pid, node.pid]) / 2**20
         if "serving" in args.sections:
             results["serving"] = serving(args, head.address, [head.pid, node.pid], work)
+            Path(args.out).write_text(json.dumps(results, indent=1))  # kept if batch fails
         if "batch" in args.sections:
             results["batch"] = batch(args, head.address, work)
     finally:

@@ -103,3 +103,16 @@ def test_resume_after_a_failed_job_predicts_each_row_once_in_order(
     rejects = [json.loads(line) for line in Path(summary.rejects).read_text().splitlines()]
     assert [r["values"]["id"] for r in rejects] == bad
     assert all("must not be negative" in r["error"] for r in rejects)
+
+
+def test_actors_are_placed_where_their_cpus_are_free() -> None:
+    from shipyard.batch._ray import placements
+
+    # Half a CPU free on each node (Serve replicas hold the rest): an actor of 1 CPU would
+    # wait forever; two actors of 0.5, one per node, run.
+    assert placements({"a": 0.5, "b": 0.5}, None) == [("a", 0.5), ("b", 0.5)]
+    # One per free CPU, alternating nodes, so two actors land on two nodes.
+    assert placements({"a": 2.0, "b": 1.0}, 2) == [("a", 1.0), ("b", 1.0)]
+    # More actors than free CPUs share them.
+    assert placements({"a": 1.0}, 3) == [("a", 0.33)] * 3
+    assert placements({"a": 0.0}, None) == []

@@ -132,6 +132,14 @@ def test_deploy_predict_update_and_refuse_a_broken_model(
     assert "previous model keeps serving" in again.status.last_error
     assert again.config.model_uri == models.b
 
+    from typer.testing import CliRunner
+
+    from shipyard.cli.main import app
+
+    listed = CliRunner().invoke(app, ["model-deployer", "models", "list", "--output", "json"])
+    assert listed.exit_code == 0, listed.output
+    assert service.uuid in listed.output and url in listed.output
+
     logs = list(deployer.get_model_server_logs(service.uuid, tail=50))
     assert any("replica_" in line for line in logs)
 

@@ -93,16 +93,21 @@ class _ActorChild:
 class RayPool:
     """Ray actors with the interface ``_job`` expects of a worker pool."""
 
-    def __init__(self, n: int, spec: WorkerSpec, num_cpus: float) -> None:
+    def __init__(self, placements: list[tuple[str, float]], spec: WorkerSpec) -> None:
+        """One actor per (node id, CPUs) placement, pinned to that node."""
         import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         remote: Any = ray.remote(_ShardActor)
         self.children = [
             _ActorChild(
                 i,
-                remote.options(num_cpus=num_cpus, scheduling_strategy="SPREAD").remote(spec),
+                remote.options(
+                    num_cpus=cpus,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+                ).remote(spec),
             )
-            for i in range(n)
+            for i, (node, cpus) in enumerate(placements)
         ]
         #: Nodes whose actors predicted at least one shard (reported in the summary).
         self.nodes: set[str] = set()
@@ -171,12 +176,19 @@ class RayPool:
             )
         return child
 
-    def wait_ready(self, plan: Plan) -> tuple[str, list[str] | None]:
-        while True:
+    def wait_ready(self, plan: Plan, timeout: float = 300.0) -> tuple[str, list[str] | None]:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             for msg in self.receive(1.0):
                 child = self.handle(msg, plan)
                 if child is not None and child.info is not None:
                     return child.info
+        raise ConfigError(
+            f"No Ray actor loaded the model within {timeout:.0f}s: the cluster may lack the "
+            "CPUs they reserve (see `ray status`), or the model loads very slowly."
+        )
 
     def stop(self, graceful: bool) -> None:
         import ray
@@ -185,38 +197,73 @@ class RayPool:
             ray.kill(child.actor)
 
 
-def _free_cpus(ray: Any, wait: float = 15.0) -> float:
-    """Free CPUs of the cluster; a moment is given to actors just killed (a previous job's)
-    to hand theirs back, as Ray reports it a little later."""
+def _free_cpus_per_node(ray: Any, wait: float = 15.0) -> dict[str, float]:
+    """Free CPUs of each alive node; a moment is given to actors just killed (a previous
+    job's) to hand theirs back, as Ray reports it a little later."""
     import time
+
+    from ray._private.state import state
 
     deadline = time.monotonic() + wait
     while True:
-        free = float(ray.available_resources().get("CPU", 0.0))
+        alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+        free = {
+            node: float(resources.get("CPU", 0.0))
+            for node, resources in state.available_resources_per_node().items()
+            if node in alive
+        }
         total = float(ray.cluster_resources().get("CPU", 0.0))
-        if free >= min(1.0, total) or time.monotonic() > deadline:
+        if sum(free.values()) >= min(1.0, total) or time.monotonic() > deadline:
             return free
         time.sleep(0.25)
 
 
+def placements(free: dict[str, float], workers: int | None) -> list[tuple[str, float]]:
+    """Where the actors go: each on one node, within what that node has free, so none
+    waits for CPUs that only exist summed over several nodes (an actor of 1 CPU never
+    fits two nodes with 0.5 free each: that job would wait forever). One actor per free
+    CPU (a node's fraction too), round-robin over the nodes; with ``workers``, that many,
+    sharing what is free."""
+    slots: list[tuple[str, float]] = []
+    for node, cpus in sorted(free.items(), key=lambda item: -item[1]):
+        whole, part = divmod(cpus, 1.0)
+        slots += [(node, 1.0)] * int(whole)
+        if part >= 0.05:
+            slots.append((node, round(part, 2)))
+    # Round-robin over nodes, so even two actors land on two nodes.
+    by_node: dict[str, list[tuple[str, float]]] = {}
+    for slot in slots:
+        by_node.setdefault(slot[0], []).append(slot)
+    ordered: list[tuple[str, float]] = []
+    while any(by_node.values()):
+        for node in list(by_node):
+            if by_node[node]:
+                ordered.append(by_node[node].pop(0))
+    if workers is None or workers <= len(ordered):
+        return ordered[: workers or len(ordered)]
+    # More actors than free slots: they share each node's free CPUs.
+    shared: list[tuple[str, float]] = []
+    nodes = [node for node, cpus in free.items() if cpus >= 0.05]
+    for i in range(workers):
+        node = nodes[i % len(nodes)]
+        count = len(range(i % len(nodes), workers, len(nodes)))
+        shared.append((node, round(free[node] / count, 2)))
+    return shared
+
+
 def start_ray_pool(address: str | None, workers: int | None, spec: WorkerSpec) -> RayPool:
     """Connect to the cluster and start the actors: ``workers`` of them, default one per
-    CPU the cluster has free; each reserves one CPU, or an equal share of fewer."""
-    import math
-
+    free CPU of the cluster, each placed on a node that has its CPUs free."""
     from shipyard.deployers.ray._connect import connect
 
     connect(address or "auto")
     import ray
 
-    free = _free_cpus(ray)
-    if free <= 0:
+    where = placements(_free_cpus_per_node(ray), workers)
+    if not where:
         raise ConfigError(
             "The Ray cluster has no free CPU for batch actors (Serve replicas or other jobs "
             "hold them all); free some, or add a node."
         )
-    n = workers or max(1, math.floor(free))
-    num_cpus = min(1.0, free / n)
-    return RayPool(
-        n, WorkerSpec(spec.model_uri, spec.service_url, spec.input_as, 1, spec.timeout), num_cpus
-    )
+    one_thread = WorkerSpec(spec.model_uri, spec.service_url, spec.input_as, 1, spec.timeout)
+    return RayPool(where, one_thread)
