@@ -117,6 +117,14 @@ def main() -> None:
             results["serving"] = serving(args, head.address, [head.pid, node.pid], work)
             Path(args.out).write_text(json.dumps(results, indent=1))  # kept if batch fails
         if "batch" in args.sections:
+            # The Serve replicas hold CPUs: the batch jobs get the whole cluster (with
+            # them, Ray Data's read tasks starved behind its map actors).
+            from ray import serve
+
+            from shipyard.deployers.ray._connect import connect
+
+            connect(head.address)
+            serve.shutdown()
             results["batch"] = batch(args, head.address, work)
     finally:
         from shipyard.deployers.ray._connect import disconnect
