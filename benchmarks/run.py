@@ -22,10 +22,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import batch, online, profile, report, scaleout, servers, setup
+from harness import batch, framing, online, profile, report, scaleout, servers, setup
 
 ALL_SERVERS = ("shipyard", "mlserver-batch", "mlserver-nobatch", "mlflow", "bare")
-SECTIONS = ("online", "coldstart", "batch", "profile", "scaleout")
+SECTIONS = ("online", "coldstart", "batch", "profile", "framing", "scaleout")
 RESULTS_JSON = setup.WORK / "results.json"
 
 
@@ -254,6 +254,9 @@ def main(argv: list[str]) -> int:
     if "profile" in sections and "shipyard" in wanted:
         setup.log("profile: shipyard rf, 1 row, c=32, py-spy")
         results["profile"] = attempt("profile", profile.profile_shipyard, min(args.duration, 10))
+    if "framing" in sections:
+        setup.log("framing: HTTP/2 per-call cost, ours vs the h2 library, same loop")
+        results["framing"] = attempt("framing", framing.measure)
     if "scaleout" in sections:
         setup.log("scale-out: two-node Ray cluster, ray flavor and --engine ray vs plain Ray")
         data = batch.ensure_data(args.batch_rows)

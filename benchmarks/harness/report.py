@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harness import framing
+
 NA = "not available"
 LABELS = {
     "shipyard": "Shipyard",
@@ -419,6 +421,7 @@ def write(r: dict[str, Any], path: Path) -> None:
             "validation, config and warning-filter contexts), not tree traversal.",
             "",
         ]
+    out += framing.render(r)
     out += ["## How each server ran", ""]
     for key in LABELS:
         w = None

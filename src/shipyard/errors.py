@@ -10,7 +10,9 @@ __all__ = [
     "BadRequestError",
     "ConfigError",
     "DeploymentError",
+    "IllegalTransitionError",
     "InvalidInputError",
+    "MethodNotAllowedError",
     "MissingDependencyError",
     "ModelLoadError",
     "ModelNotFoundError",
@@ -61,6 +63,17 @@ class PayloadTooLargeError(ShipyardError):
 
 class NotFoundError(ShipyardError):
     status_code = 404
+
+
+class MethodNotAllowedError(ShipyardError):
+    """The path exists, not with this method; ``allow`` lists the methods it takes (the
+    REST layer sends it as the ``Allow`` header)."""
+
+    status_code = 405
+
+    def __init__(self, message: str, allow: str) -> None:
+        super().__init__(message)
+        self.allow = allow
 
 
 class ModelNotFoundError(NotFoundError):
@@ -118,3 +131,10 @@ class ServiceNotFoundError(NotFoundError):
 
 class DeploymentError(ServiceError):
     """A deployment failed; the previous server (if any) keeps serving."""
+
+
+class IllegalTransitionError(ServiceError):
+    """A service was moved between two states its lifecycle does not connect (the table
+    is ``shipyard.services.state.TRANSITIONS``)."""
+
+    status_code = 409

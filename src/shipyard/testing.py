@@ -9,21 +9,97 @@ it is ready, fail fast with its log if it died, and stop it by PID.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from shipyard.errors import ServiceError
 
-__all__ = ["ServerProcess", "free_port", "start_server"]
+__all__ = [
+    "ServerProcess",
+    "async_wait_until",
+    "free_port",
+    "metric_value",
+    "parse_metrics",
+    "start_server",
+    "wait_until",
+]
+
+#: Seconds a wait gives up after unless told otherwise: long, for a loaded shared machine.
+DEFAULT_WAIT = 120.0
+_POLL = 0.05
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = DEFAULT_WAIT) -> None:
+    """Poll ``condition`` until it is true; ``AssertionError`` naming ``what`` after
+    ``timeout`` seconds. Waits for an event, never asserts how long it took."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout} s waiting for {what}")
+        time.sleep(_POLL)
+
+
+async def async_wait_until(
+    condition: Callable[[], object],
+    what: str,
+    timeout: float = DEFAULT_WAIT,
+    interval: float = _POLL,
+) -> None:
+    """``wait_until`` for coroutines: the event loop keeps running while it waits
+    (``interval=0`` yields one loop turn at a time)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+_SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
+_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Prometheus text exposition as ``{(name, labels): value}`` (comments skipped)."""
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for line in text.splitlines():
+        found = _SAMPLE.match(line)
+        if found is None or line.startswith("#"):
+            continue
+        name, labels, value = found.groups()
+        pairs = frozenset(_LABEL.findall(labels or ""))
+        samples[(name, pairs)] = float(value)
+    return samples
+
+
+def metric_value(text: str, name: str, default: float | None = 0.0, **labels: str) -> float:
+    """The value of sample ``name{labels}`` in Prometheus ``text``; ``default`` when it
+    is not there (None: raise ``AssertionError`` showing the text).
+
+    The labels are keyword arguments, or written into ``name`` as in the text itself:
+    ``metric_value(text, 'shipyard_requests_total{model="m",status="200"}')``.
+    """
+    if "{" in name:
+        name, _, written = name.partition("{")
+        labels = {**dict(_LABEL.findall(written)), **labels}
+    value = parse_metrics(text).get((name, frozenset(labels.items())))
+    if value is not None:
+        return value
+    if default is None:
+        shown = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        raise AssertionError(f"{name}{{{shown}}} is not in the metrics:\n{text}")
+    return default
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -112,6 +112,6 @@ def test_two_processes_starting_one_server_at_once(home: Path, models: Models) -
     assert isinstance(running, LocalModelServer)
     assert running.is_running and running.prediction_url == url
     # One server process serves it: the second start found it running.
-    assert _supervisors(running.control_socket) == [running.pid]
+    assert _supervisors(running.control_socket) == [running.running_pid()]
     assert len(list((home / "services").glob("*/pid.json"))) == 1
     assert running.predict(models.rows).tolist() == models.expected_a()

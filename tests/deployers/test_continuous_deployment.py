@@ -72,7 +72,7 @@ def test_update_in_place_with_zero_failed_requests(home: Path, models: Models) -
     deployer = LocalModelDeployer.get_active_model_deployer()
     first = deployer.deploy_model(_config(models.a), timeout=300)
     assert isinstance(first, LocalModelServer)
-    pid = first.pid
+    pid = first.running_pid()
     expected_a = models.expected_a()
     client = Client(str(first.prediction_url), models.rows.tolist())
     client.start()
@@ -87,7 +87,7 @@ def test_update_in_place_with_zero_failed_requests(home: Path, models: Models) -
     assert client.ok >= 10
     # Same server, same URL, same process: the model was swapped inside it.
     assert isinstance(second, LocalModelServer)
-    assert (second.uuid, second.prediction_url, second.pid) == (
+    assert (second.uuid, second.prediction_url, second.running_pid()) == (
         first.uuid,
         first.prediction_url,
         pid,
@@ -140,11 +140,11 @@ def test_a_broken_model_leaves_the_old_one_serving(
 def test_same_config_replace_false_and_duplicates(home: Path, models: Models) -> None:
     deployer = LocalModelDeployer.get_active_model_deployer()
     first = deployer.deploy_model(_config(models.a), timeout=300)
-    pid = first.pid  # type: ignore[attr-defined]
+    pid = first.running_pid()  # type: ignore[attr-defined]
 
     again = deployer.deploy_model(_config(models.a), replace=True, timeout=300)
     assert again.uuid == first.uuid
-    assert again.pid == pid  # type: ignore[attr-defined]  # returned as it is, not restarted
+    assert again.running_pid() == pid  # type: ignore[attr-defined]  # returned as it is, not restarted
 
     beside = deployer.deploy_model(_config(models.b), replace=False, timeout=300)
     assert beside.uuid != first.uuid
@@ -188,7 +188,7 @@ def test_kill_9_shows_the_reason_and_start_recovers_the_url(home: Path, models: 
     deployer = LocalModelDeployer.get_active_model_deployer()
     service = deployer.deploy_model(_config(models.a), timeout=300)
     url = service.prediction_url
-    pid = service.pid  # type: ignore[attr-defined]
+    pid = service.running_pid()  # type: ignore[attr-defined]
     start_time = process_start_time(pid)
     os.kill(pid, signal.SIGKILL)
     while process_start_time(pid) == start_time:
@@ -218,11 +218,11 @@ def test_a_change_a_reload_cannot_make_restarts_on_the_same_url(home: Path, mode
     deployer = LocalModelDeployer.get_active_model_deployer()
     first = deployer.deploy_model(_config(models.a, workers=1), timeout=300)
     assert isinstance(first, LocalModelServer)
-    pid = first.pid
+    pid = first.running_pid()
     changed = deployer.deploy_model(_config(models.b, workers=2), timeout=300)
     assert isinstance(changed, LocalModelServer)
     assert (changed.uuid, changed.prediction_url) == (first.uuid, first.prediction_url)
     assert changed.workers == 2
-    assert changed.pid not in (None, pid)  # a new process: workers cannot change in place
+    assert changed.running_pid() not in (None, pid)  # a new process: workers cannot change in place
     assert process_start_time(pid) is None  # type: ignore[arg-type]
     assert changed.predict(models.rows).tolist() == [1 - v for v in models.expected_a()]

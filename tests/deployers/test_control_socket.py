@@ -39,7 +39,7 @@ def test_a_second_supervisor_cannot_take_the_live_servers_socket(
     live = deployer.deploy_model(_config(models.a), timeout=300)
     assert isinstance(live, LocalModelServer)
     live_socket = Path(live.control_socket)
-    pid = live.pid
+    pid = live.running_pid()
 
     # What a second start of the same server runs (a copy that did not see the first).
     twin = live.model_copy(update={"control_socket": ""})
@@ -61,7 +61,7 @@ def test_a_second_supervisor_cannot_take_the_live_servers_socket(
 
     assert live_socket.exists()
     updated = deployer.deploy_model(_config(models.b), replace=True, timeout=300)
-    assert (updated.uuid, updated.pid) == (live.uuid, pid)  # type: ignore[attr-defined]
+    assert (updated.uuid, updated.running_pid()) == (live.uuid, pid)  # type: ignore[attr-defined]
     assert updated.predict(models.rows).tolist() == [1 - v for v in models.expected_a()]
 
 

@@ -11,6 +11,7 @@ import pytest
 import shipyard
 from shipyard.deployers.local import LocalDeploymentConfig, LocalModelDeployer, LocalModelServer
 from shipyard.services.process import process_start_time
+from shipyard.testing import wait_until
 
 from .slow_predictor import Slow
 
@@ -27,7 +28,7 @@ def test_stop_lets_an_in_flight_request_finish(
         LocalDeploymentConfig(model_uri=str(model), model_name="slow"), timeout=300
     )
     assert isinstance(service, LocalModelServer)
-    pid = service.pid
+    pid = service.running_pid()
     assert pid is not None
 
     answers: list[httpx.Response | Exception] = []
@@ -41,9 +42,12 @@ def test_stop_lets_an_in_flight_request_finish(
 
     client = threading.Thread(target=request)
     client.start()
-    while not any(marks.iterdir()):  # the request is inside predict()
-        client.join(0.05)
+
+    def inside_predict() -> bool:
         assert client.is_alive() or answers, "the request ended before it started"
+        return any(marks.iterdir())
+
+    wait_until(inside_predict, "the request to be inside predict()")
     deployer.stop_model_server(service.uuid, timeout=60)
     client.join()
 

@@ -93,6 +93,7 @@ class TinyDeployer(ModelDeployer):
     FLAVOR_NAME = "tiny"
     CONFIG_CLASS = TinyDeployerConfig
     DEPLOYMENT_CONFIG = TinyServerConfig
+    SERVICE_CLASS = TinyServer
 
     def perform_deploy_model(self, config: ServiceConfig, timeout: float) -> Service:
         host = cast(TinyDeployerConfig, self.config).host

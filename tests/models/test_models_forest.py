@@ -85,3 +85,34 @@ def test_served_forest_keeps_sklearn_errors_and_answers(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.predictor.predict(ROWS[:5]), model.predict(ROWS[:5]))
     with pytest.raises(InvalidInputError, match="infinity"):
         loaded.predictor.predict(np.full((1, 8), np.inf))
+
+
+def test_the_sklearn_extra_pins_what_the_fast_path_needs() -> None:
+    # Older scikit-learn stores weighted counts in tree values: the fast path would
+    # return other numbers than sklearn does, so the extra must not allow it.
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    from shipyard.models.runtimes._forest import MIN_SKLEARN
+
+    pyproject = Path(__file__).parents[2] / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    [pin] = [Requirement(r) for r in extras["sklearn"] if r.startswith("scikit-learn")]
+    oldest = ".".join(map(str, MIN_SKLEARN))
+    assert oldest in pin.specifier
+    assert "1.4.0" not in pin.specifier and "1.3.2" not in pin.specifier
+
+
+@pytest.mark.parametrize(
+    ("version", "fast"),
+    [("1.3.2", False), ("1.4.0", False), ("1.4.1", True), ("1.5.0rc1", True), ("2.0", True)],
+)
+def test_an_older_sklearn_found_at_load_gets_no_fast_path(
+    version: str, fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sklearn
+
+    model = RandomForestClassifier(n_estimators=3, random_state=0).fit(X_CLS, Y_CLS)
+    monkeypatch.setattr(sklearn, "__version__", version)
+    assert (forest_fast_path(model, "predict_proba") is not None) is fast

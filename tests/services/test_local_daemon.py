@@ -36,7 +36,7 @@ def test_start_check_stop(home: Path) -> None:
     try:
         assert daemon.status.state is ServiceState.ACTIVE
         assert daemon.is_running and not daemon.is_failed
-        pid = daemon.pid
+        pid = daemon.running_pid()
         assert pid is not None
         assert Path(daemon.run_dir) == home / "services" / daemon.uuid
         assert httpx.get(f"{daemon.endpoint.url}/health").text == "ok"
@@ -69,7 +69,7 @@ def test_port_is_kept_across_restarts(home: Path) -> None:
 def test_kill_9_is_seen_with_its_reason_and_start_recovers(home: Path) -> None:
     daemon = EchoDaemon(extra_env={"DAEMON_CHILD": "1"})
     daemon.start(timeout=30)
-    pid = daemon.pid
+    pid = daemon.running_pid()
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     _wait_gone(pid)
@@ -85,7 +85,7 @@ def test_kill_9_is_seen_with_its_reason_and_start_recovers(home: Path) -> None:
     try:
         assert daemon.is_running
         assert httpx.get(f"{daemon.endpoint.url}/health").status_code == 200
-        assert daemon.pid != pid
+        assert daemon.running_pid() != pid
     finally:
         daemon.stop(timeout=10)
 
@@ -100,7 +100,7 @@ def test_a_reused_pid_is_not_taken_for_the_server(home: Path) -> None:
         (daemon.run_path / "pid.json").write_text(
             json.dumps({"pid": stranger.pid, "start_time": start_time - 1})
         )
-        assert daemon.pid is None
+        assert daemon.running_pid() is None
         state, error = daemon.check_status()
         assert state is ServiceState.ERROR
         assert f"its pid {stranger.pid} now belongs to another process" in error
@@ -114,7 +114,7 @@ def test_a_reused_pid_is_not_taken_for_the_server(home: Path) -> None:
 def test_stop_escalates_to_sigkill_after_the_timeout(home: Path) -> None:
     daemon = EchoDaemon(extra_env={"DAEMON_IGNORE_TERM": "1"})
     daemon.start(timeout=30)
-    pid = daemon.pid
+    pid = daemon.running_pid()
     assert pid is not None
     daemon.stop(timeout=0.5)
     assert process_start_time(pid) is None
@@ -130,7 +130,7 @@ def test_a_server_that_dies_on_start_reports_its_log(home: Path) -> None:
     assert "DAEMON_FAIL is set" in str(info.value)
     assert daemon.is_failed
     assert "DAEMON_FAIL is set" in daemon.status.last_error
-    assert daemon.pid is None
+    assert daemon.running_pid() is None
 
 
 def test_a_busy_port_is_named(home: Path) -> None:
@@ -156,7 +156,7 @@ def test_json_round_trip_gives_the_same_live_object(home: Path) -> None:
         assert again.model_dump() == daemon.model_dump()
         assert again.to_json() == text
         assert again.check_status()[0] is ServiceState.ACTIVE
-        assert again.pid == daemon.pid
+        assert again.running_pid() == daemon.running_pid()
         again.stop(timeout=10)
         assert daemon.check_status()[0] is ServiceState.INACTIVE
     finally:

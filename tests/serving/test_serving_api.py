@@ -26,7 +26,15 @@ def test_public_names() -> None:
         "send_command",
         "worker_env",
     ]
-    assert testing.__all__ == ["ServerProcess", "free_port", "start_server"]
+    assert testing.__all__ == [
+        "ServerProcess",
+        "async_wait_until",
+        "free_port",
+        "metric_value",
+        "parse_metrics",
+        "start_server",
+        "wait_until",
+    ]
 
 
 def test_server_entry_point_imports_no_cli_and_no_grpc() -> None:

@@ -14,6 +14,7 @@ from shipyard.serving import DataPlane
 from shipyard.serving.config import BatchingConfig, ModelSpec
 from shipyard.serving.metrics import Metrics
 from shipyard.serving.types import InferenceRequest, RequestedOutput, Tensor
+from shipyard.testing import async_wait_until
 
 
 def _plane(models_dir: Path, *names: str, **batching: Any) -> DataPlane:
@@ -196,8 +197,7 @@ def test_a_lone_request_predicts_at_once_and_never_beside_a_batch() -> None:
 
     async def run() -> list[Any]:
         first = asyncio.ensure_future(batcher.submit(np.zeros((1, 2))))
-        while not calls:
-            await asyncio.sleep(0)
+        await async_wait_until(lambda: calls, "the lone call to start", interval=0)
         rest = [asyncio.ensure_future(batcher.submit(np.full((1, 2), float(i)))) for i in (1, 2)]
         for _ in range(10):
             await asyncio.sleep(0)

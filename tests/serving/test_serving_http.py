@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 
 from shipyard.serving.codecs import v2
 from shipyard.serving.types import RequestedOutput, Tensor
-from shipyard.testing import ServerProcess
+from shipyard.testing import ServerProcess, metric_value, wait_until
 
 ROWS = np.random.default_rng(7).normal(size=(3, 4))
 
@@ -302,12 +301,6 @@ def test_server_survives_bad_input_with_the_same_workers(
     assert status["ready"]
 
 
-def _metric(text: str, name: str, model: str) -> float:
-    pattern = rf'^{name}\{{model="{model}"\}} (\S+)$'
-    found = re.search(pattern, text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
-
-
 def test_concurrent_requests_are_batched(server: ServerProcess, client: httpx.Client) -> None:
     async def burst() -> list[httpx.Response]:
         async with httpx.AsyncClient(
@@ -324,22 +317,20 @@ def test_concurrent_requests_are_batched(server: ServerProcess, client: httpx.Cl
     # Each request gets its own row's answer back, whatever batch it rode in.
     assert [a.json()["outputs"][0]["data"] for a in answers] == [[4.0 * i] for i in range(64)]
     # Every worker writes its numbers a few times a second; wait until all 64 are counted.
-    for _ in range(200):
-        text = client.get("/metrics").text
-        if _metric(text, "shipyard_batch_requests_sum", "sleepy") >= 64:
-            break
-        asyncio.run(asyncio.sleep(0.05))
-    requests = _metric(text, "shipyard_batch_requests_sum", "sleepy")
-    calls = _metric(text, "shipyard_batch_requests_count", "sleepy")
+    wait_until(
+        lambda: (
+            metric_value(client.get("/metrics").text, "shipyard_batch_requests_sum", model="sleepy")
+            >= 64
+        ),
+        "all 64 requests in the batch metrics",
+    )
+    text = client.get("/metrics").text
+    requests = metric_value(text, "shipyard_batch_requests_sum", model="sleepy")
+    calls = metric_value(text, "shipyard_batch_requests_count", model="sleepy")
     assert requests == 64
     assert calls < requests, "no predict call merged two requests"
     assert 'shipyard_requests_total{model="sleepy",protocol="v2",status="200"}' in text
     assert "shipyard_request_duration_seconds_bucket" in text
-
-
-def _series(text: str, name: str, labels: str) -> float:
-    found = re.search(rf"^{name}\{{{re.escape(labels)}\}} (\S+)$", text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
 
 
 def test_v2_and_v1_errors_are_counted_with_their_model(client: httpx.Client) -> None:
@@ -379,8 +370,8 @@ def test_v2_and_v1_errors_are_counted_with_their_model(client: httpx.Client) -> 
         text = client.get("/metrics").text
         counts = {
             labels: (
-                _series(text, "shipyard_requests_total", labels),
-                _series(text, "shipyard_request_errors_total", labels),
+                metric_value(text, f"shipyard_requests_total{{{labels}}}"),
+                metric_value(text, f"shipyard_request_errors_total{{{labels}}}"),
             )
             for _, _, _, labels in sent
         }

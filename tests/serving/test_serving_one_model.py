@@ -3,7 +3,6 @@ on REST, and MLflow/Seldon requests, which name no model, are counted under that
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 
 from shipyard.serving.grpc._generated import grpc_predict_v2_pb2 as pb
 from shipyard.serving.grpc._generated import grpc_predict_v2_pb2_grpc as pb_grpc
-from shipyard.testing import ServerProcess, start_server
+from shipyard.testing import ServerProcess, metric_value, start_server
 
 #: Small enough that 200 rows (6,400 raw bytes) are over it and 2 rows are well under.
 LIMIT = 4000
@@ -51,11 +50,10 @@ def test_grpc_messages_over_max_body_size_are_refused(one: ServerProcess) -> Non
 
 
 def _series(text: str, labels: str) -> tuple[float, float]:
-    values = []
-    for name in ("shipyard_requests_total", "shipyard_request_errors_total"):
-        found = re.search(rf"^{name}\{{{re.escape(labels)}\}} (\S+)$", text, re.MULTILINE)
-        values.append(float(found.group(1)) if found else 0.0)
-    return values[0], values[1]
+    return (
+        metric_value(text, f"shipyard_requests_total{{{labels}}}"),
+        metric_value(text, f"shipyard_request_errors_total{{{labels}}}"),
+    )
 
 
 def test_mlflow_and_seldon_errors_carry_the_served_model(one: ServerProcess) -> None:

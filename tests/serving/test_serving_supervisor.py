@@ -6,7 +6,6 @@ import os
 import signal
 import stat
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 
 from shipyard.errors import ServiceError
 from shipyard.serving.control import send_command
-from shipyard.testing import start_server
+from shipyard.testing import start_server, wait_until
 
 ONE_ROW = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 1, 1, 1]}]}
 
@@ -24,16 +23,6 @@ def _answer(http: httpx.Client, model: str) -> Any:
     response = http.post(f"/v2/models/{model}/infer", json=ONE_ROW)
     assert response.status_code == 200, response.text
     return response.json()["outputs"][0]["data"][0]
-
-
-def _wait_for(condition: Any, what: str, timeout: float = 120.0) -> None:
-    # Waits for an event, never asserts on how long it took.
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def test_killed_worker_is_replaced(models_dir: Path) -> None:
@@ -50,7 +39,7 @@ def test_killed_worker_is_replaced(models_dir: Path) -> None:
             current = [w["pid"] for w in now["workers"]]
             return victim not in current and bool(now["ready"])
 
-        _wait_for(replaced, "a replacement worker")
+        wait_until(replaced, "a replacement worker")
         assert pids[1] in [w["pid"] for w in server.status()["workers"]]
         # Fresh connections spread over both workers; all must answer.
         for _ in range(20):
@@ -60,7 +49,7 @@ def test_killed_worker_is_replaced(models_dir: Path) -> None:
         assert server.command({"op": "reload", "model_uri": str(models_dir / "const2")})["ok"]
         victim = pids[1]
         os.kill(victim, signal.SIGKILL)
-        _wait_for(replaced, "a replacement worker after the reload")
+        wait_until(replaced, "a replacement worker after the reload")
         for _ in range(20):
             with httpx.Client(base_url=server.url, timeout=30) as http:
                 assert _answer(http, "const1") == 2.0
@@ -83,7 +72,7 @@ def test_sigterm_drains_in_flight_requests(models_dir: Path, tmp_path: Path) -> 
 
         thread = threading.Thread(target=slow_request)
         thread.start()
-        _wait_for(lambda: any(marks.iterdir()), "the slow request to reach the predictor")
+        wait_until(lambda: any(marks.iterdir()), "the slow request to reach the predictor")
         server.process.send_signal(signal.SIGTERM)
         thread.join(60)
         assert result == {"status": 200, "data": [4.0]}
@@ -127,7 +116,7 @@ def test_control_socket_and_a_killed_supervisor(models_dir: Path) -> None:
         os.kill(server.pid, signal.SIGKILL)
         server.process.wait(30)
         # Orphaned workers see their channel close and stop by themselves.
-        _wait_for(lambda: all(_gone(p) for p in pids), "orphaned workers to exit")
+        wait_until(lambda: all(_gone(p) for p in pids), "orphaned workers to exit")
         with pytest.raises(ServiceError, match="control socket"):
             send_command(server.control_socket, {"op": "status"}, timeout=5)
     finally:
@@ -158,12 +147,12 @@ def test_hot_reload_without_failed_requests(models_dir: Path, tmp_path: Path) ->
     client = threading.Thread(target=loop)
     try:
         client.start()
-        _wait_for(lambda: len(seen) > 10, "the client loop to get answers")
+        wait_until(lambda: len(seen) > 10, "the client loop to get answers")
         answer = server.command({"op": "reload", "model_uri": str(models_dir / "const2")})
         assert answer["ok"], answer
         assert answer["models"][0]["uri"] == str(models_dir / "const2")
         count = len(seen)
-        _wait_for(lambda: len(seen) > count + 10, "answers after the reload")
+        wait_until(lambda: len(seen) > count + 10, "answers after the reload")
         assert seen[-1] == 2.0
         refused = server.command(
             {"op": "reload", "model_uri": str(models_dir / "broken"), "name": "m"}
@@ -171,7 +160,7 @@ def test_hot_reload_without_failed_requests(models_dir: Path, tmp_path: Path) ->
         assert refused["ok"] is False
         assert "this model is broken" in refused["error"]
         count = len(seen)
-        _wait_for(lambda: len(seen) > count + 10, "answers after the refused reload")
+        wait_until(lambda: len(seen) > count + 10, "answers after the refused reload")
     finally:
         stop.set()
         client.join(30)

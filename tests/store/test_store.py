@@ -60,7 +60,7 @@ def test_migrations_produce_exactly_the_declared_schema(store: Store, home: Path
 
     engine = sa.create_engine(f"sqlite:///{home / 'store.db'}")
     with engine.connect() as conn:
-        # Other packages (pipelines) own further tables in the same database.
+        # Every table is declared in the store schema (pipeline runs included).
         context = MigrationContext.configure(
             conn,
             opts={

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from shipyard.batch._options import BatchOptions, BatchSummary
+from shipyard.errors import ConfigError, MissingDependencyError
 
 __all__ = ["BatchOptions", "BatchSummary", "predict"]
 
@@ -21,8 +22,6 @@ __all__ = ["BatchOptions", "BatchSummary", "predict"]
 def _require_batch_extra() -> None:
     """Check the ``batch`` extra up front: one line of advice, not a worker's traceback."""
     import importlib
-
-    from shipyard.errors import MissingDependencyError
 
     # pyarrow reads and writes every shard; orjson writes JSON-lines output.
     for package in ("pyarrow", "orjson"):
@@ -66,7 +65,7 @@ def predict(
     """
     from pydantic import ValidationError
 
-    from shipyard.errors import ConfigError
+    from shipyard._validation import describe_validation_error
 
     if service is not None:
         from shipyard.batch._remote import resolve_service
@@ -90,14 +89,7 @@ def predict(
             **options,
         )
     except ValidationError as err:
-        # Whole-object checks have no field name; pydantic's "Value error, " prefix is noise.
-        problems = "; ".join(
-            ": ".join(
-                filter(None, [".".join(map(str, e["loc"])), e["msg"].removeprefix("Value error, ")])
-            )
-            for e in err.errors()
-        )
-        raise ConfigError(f"Invalid batch options: {problems}") from err
+        raise ConfigError(f"Invalid batch options: {describe_validation_error(err)}") from err
     if opts.engine == "ray":
         return _predict_on_ray(opts)
     from shipyard.batch._pool import start_early

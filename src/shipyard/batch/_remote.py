@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shipyard.batch._scorer import ColumnTypeError, Scorer
+from shipyard.batch._scorer import ColumnTypeError, Scorer, column_array
 from shipyard.errors import (
     ConfigError,
     InvalidInputError,
@@ -120,17 +120,8 @@ class RemoteScorer(Scorer):
 
     @staticmethod
     def _cast(batch: pa.RecordBatch, name: str, datatype: str | None) -> np.ndarray[Any, Any]:
-        arr = np.asarray(batch.column(name).to_numpy(zero_copy_only=False))
-        dt = _numeric_dtype(datatype)
-        if dt is not None and arr.dtype != dt:
-            try:
-                arr = arr.astype(dt)
-            except (ValueError, TypeError) as err:
-                raise ColumnTypeError(
-                    f"column {name!r} holds {batch.column(name).type}, the model server "
-                    f"takes {datatype} ({err})"
-                ) from err
-        return arr
+        taker = f"the model server ({datatype})"
+        return column_array(batch, name, _numeric_dtype(datatype), taker)
 
     def _body(self, tensors: list[tuple[str, np.ndarray[Any, Any]]]) -> tuple[bytes, int | None]:
         """A V2 request using the binary tensor extension for numeric tensors."""

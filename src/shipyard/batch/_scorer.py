@@ -8,14 +8,12 @@ The answer (array, dict of arrays, DataFrame or Arrow table) becomes Arrow colum
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from shipyard.errors import InvalidInputError, PredictorError, ShipyardError
+from shipyard.errors import InvalidInputError, PredictorError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -27,6 +25,7 @@ __all__ = [
     "InputAs",
     "LocalScorer",
     "Scorer",
+    "column_array",
     "default_features",
     "input_mode",
     "outputs_to_arrow",
@@ -74,9 +73,11 @@ class ColumnTypeError(InvalidInputError):
     rejection by the predictor: never skipped)."""
 
 
-def _column_array(
-    batch: pa.RecordBatch, name: str, dtype: np.dtype[Any] | None
+def column_array(
+    batch: pa.RecordBatch, name: str, dtype: np.dtype[Any] | None, taker: str = "the model"
 ) -> np.ndarray[Any, Any]:
+    """Column ``name`` as a NumPy array of ``dtype`` (as it is when None); a column that
+    does not convert is a ``ColumnTypeError`` naming it, its type and ``taker``."""
     col = batch.column(name)
     arr = col.to_numpy(zero_copy_only=False)
     if dtype is not None and arr.dtype != dtype:
@@ -84,7 +85,7 @@ def _column_array(
             arr = arr.astype(dtype)
         except (ValueError, TypeError) as err:
             raise ColumnTypeError(
-                f"column {name!r} holds {col.type}, the model takes {dtype} ({err})"
+                f"column {name!r} holds {col.type}, {taker} takes {dtype} ({err})"
             ) from err
     return np.asarray(arr)
 
@@ -98,62 +99,18 @@ def _matrix(cols: list[np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
     return np.column_stack(cols)
 
 
-class _Caller:
-    """The three hooks, each classified once as sync or async (never per batch)."""
-
-    def __init__(self, predictor: Any) -> None:
-        from shipyard.models.predictor import Predictor
-
-        self.name = type(predictor).__name__
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.hooks: list[tuple[str, Callable[[Any], Any], bool]] = []
-        for hook in ("preprocess", "predict", "postprocess"):
-            fn = getattr(predictor, hook, None)
-            if fn is None:
-                if hook == "predict":
-                    raise PredictorError(f"{self.name} has no predict() method.")
-                continue
-            # The base class's identity hooks cost nothing to skip.
-            if hook != "predict" and getattr(type(predictor), hook, None) is getattr(
-                Predictor, hook
-            ):
-                continue
-            self.hooks.append((hook, fn, inspect.iscoroutinefunction(fn)))
-
-    def __call__(self, data: Any) -> Any:
-        for hook, fn, is_async in self.hooks:
-            try:
-                if is_async:
-                    if self._loop is None:
-                        self._loop = asyncio.new_event_loop()
-                    data = self._loop.run_until_complete(fn(data))
-                else:
-                    data = fn(data)
-            except ShipyardError:
-                raise
-            except Exception as err:
-                raise PredictorError(
-                    f"{self.name}.{hook}() raised {type(err).__name__}: {err}"
-                ) from err
-        return data
-
-    def close(self) -> None:
-        if self._loop is not None:
-            self._loop.close()
-            self._loop = None
-
-
 class LocalScorer(Scorer):
     """The model loaded into this process with ``shipyard.models.load_model``."""
 
     def __init__(self, model_uri: str, input_as: InputAs = "auto") -> None:
         from shipyard.models import load_model
+        from shipyard.models._hooks import SyncHooks
 
         loaded = load_model(model_uri)
         self.name = loaded.name
         self.signature = loaded.signature
         self.mode = input_mode(loaded.signature, input_as)
-        self._call = _Caller(loaded.predictor)
+        self._call = SyncHooks(loaded.predictor)
         self._dtypes: dict[str, np.dtype[Any]] = {}
         self._matrix_dtype: np.dtype[Any] | None = None
         if loaded.signature is not None:
@@ -173,8 +130,8 @@ class LocalScorer(Scorer):
         if self.mode == "pandas":
             return batch.select(features).to_pandas()
         if self.mode == "dict":
-            return {f: _column_array(batch, f, self._dtypes.get(f)) for f in features}
-        cols = [_column_array(batch, f, self._matrix_dtype) for f in features]
+            return {f: column_array(batch, f, self._dtypes.get(f)) for f in features}
+        cols = [column_array(batch, f, self._matrix_dtype) for f in features]
         if (
             len(cols) == 1
             and self.signature is not None

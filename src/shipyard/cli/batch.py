@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from shipyard.errors import ServiceError, ServiceNotFoundError
+
 __all__ = ["batch"]
 
 batch = typer.Typer(
@@ -58,7 +60,6 @@ def _resolve_service(value: str) -> object:
     if value.startswith(("http://", "https://")):
         return value
     from shipyard.deployers.base import ModelDeployer
-    from shipyard.errors import ServiceError, ServiceNotFoundError
 
     deployer = ModelDeployer.get_active_model_deployer()
     try:

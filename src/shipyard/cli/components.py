@@ -19,14 +19,13 @@ from shipyard.cli._shared import (
     print_json,
     print_table,
 )
+from shipyard.errors import ShipyardError, StackError
 
 __all__ = ["artifact_store", "make_component_app", "orchestrator"]
 
 
 def _shown_config(registry: Any, type_: Any, flavor: str, raw: dict[str, Any]) -> Any:
     """The config as people may see it: validated, defaults filled, secrets masked."""
-    from shipyard.errors import ShipyardError
-
     try:
         config = registry.get(type_, flavor).validate_config(raw)
     except ShipyardError:
@@ -61,7 +60,6 @@ def make_component_app(type_name: str) -> typer.Typer:
         ),
     ) -> None:
         """Register a component; its config as --key=value options."""
-        from shipyard.errors import StackError
         from shipyard.stack import FlavorRegistry, register_component
 
         type_ = component_type()
@@ -132,7 +130,6 @@ def make_component_app(type_name: str) -> typer.Typer:
         """Show a component's flavor and config (secrets masked)."""
         from rich.table import Table
 
-        from shipyard.errors import StackError
         from shipyard.stack import FlavorRegistry
 
         with open_store() as store:

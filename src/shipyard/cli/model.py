@@ -17,6 +17,7 @@ from shipyard.cli._shared import (
     print_table,
     read_json_argument,
 )
+from shipyard.errors import BadRequestError, PredictorError, ShipyardError
 
 __all__ = ["model"]
 
@@ -124,7 +125,6 @@ def predict(
     ),
 ) -> None:
     """Load the model in this process and print its prediction as JSON."""
-    from shipyard.errors import BadRequestError, PredictorError, ShipyardError
     from shipyard.models import check_inputs, load_model
 
     if (data is None) == (not example):

@@ -8,6 +8,7 @@ import typer
 
 from shipyard.cli._shared import OutputFormat, OutputOption, open_store, print_json, print_table
 from shipyard.cli.components import make_component_app
+from shipyard.errors import ServiceError
 
 if TYPE_CHECKING:
     from shipyard.store import Store
@@ -125,7 +126,6 @@ def describe(uuid: str = _UUID, output: OutputFormat = OutputOption) -> None:
 def get_url(uuid: str = _UUID) -> None:
     """Print the model server's prediction URL."""
     from shipyard.cli._deployer import active_model_deployer
-    from shipyard.errors import ServiceError
 
     with open_store() as store:
         service = active_model_deployer(store).get_model_server(uuid)

@@ -123,14 +123,10 @@ def list_(
     from rich.markup import escape
     from rich.table import Table
 
-    from shipyard.pipelines._environment import open_records
+    from shipyard.pipelines._records import RunRecords
 
     with open_store() as store:
-        records = open_records(store)
-        try:
-            found = records.list_runs(pipeline_name, limit)
-        finally:
-            records.close()
+        found = RunRecords(store).list_runs(pipeline_name, limit)
     if output is OutputFormat.json:
         print_json([_run_json(run, with_steps=False) for run in found])
         return
@@ -168,14 +164,10 @@ def describe(
     from rich.markup import escape
     from rich.table import Table
 
-    from shipyard.pipelines._environment import open_records
+    from shipyard.pipelines._records import RunRecords
 
     with open_store() as store:
-        records = open_records(store)
-        try:
-            run = records.get_run(run_id)
-        finally:
-            records.close()
+        run = RunRecords(store).get_run(run_id)
     if output is OutputFormat.json:
         print_json(_run_json(run, with_steps=True))
         return

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from shipyard.cli._shared import print_json, read_json_argument
+from shipyard.errors import ServiceNotFoundError
 
 if TYPE_CHECKING:
     from shipyard.deployers.base import ModelDeployer
@@ -23,7 +24,6 @@ def _read_data(data: str) -> Any:
 
 def _find(deployer: ModelDeployer, name_or_uuid: str) -> Service:
     from shipyard.deployers.base import AmbiguousUUIDError
-    from shipyard.errors import ServiceNotFoundError
 
     by_name = deployer.find_model_server(model_name=name_or_uuid)
     if not by_name:

@@ -7,6 +7,7 @@ from typing import Any
 import typer
 
 from shipyard.cli._shared import OutputFormat, OutputOption, open_store, print_json, print_table
+from shipyard.errors import StackError
 
 __all__ = ["stack"]
 
@@ -81,8 +82,6 @@ def describe(
 ) -> None:
     """Show a stack's components."""
     from rich.table import Table
-
-    from shipyard.errors import StackError
 
     with open_store() as store:
         active = store.get_active_stack_name()

@@ -12,10 +12,18 @@ from typing import Any, ClassVar, Self
 
 from pydantic import ValidationError
 
-from shipyard.errors import DeploymentError, ServiceError, ServiceNotFoundError, StackError
+from shipyard._imports import import_object
+from shipyard.errors import (
+    ConfigError,
+    DeploymentError,
+    ServiceError,
+    ServiceNotFoundError,
+    StackError,
+)
 from shipyard.services.service import Service, ServiceConfig, service_type_of
 from shipyard.stack.component import ComponentType, StackComponent
 from shipyard.stack.flavor import describe_validation_errors
+from shipyard.stack.stack import Client
 from shipyard.store import ServiceRecord, Store
 
 __all__ = ["AmbiguousUUIDError", "BaseModelDeployer", "ModelDeployer"]
@@ -38,14 +46,14 @@ class ModelDeployer(StackComponent):
     TYPE: ClassVar[ComponentType] = ComponentType.MODEL_DEPLOYER
     #: The config class ``deploy_model`` accepts (a flavor narrows it).
     DEPLOYMENT_CONFIG: ClassVar[type[ServiceConfig]] = ServiceConfig
+    #: The Service class this flavor's servers are (``service_type`` is checked against it).
+    SERVICE_CLASS: ClassVar[type[Service]] = Service
 
     # -- finding the deployer ------------------------------------------------------------
 
     @classmethod
     def get_active_model_deployer(cls, store: Store | None = None) -> Self:
         """The model deployer of the active stack (of this class, when called on a flavor)."""
-        from shipyard.stack.stack import Client
-
         stack = Client(store).active_stack
         deployer = stack.model_deployer
         if deployer is None:
@@ -134,9 +142,14 @@ class ModelDeployer(StackComponent):
         model_name: str | None = None,
         model_uri: str | None = None,
         running: bool | None = None,
-        service_type: Any = None,
+        service_type: type[Service] | str | None = None,
     ) -> list[Service]:
-        """Model servers matching every given filter, each with a fresh status check."""
+        """Model servers matching every given filter, each with a fresh status check.
+
+        ``service_type`` (a Service class, or its ``"module:Class"``) keeps only servers
+        of that class or a subclass of it.
+        """
+        wanted = None if service_type is None else _service_class(service_type)
         records = self.store.find_services(
             uuid=None if uuid is None else str(uuid),
             deployer_id=self.id,
@@ -149,6 +162,8 @@ class ModelDeployer(StackComponent):
         services = []
         for record in records:
             service = self._load(record)
+            if wanted is not None and not isinstance(service, wanted):
+                continue
             service.check_status()
             if running is None or service.is_running == running:
                 services.append(service)
@@ -174,15 +189,25 @@ class ModelDeployer(StackComponent):
         config: ServiceConfig | dict[str, Any],
         replace: bool = True,
         timeout: float = 300,
-        service_type: Any = None,
+        service_type: type[Service] | str | None = None,
     ) -> Service:
         """Deploy, or continuously re-deploy, a model.
 
         With ``replace``, a model server of the same pipeline, step and model name is
         updated in place (same UUID and URL); other such servers are stopped and deleted.
         The same config again returns the running server as it is. Without ``replace``,
-        a new server is started beside any existing one.
+        a new server is started beside any existing one. ``service_type`` (a Service
+        class or ``"module:Class"``) is the kind of server wanted: a deployer whose
+        servers are not of that kind refuses with ``ConfigError`` before doing anything.
         """
+        if service_type is not None:
+            wanted = _service_class(service_type)
+            if not issubclass(self.SERVICE_CLASS, wanted):
+                raise ConfigError(
+                    f"The '{self.flavor}' model deployer '{self.name}' runs "
+                    f"{self.SERVICE_CLASS.__name__} servers, not {wanted.__name__}; deploy "
+                    "with a model deployer of that kind, or leave service_type out."
+                )
         config = self._coerce_config(config)
         key = (
             f"deploy:{self.id}:{config.pipeline_name}\0{config.pipeline_step_name}"
@@ -276,6 +301,17 @@ class ModelDeployer(StackComponent):
 
     def perform_delete_model(self, service: Service, timeout: float, force: bool) -> None:
         service.delete(timeout=timeout, force=force)
+
+
+def _service_class(service_type: type[Service] | str) -> type[Service]:
+    target: Any = service_type
+    if isinstance(service_type, str):
+        target = import_object(service_type, error=ConfigError)
+    if not (isinstance(target, type) and issubclass(target, Service)):
+        raise ConfigError(
+            f"service_type must be a Service class or its 'module:Class', not {service_type!r}."
+        )
+    return target
 
 
 #: The name ZenML's docs use for the base class.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import os
 import shutil
@@ -10,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from shipyard._imports import import_object
 from shipyard.errors import ConfigError
 
 __all__ = ["CODE_DIR", "carry_code_paths", "carry_predictor", "resolve_predictor"]
@@ -20,15 +20,7 @@ CODE_DIR = "code"
 def resolve_predictor(predictor: type[Any] | str) -> type[Any]:
     if isinstance(predictor, type):
         return predictor
-    from shipyard.models.runtimes.custom import split_ref
-
-    module_name, qualname = split_ref(predictor)
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as err:
-        raise ConfigError(f"Cannot import predictor {predictor!r}: {err}") from err
+    obj = import_object(predictor, error=ConfigError, dotted=True)
     if not isinstance(obj, type):
         raise ConfigError(f"The predictor {predictor!r} is not a class.")
     return obj

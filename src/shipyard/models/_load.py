@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
 import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +10,7 @@ from typing import Any
 from shipyard.errors import ModelLoadError, ShipyardError
 from shipyard.models._detect import detect_model
 from shipyard.models._example import read_input_example
+from shipyard.models._hooks import SyncHooks, call_hook
 from shipyard.models._uri import resolve_model_uri, uri_stem
 from shipyard.models.manifest import ModelManifest, Signature
 from shipyard.models.predictor import Predictor
@@ -48,48 +47,16 @@ class LoadedModel:
         return run_hooks(self.predictor, inputs)
 
 
-def _run_coroutine(coro: Any) -> Any:
-    """Run a coroutine to completion from sync code, even inside a running event loop."""
-    import asyncio  # only async predictors need it; batch workers never pay for it
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    # A loop runs in this thread (a notebook, an async server's start-up): blocking it
-    # with asyncio.run would fail, so the coroutine gets a loop of its own in a thread.
-    box: dict[str, Any] = {}
-
-    def runner() -> None:
-        try:
-            box["value"] = asyncio.run(coro)
-        except BaseException as err:
-            box["error"] = err
-
-    thread = threading.Thread(target=runner, name="shipyard-async-hook")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
-
-
-def call_hook(fn: Any, *args: Any) -> Any:
-    """Call a predictor hook, sync or ``async def``, and return its result."""
-    result = fn(*args)
-    if inspect.isawaitable(result):
-        return _run_coroutine(result)
-    return result
-
-
 def run_hooks(predictor: Any, inputs: Any) -> Any:
-    """``preprocess`` -> ``predict`` -> ``postprocess``; missing hooks pass data through."""
-    # Hooks are optional for duck-typed predictors (any class with load and predict).
-    pre = getattr(predictor, "preprocess", None)
-    post = getattr(predictor, "postprocess", None)
-    data = call_hook(pre, inputs) if pre is not None else inputs
-    out = call_hook(predictor.predict, data)
-    return call_hook(post, out) if post is not None else out
+    """``preprocess`` -> ``predict`` -> ``postprocess``; missing hooks pass data through.
+
+    The predictor's own exceptions propagate unchanged (callers add their context).
+    """
+    hooks = SyncHooks(predictor, wrap_errors=False)
+    try:
+        return hooks(inputs)
+    finally:
+        hooks.close()
 
 
 def build_predictor(model_dir: Path, manifest: ModelManifest) -> Any:

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shipyard._validation import describe_validation_error
 from shipyard.errors import ModelLoadError
 
 __all__ = [
@@ -119,10 +120,7 @@ def read_manifest(model_dir: Path) -> ModelManifest | None:
     try:
         return ModelManifest.model_validate(raw)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-            for e in err.errors()
-        )
+        problems = describe_validation_error(err, top="(top level)")
         raise ModelLoadError(
             f"The model manifest {path} is invalid ({problems}). Fix those keys, or "
             "re-create the directory with save_model()."

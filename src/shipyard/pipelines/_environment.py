@@ -1,88 +1,75 @@
-"""Wiring a run to its environment: the store, the active stack and its artifact store."""
+"""Where a pipeline call meets its environment: the store ``SHIPYARD_HOME`` (or
+``SHIPYARD_STORE_URL``) points at, its active stack, and that stack's orchestrator.
+
+These are the entry points that open the store from the environment (as ``Client`` does);
+everything below them receives it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from shipyard.pipelines._artifacts import ArtifactStore
-from shipyard.pipelines._orchestrator import LocalOrchestrator
+from shipyard.errors import StackError
+from shipyard.pipelines._orchestrator import Orchestrator
 from shipyard.pipelines._records import RunRecords
 from shipyard.pipelines._run import PipelineRunView
 
 if TYPE_CHECKING:
-    from shipyard.config import Settings
-    from shipyard.stack.stack import Stack
+    from shipyard.pipelines._step import StepInvocation
     from shipyard.store import Store
 
-__all__ = [
-    "artifact_store_of",
-    "get_run",
-    "list_runs",
-    "open_records",
-    "orchestrator_for_active_stack",
-]
+__all__ = ["get_run", "list_runs", "run_on_active_stack"]
 
 
-def open_records(store: Store) -> RunRecords:
-    """Run records in the same database as ``store`` (already migrated by opening it)."""
-    from shipyard.store._engine import create_store_engine
-
-    return RunRecords(create_store_engine(store.settings.database_url))
-
-
-def artifact_store_of(stack: Stack, settings: Settings) -> ArtifactStore:
-    """The stack's artifact store: its configured ``path`` (a directory or an fsspec URL),
-    else ``$SHIPYARD_HOME/artifacts``."""
-    component = stack.artifact_store
-    root: str | None = None
-    if component is not None:
-        # Read the raw configured value: an fsspec URL must not go through Path().
-        configured = getattr(component.config, "path", None)
-        if isinstance(configured, str) and configured:
-            root = configured
-    return ArtifactStore(root or settings.artifacts_dir)
-
-
-@contextmanager
-def orchestrator_for_active_stack() -> Iterator[LocalOrchestrator]:
-    """A local orchestrator for the active stack of the store ``SHIPYARD_HOME`` points at."""
+def run_on_active_stack(
+    pipeline_name: str, invocations: Sequence[StepInvocation], enable_cache: bool | None
+) -> PipelineRunView:
+    """Run the steps on the active stack's orchestrator, in the environment's store."""
     from shipyard.stack.stack import Client
 
     client = Client()
     try:
         stack = client.active_stack
-        records = open_records(client.store)
-        try:
-            yield LocalOrchestrator(
-                records, artifact_store_of(stack, client.store.settings), lambda: stack
+        orchestrator = stack.orchestrator
+        if not isinstance(orchestrator, Orchestrator):
+            what = "no orchestrator" if orchestrator is None else f"the {orchestrator!r}"
+            raise StackError(
+                f"Pipeline '{pipeline_name}' needs an orchestrator, but the active stack "
+                f"'{stack.name}' has {what}. Use a stack with one, e.g. "
+                "`shipyard stack register NAME -a default -o default -d local --set`."
             )
-        finally:
-            records.close()
+        return orchestrator.run(pipeline_name, invocations, stack, enable_cache=enable_cache)
     finally:
         client.store.close()
 
 
-def get_run(run_id: str) -> PipelineRunView:
-    """A recorded run by id or unambiguous id prefix, from the store of ``SHIPYARD_HOME``."""
+def _store(store: Store | None) -> tuple[Store, bool]:
+    if store is not None:
+        return store, False
     from shipyard.store import Store
 
-    with Store.open() as store:
-        records = open_records(store)
-        try:
-            return records.get_run(run_id)
-        finally:
-            records.close()
+    return Store.open(), True
 
 
-def list_runs(pipeline_name: str | None = None, limit: int = 50) -> list[PipelineRunView]:
+def get_run(run_id: str, store: Store | None = None) -> PipelineRunView:
+    """A recorded run by id or unambiguous id prefix, from ``store`` (default: the one
+    ``SHIPYARD_HOME`` points at)."""
+    opened, owned = _store(store)
+    try:
+        return RunRecords(opened).get_run(run_id)
+    finally:
+        if owned:
+            opened.close()
+
+
+def list_runs(
+    pipeline_name: str | None = None, limit: int = 50, store: Store | None = None
+) -> list[PipelineRunView]:
     """Recorded runs, newest first, optionally of one pipeline only."""
-    from shipyard.store import Store
-
-    with Store.open() as store:
-        records = open_records(store)
-        try:
-            return records.list_runs(pipeline_name, limit)
-        finally:
-            records.close()
+    opened, owned = _store(store)
+    try:
+        return RunRecords(opened).list_runs(pipeline_name, limit)
+    finally:
+        if owned:
+            opened.close()

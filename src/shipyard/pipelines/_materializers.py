@@ -35,6 +35,9 @@ __all__ = [
 
 
 class Materializer(Protocol):
+    """``can_save``/``save``/``load``. A materializer whose outputs must never be reused
+    from the step cache (a live server, say) also sets ``cacheable = False``."""
+
     name: ClassVar[str]
 
     def can_save(self, value: Any) -> bool: ...

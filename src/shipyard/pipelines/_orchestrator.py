@@ -1,7 +1,10 @@
-"""The local orchestrator: runs a pipeline's steps in this process, in dependency order.
+"""The orchestrator stack component, and its ``local`` flavor: runs a pipeline's steps in
+this process, in dependency order.
 
-Steps are recorded in the order the pipeline function called them, which is already a
-topological order: a step can only take the outputs of steps called before it.
+A pipeline call runs on the active stack's orchestrator component; the component was
+created with the store (as every component is) and records runs through it. Steps are
+recorded in the order the pipeline function called them, which is already a topological
+order: a step can only take the outputs of steps called before it.
 """
 
 from __future__ import annotations
@@ -11,21 +14,28 @@ import json
 import traceback
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from shipyard.pipelines._artifacts import Artifact, ArtifactStore, content_hash
 from shipyard.pipelines._context import StepContext, active_context
 from shipyard.pipelines._errors import ArtifactError, PipelineRunFailedError
 from shipyard.pipelines._materializers import materializer_for, materializer_named
+from shipyard.pipelines._records import RunRecords
 from shipyard.pipelines._run import PipelineRunView, RunStatus, StepStatus
 from shipyard.pipelines._service_materializer import ServiceMaterializer
+from shipyard.stack.component import ComponentConfig, ComponentType, StackComponent
 
 if TYPE_CHECKING:
-    from shipyard.pipelines._records import RunRecords
     from shipyard.pipelines._step import StepInvocation
     from shipyard.stack.stack import Stack
 
-__all__ = ["LocalOrchestrator", "cache_key"]
+__all__ = [
+    "LocalOrchestrator",
+    "LocalOrchestratorConfig",
+    "Orchestrator",
+    "artifact_store_of",
+    "cache_key",
+]
 
 
 def cache_key(invocation: StepInvocation, inputs: dict[str, Artifact]) -> str:
@@ -48,38 +58,74 @@ class _StepFailed(Exception):
         self.trace = trace
 
 
-class LocalOrchestrator:
-    """Runs steps one after the other in this process, recording everything in the store."""
+def artifact_store_of(stack: Stack) -> ArtifactStore:
+    """The stack's artifact store: its configured ``path`` (a directory or an fsspec URL),
+    else ``$SHIPYARD_HOME/artifacts`` of the stack's store."""
+    component = stack.artifact_store
+    root: str | None = None
+    if component is not None:
+        # Read the raw configured value: an fsspec URL must not go through Path().
+        configured = getattr(component.config, "path", None)
+        if isinstance(configured, str) and configured:
+            root = configured
+    return ArtifactStore(root or stack.store.settings.artifacts_dir)
 
-    def __init__(
-        self,
-        records: RunRecords,
-        artifact_store: ArtifactStore,
-        load_stack: Callable[[], Stack],
-    ) -> None:
-        self.records = records
-        self.artifact_store = artifact_store
-        self.load_stack = load_stack
+
+class Orchestrator(StackComponent):
+    """Base of every orchestrator flavor: runs a pipeline's steps on a stack, recording
+    the run in the component's store. The base runs them in this process, one after the
+    other; a flavor that runs them elsewhere overrides ``run``."""
+
+    TYPE: ClassVar[ComponentType] = ComponentType.ORCHESTRATOR
 
     def run(
         self,
         pipeline_name: str,
         invocations: Sequence[StepInvocation],
+        stack: Stack,
         *,
         enable_cache: bool | None = None,
     ) -> PipelineRunView:
         """Run every step; raise ``PipelineRunFailedError`` (with the run) if one failed."""
+        return _Run(RunRecords(self.store), artifact_store_of(stack), stack).run(
+            pipeline_name, invocations, enable_cache
+        )
+
+
+class LocalOrchestratorConfig(ComponentConfig):
+    """The local orchestrator has no settings."""
+
+
+class LocalOrchestrator(Orchestrator):
+    """Runs steps one after the other in this process, recording everything in the store."""
+
+    FLAVOR_NAME: ClassVar[str] = "local"
+    CONFIG_CLASS: ClassVar[type[ComponentConfig]] = LocalOrchestratorConfig
+
+
+class _Run:
+    """One run of one pipeline: its records, its artifact store, its stack."""
+
+    def __init__(self, records: RunRecords, artifact_store: ArtifactStore, stack: Stack) -> None:
+        self.records = records
+        self.artifact_store = artifact_store
+        self.stack = stack
+        # Service inputs are read back through the registry of this run's store.
+        self.service_materializer = ServiceMaterializer(records.store)
+
+    def run(
+        self,
+        pipeline_name: str,
+        invocations: Sequence[StepInvocation],
+        enable_cache: bool | None,
+    ) -> PipelineRunView:
         run_id = uuid.uuid4().hex
         self.records.create_run(run_id, pipeline_name)
         outputs: dict[str, dict[str, Artifact]] = {}
         blocked: set[str] = set()  # failed or skipped: their dependents cannot run
-        stack: list[Stack] = []
 
         def load_stack() -> Stack:
-            # One stack lookup per run, shared by every step that asks for it.
-            if not stack:
-                stack.append(self.load_stack())
-            return stack[0]
+            return self.stack
 
         first_error: str | None = None
         try:
@@ -147,17 +193,14 @@ class LocalOrchestrator:
             _load_stack=load_stack,
         )
         try:
-            saved = self._execute(pipeline_name, invocation, step_run_id, inputs, context)
+            saved, reusable = self._execute(pipeline_name, invocation, step_run_id, inputs, context)
         except Exception as err:
             error = f"{type(err).__name__}: {err}"
             trace = traceback.format_exc()
             self.records.fail_step(step_run_id, error, trace, context.metadata)
             self.records.add_run_metadata(run_id, context.run_metadata)
             raise _StepFailed(error, trace) from err
-        # A Service stands for a live server, not a value: never reuse it from the cache.
-        cacheable = use_cache and not any(
-            a.materializer == ServiceMaterializer.name for a in saved.values()
-        )
+        cacheable = use_cache and reusable
         self.records.complete_step(step_run_id, saved, context.metadata, key if cacheable else None)
         self.records.add_run_metadata(run_id, context.run_metadata)
         return saved
@@ -169,14 +212,18 @@ class LocalOrchestrator:
         step_run_id: str,
         inputs: dict[str, Artifact],
         context: StepContext,
-    ) -> dict[str, Artifact]:
+    ) -> tuple[dict[str, Artifact], bool]:
+        """The saved outputs, and whether a later run may reuse them (every materializer
+        that wrote one is ``cacheable``)."""
         step = invocation.step
         kwargs: dict[str, Any] = dict(invocation.params)
         for name, artifact in inputs.items():
             if name in step.artifact_params:
                 kwargs[name] = artifact
             else:
-                materializer = materializer_named(artifact.materializer, step.materializers)
+                materializer = materializer_named(
+                    artifact.materializer, (*step.materializers, self.service_materializer)
+                )
                 kwargs[name] = materializer.load(artifact.uri)
         if step.context_param is not None:
             kwargs[step.context_param] = context
@@ -184,12 +231,14 @@ class LocalOrchestrator:
             result = step.func(**kwargs)
         values = self._split(invocation, result)
         saved: dict[str, Artifact] = {}
+        reusable = True
         for output, value in values.items():
             uri = self.artifact_store.output_uri(
                 pipeline_name, invocation.name, step_run_id, output
             )
             materializer = materializer_for(value, invocation.name, output, step.materializers)
             summary = materializer.save(value, uri)
+            reusable = reusable and getattr(materializer, "cacheable", True)
             saved[output] = Artifact(
                 uri=uri,
                 materializer=materializer.name,
@@ -197,7 +246,7 @@ class LocalOrchestrator:
                 content_hash=content_hash(uri),
                 summary=summary,
             )
-        return saved
+        return saved, reusable
 
     @staticmethod
     def _split(invocation: StepInvocation, result: Any) -> dict[str, Any]:

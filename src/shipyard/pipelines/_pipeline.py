@@ -79,11 +79,9 @@ class Pipeline(Generic[P]):
 
         Raises ``PipelineRunFailedError`` (carrying the run) when a step failed.
         """
-        from shipyard.pipelines._environment import orchestrator_for_active_stack
+        from shipyard.pipelines._environment import run_on_active_stack
 
-        invocations = self.build(*args, **kwargs)
-        with orchestrator_for_active_stack() as orchestrator:
-            return orchestrator.run(self.name, invocations, enable_cache=self.enable_cache)
+        return run_on_active_stack(self.name, self.build(*args, **kwargs), self.enable_cache)
 
 
 @overload

@@ -1,88 +1,28 @@
-"""Runs, step runs and artifacts in the store (SQLAlchemy Core, like the rest of the store).
+"""Runs, step runs and artifacts, read and written through the store it is given.
 
-The tables are created by the store's Alembic migration ``0002_pipeline_runs``; changing
-them needs a new migration.
+The tables are the store's (``store._schema``), and so are the transactions and their
+error mapping (``Store.transaction``): this module only says what to write and read.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from shipyard.errors import NotFoundError, StoreError
 from shipyard.pipelines._artifacts import Artifact
 from shipyard.pipelines._run import PipelineRunView, RunStatus, StepRunView, StepStatus
-from shipyard.store._engine import WRITE_OPTION
+from shipyard.pipelines._service_materializer import ServiceMaterializer
+from shipyard.store._schema import artifacts, pipeline_runs, step_runs
 
 if TYPE_CHECKING:
     from shipyard.pipelines._step import StepInvocation
+    from shipyard.store import Store
 
-__all__ = ["RunNotFoundError", "RunRecords", "artifacts", "metadata", "pipeline_runs", "step_runs"]
-
-metadata = sa.MetaData()
-
-pipeline_runs = sa.Table(
-    "pipeline_runs",
-    metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("pipeline_name", sa.String(256), nullable=False, index=True),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("started", sa.DateTime(), nullable=False),
-    sa.Column("ended", sa.DateTime(), nullable=True),
-    sa.Column("error", sa.Text(), nullable=True),
-    sa.Column("run_metadata", sa.Text(), nullable=False, server_default="{}"),
-)
-
-step_runs = sa.Table(
-    "step_runs",
-    metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column(
-        "run_id",
-        sa.String(32),
-        sa.ForeignKey("pipeline_runs.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
-    sa.Column("position", sa.Integer(), nullable=False),
-    sa.Column("name", sa.String(256), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("started", sa.DateTime(), nullable=True),
-    sa.Column("ended", sa.DateTime(), nullable=True),
-    # Set only on runs whose outputs may be reused: never on deployer steps.
-    sa.Column("cache_key", sa.String(64), nullable=True, index=True),
-    sa.Column("cached_from", sa.String(32), nullable=True),
-    sa.Column("params", sa.Text(), nullable=False, server_default="{}"),
-    sa.Column("inputs", sa.Text(), nullable=False, server_default="{}"),
-    sa.Column("step_metadata", sa.Text(), nullable=False, server_default="{}"),
-    sa.Column("error", sa.Text(), nullable=True),
-    sa.Column("traceback", sa.Text(), nullable=True),
-)
-
-artifacts = sa.Table(
-    "artifacts",
-    metadata,
-    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-    sa.Column(
-        "step_run_id",
-        sa.String(32),
-        sa.ForeignKey("step_runs.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
-    sa.Column("output", sa.String(256), nullable=False),
-    sa.Column("uri", sa.Text(), nullable=False),
-    sa.Column("materializer", sa.String(128), nullable=False),
-    sa.Column("data_type", sa.String(512), nullable=False),
-    sa.Column("content_hash", sa.String(64), nullable=False),
-    sa.Column("summary", sa.Text(), nullable=False, server_default="{}"),
-)
+__all__ = ["RunNotFoundError", "RunRecords"]
 
 
 class RunNotFoundError(NotFoundError):
@@ -98,34 +38,35 @@ def _aware(value: datetime | None) -> datetime | None:
     return None if value is None else value.replace(tzinfo=UTC)
 
 
+def _end_step(
+    conn: sa.Connection,
+    step_run_id: str,
+    status: StepStatus,
+    step_metadata: dict[str, Any],
+    **values: Any,
+) -> None:
+    conn.execute(
+        step_runs.update()
+        .where(step_runs.c.id == step_run_id)
+        .values(
+            status=status.value,
+            ended=_now(),
+            step_metadata=json.dumps(step_metadata, sort_keys=True),
+            **values,
+        )
+    )
+
+
 class RunRecords:
-    """Reads and writes pipeline runs in the store behind ``engine``."""
+    """Reads and writes pipeline runs in ``store`` (one store transaction per call)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    @contextmanager
-    def _write(self) -> Iterator[sa.Connection]:
-        try:
-            with (
-                self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn,
-                conn.begin(),
-            ):
-                yield conn
-        except sa.exc.OperationalError as err:
-            raise StoreError(
-                f"Could not record the pipeline run in the store at {self.engine.url!r}: "
-                f"{err.orig}. If the table is missing, the store needs its migrations: "
-                "run any `shipyard` command once to upgrade it."
-            ) from err
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     # -- writing -----------------------------------------------------------------------
 
     def create_run(self, run_id: str, pipeline_name: str) -> None:
-        with self._write() as conn:
+        with self.store.transaction(write=True) as conn:
             conn.execute(
                 pipeline_runs.insert().values(
                     id=run_id,
@@ -136,7 +77,7 @@ class RunRecords:
             )
 
     def finish_run(self, run_id: str, status: RunStatus, error: str | None) -> None:
-        with self._write() as conn:
+        with self.store.transaction(write=True) as conn:
             conn.execute(
                 pipeline_runs.update()
                 .where(pipeline_runs.c.id == run_id)
@@ -152,7 +93,7 @@ class RunRecords:
     def add_run_metadata(self, run_id: str, values: dict[str, Any]) -> None:
         if not values:
             return
-        with self._write() as conn:
+        with self.store.transaction(write=True) as conn:
             current = conn.execute(
                 sa.select(pipeline_runs.c.run_metadata).where(pipeline_runs.c.id == run_id)
             ).scalar_one()
@@ -191,13 +132,13 @@ class RunRecords:
         )
 
     def start_step(self, run_id: str, invocation: StepInvocation, step_run_id: str) -> None:
-        with self._write() as conn:
+        with self.store.transaction(write=True) as conn:
             self._insert_step(
                 conn, run_id, invocation, step_run_id, StepStatus.RUNNING, started=_now()
             )
 
     def skip_step(self, run_id: str, invocation: StepInvocation, step_run_id: str) -> None:
-        with self._write() as conn:
+        with self.store.transaction(write=True) as conn:
             self._insert_step(conn, run_id, invocation, step_run_id, StepStatus.SKIPPED)
 
     def record_cached(
@@ -210,7 +151,7 @@ class RunRecords:
     ) -> None:
         """A step served from the cache: its outputs are those of ``source_step_run_id``."""
         now = _now()
-        with self._write() as conn:
+        with self.store.transaction(write=True) as conn:
             # The reused run's metadata describes these outputs too, so it comes along.
             source_metadata = conn.execute(
                 sa.select(step_runs.c.step_metadata).where(step_runs.c.id == source_step_run_id)
@@ -237,7 +178,7 @@ class RunRecords:
     ) -> None:
         """Mark a step completed; ``cache_key`` (None: not reusable) is set only now, so a
         half-run step is never a cache hit."""
-        with self._write() as conn:
+        with self.store.transaction(write=True) as conn:
             for name, artifact in outputs.items():
                 conn.execute(
                     artifacts.insert().values(
@@ -250,38 +191,21 @@ class RunRecords:
                         summary=json.dumps(artifact.summary, sort_keys=True, default=str),
                     )
                 )
-            conn.execute(
-                step_runs.update()
-                .where(step_runs.c.id == step_run_id)
-                .values(
-                    status=StepStatus.COMPLETED.value,
-                    ended=_now(),
-                    cache_key=cache_key,
-                    step_metadata=json.dumps(step_metadata, sort_keys=True),
-                )
-            )
+            _end_step(conn, step_run_id, StepStatus.COMPLETED, step_metadata, cache_key=cache_key)
 
     def fail_step(
         self, step_run_id: str, error: str, trace: str, step_metadata: dict[str, Any]
     ) -> None:
-        with self._write() as conn:
-            conn.execute(
-                step_runs.update()
-                .where(step_runs.c.id == step_run_id)
-                .values(
-                    status=StepStatus.FAILED.value,
-                    ended=_now(),
-                    error=error,
-                    traceback=trace,
-                    step_metadata=json.dumps(step_metadata, sort_keys=True),
-                )
+        with self.store.transaction(write=True) as conn:
+            _end_step(
+                conn, step_run_id, StepStatus.FAILED, step_metadata, error=error, traceback=trace
             )
 
     # -- reading -----------------------------------------------------------------------
 
     def find_cached(self, key: str) -> tuple[str, dict[str, Artifact]] | None:
         """The newest completed step run with ``key``: its id and its outputs."""
-        with self.engine.connect() as conn:
+        with self.store.transaction() as conn:
             row = conn.execute(
                 sa.select(step_runs.c.id)
                 .where(
@@ -315,7 +239,7 @@ class RunRecords:
 
     def get_run(self, run_id: str) -> PipelineRunView:
         """A run by its id or an unambiguous prefix of it."""
-        with self.engine.connect() as conn:
+        with self.store.transaction() as conn:
             rows = conn.execute(
                 sa.select(pipeline_runs)
                 .where(pipeline_runs.c.id.startswith(run_id, autoescape=True))
@@ -337,7 +261,7 @@ class RunRecords:
         query = sa.select(pipeline_runs).order_by(pipeline_runs.c.started.desc()).limit(limit)
         if pipeline_name is not None:
             query = query.where(pipeline_runs.c.pipeline_name == pipeline_name)
-        with self.engine.connect() as conn:
+        with self.store.transaction() as conn:
             return [self._view(conn, row) for row in conn.execute(query).all()]
 
     def _view(self, conn: sa.Connection, run: sa.Row[Any]) -> PipelineRunView:
@@ -360,6 +284,7 @@ class RunRecords:
                 error=row.error,
                 traceback=row.traceback,
                 cached_from=row.cached_from,
+                materializers=(ServiceMaterializer(self.store),),
             )
         started = _aware(run.started)
         if started is None:  # pragma: no cover - the column is NOT NULL

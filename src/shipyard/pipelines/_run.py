@@ -9,7 +9,7 @@ from typing import Any
 
 from shipyard.pipelines._artifacts import Artifact
 from shipyard.pipelines._errors import ArtifactError
-from shipyard.pipelines._materializers import materializer_named
+from shipyard.pipelines._materializers import Materializer, materializer_named
 
 __all__ = ["PipelineRunView", "RunStatus", "StepRunView", "StepStatus"]
 
@@ -47,6 +47,9 @@ class StepRunView:
     traceback: str | None = None
     cached_from: str | None = None
     """The step run whose outputs a cached step reused."""
+    materializers: tuple[Materializer, ...] = field(default=(), repr=False, compare=False)
+    """Asked before the built-in ones by ``load``: the store this run was read from
+    reads a Service output back (a ``ServiceMaterializer`` bound to it)."""
 
     @property
     def duration(self) -> float | None:
@@ -68,7 +71,7 @@ class StepRunView:
     def load(self, output: str | None = None) -> Any:
         """Read an output back from the artifact store (the only one when not named)."""
         artifact = self.output if output is None else self.outputs[output]
-        return materializer_named(artifact.materializer).load(artifact.uri)
+        return materializer_named(artifact.materializer, self.materializers).load(artifact.uri)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,10 @@ A Service artifact stands for a model server, not a value: reading it back asks 
 registry for that UUID, so the step gets the server as it is now (status checked), bound
 to its deployer. A server deleted since then comes back as an inactive Service whose
 ``status.last_error`` says so, not as a crash.
+
+The registry is the store the materializer is given (the orchestrator's, or the one a
+run was read from); it never opens one itself. Never cached (``cacheable = False``): a
+Service stands for a live server, not a value.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ class ServiceMaterializer:
     """A model server (Service): saved as ``service.json``, loaded as the live Service."""
 
     name: ClassVar[str] = "service"
+    #: Outputs it writes are never reused from the cache (see the module docstring).
+    cacheable: ClassVar[bool] = False
+
+    def __init__(self, store: Store | None = None) -> None:
+        self.store = store
 
     def can_save(self, value: Any) -> bool:
         if not isinstance(value, BaseModel):
@@ -51,15 +60,19 @@ class ServiceMaterializer:
 
     def load(self, uri: str) -> Any:
         from shipyard.services import Service
-        from shipyard.store import Store
 
+        if self.store is None:
+            raise ArtifactError(
+                f"The Service artifact at '{uri}' is read through the model server registry, "
+                "and no store was given: read it from a run (`run.steps[NAME].load()` on a "
+                "run from a pipeline call or `shipyard.pipelines.get_run`)."
+            )
         try:
             with fsspec.open(posixpath.join(uri, _FILE), "r") as handle:
                 saved = Service.from_json(handle.read())
         except (OSError, ShipyardError) as err:
             raise ArtifactError(f"Cannot read the service artifact at '{uri}': {err}") from err
-        # The store stays open: the live service saves its state changes through it.
-        live = _live_service(Store.open(), saved.uuid)
+        live = _live_service(self.store, saved.uuid)
         if live is not None:
             return live
         _mark_deleted(saved)

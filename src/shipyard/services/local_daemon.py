@@ -18,6 +18,9 @@ from collections.abc import Generator, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import model_validator
+
+from shipyard.config import get_settings
 from shipyard.errors import ServiceError
 from shipyard.services import process
 from shipyard.services.service import Service
@@ -58,12 +61,15 @@ class LocalDaemonService(Service):
 
     # -- files ---------------------------------------------------------------------------
 
+    @model_validator(mode="after")
+    def _pin_run_dir(self) -> LocalDaemonService:
+        # Chosen once, when the service is made: a later SHIPYARD_HOME must not move it.
+        if not self.run_dir:
+            object.__setattr__(self, "run_dir", str(get_settings().services_dir / self.uuid))
+        return self
+
     @property
     def run_path(self) -> Path:
-        if not self.run_dir:
-            from shipyard.config import get_settings
-
-            self.run_dir = str(get_settings().services_dir / self.uuid)
         return Path(self.run_dir)
 
     @property
@@ -94,9 +100,8 @@ class LocalDaemonService(Service):
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    @property
-    def pid(self) -> int | None:
-        """PID of the running process, or None."""
+    def running_pid(self) -> int | None:
+        """PID of the running process, or None (reads the pid file and the process table)."""
         info = self.pid_info()
         if info is None or process.process_start_time(info[0]) != info[1]:
             return None
@@ -178,12 +183,15 @@ class LocalDaemonService(Service):
 
     def start(self, timeout: float = 60.0) -> None:
         """Start the process (if not running) and wait until it is healthy."""
-        if self.status.state == ServiceState.PENDING_SHUTDOWN and self.pid is not None:
+        if self.status.state == ServiceState.PENDING_SHUTDOWN and self.running_pid() is not None:
             raise ServiceError(
                 f"The service {self.uuid} is shutting down; wait for it to stop, then start it."
             )
         self.admin_state = ServiceState.ACTIVE
-        if self.pid is None:
+        if self.running_pid() is None:
+            if self.status.state in (ServiceState.ACTIVE, ServiceState.PENDING_SHUTDOWN):
+                # Recorded as running or stopping, but no process: observe that first.
+                self.status.update(ServiceState.INACTIVE)
             self._spawn()
         self._wait_healthy(timeout)
 
@@ -288,7 +296,7 @@ class LocalDaemonService(Service):
                 line = handle.readline()
                 if line:
                     yield line.rstrip("\n")
-                elif self.pid is None:
+                elif self.running_pid() is None:
                     return
                 else:
                     time.sleep(0.2)

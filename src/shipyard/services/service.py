@@ -15,9 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from shipyard._imports import import_object
 from shipyard.errors import ServiceError
 from shipyard.services.endpoints import ServiceEndpoint
-from shipyard.services.state import ServiceState
+from shipyard.services.state import ServiceState, check_transition
 
 __all__ = ["Service", "ServiceConfig", "ServiceStatus", "service_type_of"]
 
@@ -57,8 +58,10 @@ class ServiceStatus(BaseModel):
     def update(self, state: ServiceState, error: str | None = None) -> bool:
         """Record an observation; ``error`` (when given) becomes ``last_error``.
 
-        Returns whether anything changed.
+        Returns whether anything changed. A move the lifecycle does not allow (see
+        ``services.state.TRANSITIONS``) raises ``IllegalTransitionError``.
         """
+        check_transition(self.state, state)
         changed = state != self.state or (error is not None and error != self.last_error)
         if state != self.state:
             self.last_state = self.state
@@ -105,8 +108,6 @@ class Service(BaseModel):
     @classmethod
     def from_json(cls, text: str | bytes) -> Service:
         """Rebuild the live service (of its own class) from :meth:`to_json` output."""
-        from shipyard.stack.flavor import import_object
-
         try:
             data = json.loads(text)
             type_path = data["type"]

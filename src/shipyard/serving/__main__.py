@@ -11,6 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from shipyard._validation import Problem, describe_validation_error
+from shipyard.errors import ConfigError, ShipyardError
 from shipyard.serving.config import ServerConfig
 
 __all__ = ["build_config", "main"]
@@ -36,10 +40,6 @@ def build_config(
     """A ``ServerConfig`` from command-line values; unset ones come from the environment
     (``SHIPYARD_SERVER_*``) or the defaults. A bad value raises ``ConfigError`` with one
     line naming the option."""
-    from pydantic import ValidationError
-
-    from shipyard.errors import ConfigError
-
     if name is not None and len(model_uris) != 1:
         raise ConfigError("--name applies to exactly one model URI; drop it or pass one URI.")
     # Plain dicts, validated in one go below, so every mistake gets the same one line.
@@ -75,18 +75,18 @@ def build_config(
         raise ConfigError(_one_line(err)) from err
 
 
-def _one_line(err: Any) -> str:
+def _option_line(problem: Problem) -> str:
+    if problem.type == "value_error":
+        # Our own validators' messages are already written for the user.
+        return problem.message
+    fields = [part for part in problem.loc if isinstance(part, str)]
+    option = "--" + fields[-1].replace("_", "-") if fields else "a server option"
+    return f"{option}: {problem.message} (got {problem.input!r})."
+
+
+def _one_line(err: ValidationError) -> str:
     """A pydantic ``ValidationError`` as one line per mistake, named by its option."""
-    lines = []
-    for item in err.errors():
-        if item["type"] == "value_error":
-            # Our own validators' messages are already written for the user.
-            lines.append(str(item["ctx"]["error"]))
-            continue
-        fields = [part for part in item["loc"] if isinstance(part, str)]
-        option = "--" + fields[-1].replace("_", "-") if fields else "a server option"
-        lines.append(f"{option}: {item['msg']} (got {item['input']!r}).")
-    return " ".join(lines)
+    return describe_validation_error(err, line=_option_line, sep=" ")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,7 +111,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shipyard.errors import ShipyardError
     from shipyard.serving.supervisor import run_supervisor
 
     args = _parser().parse_args(argv)

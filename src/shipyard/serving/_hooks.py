@@ -1,89 +1,50 @@
-"""A predictor's hooks, each classified once at load time as sync or async.
+"""The model server's driver of a predictor's hooks, on its event loop.
 
-The per-request path then branches on a boolean instead of inspecting the callable on
-every call (the style rule: decide once, at load).
+The rules (which hooks run, which are coroutines, how errors are named) are
+``shipyard.models._hooks.HookSet``'s, shared with the synchronous driver; this class only
+says how each hook is awaited here, and whether ``predict`` runs inline on the loop or
+in a thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import Callable
 from typing import Any
 
-from shipyard.errors import PredictorError, ShipyardError
+from shipyard.models._hooks import Hook, HookSet
 
 __all__ = ["Hooks"]
 
 
-def _is_default(predictor: Any, hook: str) -> bool:
-    """True when ``hook`` is the base class's identity implementation (skip the call)."""
-    from shipyard.models.predictor import Predictor
-
-    method = getattr(type(predictor), hook, None)
-    return method is None or method is getattr(Predictor, hook)
-
-
-class Hooks:
-    """How to call one predictor: which hooks exist, which are coroutines, where predict runs."""
+class Hooks(HookSet):
+    """How to call one predictor on the server's loop; ``inline`` runs predict on it."""
 
     def __init__(self, predictor: Any, *, inline: bool) -> None:
-        self.predictor = predictor
-        self.name = type(predictor).__name__
-        predict = getattr(predictor, "predict", None)
-        if not callable(predict):
-            raise TypeError(f"{self.name} has no predict() method")
-        self._predict: Callable[[Any], Any] = predict
-        self.predict_is_async = inspect.iscoroutinefunction(predict)
-        self._pre: Callable[[Any], Any] | None = (
-            None if _is_default(predictor, "preprocess") else predictor.preprocess
-        )
-        self.pre_is_async = self._pre is not None and inspect.iscoroutinefunction(self._pre)
-        self._post: Callable[[Any], Any] | None = (
-            None if _is_default(predictor, "postprocess") else predictor.postprocess
-        )
-        self.post_is_async = self._post is not None and inspect.iscoroutinefunction(self._post)
+        super().__init__(predictor)
         self.inline = inline
-        self.supports_batching = bool(getattr(predictor, "supports_batching", False))
 
     async def preprocess(self, data: Any) -> Any:
-        if self._pre is None:
-            return data
-        try:
-            out = self._pre(data)
-            if self.pre_is_async:
-                out = await out
-        except ShipyardError:
-            raise
-        except Exception as err:
-            raise _predictor_error(self.name, "preprocess", err) from err
-        return out
+        return await self._optional("preprocess", self.pre_fn, self.pre_is_async, data)
 
     async def predict(self, data: Any) -> Any:
         try:
             if self.predict_is_async:
-                return await self._predict(data)
+                return await self.predict_fn(data)
             if self.inline:
-                return self._predict(data)
-            return await asyncio.get_running_loop().run_in_executor(None, self._predict, data)
-        except ShipyardError:
-            raise
+                return self.predict_fn(data)
+            return await asyncio.get_running_loop().run_in_executor(None, self.predict_fn, data)
         except Exception as err:
-            raise _predictor_error(self.name, "predict", err) from err
+            raise self.failed("predict", err) from err
 
     async def postprocess(self, data: Any) -> Any:
-        if self._post is None:
+        return await self._optional("postprocess", self.post_fn, self.post_is_async, data)
+
+    async def _optional(self, hook: str, fn: Hook | None, is_async: bool, data: Any) -> Any:
+        # A hook the predictor does not have passes the data through: no call at all.
+        if fn is None:
             return data
         try:
-            out = self._post(data)
-            if self.post_is_async:
-                out = await out
-        except ShipyardError:
-            raise
+            out = fn(data)
+            return await out if is_async else out
         except Exception as err:
-            raise _predictor_error(self.name, "postprocess", err) from err
-        return out
-
-
-def _predictor_error(name: str, hook: str, err: Exception) -> PredictorError:
-    return PredictorError(f"{name}.{hook}() raised {type(err).__name__}: {err}")
+            raise self.failed(hook, err) from err

@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shipyard.errors import ConfigError
+
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "BatchingConfig",
@@ -116,8 +118,6 @@ class ServerConfig(BaseSettings):
     @model_validator(mode="after")
     def _some_model(self) -> ServerConfig:
         if not self.models and self.model_repository is None:
-            from shipyard.errors import ConfigError
-
             raise ConfigError(
                 "No model to serve: give one or more model URIs "
                 "(`shipyard serve ./my-model`) or --model-repository DIR."
@@ -130,8 +130,6 @@ class ServerConfig(BaseSettings):
         if self.model_repository is not None:
             repo = Path(self.model_repository)
             if not repo.is_dir():
-                from shipyard.errors import ConfigError
-
                 raise ConfigError(
                     f"Model repository {str(repo)!r} is not a directory; "
                     "pass a folder holding one model per subfolder."

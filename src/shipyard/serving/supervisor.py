@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shipyard.errors import MissingDependencyError, ServiceError, ShipyardError
 from shipyard.serving.config import ModelSpec, ServerConfig
 from shipyard.serving.control import (
     CONTROL_SOCKET_NAME,
@@ -93,8 +94,6 @@ class Supervisor:
         try:
             self._reserve_ports()
         except OSError as err:
-            from shipyard.errors import ServiceError
-
             for sock in self._reserved:
                 sock.close()
             raise ServiceError(
@@ -167,8 +166,6 @@ class Supervisor:
 
     async def start(self) -> None:
         """Start every worker and wait until all are ready; raise if one cannot start."""
-        from shipyard.errors import ServiceError
-
         self.metrics_dir.mkdir(parents=True, exist_ok=True)
         # Numbers of an earlier run in the same run dir must not add to this one's.
         for stale in self.metrics_dir.glob("worker-*"):
@@ -368,8 +365,6 @@ def check_serve_extra() -> None:
     """Raise ``MissingDependencyError`` if a package the workers need is not installed."""
     import importlib.util
 
-    from shipyard.errors import MissingDependencyError
-
     for module in _SERVE_MODULES:
         if importlib.util.find_spec(module) is None:
             raise MissingDependencyError(module, "serve", "the model server")
@@ -377,8 +372,6 @@ def check_serve_extra() -> None:
 
 def run_supervisor(config: ServerConfig) -> int:
     """Run the server in the foreground until SIGTERM/SIGINT; returns the exit code."""
-    from shipyard.errors import ShipyardError
-
     try:
         check_serve_extra()
         return asyncio.run(Supervisor(config).run())

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import uvicorn
 
-from shipyard.errors import ConfigError, ShipyardError
+from shipyard.errors import ConfigError, ServiceError, ShipyardError
 from shipyard.serving.config import ServerConfig
 from shipyard.serving.control import (
     WORKER_CHANNEL_ENV,
@@ -81,28 +81,61 @@ class Worker:
             self.dataplane.add(entry)
 
     async def run(self) -> int:
+        """Start up (one step per method), serve until told to stop, drain; the exit code.
+
+        Start-up fails as a whole: a worker that cannot load its models, bind its HTTP
+        port or start its gRPC listener tells the supervisor why and exits with 3, so
+        the server never announces what a worker does not serve.
+        """
+        self._handle_signals()
+        channel_task = await self._open_channel()
+        try:
+            await self.load()
+            sock = self._bind_http()
+            http_task = await self._start_http(sock)
+            if http_task is None:
+                return 4
+            try:
+                await self._start_grpc()
+            except ShipyardError:
+                await self._stop_http(http_task)
+                raise
+        except ShipyardError as err:
+            await self._fail(str(err))
+            return 3
+        await self._serve_until_stopped(http_task)
+        if channel_task is not None:
+            channel_task.cancel()
+        return 0
+
+    def _handle_signals(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
-        channel_task = None
-        if self._channel_fd is not None:
-            reader, self._writer = await asyncio.open_unix_connection(
-                sock=socket.socket(fileno=self._channel_fd)
-            )
-            channel_task = asyncio.create_task(self._serve_channel(reader))
+
+    async def _open_channel(self) -> asyncio.Task[None] | None:
+        """Connect the supervisor's channel (when started by one) and start obeying it."""
+        if self._channel_fd is None:
+            return None
+        reader, self._writer = await asyncio.open_unix_connection(
+            sock=socket.socket(fileno=self._channel_fd)
+        )
+        return asyncio.create_task(self._serve_channel(reader))
+
+    async def _fail(self, message: str) -> None:
+        await self.send({"event": "failed", "error": message})
+        sys.stderr.write(f"shipyard worker {os.getpid()}: {message}\n")
+
+    def _bind_http(self) -> socket.socket:
         try:
-            await self.load()
-        except ShipyardError as err:
-            await self.send({"event": "failed", "error": str(err)})
-            sys.stderr.write(f"shipyard worker {os.getpid()}: {err}\n")
-            return 3
-        try:
-            sock = bind_reuseport(self.config.host, self.config.http_port)
+            return bind_reuseport(self.config.host, self.config.http_port)
         except OSError as err:
-            message = f"cannot listen on {self.config.host}:{self.config.http_port}: {err}"
-            await self.send({"event": "failed", "error": message})
-            sys.stderr.write(f"shipyard worker {os.getpid()}: {message}\n")
-            return 3
+            raise ServiceError(
+                f"cannot listen on {self.config.host}:{self.config.http_port}: {err}"
+            ) from err
+
+    async def _start_http(self, sock: socket.socket) -> asyncio.Task[None] | None:
+        """Serve HTTP on ``sock``; the task, or None if uvicorn stopped while starting."""
         app = HttpApp(self.dataplane, self.metrics, self.config.max_body_size)
         uv_config = uvicorn.Config(
             app,
@@ -122,41 +155,39 @@ class Worker:
             await asyncio.sleep(0.01)
         if http_task.done():
             http_task.result()
-            return 4
-        try:
-            await self._start_grpc()
-        except ShipyardError as err:
-            await self.send({"event": "failed", "error": str(err)})
-            sys.stderr.write(f"shipyard worker {os.getpid()}: {err}\n")
+            return None
+        return http_task
+
+    async def _stop_http(self, http_task: asyncio.Task[None]) -> None:
+        if self._http is not None:
             self._http.should_exit = True
-            await http_task
-            return 3
+        await http_task
+
+    async def _serve_until_stopped(self, http_task: asyncio.Task[None]) -> None:
+        """Announce readiness, serve until SIGTERM/SIGINT (or HTTP ends), then drain:
+        stop accepting, let in-flight requests finish, then leave."""
         flusher = asyncio.create_task(self._flush_metrics())
         self.metrics.flush()
         await self.send({"event": "ready", "pid": os.getpid(), "models": self._models()})
         stop_task = asyncio.create_task(self._stopping.wait())
         await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-        # Drain: stop accepting, let in-flight requests finish, then leave.
-        self._http.should_exit = True
+        if self._http is not None:
+            self._http.should_exit = True  # HTTP stops accepting while gRPC drains
         if self._grpc is not None:
             await self._grpc.stop(self.config.graceful_timeout)
-        await http_task
+        await self._stop_http(http_task)
         flusher.cancel()
         self.metrics.flush()
-        if channel_task is not None:
-            channel_task.cancel()
-        return 0
 
     async def _start_grpc(self) -> None:
+        """Start the gRPC listener when the config asks for one; any failure is the
+        worker's start-up failure, with its cause (the supervisor announced the port)."""
         port = self.config.grpc_port
         if not self.config.grpc_enabled or port is None:
             return
         try:
             from shipyard.serving.grpc import start_grpc_server
-        except ImportError as err:
-            log.warning("gRPC disabled: %s (install shipyard[serve])", err)
-            return
-        try:
+
             self._grpc = await start_grpc_server(
                 self.dataplane,
                 self.config.host,
@@ -166,9 +197,17 @@ class Worker:
             )
         except ShipyardError:
             raise
-        except Exception:
-            # A bug in the gRPC layer must not take REST down with it.
-            log.exception("gRPC disabled: the gRPC server failed to start")
+        except ImportError as err:
+            raise ServiceError(
+                f"the gRPC listener cannot start: {err} (install shipyard[serve], or "
+                "serve without gRPC: --no-grpc)"
+            ) from err
+        except Exception as err:
+            log.exception("the gRPC listener failed to start")
+            raise ServiceError(
+                f"the gRPC listener failed to start: {type(err).__name__}: {err} "
+                "(serve without gRPC: --no-grpc)"
+            ) from err
 
     def _models(self) -> list[dict[str, Any]]:
         return [

@@ -20,8 +20,8 @@ def builtin_flavors() -> list[Flavor]:
         Flavor(
             name="local",
             type=ComponentType.ORCHESTRATOR,
-            config_class="shipyard.stack.local_components:LocalOrchestratorConfig",
-            implementation="shipyard.stack.local_components:LocalOrchestrator",
+            config_class="shipyard.pipelines._orchestrator:LocalOrchestratorConfig",
+            implementation="shipyard.pipelines._orchestrator:LocalOrchestrator",
             description="Runs pipeline steps one after another in this process.",
         ),
         Flavor(

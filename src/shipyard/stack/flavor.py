@@ -7,52 +7,23 @@ are imported only when used, so listing flavors imports no implementation.
 from __future__ import annotations
 
 import builtins
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 
+from shipyard._imports import import_object
+from shipyard._validation import describe_validation_error
 from shipyard.errors import ConfigError, StackError
 from shipyard.stack.component import ComponentConfig, ComponentType, StackComponent
 
 __all__ = ["Flavor", "describe_validation_errors", "import_object"]
 
 
-def import_object(source: str) -> Any:
-    """Import ``"package.module:attribute"`` (attribute may be dotted)."""
-    module_name, sep, attribute = source.partition(":")
-    if not sep or not module_name or not attribute:
-        raise StackError(
-            f"'{source}' is not an import path; write it as 'package.module:ClassName'."
-        )
-    try:
-        target: Any = importlib.import_module(module_name)
-    except ImportError as err:
-        raise StackError(f"Cannot import the module '{module_name}' of '{source}': {err}") from err
-    for part in attribute.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError as err:
-            raise StackError(f"The module '{module_name}' has no attribute '{attribute}'.") from err
-    return target
-
-
 def describe_validation_errors(config_class: type[BaseModel], err: ValidationError) -> str:
     """Each problem of ``err`` on one line's worth of text: the key and what is allowed."""
-    allowed = ", ".join(config_class.model_fields) or "(none)"
-    lines = []
-    for problem in err.errors():
-        key = ".".join(str(part) for part in problem["loc"]) or "(config)"
-        if problem["type"] == "extra_forbidden":
-            lines.append(f"unknown key '{key}'; allowed keys: {allowed}")
-        elif problem["type"] == "missing":
-            lines.append(f"missing required key '{key}'")
-        else:
-            message = str(problem["msg"]).removeprefix("Value error, ")
-            lines.append(f"bad value {problem.get('input')!r} for '{key}': {message}")
-    return "; ".join(lines)
+    return describe_validation_error(err, allowed=config_class.model_fields)
 
 
 def _describe_errors(flavor: Flavor, config_class: type[BaseModel], err: ValidationError) -> str:

@@ -1,10 +1,10 @@
-"""The local artifact store and orchestrator of the default stack."""
+"""The local artifact store of the default stack (its orchestrator is
+``shipyard.pipelines._orchestrator.LocalOrchestrator``, which runs the pipelines)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from pydantic import Field
 
@@ -13,8 +13,6 @@ from shipyard.stack.component import ComponentConfig, ComponentType, StackCompon
 __all__ = [
     "LocalArtifactStore",
     "LocalArtifactStoreConfig",
-    "LocalOrchestrator",
-    "LocalOrchestratorConfig",
 ]
 
 
@@ -43,18 +41,3 @@ class LocalArtifactStore(StackComponent):
         target = self.path.joinpath(*parts)
         target.mkdir(parents=True, exist_ok=True)
         return str(target)
-
-
-class LocalOrchestratorConfig(ComponentConfig):
-    pass
-
-
-class LocalOrchestrator(StackComponent):
-    """Runs steps in order, in this process."""
-
-    TYPE = ComponentType.ORCHESTRATOR
-    FLAVOR_NAME = "local"
-    CONFIG_CLASS = LocalOrchestratorConfig
-
-    def run(self, steps: list[Callable[[], Any]]) -> list[Any]:
-        return [step() for step in steps]

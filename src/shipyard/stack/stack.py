@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from shipyard.errors import StackError
 from shipyard.stack.component import ComponentType, StackComponent
@@ -43,15 +43,23 @@ class Stack:
 
     @property
     def model_deployer(self) -> ModelDeployer | None:
-        from shipyard.deployers.base import ModelDeployer
+        """The stack's model deployer, or None when it has none.
 
+        The deployers layer sits above this one, so the class is not imported here (that
+        was an import cycle): a component is a model deployer when its class says so
+        (``TYPE``) and it can deploy.
+        """
         component = self.component(ComponentType.MODEL_DEPLOYER)
-        if component is not None and not isinstance(component, ModelDeployer):
+        if component is None:
+            return None
+        if component.TYPE is not ComponentType.MODEL_DEPLOYER or not callable(
+            getattr(component, "deploy_model", None)
+        ):
             raise StackError(
                 f"The model deployer '{component.name}' of stack '{self.name}' is a "
                 f"{type(component).__name__}, not a ModelDeployer; fix its flavor."
             )
-        return component
+        return cast("ModelDeployer", component)
 
     @property
     def artifact_store(self) -> StackComponent | None:

@@ -1,4 +1,5 @@
-"""The store's tables (SQLAlchemy Core). Changing them needs a new Alembic migration."""
+"""Every table of the store (SQLAlchemy Core), pipeline runs included: the store owns them
+all. Changing one needs a new Alembic migration."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import sqlalchemy as sa
 
 __all__ = [
     "HEAD_REVISION",
+    "artifacts",
     "components",
     "flavors",
     "metadata",
+    "pipeline_runs",
     "services",
     "settings",
     "stack_components",
     "stacks",
+    "step_runs",
 ]
 
 #: The newest migration; the store checks it on open so that a current database costs one
@@ -96,4 +100,63 @@ services = sa.Table(
     sa.Column("body", sa.Text(), nullable=False),
     sa.Column("created", sa.DateTime(), nullable=False, server_default=_now),
     sa.Column("updated", sa.DateTime(), nullable=False, server_default=_now),
+)
+
+# -- pipeline runs (read and written by shipyard.pipelines through the store) -----------
+
+pipeline_runs = sa.Table(
+    "pipeline_runs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("pipeline_name", sa.String(256), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started", sa.DateTime(), nullable=False),
+    sa.Column("ended", sa.DateTime(), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("run_metadata", sa.Text(), nullable=False, server_default="{}"),
+)
+
+step_runs = sa.Table(
+    "step_runs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column(
+        "run_id",
+        sa.String(32),
+        sa.ForeignKey("pipeline_runs.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("position", sa.Integer(), nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started", sa.DateTime(), nullable=True),
+    sa.Column("ended", sa.DateTime(), nullable=True),
+    # Set only on runs whose outputs may be reused: never on deployer steps.
+    sa.Column("cache_key", sa.String(64), nullable=True, index=True),
+    sa.Column("cached_from", sa.String(32), nullable=True),
+    sa.Column("params", sa.Text(), nullable=False, server_default="{}"),
+    sa.Column("inputs", sa.Text(), nullable=False, server_default="{}"),
+    sa.Column("step_metadata", sa.Text(), nullable=False, server_default="{}"),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("traceback", sa.Text(), nullable=True),
+)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column(
+        "step_run_id",
+        sa.String(32),
+        sa.ForeignKey("step_runs.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("output", sa.String(256), nullable=False),
+    sa.Column("uri", sa.Text(), nullable=False),
+    sa.Column("materializer", sa.String(128), nullable=False),
+    sa.Column("data_type", sa.String(512), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("summary", sa.Text(), nullable=False, server_default="{}"),
 )

@@ -130,7 +130,12 @@ class Store:
             yield
 
     @contextlib.contextmanager
-    def _tx(self, write: bool = False) -> Iterator[sa.Connection]:
+    def transaction(self, write: bool = False) -> Iterator[sa.Connection]:
+        """One transaction on this store's engine, its failures as ``StoreError``.
+
+        ``write=True`` takes SQLite's write lock up front (see ``_engine``). Every table
+        of the database is the store's; other layers (pipeline runs) write through this.
+        """
         options = {WRITE_OPTION: True} if write and is_sqlite(self._engine) else {}
         try:
             with self._engine.connect().execution_options(**options) as conn, conn.begin():
@@ -143,7 +148,7 @@ class Store:
     # -- custom flavors ------------------------------------------------------------------
 
     def add_flavor_source(self, name: str, type: str, source: str) -> FlavorSourceRecord:
-        with self._tx(write=True) as conn:
+        with self.transaction(write=True) as conn:
             where = (t.flavors.c.name == name) & (t.flavors.c.type == type)
             conn.execute(t.flavors.delete().where(where))
             conn.execute(t.flavors.insert().values(name=name, type=type, source=source))
@@ -153,12 +158,12 @@ class Store:
         query = sa.select(t.flavors.c.name, t.flavors.c.type, t.flavors.c.source)
         if type is not None:
             query = query.where(t.flavors.c.type == type)
-        with self._tx() as conn:
+        with self.transaction() as conn:
             rows = conn.execute(query.order_by(t.flavors.c.name)).mappings().all()
         return [FlavorSourceRecord(**row) for row in rows]
 
     def delete_flavor_source(self, name: str, type: str) -> bool:
-        with self._tx(write=True) as conn:
+        with self.transaction(write=True) as conn:
             where = (t.flavors.c.name == name) & (t.flavors.c.type == type)
             return conn.execute(t.flavors.delete().where(where)).rowcount > 0
 
@@ -173,7 +178,7 @@ class Store:
     def create_component(
         self, name: str, type: str, flavor: str, configuration: Mapping[str, Any]
     ) -> ComponentRecord:
-        with self._tx(write=True) as conn:
+        with self.transaction(write=True) as conn:
             where = (t.components.c.name == name) & (t.components.c.type == type)
             if conn.execute(sa.select(t.components.c.id).where(where)).first():
                 raise StackError(
@@ -195,12 +200,12 @@ class Store:
 
     def get_component(self, name: str, type: str) -> ComponentRecord | None:
         where = (t.components.c.name == name) & (t.components.c.type == type)
-        with self._tx() as conn:
+        with self.transaction() as conn:
             row = conn.execute(sa.select(t.components).where(where)).mappings().first()
         return None if row is None else self._component(row)
 
     def get_component_by_id(self, component_id: str) -> ComponentRecord | None:
-        with self._tx() as conn:
+        with self.transaction() as conn:
             query = sa.select(t.components).where(t.components.c.id == component_id)
             row = conn.execute(query).mappings().first()
         return None if row is None else self._component(row)
@@ -209,14 +214,14 @@ class Store:
         query = sa.select(t.components).order_by(t.components.c.type, t.components.c.name)
         if type is not None:
             query = query.where(t.components.c.type == type)
-        with self._tx() as conn:
+        with self.transaction() as conn:
             return [self._component(row) for row in conn.execute(query).mappings()]
 
     def update_component(
         self, name: str, type: str, configuration: Mapping[str, Any]
     ) -> ComponentRecord:
         where = (t.components.c.name == name) & (t.components.c.type == type)
-        with self._tx(write=True) as conn:
+        with self.transaction(write=True) as conn:
             result = conn.execute(
                 t.components.update()
                 .where(where)
@@ -233,7 +238,7 @@ class Store:
 
     def delete_component(self, name: str, type: str) -> None:
         where = (t.components.c.name == name) & (t.components.c.type == type)
-        with self._tx(write=True) as conn:
+        with self.transaction(write=True) as conn:
             row = conn.execute(sa.select(t.components.c.id).where(where)).first()
             if row is None:
                 raise StackError(f"No {type.replace('_', ' ')} named '{name}'.")
@@ -285,7 +290,7 @@ class Store:
         return StackRecord(components=components, **dict(row))
 
     def create_stack(self, name: str, component_ids: Mapping[str, str]) -> StackRecord:
-        with self._tx(write=True) as conn:
+        with self.transaction(write=True) as conn:
             if conn.execute(sa.select(t.stacks.c.id).where(t.stacks.c.name == name)).first():
                 raise StackError(f"A stack named '{name}' already exists. Pick another name.")
             stack_id = str(uuid.uuid4())
@@ -300,30 +305,30 @@ class Store:
             return self._stack(conn, row.mappings().one())
 
     def get_stack(self, name: str) -> StackRecord | None:
-        with self._tx() as conn:
+        with self.transaction() as conn:
             row = conn.execute(sa.select(t.stacks).where(t.stacks.c.name == name)).mappings()
             found = row.first()
             return None if found is None else self._stack(conn, found)
 
     def list_stacks(self) -> list[StackRecord]:
-        with self._tx() as conn:
+        with self.transaction() as conn:
             rows = conn.execute(sa.select(t.stacks).order_by(t.stacks.c.name)).mappings().all()
             return [self._stack(conn, row) for row in rows]
 
     def get_active_stack_name(self) -> str | None:
-        with self._tx() as conn:
+        with self.transaction() as conn:
             query = sa.select(t.settings.c.value).where(t.settings.c.key == ACTIVE_STACK)
             return conn.execute(query).scalar()
 
     def set_active_stack(self, name: str) -> None:
-        with self._tx(write=True) as conn:
+        with self.transaction(write=True) as conn:
             if not conn.execute(sa.select(t.stacks.c.id).where(t.stacks.c.name == name)).first():
                 raise StackError(f"No stack named '{name}'. See `shipyard stack list`.")
             conn.execute(t.settings.delete().where(t.settings.c.key == ACTIVE_STACK))
             conn.execute(t.settings.insert().values(key=ACTIVE_STACK, value=name))
 
     def delete_stack(self, name: str) -> None:
-        with self._tx(write=True) as conn:
+        with self.transaction(write=True) as conn:
             active = conn.execute(
                 sa.select(t.settings.c.value).where(t.settings.c.key == ACTIVE_STACK)
             ).scalar()
@@ -343,7 +348,7 @@ class Store:
     def save_service(self, record: ServiceRecord) -> None:
         """Insert or replace the registry entry of ``record.uuid``."""
         values = record.model_dump(exclude={"created", "updated"})
-        with self._tx(write=True) as conn:
+        with self.transaction(write=True) as conn:
             where = t.services.c.uuid == record.uuid
             if conn.execute(sa.select(t.services.c.uuid).where(where)).first():
                 conn.execute(
@@ -355,7 +360,7 @@ class Store:
                 conn.execute(t.services.insert().values(**values))
 
     def get_service(self, uuid_: str) -> ServiceRecord | None:
-        with self._tx() as conn:
+        with self.transaction() as conn:
             row = conn.execute(sa.select(t.services).where(t.services.c.uuid == uuid_))
             found = row.mappings().first()
         return None if found is None else ServiceRecord(**found)
@@ -368,7 +373,7 @@ class Store:
                 raise StoreError(f"Unknown service filter '{key}'; use one of {_SERVICE_FILTERS}.")
             if value is not None:
                 query = query.where(t.services.c[key] == value)
-        with self._tx() as conn:
+        with self.transaction() as conn:
             return [ServiceRecord(**row) for row in conn.execute(query).mappings()]
 
     def match_service_uuids(self, prefix: str) -> list[str]:
@@ -377,9 +382,9 @@ class Store:
         query = sa.select(t.services.c.uuid).where(
             t.services.c.uuid.like(f"{escaped}%", escape="\\")
         )
-        with self._tx() as conn:
+        with self.transaction() as conn:
             return list(conn.execute(query).scalars())
 
     def delete_service(self, uuid_: str) -> bool:
-        with self._tx(write=True) as conn:
+        with self.transaction(write=True) as conn:
             return conn.execute(t.services.delete().where(t.services.c.uuid == uuid_)).rowcount > 0

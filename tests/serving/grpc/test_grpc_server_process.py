@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import struct
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from grpc_helpers import FEATURES, infer_request, save_grpc_models
 
 from shipyard.serving.grpc._generated import grpc_predict_v2_pb2 as pb
 from shipyard.serving.grpc._generated import grpc_predict_v2_pb2_grpc as pb_grpc
-from shipyard.testing import ServerProcess, start_server
+from shipyard.testing import ServerProcess, metric_value, start_server, wait_until
 
 Stub = Any  # the generated stub is untyped
 
@@ -174,17 +173,12 @@ def test_every_worker_listens_and_concurrent_calls_all_succeed(server: ServerPro
     assert all(len(a.outputs) == 1 for a in answers)
 
     # Each worker writes its numbers to the shared folder a few times a second: wait for
-    # both to have written theirs (bounded by the test timeout).
+    # both to have written theirs.
     series = 'shipyard_requests_total{model="logistic",protocol="grpc",status="200"}'
-    while _counter(httpx.get(f"{server.url}/metrics", timeout=30).text, series) < 48:
-        time.sleep(0.1)
-
-
-def _counter(metrics: str, series: str) -> float:
-    for line in metrics.splitlines():
-        if line.startswith(series + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    wait_until(
+        lambda: metric_value(httpx.get(f"{server.url}/metrics", timeout=30).text, series) >= 48,
+        "both workers' gRPC counts in /metrics",
+    )
 
 
 def test_the_bench_load_loop_against_the_server(server: ServerProcess, tmp_path: Path) -> None:

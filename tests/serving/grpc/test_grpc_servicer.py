@@ -37,6 +37,7 @@ from shipyard.serving.grpc._generated import grpc_predict_v2_pb2_grpc as pb_grpc
 from shipyard.serving.grpc._status import status_for
 from shipyard.serving.grpc.codec import decode_infer_response
 from shipyard.serving.metrics import Metrics
+from shipyard.testing import async_wait_until, metric_value
 
 Stub = Any  # the generated stub is untyped
 
@@ -217,16 +218,9 @@ def test_concurrent_calls_share_predict_calls(grpc_models: Path) -> None:
 
     _run(plane, scenario)
     text = plane.metrics.collect() if plane.metrics else ""
-    count = _metric(text, 'shipyard_batch_requests_count{model="ponder"}')
+    count = metric_value(text, 'shipyard_batch_requests_count{model="ponder"}', default=None)
     # 16 calls, each predict blocks 0.2 s: the ones arriving meanwhile share the next call.
     assert 1 <= count < 16
-
-
-def _metric(text: str, series: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(series + " "):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{series} not in metrics:\n{text}")
 
 
 def test_stop_lets_calls_in_flight_finish(
@@ -242,8 +236,9 @@ def test_stop_lets_calls_in_flight_finish(
             in_flight = asyncio.ensure_future(
                 stub.ModelInfer(infer_request(np.full((1, 1), 0.5), raw=False, model="dawdle"))
             )
-            while not any(tmp_path.glob("started-*")):
-                await asyncio.sleep(0.01)
+            await async_wait_until(
+                lambda: any(tmp_path.glob("started-*")), "the call to reach predict()"
+            )
             await handle.stop(grace=30)
             answer = await in_flight
             assert list(answer.outputs[0].contents.fp64_contents) == [0.5]

@@ -32,6 +32,7 @@ class LocalModelDeployer(ModelDeployer):
     FLAVOR_NAME = "local"
     CONFIG_CLASS = LocalModelDeployerConfig
     DEPLOYMENT_CONFIG = LocalModelServerConfig
+    SERVICE_CLASS = LocalModelServer
 
     @property
     def settings(self) -> LocalModelDeployerConfig:
@@ -132,7 +133,7 @@ class LocalModelDeployer(ModelDeployer):
     def get_model_server_info(self, service: Service) -> dict[str, str | None]:
         info = super().get_model_server_info(service)
         if isinstance(service, LocalModelServer):
-            pid = service.pid
+            pid = service.running_pid()
             info.update(
                 {
                     "HEALTH_CHECK_URL": f"{service.endpoint.url}/v2/health/ready"

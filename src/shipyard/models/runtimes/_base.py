@@ -15,7 +15,7 @@ from shipyard.models._signature import is_dataframe
 from shipyard.models.manifest import ModelManifest, read_manifest
 from shipyard.models.predictor import Predictor
 
-__all__ = ["FileRuntime", "require", "single_array"]
+__all__ = ["FileRuntime", "require", "rows", "save_booster", "single_array"]
 
 
 def require(module: str, *, package: str, extra: str, purpose: str) -> ModuleType:
@@ -100,3 +100,19 @@ def single_array(inputs: Any, what: str) -> Any:
             f"{len(inputs)} inputs: {', '.join(repr(k) for k in inputs)}."
         )
     return np.asarray(inputs)
+
+
+def rows(inputs: Any, what: str) -> Any:
+    """The one input as a DataFrame or a 2-D array (one row when it came as 1-D), which is
+    what the booster libraries predict on."""
+    x = single_array(inputs, what)
+    if is_dataframe(x):
+        return x
+    x = np.asarray(x)
+    return x.reshape(1, -1) if x.ndim == 1 else x
+
+
+def save_booster(model: Any, model_dir: Path, name: str) -> str:
+    """Write a booster with its own ``save_model`` as ``name``; returns the file name."""
+    model.save_model(str(model_dir / name))
+    return name

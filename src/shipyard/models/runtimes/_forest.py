@@ -7,16 +7,26 @@ against 0.2 ms walking the trees). Calling each fitted tree's compiled ``tree_.p
 directly, summing in the same order and dividing the same way, gives the same numbers.
 Anything unusual (subclasses, multi-output, non-finite values, large batches) goes back
 to scikit-learn, whose own checks and errors then apply.
+
+Only from scikit-learn 1.4.1 (``MIN_SKLEARN``) do a classifier tree's stored values hold
+class fractions, so that the average of ``tree_.predict`` is the forest's
+``predict_proba``; before, they are weighted counts and the numbers differ. The
+``sklearn`` extra pins that version; an older scikit-learn found at load gets no fast
+path (scikit-learn's own predict runs), never different numbers.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-__all__ = ["SMALL_BATCH_ROWS", "FastPredict", "forest_fast_path"]
+__all__ = ["MIN_SKLEARN", "SMALL_BATCH_ROWS", "FastPredict", "forest_fast_path", "supported"]
+
+#: The oldest scikit-learn whose tree values the fast path reads correctly (see above).
+MIN_SKLEARN = (1, 4, 1)
 
 #: Above this many rows the per-tree dispatch no longer dominates; sklearn's path is as fast.
 SMALL_BATCH_ROWS = 2048
@@ -31,6 +41,7 @@ def forest_fast_path(estimator: Any, method: str) -> FastPredict | None:
     falls back to the estimator.
     """
     try:
+        import sklearn
         from sklearn.ensemble import (
             ExtraTreesClassifier,
             ExtraTreesRegressor,
@@ -38,6 +49,8 @@ def forest_fast_path(estimator: Any, method: str) -> FastPredict | None:
             RandomForestRegressor,
         )
     except ImportError:
+        return None
+    if not supported(sklearn.__version__):
         return None
     kind = type(estimator)  # exact types: a subclass may override predict
     is_classifier = kind in (RandomForestClassifier, ExtraTreesClassifier)
@@ -81,3 +94,12 @@ def forest_fast_path(estimator: Any, method: str) -> FastPredict | None:
         return summed
 
     return predict
+
+
+def supported(version: str) -> bool:
+    """Whether scikit-learn ``version`` stores tree values as the fast path reads them."""
+    found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
+    if found is None:
+        return False
+    major, minor, patch = (int(part or 0) for part in found.groups())
+    return (major, minor, patch) >= MIN_SKLEARN

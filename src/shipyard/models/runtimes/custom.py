@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from shipyard._imports import attribute_of, split_import_path
 from shipyard.errors import ConfigError, ModelLoadError
 from shipyard.models._code import CODE_DIR
 from shipyard.models.manifest import ModelManifest
@@ -25,7 +26,6 @@ __all__ = [
     "import_predictor_class",
     "importing_predictor_source",
     "instantiate_predictor",
-    "split_ref",
 ]
 
 # The predictor source being imported in this thread/context, if any: save_model checks it
@@ -43,19 +43,6 @@ class SaveDuringImportError(ConfigError):
 def importing_predictor_source() -> Path | None:
     """The predictor source file being imported right now (in this context), or None."""
     return _IMPORTING.get()
-
-
-def split_ref(ref: str) -> tuple[str, str]:
-    """Split ``"module:Class"`` (or ``"module.Class"``) into module and qualified name."""
-    if ":" in ref:
-        module, _, qualname = ref.partition(":")
-    else:
-        module, _, qualname = ref.rpartition(".")
-    if not module or not qualname:
-        raise ModelLoadError(
-            f"Invalid predictor reference {ref!r}; write it as 'package.module:ClassName'."
-        )
-    return module, qualname
 
 
 def _import_file(path: Path, module_name: str) -> ModuleType:
@@ -111,7 +98,7 @@ def import_predictor_class(model_dir: Path, manifest: ModelManifest) -> type[Any
     """Import the predictor class a manifest names, from its carried source if it has one."""
     if not manifest.predictor:
         raise ModelLoadError(f"The manifest in {model_dir} names no predictor class.")
-    module_name, qualname = split_ref(manifest.predictor)
+    module_name, qualname = split_import_path(manifest.predictor, error=ModelLoadError, dotted=True)
     if manifest.code_paths:
         # Helper modules the predictor imports by plain name, as on the author's machine.
         code_dir = str((Path(model_dir) / CODE_DIR).resolve())
@@ -135,15 +122,9 @@ def import_predictor_class(model_dir: Path, manifest: ModelManifest) -> type[Any
                 "Install the package that provides it, or save the model with "
                 "save_model(..., predictor=YourClass) so its source travels with it."
             ) from err
-    obj: Any = module
-    for part in qualname.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError as err:
-            raise ModelLoadError(
-                f"The predictor module {module_name!r} has no {qualname!r} "
-                f"(from {manifest.predictor!r} in {model_dir})."
-            ) from err
+    obj = attribute_of(
+        module, qualname, f"{manifest.predictor} in {model_dir}", error=ModelLoadError
+    )
     if not isinstance(obj, type):
         raise ModelLoadError(f"The predictor {manifest.predictor!r} is not a class.")
     return obj

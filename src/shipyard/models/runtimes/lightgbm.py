@@ -9,17 +9,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from shipyard.errors import InvalidInputError
-from shipyard.models._signature import is_dataframe
-from shipyard.models.runtimes._base import FileRuntime, require, single_array
+from shipyard.models.runtimes._base import FileRuntime, require, rows, save_booster
 
 __all__ = ["LightGBMPredictor", "save"]
 
 
 def save(model: Any, model_dir: Path) -> str:
     """Write a Booster as ``model.txt``."""
-    name = "model.txt"
-    model.save_model(str(model_dir / name))
-    return name
+    return save_booster(model, model_dir, "model.txt")
 
 
 class LightGBMPredictor(FileRuntime):
@@ -38,11 +35,7 @@ class LightGBMPredictor(FileRuntime):
         self._lock = threading.Lock()
 
     def predict(self, inputs: Any) -> Any:
-        x = single_array(inputs, "LightGBM model")
-        if not is_dataframe(x):
-            x = np.asarray(x)
-            if x.ndim == 1:
-                x = x.reshape(1, -1)
+        x = rows(inputs, "LightGBM model")
         try:
             with self._lock:
                 out = self.booster.predict(x)

@@ -9,7 +9,7 @@ import numpy as np
 
 from shipyard.errors import InvalidInputError
 from shipyard.models._signature import is_dataframe
-from shipyard.models.runtimes._base import FileRuntime, require, single_array
+from shipyard.models.runtimes._base import FileRuntime, require, rows, save_booster
 
 __all__ = ["XGBoostPredictor", "save"]
 
@@ -18,9 +18,7 @@ _PURPOSE = "XGBoost models"
 
 def save(model: Any, model_dir: Path) -> str:
     """Write a Booster as ``model.json`` (portable across XGBoost versions)."""
-    name = "model.json"
-    model.save_model(str(model_dir / name))
-    return name
+    return save_booster(model, model_dir, "model.json")
 
 
 class XGBoostPredictor(FileRuntime):
@@ -38,14 +36,14 @@ class XGBoostPredictor(FileRuntime):
         self.feature_names: list[str] | None = list(names) if names else None
 
     def predict(self, inputs: Any) -> Any:
-        x = single_array(inputs, "XGBoost model")
-        if not is_dataframe(x):
-            x = np.asarray(x)
-            if x.ndim == 1:
-                x = x.reshape(1, -1)
-            if self.feature_names is not None and x.shape[1] == len(self.feature_names):
-                # Trained with named features: an unnamed array in the same order is fine.
-                x = _named_frame(x, self.feature_names)
+        x = rows(inputs, "XGBoost model")
+        if (
+            not is_dataframe(x)
+            and self.feature_names is not None
+            and x.shape[1] == len(self.feature_names)
+        ):
+            # Trained with named features: an unnamed array in the same order is fine.
+            x = _named_frame(x, self.feature_names)
         try:
             out = self.booster.inplace_predict(x)
         except Exception as err:  # xgboost raises XGBoostError (a ValueError subclass)

@@ -1,7 +1,8 @@
-"""A raw ASGI app: a tiny router and thin handlers over the ``DataPlane``.
+"""A raw ASGI app: compiled routes (``_router``) and thin handlers over the ``DataPlane``.
 
-No web framework: each request is one dict lookup (or a split of the path) and one
-handler call, which keeps the per-request overhead close to a constant endpoint's.
+No web framework: each request is one dict lookup (or a few compiled regular expressions
+for paths with a model name) and one handler call, which keeps the per-request overhead
+close to a constant endpoint's.
 Handlers only translate between bytes and the data plane; errors become
 ``{"error": "..."}`` with the ``ShipyardError``'s status.
 """
@@ -12,19 +13,20 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 
 import orjson
 
 from shipyard.errors import (
     BadRequestError,
-    NotFoundError,
+    MethodNotAllowedError,
     PayloadTooLargeError,
     ShipyardError,
     UnsupportedMediaTypeError,
 )
 from shipyard.serving.codecs import kserve_v1, mlflow, seldon, v2
 from shipyard.serving.dataplane import DataPlane
+from shipyard.serving.http._router import Route, Router
 from shipyard.serving.http.openapi import openapi_document
 from shipyard.serving.metrics import Metrics
 
@@ -82,6 +84,21 @@ class _Labels:
         self.protocol = "other"
 
 
+class _Request:
+    """What a handler gets: the ASGI scope, the headers, the body reader, the path's
+    parameters (``name``, ``version``)."""
+
+    __slots__ = ("headers", "params", "receive", "scope")
+
+    def __init__(
+        self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, params: dict[str, str]
+    ) -> None:
+        self.scope = scope
+        self.headers = headers
+        self.receive = receive
+        self.params = params
+
+
 class HttpApp:
     """The model server's HTTP side for one worker."""
 
@@ -91,23 +108,31 @@ class HttpApp:
         self.dataplane = dataplane
         self.metrics = metrics
         self.max_body_size = max_body_size
-        self._get: dict[str, Callable[[Scope], Awaitable[_Response]]] = {
-            "/v2/health/live": self._live,
-            "/v2/health/ready": self._ready,
-            "/v2": self._server_metadata,
-            "/": self._server_metadata,
-            "/ping": self._ping,
-            "/health": self._ping,
-            "/metrics": self._metrics,
-            "/openapi.json": self._openapi,
-        }
-        self._post: dict[
-            str, Callable[[Scope, dict[bytes, bytes], bytes], Awaitable[_Response]]
-        ] = {
-            "/invocations": self._mlflow,
-            "/api/v0.1/predictions": self._seldon,
-        }
-        self._protocols = {"/invocations": "mlflow", "/api/v0.1/predictions": "seldon"}
+        v2 = "/v2/models/{name}"
+        v2_version = "/v2/models/{name}/versions/{version}"
+        self._router = Router(
+            [
+                Route("/v2/health/live", "GET", self._live),
+                Route("/v2/health/ready", "GET", self._ready),
+                Route("/v2", "GET", self._server_metadata),
+                Route("/", "GET", self._server_metadata),
+                Route("/ping", "GET", self._ping),
+                Route("/health", "GET", self._ping),
+                Route("/metrics", "GET", self._metrics),
+                Route("/openapi.json", "GET", self._openapi),
+                Route("/invocations", "POST", self._mlflow, "mlflow"),
+                Route("/api/v0.1/predictions", "POST", self._seldon, "seldon"),
+                # The inference routes first: they are the ones under load.
+                Route(f"{v2}/infer", "POST", self._v2_infer, "v2"),
+                Route(f"{v2_version}/infer", "POST", self._v2_infer, "v2"),
+                Route("/v1/models/{name}:predict", "POST", self._v1_predict, "v1"),
+                Route(v2, "GET", self._model_metadata),
+                Route(v2_version, "GET", self._model_metadata),
+                Route(f"{v2}/ready", "GET", self._model_ready),
+                Route(f"{v2_version}/ready", "GET", self._model_ready),
+                Route("/v1/models/{name}", "GET", self._v1_ready),
+            ]
+        )
         self._openapi_body = orjson.dumps(openapi_document())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -119,18 +144,16 @@ class HttpApp:
         headers = dict(scope["headers"])
         labels = _Labels()
         try:
-            # HEAD too: some load balancers probe health with it (uvicorn drops the body).
-            get = self._get.get(path) if method in ("GET", "HEAD") else None
-            post = self._post.get(path) if method == "POST" else None
-            if get is not None:
-                response = await get(scope)
-            elif post is not None:
-                labels.protocol = self._protocols[path]
-                labels.model = self._label(self._requested_model(scope))
-                body = await self._read_body(headers, receive)
-                response = await post(scope, headers, body)
-            else:
-                response = await self._dynamic(method, path, scope, headers, receive, labels)
+            route, params = self._router.match(method, path)
+            if route.protocol != "other":
+                # Set before the handler runs: a request that fails is counted under its
+                # model and protocol too.
+                labels.protocol = route.protocol
+                name = params.get("name")
+                labels.model = self._label(
+                    name if name is not None else self._requested_model(scope)
+                )
+            response = await route.endpoint(_Request(scope, headers, receive, params))
         except ShipyardError as err:
             if err.status_code >= 500:
                 # A predictor's own failure: the operator needs it in the log too.
@@ -139,6 +162,8 @@ class HttpApp:
                     "%s %s -> %d: %s", method, path, err.status_code, err.message, exc_info=err
                 )
             response = _json({"error": err.message}, err.status_code)
+            if isinstance(err, MethodNotAllowedError):
+                response.headers = [*response.headers, (b"allow", err.allow.encode())]
         except Exception as err:  # a bug or a predictor's own exception: 500, never a crash
             log.exception("Unhandled error for %s %s", method, path)
             response = _json({"error": f"Internal error: {type(err).__name__}: {err}"}, 500)
@@ -204,79 +229,44 @@ class HttpApp:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    # -- routing of paths with a model name ------------------------------------------
-
-    async def _dynamic(
-        self,
-        method: str,
-        path: str,
-        scope: Scope,
-        headers: dict[bytes, bytes],
-        receive: Receive,
-        labels: _Labels,
-    ) -> _Response:
-        if path.startswith("/v2/models/"):
-            parts = path[len("/v2/models/") :].split("/")
-            name = unquote(parts[0])
-            version: str | None = None
-            rest = parts[1:]
-            if len(rest) >= 2 and rest[0] == "versions":
-                version = unquote(rest[1])
-                rest = rest[2:]
-            if name:
-                if method == "POST" and rest == ["infer"]:
-                    labels.model, labels.protocol = self._label(name), "v2"
-                    body = await self._read_body(headers, receive)
-                    return await self._v2_infer(name, version, headers, body)
-                if method == "GET" and not rest:
-                    return _json(self.dataplane.model_metadata(name, version))
-                if method == "GET" and rest == ["ready"]:
-                    ready = self.dataplane.model_ready(name, version)
-                    return _json({"name": name, "ready": ready}, 200 if ready else 503)
-        elif path.startswith("/v1/models/"):
-            tail = path[len("/v1/models/") :]
-            if method == "POST" and tail.endswith(":predict"):
-                name = unquote(tail[: -len(":predict")])
-                labels.model, labels.protocol = self._label(name), "v1"
-                body = await self._read_body(headers, receive)
-                return await self._v1_predict(name, headers, body)
-            if method == "GET" and tail and "/" not in tail:
-                name = unquote(tail)
-                ready = self.dataplane.model_ready(name)
-                return _json({"name": name, "ready": ready})
-        allowed = [m for m, table in (("GET", self._get), ("POST", self._post)) if path in table]
-        if allowed:
-            raise _MethodNotAllowedError(
-                f"{method} is not allowed on {path}; use {' or '.join(allowed)}."
-            )
-        raise NotFoundError(f"No route for {method} {path}; see /openapi.json for the routes.")
-
     # -- handlers --------------------------------------------------------------------
 
-    async def _live(self, scope: Scope) -> _Response:
+    async def _live(self, req: _Request) -> _Response:
         return _json({"live": self.dataplane.live()})
 
-    async def _ready(self, scope: Scope) -> _Response:
+    async def _ready(self, req: _Request) -> _Response:
         ready = self.dataplane.ready()
         return _json({"ready": ready}, 200 if ready else 503)
 
-    async def _ping(self, scope: Scope) -> _Response:
+    async def _ping(self, req: _Request) -> _Response:
         ready = self.dataplane.ready()
         return _Response(b"\n" if ready else b"", 200 if ready else 503, [])
 
-    async def _server_metadata(self, scope: Scope) -> _Response:
+    async def _server_metadata(self, req: _Request) -> _Response:
         return _json(self.dataplane.server_metadata())
 
-    async def _metrics(self, scope: Scope) -> _Response:
+    async def _metrics(self, req: _Request) -> _Response:
         text = self.metrics.collect() if self.metrics is not None else ""
         return _Response(text.encode(), 200, [(b"content-type", b"text/plain; version=0.0.4")])
 
-    async def _openapi(self, scope: Scope) -> _Response:
+    async def _openapi(self, req: _Request) -> _Response:
         return _Response(self._openapi_body)
 
-    async def _v2_infer(
-        self, name: str, version: str | None, headers: dict[bytes, bytes], body: bytes
-    ) -> _Response:
+    async def _model_metadata(self, req: _Request) -> _Response:
+        return _json(self.dataplane.model_metadata(req.params["name"], req.params.get("version")))
+
+    async def _model_ready(self, req: _Request) -> _Response:
+        name = req.params["name"]
+        ready = self.dataplane.model_ready(name, req.params.get("version"))
+        return _json({"name": name, "ready": ready}, 200 if ready else 503)
+
+    async def _v1_ready(self, req: _Request) -> _Response:
+        name = req.params["name"]
+        return _json({"name": name, "ready": self.dataplane.model_ready(name)})
+
+    async def _v2_infer(self, req: _Request) -> _Response:
+        name, version, headers = req.params["name"], req.params.get("version"), req.headers
+        body = await self._read_body(headers, req.receive)
         _require_json(headers, ("application/octet-stream",))
         self.dataplane.registry.get(name, version)  # unknown model: 404 before decoding
         raw_length = headers.get(_BINARY_HEADER)
@@ -300,7 +290,9 @@ class HttpApp:
             ],
         )
 
-    async def _v1_predict(self, name: str, headers: dict[bytes, bytes], body: bytes) -> _Response:
+    async def _v1_predict(self, req: _Request) -> _Response:
+        name, headers = req.params["name"], req.headers
+        body = await self._read_body(headers, req.receive)
         _require_json(headers)
         entry = self.dataplane.registry.get(name)
         request = kserve_v1.decode_request(body, entry.signature)
@@ -315,22 +307,22 @@ class HttpApp:
                 return str(names[0])
         return self.dataplane.registry.only().name
 
-    async def _mlflow(self, scope: Scope, headers: dict[bytes, bytes], body: bytes) -> _Response:
-        name = self._model_from_query(scope)
+    async def _mlflow(self, req: _Request) -> _Response:
+        headers = req.headers
+        body = await self._read_body(headers, req.receive)
+        name = self._model_from_query(req.scope)
         entry = self.dataplane.registry.get(name)
         content_type = headers.get(b"content-type", b"application/json").decode("latin-1")
         request = mlflow.decode_request(body, content_type, entry.signature)
         response = await self.dataplane.infer(name, None, request)
         return _Response(mlflow.encode_response(response))
 
-    async def _seldon(self, scope: Scope, headers: dict[bytes, bytes], body: bytes) -> _Response:
+    async def _seldon(self, req: _Request) -> _Response:
+        headers = req.headers
+        body = await self._read_body(headers, req.receive)
         _require_json(headers)
-        name = self._model_from_query(scope)
+        name = self._model_from_query(req.scope)
         entry = self.dataplane.registry.get(name)
         request, form = seldon.decode_request(body, entry.signature)
         response = await self.dataplane.infer(name, None, request)
         return _Response(seldon.encode_response(response, form))
-
-
-class _MethodNotAllowedError(ShipyardError):
-    status_code = 405

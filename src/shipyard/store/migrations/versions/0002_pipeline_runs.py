@@ -1,4 +1,4 @@
-"""Pipeline runs, step runs and artifacts (owned by ``shipyard.pipelines._records``).
+"""Pipeline runs, step runs and artifacts (declared in ``shipyard.store._schema``).
 
 Revision ID: 0002
 Revises: 0001
