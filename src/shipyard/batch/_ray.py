@@ -99,6 +99,8 @@ class RayPool:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         remote: Any = ray.remote(_ShardActor)
+        #: The node of each actor, in order.
+        self.placed = [node for node, _ in placements]
         self.children = [
             _ActorChild(
                 i,
