@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= dev,dev-models,serve,sklearn,batch
 
-.PHONY: install run test test-mlflow lint bench soak proto clean test-k8s
+.PHONY: install run test test-mlflow test-ray test-k8s lint bench soak proto clean
 
 $(VENV)/.installed-$(subst ,,$(EXTRAS)): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,13 +18,20 @@ run: install
 	$(PY) examples/quickstart.py
 
 test: install
-	$(PY) -m pytest -n 2 --dist loadfile -q --ignore=tests/deployers/mlflow
+	$(PY) -m pytest -n 2 --dist loadfile -q --ignore=tests/deployers/mlflow --ignore=tests/on_ray
 
 # The mlflow flavor against a real MLflow tracking server: the mlflow extra (about 70 s
 # more to install) in the same venv, and its own run, so `make test` stays quick.
 test-mlflow:
 	$(MAKE) install EXTRAS=$(EXTRAS),mlflow
 	$(PY) -m pytest -q -p no:cacheprovider tests/deployers/mlflow
+
+# The ray flavor and the Ray batch engine on a real two-node Ray cluster (127.0.0.1), in a
+# venv of their own: Ray is big (~750 MB) and the main venv stays light.
+RAY_VENV ?= .venv-ray
+test-ray:
+	$(MAKE) install VENV=$(RAY_VENV) EXTRAS=dev,sklearn,ray
+	$(RAY_VENV)/bin/python -m pytest tests/on_ray -q -p no:cacheprovider
 
 lint: install
 	$(VENV)/bin/ruff format --check src tests
@@ -58,4 +65,4 @@ test-k8s: $(K8S_VENV)/.installed
 	SHIPYARD_K8S_RUNTIMES=1 $(K8S_VENV)/bin/python -m pytest tests/k8s_runtimes -q -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) $(K8S_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(K8S_VENV) $(RAY_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -22,10 +22,30 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import batch, framing, mlflow_flavor, online, profile, report, servers, setup, trees
+from harness import (
+    batch,
+    framing,
+    mlflow_flavor,
+    online,
+    profile,
+    report,
+    scaleout,
+    servers,
+    setup,
+    trees,
+)
 
 ALL_SERVERS = ("shipyard", "mlserver-batch", "mlserver-nobatch", "mlflow", "bare")
-SECTIONS = ("online", "coldstart", "batch", "trees", "profile", "framing", "mlflow_flavor")
+SECTIONS = (
+    "online",
+    "coldstart",
+    "batch",
+    "trees",
+    "profile",
+    "framing",
+    "mlflow_flavor",
+    "scaleout",
+)
 RESULTS_JSON = setup.WORK / "results.json"
 
 
@@ -148,6 +168,8 @@ def main(argv: list[str]) -> int:
         results = json.loads(RESULTS_JSON.read_text())
     if args.report_only:
         report.write(results, setup.BENCH / "RESULTS.md")
+        if results.get("scaleout"):
+            scaleout.write_section(setup.BENCH / "RESULTS.md", results["scaleout"])
         return 0
     results.pop("addendum", None)  # a hand-run re-check never outlives a new measurement
     results.setdefault("online", {})
@@ -195,6 +217,8 @@ def main(argv: list[str]) -> int:
     def save() -> None:
         RESULTS_JSON.write_text(json.dumps(results, indent=1))
         report.write(results, setup.BENCH / "RESULTS.md")
+        if results.get("scaleout"):
+            scaleout.write_section(setup.BENCH / "RESULTS.md", results["scaleout"])
 
     def attempt(where: str, fn: Any, *a: Any) -> Any:
         try:
@@ -260,6 +284,12 @@ def main(argv: list[str]) -> int:
         setup.log("mlflow flavor: engine shipyard vs engine mlflow, one registered model")
         results["mlflow_flavor"] = attempt(
             "mlflow_flavor", mlflow_flavor.run, args.duration, args.rounds
+        )
+    if "scaleout" in sections:
+        setup.log("scale-out: two-node Ray cluster, ray flavor and --engine ray vs plain Ray")
+        data = batch.ensure_data(args.batch_rows)
+        results["scaleout"] = attempt(
+            "scaleout", scaleout.run, data, args.batch_rows, min(args.duration, 15)
         )
     results["meta"]["elapsed_min"] = (datetime.now(UTC) - started).total_seconds() / 60
     save()

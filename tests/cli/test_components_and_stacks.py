@@ -18,7 +18,7 @@ SECRET_SOURCE = f"{VaultStore.__module__}:VaultStore"
 def test_component_lifecycle(home: Path, group: str) -> None:
     assert "local" in ok(group, "flavor", "list")
     flavors = json.loads(ok(group, "flavor", "list", "--output", "json"))
-    # Other built-in flavors (kserve, seldon, ...) may be listed beside it.
+    # Other built-in flavors (kserve, seldon, mlflow, ray) may be listed beside it.
     assert "local" in [f["name"] for f in flavors]
 
     ok(group, "register", "mine", "--flavor", "local")

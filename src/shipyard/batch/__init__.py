@@ -90,6 +90,8 @@ def predict(
         )
     except ValidationError as err:
         raise ConfigError(f"Invalid batch options: {describe_validation_error(err)}") from err
+    if opts.engine == "ray":
+        return _predict_on_ray(opts)
     from shipyard.batch._pool import start_early
 
     # The workers start first: their imports and model load overlap ours.
@@ -102,3 +104,22 @@ def predict(
             pool.stop(graceful=False)
         raise
     return run_job(opts, pool)
+
+
+def _predict_on_ray(opts: BatchOptions) -> BatchSummary:
+    """The job with Ray actors doing the shards (``shipyard.batch._ray``)."""
+    from shipyard.batch._ray import start_ray_pool
+    from shipyard.batch._worker import WorkerSpec
+
+    _require_batch_extra()
+    service_url = None
+    if opts.service is not None:
+        from shipyard.batch._remote import resolve_service
+
+        service_url = resolve_service(opts.service)
+    spec = WorkerSpec(opts.model_uri, service_url, opts.input_as, 1, opts.timeout)
+    # The actors start first: their start-up and model load overlap the planning.
+    pool = start_ray_pool(opts.address, opts.workers if opts.workers > 1 else None, spec)
+    from shipyard.batch._job import run_job
+
+    return run_job(opts.model_copy(update={"workers": len(pool.children)}), pool)  # type: ignore[arg-type]

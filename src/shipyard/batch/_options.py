@@ -57,6 +57,11 @@ class BatchOptions(BaseModel):
     """Seconds to wait for one request to a model server (``service`` only)."""
     progress: bool = False
     """Show a Rich progress bar on stderr."""
+    engine: Literal["local", "ray"] = "local"
+    """Who predicts the shards: processes on this machine, or actors on a Ray cluster
+    (``workers`` then counts actors; 1 = one per free CPU of the cluster)."""
+    address: str | None = None
+    """``engine="ray"``: the cluster (``auto``, ``host:port``, ``ray://host:10001``)."""
 
     @model_validator(mode="after")
     def _one_model(self) -> BatchOptions:

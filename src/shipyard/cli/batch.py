@@ -31,6 +31,11 @@ class _Format(enum.StrEnum):
     jsonl = "jsonl"
 
 
+class _Engine(enum.StrEnum):
+    local = "local"
+    ray = "ray"
+
+
 class _OnError(enum.StrEnum):
     fail = "fail"
     skip = "skip"
@@ -150,6 +155,14 @@ def predict(
         str | None,
         typer.Option("--tracking-uri", help="MLflow tracking server for models:/ URIs."),
     ] = None,
+    engine: Annotated[
+        _Engine,
+        typer.Option("--engine", help="local processes, or actors on a Ray cluster."),
+    ] = _Engine.local,
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="--engine ray: the cluster (auto, host:port, ray://...)."),
+    ] = None,
 ) -> None:
     """Predict every row of --input with the model; write --output."""
     from shipyard.batch import predict as _run
@@ -185,6 +198,8 @@ def predict(
             shard_rows=shard_rows,
             shard_bytes=shard_bytes,
             progress=progress and not json_summary,
+            engine=engine.value,
+            address=address,
         )
     except KeyboardInterrupt:
         # Finished shards are in the manifest; the workers were stopped.

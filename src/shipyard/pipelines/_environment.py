@@ -37,7 +37,7 @@ def run_on_active_stack(
             raise StackError(
                 f"Pipeline '{pipeline_name}' needs an orchestrator, but the active stack "
                 f"'{stack.name}' has {what}. Use a stack with one, e.g. "
-                "`shipyard stack register NAME -a default -o default -d local --set`."
+                "`shipyard stack register NAME -a default --orchestrator default -d local --set`."
             )
         return orchestrator.run(pipeline_name, invocations, stack, enable_cache=enable_cache)
     finally:

@@ -53,4 +53,11 @@ def builtin_flavors() -> list[Flavor]:
             implementation="shipyard.deployers.mlflow.deployer:MLFlowModelDeployer",
             description="MLflow models (registry or URI) served by MLflow's or Shipyard's server.",
         ),
+        Flavor(
+            name="ray",
+            type=ComponentType.MODEL_DEPLOYER,
+            config_class="shipyard.deployers.ray.deployer:RayModelDeployerConfig",
+            implementation="shipyard.deployers.ray.deployer:RayModelDeployer",
+            description="Ray Serve applications on a Ray cluster (shipyard[ray]).",
+        ),
     ]

@@ -81,7 +81,18 @@ def test_promote_update_refuse_and_lifecycle(home: Path, registry: Registry, eng
         "--tracking-uri",
         registry.tracking_uri,
     )
-    _cli("stack", "register", "mlf", "-a", "default", "-o", "default", "-d", "mlf", "--set")
+    _cli(
+        "stack",
+        "register",
+        "mlf",
+        "-a",
+        "default",
+        "--orchestrator",
+        "default",
+        "-d",
+        "mlf",
+        "--set",
+    )
     deployer = MLFlowModelDeployer.get_active_model_deployer()
     config = MLFlowDeploymentConfig(
         registry_model_name=registry.name,
@@ -164,7 +175,18 @@ def test_config_errors_are_named(home: Path, registry: Registry) -> None:
         "--tracking-uri",
         registry.tracking_uri,
     )
-    _cli("stack", "register", "mlf", "-a", "default", "-o", "default", "-d", "mlf", "--set")
+    _cli(
+        "stack",
+        "register",
+        "mlf",
+        "-a",
+        "default",
+        "--orchestrator",
+        "default",
+        "-d",
+        "mlf",
+        "--set",
+    )
     deployer = MLFlowModelDeployer.get_active_model_deployer()
     with pytest.raises(ConfigError, match="needs engine: mlflow"):
         deployer.deploy_model(

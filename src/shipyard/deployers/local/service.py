@@ -19,7 +19,7 @@ from shipyard.services import process
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.intent import ServedModel
 from shipyard.services.local_daemon import LocalDaemonService
-from shipyard.services.service import ServiceConfig
+from shipyard.services.service import Service, ServiceConfig
 from shipyard.services.state import ServiceState
 from shipyard.serving.fingerprint import model_fingerprint
 
@@ -29,6 +29,7 @@ __all__ = [
     "LocalModelServerConfig",
     "model_fingerprint",
     "new_control_socket_path",
+    "predict_over_v2",
     "remove_control_socket",
 ]
 
@@ -343,52 +344,57 @@ class LocalModelServer(LocalDaemonService):
         comes back as a numpy array; a DataFrame goes to ``/invocations``, its columns
         matched by name, and its predictions come back as a numpy array. Data that cannot
         be sent raises BadRequestError."""
-        import httpx
-        import numpy as np
+        return predict_over_v2(self, data)
 
-        raw = isinstance(data, dict)
-        table = type(data).__name__ == "DataFrame"
-        # A table goes to /invocations, where the server matches its columns by name.
-        body = _table_body(data) if table else data if raw else {"inputs": [_rows_tensor(data)]}
+
+def predict_over_v2(service: Service, data: Any) -> Any:
+    """POST ``data`` to ``service`` (see ``LocalModelServer.predict``)."""
+    import httpx
+    import numpy as np
+
+    raw = isinstance(data, dict)
+    table = type(data).__name__ == "DataFrame"
+    # A table goes to /invocations, where the server matches its columns by name.
+    body = _table_body(data) if table else data if raw else {"inputs": [_rows_tensor(data)]}
+    try:
+        # JSON has no NaN or infinity: find them before anything is sent.
+        content = json.dumps(body, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise BadRequestError(
+            f"The request cannot be sent as JSON ({err}); NaN, infinity and "
+            "non-JSON values are not allowed."
+        ) from err
+    url = getattr(service, "invocations_url", None) if table else service.prediction_url
+    if url is None or not service.is_running:
+        raise ServiceError(
+            f"The model server {service.uuid} is not running; start it with "
+            f"`shipyard model-deployer models start {service.uuid}`."
+        )
+    try:
+        response = httpx.post(
+            url,
+            content=content,
+            headers={"content-type": "application/json"},
+            timeout=60.0,
+        )
+    except httpx.HTTPError as err:
+        raise ServiceError(f"POST {url} failed: {err}") from err
+    if 400 <= response.status_code < 500:
+        # The caller's data: the server's one-line reason, as a caller's mistake.
         try:
-            # JSON has no NaN or infinity: find them before anything is sent.
-            content = json.dumps(body, allow_nan=False)
-        except (TypeError, ValueError) as err:
-            raise BadRequestError(
-                f"The request cannot be sent as JSON ({err}); NaN, infinity and "
-                "non-JSON values are not allowed."
-            ) from err
-        url = self.invocations_url if table else self.prediction_url
-        if url is None or not self.is_running:
-            raise ServiceError(
-                f"The model server {self.uuid} is not running; start it with "
-                f"`shipyard model-deployer models start {self.uuid}`."
-            )
-        try:
-            response = httpx.post(
-                url,
-                content=content,
-                headers={"content-type": "application/json"},
-                timeout=60.0,
-            )
-        except httpx.HTTPError as err:
-            raise ServiceError(f"POST {url} failed: {err}") from err
-        if 400 <= response.status_code < 500:
-            # The caller's data: the server's one-line reason, as a caller's mistake.
-            try:
-                reason = response.json()["error"]
-            except (ValueError, KeyError, TypeError):
-                reason = response.text
-            raise BadRequestError(f"The model server {self.uuid} refused the data: {reason}")
-        if response.status_code != 200:
-            raise ServiceError(f"POST {url} answered {response.status_code}: {response.text}")
-        answer: dict[str, Any] = response.json()
-        if raw:
-            return answer
-        if table:
-            return np.asarray(answer["predictions"])
-        output = answer["outputs"][0]
-        return np.asarray(output["data"]).reshape(output["shape"])
+            reason = response.json()["error"]
+        except (ValueError, KeyError, TypeError):
+            reason = response.text
+        raise BadRequestError(f"The model server {service.uuid} refused the data: {reason}")
+    if response.status_code != 200:
+        raise ServiceError(f"POST {url} answered {response.status_code}: {response.text}")
+    answer: dict[str, Any] = response.json()
+    if raw:
+        return answer
+    if table:
+        return np.asarray(answer["predictions"])
+    output = answer["outputs"][0]
+    return np.asarray(output["data"]).reshape(output["shape"])
 
 
 _CREDENTIALS = re.compile(r"://[^/@\s]+@")

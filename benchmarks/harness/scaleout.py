@@ -1,0 +1,119 @@
+"""The scale-out section: Shipyard on a two-node Ray cluster against plain Ray Serve and
+Ray Data, and against the local engine (issue 14). Runs `scripts/ray_bench.py` in the Ray
+venv (`.venv-ray`, built by `make test-ray`'s install step) and renders its section of
+RESULTS.md between the `scaleout` markers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from . import setup
+
+ROOT = setup.WORK.parent.parent
+RAY_VENV = ROOT / ".venv-ray"
+START, END = "<!-- scaleout:start -->", "<!-- scaleout:end -->"
+
+
+def ensure_ray_venv() -> Path:
+    python = RAY_VENV / "bin" / "python"
+    if not python.exists():
+        setup.log("building .venv-ray (make install VENV=.venv-ray EXTRAS=dev,sklearn,ray)")
+        subprocess.run(
+            ["make", "-C", str(ROOT), "install", "VENV=.venv-ray", "EXTRAS=dev,sklearn,ray"],
+            check=True,
+        )
+    return python
+
+
+def run(data: Path, rows: int, duration: float, sections: str = "serving,batch") -> dict[str, Any]:
+    python = ensure_ray_venv()
+    models = setup.WORK / "models-ray"
+    for fmt in ("shipyard", "joblib"):
+        if not (models / fmt / ".done").exists():
+            subprocess.run(
+                [str(python), str(setup.SCRIPTS / "make_models.py"), fmt, str(models / fmt)],
+                check=True,
+            )
+    out = setup.WORK / "scaleout.json"
+    subprocess.run(
+        [
+            str(python),
+            str(setup.SCRIPTS / "ray_bench.py"),
+            str(models / "shipyard" / "rf"),
+            str(models / "joblib" / "rf" / "model.joblib"),
+            str(data),
+            str(rows),
+            str(out),
+            "--duration",
+            str(duration),
+            "--sections",
+            sections,
+        ],
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+def markdown(r: dict[str, Any]) -> str:
+    lines = [
+        START,
+        "## Scale-out: Ray (issue 14)",
+        "",
+        "Two-node Ray cluster on 127.0.0.1 (head + one node, 1 CPU each), RF model, "
+        f"load average {r['load_before'][0]:.1f} before, {r['load_after'][0]:.1f} after.",
+        "",
+        f"- cluster start (head + node): {r['cluster_start_s']:.1f} s; "
+        f"idle PSS of both nodes' process groups: {r['cluster_idle_pss_mb']:.0f} MB",
+    ]
+    s = r.get("serving")
+    if s:
+        lines += [
+            f"- deploy cold start on the running cluster (`ray` flavor, 1 replica): "
+            f"{s['deploy_cold_start_s']:.1f} s; plain Serve app: {s['plain_deploy_s']:.1f} s",
+            f"- cluster PSS under load: {s['cluster_pss_under_load_mb']:.0f} MB",
+            "",
+            "| 1 row, c=32 | req/s | errors |",
+            "|---|---|---|",
+            f"| `ray` flavor (Shipyard replica) | {s['rps']['shipyard']:.0f} | "
+            f"{s['errors']['shipyard']} |",
+            f"| plain Ray Serve app (`model.predict` per request) | {s['rps']['plain']:.0f} | "
+            f"{s['errors']['plain']} |",
+            f"| **ratio** (target >= 5x) | **{s['ratio']:.2f}x** | |",
+        ]
+    b = r.get("batch")
+    if b:
+        lines += [
+            "",
+            f"| batch, {b['rows']:,} rows | seconds | rows/s |",
+            "|---|---|---|",
+            f"| `--workers 2` (local) | {b['local_workers2_s']:.1f} | "
+            f"{b['rows'] / b['local_workers2_s']:,.0f} |",
+            f"| `--engine ray` (2 nodes) | {b['engine_ray_s']:.1f} | "
+            f"{b['rows'] / b['engine_ray_s']:,.0f} |",
+            f"| plain Ray Data `map_batches` | {b['ray_data_s']:.1f} | "
+            f"{b['rows'] / b['ray_data_s']:,.0f} |",
+            f"| **ray vs local** (target >= 0.8x) | **{b['ray_vs_local']:.2f}x** | |",
+            f"| **ray vs Ray Data** (target >= 5x) | **{b['ray_vs_ray_data']:.2f}x** | |",
+        ]
+    lines += [
+        "",
+        "Rerun: `.venv/bin/python benchmarks/run.py --sections scaleout` (or the script "
+        "alone: `.venv-ray/bin/python benchmarks/scripts/ray_bench.py MODEL JOBLIB DATA ROWS "
+        "OUT.json`).",
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def write_section(results_md: Path, r: dict[str, Any]) -> None:
+    text = results_md.read_text() if results_md.exists() else ""
+    section = markdown(r)
+    if START in text and END in text:
+        text = text[: text.index(START)] + section + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    results_md.write_text(text)

@@ -1,0 +1,270 @@
+"""The scale-out benchmark on a two-node Ray cluster on 127.0.0.1 (head + one node, 1 CPU
+each), run in the Ray venv (`.venv-ray`, `make test-ray` builds it).
+
+Serving: the `ray` flavor's replica against a plain Ray Serve application (the docs' way:
+a deployment class calling `model.predict` per request), same cluster, same model, 1 row,
+c=32, wrk rounds interleaved. Batch: `shipyard batch predict --workers 2` (local) against
+`--engine ray` on the cluster and a plain Ray Data `read_parquet().map_batches()` job.
+Also: cluster start, deploy cold start on the running cluster, memory (PSS) idle and
+under load. Prints one JSON object.
+
+Usage: python ray_bench.py MODEL_DIR JOBLIB_PATH DATA_PARQUET ROWS OUT_JSON [--duration S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from harness import load  # noqa: E402
+from harness.procs import free_port, pss_bytes  # noqa: E402
+
+
+def group_pss(pgids: list[int]) -> int:
+    """Summed PSS of every live process in the given process groups."""
+    from shipyard.services.process import group_members
+
+    return sum(pss_bytes(pid) for g in pgids for pid in group_members(g))
+
+
+def plain_app(joblib_path: str) -> Any:
+    from ray import serve
+    from starlette.requests import Request
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0.5})
+    class Plain:
+        def __init__(self, path: str) -> None:
+            import joblib
+
+            self.model = joblib.load(path)
+
+        async def __call__(self, request: Request) -> dict[str, Any]:
+            import numpy as np
+
+            data = await request.json()
+            return {"predictions": self.model.predict(np.asarray(data["inputs"])).tolist()}
+
+    return Plain.bind(joblib_path)
+
+
+def timed(argv: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def ray_data_job(address: str, joblib_path: str, data: str, out: str) -> float:
+    """The plain way: Ray Data reads, a callable class predicts, Ray Data writes."""
+    code = f"""
+import numpy as np, ray
+ray.init(address={address!r}, log_to_driver=False)
+class Predict:
+    def __init__(self):
+        import joblib
+        self.model = joblib.load({joblib_path!r})
+    def __call__(self, batch):
+        x = np.column_stack([batch[c] for c in sorted(batch, key=lambda c: int(c[1:]))])
+        return {{"prediction": self.model.predict(x)}}
+ds = ray.data.read_parquet({data!r})
+ds.map_batches(Predict, concurrency=2, num_cpus=0.5, batch_format="numpy",
+               batch_size=65536).write_parquet({out!r})
+"""
+    import ray._private.ray_constants  # noqa: F401
+
+    t0 = time.perf_counter()
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("model_dir")
+    p.add_argument("joblib_path")
+    p.add_argument("data")
+    p.add_argument("rows", type=int)
+    p.add_argument("out")
+    p.add_argument("--duration", type=float, default=15.0)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--sections", default="serving,batch")
+    args = p.parse_args()
+    from shipyard.deployers.ray._cluster import start_head, start_worker
+
+    work = Path(tempfile.mkdtemp(prefix="sy-raybench-"))
+    os.environ["SHIPYARD_HOME"] = str(work / "home")
+    results: dict[str, Any] = {"load_before": os.getloadavg()}
+    t0 = time.perf_counter()
+    head = start_head(num_cpus=1, object_store_memory=256 << 20, log_path=work / "head.log")
+    node = start_worker(
+        head.address, num_cpus=1, object_store_memory=256 << 20, log_path=work / "node.log"
+    )
+    results["cluster_start_s"] = time.perf_counter() - t0
+    try:
+        time.sleep(5)
+        results["cluster_idle_pss_mb"] = group_pss([head.pid, node.pid]) / 2**20
+        if "serving" in args.sections:
+            results["serving"] = serving(args, head.address, [head.pid, node.pid], work)
+            Path(args.out).write_text(json.dumps(results, indent=1))  # kept if batch fails
+        if "batch" in args.sections:
+            # The Serve replicas hold CPUs: the batch jobs get the whole cluster (with
+            # them, Ray Data's read tasks starved behind its map actors).
+            from ray import serve
+
+            from shipyard.deployers.ray._connect import connect
+
+            connect(head.address)
+            serve.shutdown()
+            results["batch"] = batch(args, head.address, work)
+    finally:
+        from shipyard.deployers.ray._connect import disconnect
+
+        disconnect()
+        node.stop()
+        head.stop()
+        head.remove_files()
+        shutil.rmtree(work, ignore_errors=True)
+    results["load_after"] = os.getloadavg()
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+
+
+def serving(args: argparse.Namespace, address: str, pgids: list[int], work: Path) -> dict[str, Any]:
+    from ray import serve
+
+    from shipyard.deployers.ray import RayDeploymentConfig, RayModelServer
+    from shipyard.deployers.ray._connect import connect
+    from shipyard.store import Store
+
+    port = free_port()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shipyard.cli.main",
+            "model-deployer",
+            "register",
+            "ray",
+            "--flavor=ray",
+            f"--address={address}",
+            f"--http_port={port}",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shipyard.cli.main",
+            "stack",
+            "register",
+            "r",
+            "-a",
+            "default",
+            "-o",
+            "default",
+            "-d",
+            "ray",
+            "--set",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    from shipyard.deployers.ray import RayModelDeployer
+
+    with Store.open() as store:
+        deployer = RayModelDeployer.get_active_model_deployer(store)
+        t0 = time.perf_counter()
+        service = deployer.deploy_model(
+            RayDeploymentConfig(
+                model_uri=args.model_dir, model_name="rf", ray_actor_options={"num_cpus": 0.5}
+            ),
+            timeout=600,
+        )
+        cold = time.perf_counter() - t0
+    assert isinstance(service, RayModelServer)
+    connect(address)
+    t0 = time.perf_counter()
+    serve.run(plain_app(args.joblib_path), name="plain", route_prefix="/plain")
+    plain_cold = time.perf_counter() - t0
+    row = json.loads((Path(args.model_dir).parent / "expected.json").read_text())["rows"][0]
+    v2 = work / "v2.json"
+    v2.write_text(
+        json.dumps(
+            {
+                "inputs": [
+                    {"name": "input-0", "shape": [1, len(row)], "datatype": "FP64", "data": row}
+                ]
+            }
+        )
+    )
+    plain_body = work / "plain.json"
+    plain_body.write_text(json.dumps({"inputs": [row]}))
+    targets = {
+        "shipyard": (str(service.prediction_url), load.write_lua(work / "a.lua", v2)),
+        "plain": (f"http://127.0.0.1:{port}/plain", load.write_lua(work / "b.lua", plain_body)),
+    }
+    for url, lua in targets.values():
+        load.wrk(url, lua, 32, 3)  # warm-up
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in targets}
+    peak = 0
+    for _ in range(args.rounds):
+        for key, (url, lua) in targets.items():
+            res = load.wrk(url, lua, 32, args.duration / args.rounds)
+            runs[key].append(res.as_dict())
+            if key == "shipyard":
+                peak = max(peak, group_pss(pgids))
+    rps = {k: sum(r["requests"] for r in v) / sum(r["seconds"] for r in v) for k, v in runs.items()}
+    errors = {k: sum(r["errors"] for r in v) for k, v in runs.items()}
+    return {
+        "rps": rps,
+        "errors": errors,
+        "ratio": rps["shipyard"] / rps["plain"],
+        "deploy_cold_start_s": cold,
+        "plain_deploy_s": plain_cold,
+        "cluster_pss_under_load_mb": peak / 2**20,
+        "runs": runs,
+    }
+
+
+def batch(args: argparse.Namespace, address: str, work: Path) -> dict[str, Any]:
+    exe = [
+        sys.executable,
+        "-m",
+        "shipyard.cli.main",
+        "batch",
+        "predict",
+        args.model_dir,
+        "--input",
+        args.data,
+        "--format",
+        "parquet",
+        "--no-progress",
+    ]
+    local = timed([*exe, "--output", str(work / "local"), "--workers", "2"])
+    on_ray = timed([*exe, "--output", str(work / "ray"), "--engine", "ray", "--address", address])
+    plain = ray_data_job(address, args.joblib_path, args.data, str(work / "plain"))
+    rows = args.rows
+    return {
+        "rows": rows,
+        "local_workers2_s": local,
+        "engine_ray_s": on_ray,
+        "ray_data_s": plain,
+        "ray_vs_local": local / on_ray,
+        "ray_vs_ray_data": plain / on_ray,
+    }
+
+
+if __name__ == "__main__":
+    main()

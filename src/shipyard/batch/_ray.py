@@ -1,0 +1,271 @@
+"""The ``ray`` engine: the same job, with Ray actors on a cluster doing the shards.
+
+Planning, the manifest, ``--resume`` (exactly once per row, input order), ``--on-error``
+and the output are the local engine's (``_job``): this module is only a pool with the
+interface of ``_pool.Pool``, whose workers are Ray actors instead of local processes. Each
+actor loads the model once and reads its shards from the input itself (on whichever node
+it runs), predicts them and writes their parts; only shard descriptions and results travel
+through Ray, never rows, so there is no per-row cost (Ray Data's ``map_batches`` moves
+every block through the object store).
+
+No deadlock: one actor per free CPU of the cluster at most, and no other tasks are needed
+(Ray Data's read tasks need CPUs of their own, which actors holding every CPU starve).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from shipyard.batch._worker import THREAD_VARS, WorkerSpec
+from shipyard.errors import ConfigError, PredictorError
+
+if TYPE_CHECKING:
+    from shipyard.batch._plan import Plan
+    from shipyard.batch._shard import ShardTask
+
+__all__ = ["RayPool", "start_ray_pool"]
+
+
+class _ShardActor:
+    """Runs in a Ray worker process: one scorer, many shards."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        for var in THREAD_VARS:
+            os.environ.setdefault(var, str(spec.threads))
+        from shipyard.batch._shard import error_payload
+        from shipyard.batch._worker import make_scorer
+
+        self.error: tuple[str, str] | None = None
+        self.scorer: Any = None
+        try:
+            self.scorer = make_scorer(spec)
+        except Exception as err:
+            self.error = error_payload(err)
+
+    def ready(self) -> tuple[Any, ...]:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        if self.error is not None:
+            return ("fatal", node, *self.error)
+        return ("ready", node, self.scorer.name, self.scorer.features_default())
+
+    def run(self, task: ShardTask) -> tuple[Any, ...]:
+        from shipyard.batch._shard import error_payload, run_shard
+
+        counts = [0, 0]
+
+        def progress(rows: int, rejected: int) -> None:
+            counts[0] += rows
+            counts[1] += rejected
+
+        try:
+            result = run_shard(task, self.scorer, progress)
+        except Exception as err:
+            return ("fatal", *error_payload(err))
+        return ("done", result, counts[0], counts[1])
+
+
+class _Conn:
+    """What the coordinator calls ``conn``: ``send(task)`` starts the shard on the actor."""
+
+    def __init__(self, child: _ActorChild) -> None:
+        self.child = child
+
+    def send(self, task: ShardTask) -> None:
+        self.child.pending = self.child.actor.run.remote(task)
+        self.child.shard = task.shard.index
+
+
+class _ActorChild:
+    def __init__(self, key: int, actor: Any) -> None:
+        self.key = key
+        self.actor = actor
+        self.conn = _Conn(self)
+        self.ready = False
+        self.info: tuple[str, list[str] | None] | None = None
+        self.shard: int | None = None
+        self.node: str | None = None
+        self.pending: Any = actor.ready.remote()
+
+
+class RayPool:
+    """Ray actors with the interface ``_job`` expects of a worker pool."""
+
+    def __init__(self, placements: list[tuple[str, float]], spec: WorkerSpec) -> None:
+        """One actor per (node id, CPUs) placement, pinned to that node."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        remote: Any = ray.remote(_ShardActor)
+        #: The node of each actor, in order.
+        self.placed = [node for node, _ in placements]
+        self.children = [
+            _ActorChild(
+                i,
+                remote.options(
+                    num_cpus=cpus,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+                ).remote(spec),
+            )
+            for i, (node, cpus) in enumerate(placements)
+        ]
+        #: Nodes whose actors predicted at least one shard (reported in the summary).
+        self.nodes: set[str] = set()
+
+    def keep(self, n: int) -> None:
+        import ray
+
+        extra, self.children = self.children[n:], self.children[:n]
+        for child in extra:
+            ray.kill(child.actor)
+
+    def idle(self) -> list[_ActorChild]:
+        return [c for c in self.children if c.ready and c.shard is None and c.pending is None]
+
+    def receive(self, timeout: float) -> list[tuple[Any, ...]]:
+        import ray
+
+        waiting = {c.pending: c for c in self.children if c.pending is not None}
+        if not waiting:
+            return []
+        done, _ = ray.wait(list(waiting), num_returns=len(waiting), timeout=timeout)
+        if not done:
+            done, _ = ray.wait(list(waiting), num_returns=1, timeout=0)
+        messages: list[tuple[Any, ...]] = []
+        for ref in done:
+            child = waiting[ref]
+            child.pending = None
+            try:
+                answer = ray.get(ref)
+            except ray.exceptions.RayError as err:
+                messages.append(("died", child.key, str(err).splitlines()[0]))
+                continue
+            kind = answer[0]
+            if kind == "ready":
+                child.node = answer[1]
+                messages.append(("ready", child.key, answer[2], answer[3]))
+            elif kind == "done":
+                result = answer[1]
+                messages.append(("progress", child.key, answer[2], answer[3]))
+                messages.append(("done", child.key, result))
+                if child.node is not None:
+                    self.nodes.add(child.node)
+            else:  # fatal: (kind, [node,] class name, message)
+                messages.append(("fatal", child.key, child.shard, answer[-2], answer[-1]))
+        return messages
+
+    def handle(self, msg: tuple[Any, ...], plan: Plan) -> _ActorChild | None:
+        kind, key = msg[0], msg[1]
+        child = next((c for c in self.children if c.key == key), None)
+        if child is None:
+            return None
+        if kind == "ready":
+            child.ready = True
+            child.info = (msg[2], msg[3])
+        elif kind == "fatal":
+            from shipyard.batch._shard import error_from_payload
+
+            raise error_from_payload(msg[3], msg[4])
+        elif kind == "died":
+            where = (
+                f" on {plan.shards[child.shard].describe(plan)}" if child.shard is not None else ""
+            )
+            raise PredictorError(
+                f"A Ray actor died{where}: {msg[2]}. Finished shards are kept: fix the cause "
+                "and run again with --resume."
+            )
+        return child
+
+    def wait_ready(self, plan: Plan, timeout: float = 300.0) -> tuple[str, list[str] | None]:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for msg in self.receive(1.0):
+                child = self.handle(msg, plan)
+                if child is not None and child.info is not None:
+                    return child.info
+        raise ConfigError(
+            f"No Ray actor loaded the model within {timeout:.0f}s: the cluster may lack the "
+            "CPUs they reserve (see `ray status`), or the model loads very slowly."
+        )
+
+    def stop(self, graceful: bool) -> None:
+        import ray
+
+        for child in self.children:
+            ray.kill(child.actor)
+
+
+def _free_cpus_per_node(ray: Any, wait: float = 15.0) -> dict[str, float]:
+    """Free CPUs of each alive node; a moment is given to actors just killed (a previous
+    job's) to hand theirs back, as Ray reports it a little later."""
+    import time
+
+    from ray._private.state import state
+
+    deadline = time.monotonic() + wait
+    while True:
+        alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+        free = {
+            node: float(resources.get("CPU", 0.0))
+            for node, resources in state.available_resources_per_node().items()
+            if node in alive
+        }
+        total = float(ray.cluster_resources().get("CPU", 0.0))
+        if sum(free.values()) >= min(1.0, total) or time.monotonic() > deadline:
+            return free
+        time.sleep(0.25)
+
+
+def placements(free: dict[str, float], workers: int | None) -> list[tuple[str, float]]:
+    """Where the actors go: each on one node, within what that node has free, so none
+    waits for CPUs that only exist summed over several nodes (an actor of 1 CPU never
+    fits two nodes with 0.5 free each: that job would wait forever). One actor per free
+    CPU (a node's fraction too), round-robin over the nodes; with ``workers``, that many,
+    sharing what is free."""
+    slots: list[tuple[str, float]] = []
+    for node, cpus in sorted(free.items(), key=lambda item: -item[1]):
+        whole, part = divmod(cpus, 1.0)
+        slots += [(node, 1.0)] * int(whole)
+        if part >= 0.05:
+            slots.append((node, round(part, 2)))
+    # Round-robin over nodes, so even two actors land on two nodes.
+    by_node: dict[str, list[tuple[str, float]]] = {}
+    for slot in slots:
+        by_node.setdefault(slot[0], []).append(slot)
+    ordered: list[tuple[str, float]] = []
+    while any(by_node.values()):
+        for node in list(by_node):
+            if by_node[node]:
+                ordered.append(by_node[node].pop(0))
+    if workers is None or workers <= len(ordered):
+        return ordered[: workers or len(ordered)]
+    # More actors than free slots: they share each node's free CPUs.
+    shared: list[tuple[str, float]] = []
+    nodes = [node for node, cpus in free.items() if cpus >= 0.05]
+    for i in range(workers):
+        node = nodes[i % len(nodes)]
+        count = len(range(i % len(nodes), workers, len(nodes)))
+        shared.append((node, round(free[node] / count, 2)))
+    return shared
+
+
+def start_ray_pool(address: str | None, workers: int | None, spec: WorkerSpec) -> RayPool:
+    """Connect to the cluster and start the actors: ``workers`` of them, default one per
+    free CPU of the cluster, each placed on a node that has its CPUs free."""
+    from shipyard.deployers.ray._connect import connect
+
+    connect(address or "auto")
+    import ray
+
+    where = placements(_free_cpus_per_node(ray), workers)
+    if not where:
+        raise ConfigError(
+            "The Ray cluster has no free CPU for batch actors (Serve replicas or other jobs "
+            "hold them all); free some, or add a node."
+        )
+    one_thread = WorkerSpec(spec.model_uri, spec.service_url, spec.input_as, 1, spec.timeout)
+    return RayPool(where, one_thread)

@@ -1,0 +1,120 @@
+"""Batch inference with ``engine="ray"`` on the two-node cluster: the local engine's rows,
+order, shards, manifest, --resume and --on-error, with actors on both nodes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shipyard.batch import BatchOptions, predict
+from shipyard.batch._job import run_job
+from shipyard.batch._ray import start_ray_pool
+from shipyard.batch._worker import WorkerSpec
+from shipyard.errors import PredictorError
+
+from .conftest import RAY_WARNINGS, Cluster
+
+pytestmark = RAY_WARNINGS
+
+ROWS = 20_000
+SHARD_ROWS = 2_000
+
+
+def _input(path: Path, bad: list[int] = ()) -> Path:  # type: ignore[assignment]
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"id": np.arange(ROWS, dtype=np.int64)})
+    for name in "abcd":
+        frame[name] = rng.random(ROWS)
+    frame.loc[list(bad), "a"] = -1.0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False, row_group_size=1_000)
+    return path
+
+
+@pytest.fixture
+def picky(tmp_path: Path) -> str:
+    from shipyard.models import save_model
+
+    from . import ray_predictors
+
+    return str(save_model(None, tmp_path / "picky", predictor=ray_predictors.Picky))
+
+
+def test_same_rows_as_the_local_engine_with_actors_on_both_nodes(
+    home: Path, ray_cluster: Cluster, picky: str, tmp_path: Path
+) -> None:
+    data = _input(tmp_path / "in.parquet")
+    local = predict(
+        picky, str(data), str(tmp_path / "local.parquet"), id_column="id", shard_rows=SHARD_ROWS
+    )
+    opts = BatchOptions(
+        model_uri=picky,
+        input=str(data),
+        output=str(tmp_path / "ray.parquet"),
+        id_column="id",
+        shard_rows=SHARD_ROWS,
+        engine="ray",
+        address=ray_cluster.address,
+    )
+    pool = start_ray_pool(ray_cluster.address, None, WorkerSpec(picky, None, "auto", 1))
+    assert len(pool.children) == 2  # one per free CPU: the two nodes' one CPU each
+    summary = run_job(opts.model_copy(update={"workers": 2}), pool)  # type: ignore[arg-type]
+    assert summary.rows == ROWS == local.rows
+    assert summary.shards == ROWS // SHARD_ROWS and summary.workers == 2
+    # One actor pinned to each node; each reads its shards of the input itself. (Which
+    # actor gets how many shards depends on which loads the model first.)
+    assert len(set(pool.placed)) == 2
+    assert pool.nodes and pool.nodes <= set(pool.placed)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "ray.parquet"), pd.read_parquet(tmp_path / "local.parquet")
+    )
+
+
+def test_resume_after_a_failed_job_predicts_each_row_once_in_order(
+    home: Path, ray_cluster: Cluster, picky: str, tmp_path: Path
+) -> None:
+    bad = [15_500, 15_501]  # in the eighth shard
+    data = _input(tmp_path / "in.parquet", bad=bad)
+    out = tmp_path / "out.parquet"
+    common = {"id_column": "id", "shard_rows": SHARD_ROWS, "address": ray_cluster.address}
+    with pytest.raises(PredictorError, match="must not be negative"):
+        predict(picky, str(data), str(out), engine="ray", on_error="fail", **common)  # type: ignore[arg-type]
+    assert not out.exists()
+    summary = predict(
+        picky,
+        str(data),
+        str(out),
+        engine="ray",
+        on_error="skip",
+        resume=True,
+        **common,  # type: ignore[arg-type]
+    )
+    assert summary.shards_resumed > 0
+    assert summary.rows == ROWS - len(bad) and summary.rejected == len(bad)
+    result = pd.read_parquet(out)
+    expected = pd.read_parquet(data).drop(index=bad)
+    assert result["id"].tolist() == expected["id"].tolist()  # once each, input order
+    np.testing.assert_allclose(
+        result.iloc[:, -1].to_numpy(), expected[list("abcd")].sum(axis=1).to_numpy()
+    )
+    assert summary.rejects is not None
+    rejects = [json.loads(line) for line in Path(summary.rejects).read_text().splitlines()]
+    assert [r["values"]["id"] for r in rejects] == bad
+    assert all("must not be negative" in r["error"] for r in rejects)
+
+
+def test_actors_are_placed_where_their_cpus_are_free() -> None:
+    from shipyard.batch._ray import placements
+
+    # Half a CPU free on each node (Serve replicas hold the rest): an actor of 1 CPU would
+    # wait forever; two actors of 0.5, one per node, run.
+    assert placements({"a": 0.5, "b": 0.5}, None) == [("a", 0.5), ("b", 0.5)]
+    # One per free CPU, alternating nodes, so two actors land on two nodes.
+    assert placements({"a": 2.0, "b": 1.0}, 2) == [("a", 1.0), ("b", 1.0)]
+    # More actors than free CPUs share them.
+    assert placements({"a": 1.0}, 3) == [("a", 0.33)] * 3
+    assert placements({"a": 0.0}, None) == []
