@@ -104,7 +104,7 @@ def use_mlflow_deployer(tracking_uri: str) -> None:
             "mlflow-stack",
             "-a",
             "default",
-            "-o",
+            "--orchestrator",
             "default",
             "-d",
             "mlflow",
