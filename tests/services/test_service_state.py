@@ -22,10 +22,7 @@ def test_staying_is_always_allowed(state: ServiceState) -> None:
 
 @pytest.mark.parametrize(
     ("current", "new"),
-    [
-        (ServiceState.ACTIVE, ServiceState.PENDING_STARTUP),
-        (ServiceState.PENDING_SHUTDOWN, ServiceState.PENDING_STARTUP),
-    ],
+    [(ServiceState.PENDING_SHUTDOWN, ServiceState.PENDING_STARTUP)],
 )
 def test_illegal_moves_raise_and_change_nothing(current: ServiceState, new: ServiceState) -> None:
     status = ServiceStatus(state=current)

@@ -171,6 +171,14 @@ def reconcile(
         service.intent = None
         service.persist()
         return None
+    if not type(service).REPORTS_SERVED_MODEL:
+        # The flavor cannot say what its server serves: its own act (and rollback) is
+        # the truth, and its own status check shows the rest.
+        service.intent = None
+        note = error or f"the {intent.describe()} was interrupted; its status shows the rest"
+        service.status.update(service.status.state, note)
+        service.persist()
+        return note
     target = intent.target or {}
     previous = intent.previous
     outcome: str

@@ -11,7 +11,7 @@ import json
 import uuid as uuid_module
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
@@ -133,6 +133,11 @@ class Service(BaseModel):
             self._on_change(self)
 
     # -- desired state and reconciliation (``services.intent``) ---------------------------
+
+    #: Whether ``served_model()`` asks the server (True) or the flavor cannot tell. A
+    #: flavor that cannot (a Kubernetes resource is its own desired state; a flavor
+    #: that rolls back itself) keeps its record as its own act left it.
+    REPORTS_SERVED_MODEL: ClassVar[bool] = False
 
     def served_model(self) -> ServedModel | None:
         """What the running server serves, asked from the server itself; None when it is

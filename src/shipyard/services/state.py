@@ -8,10 +8,10 @@ new state extends this table, and only this table.
 
 Observed states follow reality (a status check records what it sees, e.g. a server
 started by another process is ``ACTIVE`` even if this copy last saw it ``INACTIVE``), so
-most moves are allowed. The two that are not are the ones no real server makes:
+most moves are allowed. ``ACTIVE -> PENDING_STARTUP`` is one of them: a cluster flavor
+(KServe, Seldon, Ray Serve) observes a rolling update as not ready yet. The one move
+that is not allowed is the one no real server makes:
 
-* ``ACTIVE -> PENDING_STARTUP``: a running server is not started again; a server
-  recorded active whose process is gone is first observed ``INACTIVE`` or ``ERROR``.
 * ``PENDING_SHUTDOWN -> PENDING_STARTUP``: a server finishes stopping before it starts.
 """
 
@@ -47,8 +47,9 @@ TRANSITIONS: Mapping[ServiceState, frozenset[ServiceState]] = {
     _S.INACTIVE: frozenset({_S.PENDING_STARTUP, _S.ACTIVE, _S.ERROR, _S.PENDING_SHUTDOWN}),
     # Healthy, failed, stopped while starting, or found stopped.
     _S.PENDING_STARTUP: frozenset({_S.ACTIVE, _S.ERROR, _S.PENDING_SHUTDOWN, _S.INACTIVE}),
-    # Stopping, crashed or unhealthy, or found stopped (admin state inactive).
-    _S.ACTIVE: frozenset({_S.PENDING_SHUTDOWN, _S.ERROR, _S.INACTIVE}),
+    # Stopping, crashed or unhealthy, found stopped (admin state inactive), or rolling
+    # out a new version (a cluster's resource observed not ready yet).
+    _S.ACTIVE: frozenset({_S.PENDING_STARTUP, _S.PENDING_SHUTDOWN, _S.ERROR, _S.INACTIVE}),
     # Stopped, failed to stop, or still answering (another copy's stop did not happen).
     _S.PENDING_SHUTDOWN: frozenset({_S.INACTIVE, _S.ERROR, _S.ACTIVE}),
     # Restarted, recovered, stopped, or found stopped.

@@ -16,6 +16,7 @@ from shipyard.deployers.seldon import (
 from shipyard.errors import DeploymentError
 from shipyard.services import ServiceState
 from shipyard.store import Store
+from shipyard.testing import wait_until
 
 from ..conftest import Models
 from .conftest import BASE_URL, NAMESPACE, cli, register
@@ -73,8 +74,15 @@ def test_the_seeds_config_deploys_updates_stops_starts_and_deletes(
             )
         now = cluster.get(*SDEP, NAMESPACE, name)
         assert now["spec"]["predictors"][0]["graph"]["modelUri"] == b_uri
+        # The operator confirms the restored spec on its own time (Seldon v1 reports no
+        # observedGeneration): the kept model is found serving once it has.
+        wait_until(
+            lambda: deployer.find_model_server(model_name="iris")[0].is_running,
+            "the operator to report the restored model available",
+            timeout=60,
+        )
         [kept] = deployer.find_model_server(model_name="iris")
-        assert kept.is_running and "Error" in kept.status.last_error
+        assert kept.is_running and "Error" in kept.status.last_error, kept.status
 
         stopped = deployer.stop_model_server(service.uuid)
         assert stopped.status.state == ServiceState.INACTIVE

@@ -9,7 +9,7 @@ import secrets
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
@@ -273,6 +273,8 @@ class LocalModelServer(LocalDaemonService):
         self.persist()
 
     # -- what it serves (``services.intent``) -----------------------------------------------
+
+    REPORTS_SERVED_MODEL: ClassVar[bool] = True
 
     def served_model(self) -> ServedModel | None:
         """The model this server's supervisor serves under ``served_name`` (control

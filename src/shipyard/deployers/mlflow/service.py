@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -64,6 +64,10 @@ class MLFlowShipyardServer(LocalModelServer):
     @property
     def model_version(self) -> str:
         return self.registry.model_version
+
+    # Its server reports the resolved registry URI (models:/name/N), which the record's
+    # config does not hold as such: the flavor's own update path keeps the record true.
+    REPORTS_SERVED_MODEL: ClassVar[bool] = False
 
     def served_model_uri(self, config: LocalModelServerConfig) -> str:
         # The version resolved at deploy time: a restart never drifts to a moved alias.
