@@ -137,6 +137,14 @@ class Supervisor:
         for sock in (*self._http_socks, *self._grpc_socks):
             sock.close()
 
+    def _retire_listeners(self, worker: _WorkerProc) -> None:
+        """Close our copies of a worker's listening sockets once nobody will accept on
+        them again: the kernel then stops routing new connections to them (with
+        SO_REUSEPORT it would keep queueing a share of them where nobody answers)."""
+        for socks in (self._http_socks, self._grpc_socks):
+            if worker.index < len(socks):
+                socks[worker.index].close()
+
     def _worker_config(self) -> str:
         cfg = self.config.model_copy(
             update={
@@ -257,6 +265,7 @@ class Supervisor:
                 # Restarting again would only fail again (the model cannot be loaded any
                 # more, say): stop, and say so everywhere, instead of looping forever.
                 cause = worker.failed or f"the worker exited with code {code}"
+                self._retire_listeners(worker)
                 await self._give_up(
                     f"a worker could not be restarted ({failed_starts} attempts): {cause}"
                 )
