@@ -158,6 +158,16 @@ def reconcile(
     intent = service.intent
     if intent is not None and not actor_done and intent_in_progress(intent):
         return None
+    if not type(service).REPORTS_SERVED_MODEL:
+        # The flavor cannot say what its server serves: its own act (and rollback) is
+        # the truth, and its own status check shows the rest. No drift to correct.
+        if intent is None:
+            return None
+        service.intent = None
+        note = error or f"the {intent.describe()} was interrupted; its status shows the rest"
+        service.status.update(service.status.state, note)
+        service.persist()
+        return note
     served = service.served_model()
     if served is not None and served.changing:
         return None  # the server is still switching: the next check decides
@@ -171,14 +181,6 @@ def reconcile(
         service.intent = None
         service.persist()
         return None
-    if not type(service).REPORTS_SERVED_MODEL:
-        # The flavor cannot say what its server serves: its own act (and rollback) is
-        # the truth, and its own status check shows the rest.
-        service.intent = None
-        note = error or f"the {intent.describe()} was interrupted; its status shows the rest"
-        service.status.update(service.status.state, note)
-        service.persist()
-        return note
     target = intent.target or {}
     previous = intent.previous
     outcome: str
