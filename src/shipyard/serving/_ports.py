@@ -112,17 +112,27 @@ def _group_socket_inodes(pid: int) -> set[int]:
     except OSError:
         return set()
     inodes: set[int] = set()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
+    for proc in _processes():
         with contextlib.suppress(OSError):
-            if os.getpgid(int(proc.name)) != group:
-                continue
-            for fd in (proc / "fd").iterdir():
-                with contextlib.suppress(OSError):
-                    target = os.readlink(fd)
-                    if target.startswith("socket:["):
-                        inodes.add(int(target[len("socket:[") : -1]))
+            if os.getpgid(int(proc.name)) == group:
+                inodes |= _socket_inodes(proc)
+    return inodes
+
+
+def _processes() -> list[Path]:
+    """The ``/proc`` folders of the processes this user can see."""
+    return [p for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def _socket_inodes(proc: Path) -> set[int]:
+    """Inodes of the sockets process ``proc`` holds open (empty if it cannot be read)."""
+    inodes: set[int] = set()
+    with contextlib.suppress(OSError):
+        for fd in (proc / "fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(int(target[len("socket:[") : -1]))
     return inodes
 
 
@@ -131,15 +141,9 @@ def describe_holder(port: int, exclude: set[int] | None = None) -> str:
     (only the user's own processes are visible), else "another program"."""
     inodes = {i for i in _listening_inodes(port) if i not in (exclude or set())}
     if inodes:
-        wanted = {f"socket:[{inode}]" for inode in inodes}
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit() or int(proc.name) == os.getpid():
-                continue
-            with contextlib.suppress(OSError):
-                for fd in (proc / "fd").iterdir():
-                    with contextlib.suppress(OSError):
-                        if os.readlink(fd) in wanted:
-                            return f"process {proc.name} ({_command_line(proc)})"
+        for proc in _processes():
+            if int(proc.name) != os.getpid() and inodes & _socket_inodes(proc):
+                return f"process {proc.name} ({_command_line(proc)})"
     return "another program (not one of this user's processes, or not visible)"
 
 

@@ -64,14 +64,8 @@ def _predictions(url: str, rows: list[list[float]]) -> list[int]:
     return [int(v) for v in answer.json()["predictions"]]
 
 
-# Five server starts and loads of MLflow (seconds each, minutes on a busy machine).
-@pytest.mark.timeout(900)
-@pytest.mark.parametrize("engine", ["shipyard", "mlflow"])
-def test_promote_update_refuse_and_lifecycle(home: Path, registry: Registry, engine: str) -> None:
-    rows = registry.rows.tolist()
-    alias = f"live-{engine}"
-    client: Any = registry.client()
-    client.set_registered_model_alias(registry.name, alias, "1")
+def _activate_mlflow_stack(registry: Registry) -> None:
+    """Register an ``mlflow`` deployer on the test tracking server, in an active stack."""
     _cli(
         "model-deployer",
         "register",
@@ -93,6 +87,17 @@ def test_promote_update_refuse_and_lifecycle(home: Path, registry: Registry, eng
         "mlf",
         "--set",
     )
+
+
+# Five server starts and loads of MLflow (seconds each, minutes on a busy machine).
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("engine", ["shipyard", "mlflow"])
+def test_promote_update_refuse_and_lifecycle(home: Path, registry: Registry, engine: str) -> None:
+    rows = registry.rows.tolist()
+    alias = f"live-{engine}"
+    client: Any = registry.client()
+    client.set_registered_model_alias(registry.name, alias, "1")
+    _activate_mlflow_stack(registry)
     deployer = MLFlowModelDeployer.get_active_model_deployer()
     config = MLFlowDeploymentConfig(
         registry_model_name=registry.name,
@@ -166,27 +171,7 @@ def test_promote_update_refuse_and_lifecycle(home: Path, registry: Registry, eng
 
 
 def test_config_errors_are_named(home: Path, registry: Registry) -> None:
-    _cli(
-        "model-deployer",
-        "register",
-        "mlf",
-        "--flavor",
-        "mlflow",
-        "--tracking-uri",
-        registry.tracking_uri,
-    )
-    _cli(
-        "stack",
-        "register",
-        "mlf",
-        "-a",
-        "default",
-        "--orchestrator",
-        "default",
-        "-d",
-        "mlf",
-        "--set",
-    )
+    _activate_mlflow_stack(registry)
     deployer = MLFlowModelDeployer.get_active_model_deployer()
     with pytest.raises(ConfigError, match="needs engine: mlflow"):
         deployer.deploy_model(
