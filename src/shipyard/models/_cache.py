@@ -22,7 +22,10 @@ def publish_entry(staging: Path, entry: Path, marker: str) -> None:
     """Mark the filled ``staging`` directory complete and make it ``entry`` in one rename,
     so a reader sees a whole entry or none. A concurrent fetch of the same entry that
     finished first wins: its copy is as good as ours (the caller removes ``staging``)."""
-    (staging / COMPLETE).write_text(marker, encoding="utf-8")
+    # Private like the rest of SHIPYARD_HOME: the marker names the model's (masked) URI.
+    fd = os.open(staging / COMPLETE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(marker)
     try:
         staging.rename(entry)
     except OSError:

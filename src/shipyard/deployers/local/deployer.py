@@ -150,6 +150,9 @@ class LocalModelDeployer(ModelDeployer):
                     "SERVICE_PATH": str(service.run_path),
                     "LOG_FILE": str(service.log_path),
                     "DAEMON_PID": None if pid is None else str(pid),
+                    # Where the token is, never the token: `curl -H "Authorization:
+                    # Bearer $(cat FILE)"` reads it.
+                    "AUTH_TOKEN_FILE": service.auth_token_file or None,
                 }
             )
         return info
