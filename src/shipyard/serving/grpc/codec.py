@@ -48,12 +48,7 @@ __all__ = [
 
 def decode_infer_request(message: pb.ModelInferRequest) -> InferenceRequest:
     """The ``InferenceRequest`` a ``ModelInferRequest`` carries (model name/version aside)."""
-    inputs = _decode_tensors(
-        message.inputs,
-        message.raw_input_contents,
-        "input",
-        "send one raw entry per input, in the same order.",
-    )
+    inputs = _decode_tensors(message.inputs, message.raw_input_contents, "input")
     outputs = (
         [
             RequestedOutput(
@@ -109,12 +104,7 @@ def encode_infer_request(
 
 def decode_infer_response(message: pb.ModelInferResponse) -> InferenceResponse:
     """The ``InferenceResponse`` a ``ModelInferResponse`` carries."""
-    outputs = _decode_tensors(
-        message.outputs,
-        message.raw_output_contents,
-        "output",
-        "a server must send one per output.",
-    )
+    outputs = _decode_tensors(message.outputs, message.raw_output_contents, "output")
     return InferenceResponse(
         model_name=message.model_name,
         outputs=outputs,
@@ -125,15 +115,18 @@ def decode_infer_response(message: pb.ModelInferResponse) -> InferenceResponse:
 
 
 def _decode_tensors(
-    tensors: Sequence[_WireTensor], raw: Sequence[bytes], role: str, fix: str
+    tensors: Sequence[_WireTensor], raw: Sequence[bytes], role: str
 ) -> list[Tensor]:
     """The tensors of a message, each from its typed ``contents`` or, when the message has
     ``raw_*_contents``, from the raw entry at its index. ``role`` ("input" or "output")
-    names them in errors; ``fix`` ends the error when the raw entries do not match the
-    tensors one to one. An input may not mix the two forms (a server refuses
+    names them in errors. An input may not mix the two forms (a server refuses
     it); a response's contents are ignored when it is raw."""
     if raw and len(raw) != len(tensors):
-        message = "request" if role == "input" else "response"
+        message, fix = (
+            ("request", "send one raw entry per input, in the same order.")
+            if role == "input"
+            else ("response", "a server must send one per output.")
+        )
         raise InvalidInputError(
             f"The {message} has {len(tensors)} {role}s but {len(raw)} raw_{role}_contents "
             f"entries; {fix}"
