@@ -72,16 +72,16 @@ def predictor_spec(
     if env:
         model["env"] = [{"name": key, "value": value} for key, value in sorted(env.items())]
     predictor: dict[str, Any] = {"model": model}
-    if min_replicas is not None:
-        predictor["minReplicas"] = min_replicas
-    if max_replicas is not None:
-        predictor["maxReplicas"] = max_replicas
-    if timeout is not None:
-        predictor["timeout"] = timeout
-    if service_account_name:
-        predictor["serviceAccountName"] = service_account_name
-    if canary_traffic_percent is not None:
-        predictor["canaryTrafficPercent"] = canary_traffic_percent
+    # Only the fields given: an absent one keeps KServe's default.
+    for key, value in (
+        ("minReplicas", min_replicas),
+        ("maxReplicas", max_replicas),
+        ("timeout", timeout),
+        ("serviceAccountName", service_account_name or None),
+        ("canaryTrafficPercent", canary_traffic_percent),
+    ):
+        if value is not None:
+            predictor[key] = value
     return predictor
 
 
