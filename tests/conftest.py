@@ -114,3 +114,17 @@ def postgres_server() -> Iterator[str]:
             capture_output=True,
         )
         shutil.rmtree(data, ignore_errors=True)
+
+
+# Targets that install an optional part (`make test-torch`, `make test-mlflow`) set this, so
+# a test that would skip for want of that part fails instead: CI must run them, not skip.
+_SKIPS_FAIL = os.environ.get("SHIPYARD_TEST_SKIPS_FAIL") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if _SKIPS_FAIL and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but SHIPYARD_TEST_SKIPS_FAIL=1 forbids it: {report.longrepr}"
