@@ -13,22 +13,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from shipyard._imports import require
 from shipyard.batch._options import BatchOptions, BatchSummary
-from shipyard.errors import ConfigError, MissingDependencyError
+from shipyard.errors import ConfigError
 
 __all__ = ["BatchOptions", "BatchSummary", "predict"]
 
 
 def _require_batch_extra() -> None:
     """Check the ``batch`` extra up front: one line of advice, not a worker's traceback."""
-    import importlib
-
     # pyarrow reads and writes every shard; orjson writes JSON-lines output.
     for package in ("pyarrow", "orjson"):
-        try:
-            importlib.import_module(package)
-        except ImportError as err:
-            raise MissingDependencyError(package, "batch", "batch inference") from err
+        require(package, package=package, extra="batch", purpose="batch inference")
 
 
 def predict(

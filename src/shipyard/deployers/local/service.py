@@ -33,6 +33,7 @@ __all__ = [
     "new_control_socket_path",
     "predict_over_v2",
     "remove_control_socket",
+    "send_reload",
 ]
 
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -286,8 +287,6 @@ class LocalModelServer(LocalDaemonService):
         old model keeps serving) once it passes, or as soon as this caller hangs up."""
         import time
 
-        from shipyard.serving.control import send_command
-
         deadline = time.time() + timeout
         command = {
             "op": "reload",
@@ -296,19 +295,11 @@ class LocalModelServer(LocalDaemonService):
             "name": self.served_name,
             "deadline": deadline,
         }
-        try:
-            # A little longer than the deadline: the supervisor's own "too late" answer
-            # is worth waiting for, it tells what happened.
-            answer = send_command(self._socket_path(), command, timeout + 5.0)
-        except ServiceError as err:
-            raise DeploymentError(
-                f"Could not update the model server {self.uuid} to {config.model_uri}: {err}"
-            ) from err
-        if not answer.get("ok"):
-            raise DeploymentError(
-                f"The model server {self.uuid} rejected the new model {config.model_uri}: "
-                f"{answer.get('error', 'no reason given')}. The previous model keeps serving."
-            )
+        # A little longer than the deadline: the supervisor's own "too late" answer is
+        # worth waiting for, it tells what happened.
+        answer = send_reload(
+            self.uuid, self._socket_path(), command, timeout + 5.0, config.model_uri
+        )
         served = _served_fingerprint(answer.get("models", []), config.model_uri)
         self.config = config
         self.model_fingerprint = served or model_fingerprint(config.model_uri)
@@ -494,3 +485,25 @@ def _rows_tensor(data: Any) -> dict[str, Any]:
 def _preview(data: Any, limit: int = 60) -> str:
     text = repr(data)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def send_reload(
+    uuid: str, socket_path: str | Path, command: dict[str, Any], timeout: float, target: str
+) -> dict[str, Any]:
+    """Send a ``reload`` to a server's control socket; its answer if the server took the
+    new model (``target`` names it), else DeploymentError saying why (the previous model
+    keeps serving: a reload switches only once everything has loaded)."""
+    from shipyard.serving.control import send_command
+
+    try:
+        answer = send_command(socket_path, command, timeout)
+    except ServiceError as err:
+        raise DeploymentError(
+            f"Could not update the model server {uuid} to {target}: {err}"
+        ) from err
+    if not answer.get("ok"):
+        raise DeploymentError(
+            f"The model server {uuid} rejected the new model {target}: "
+            f"{answer.get('error', 'no reason given')}. The previous model keeps serving."
+        )
+    return answer
