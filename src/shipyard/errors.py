@@ -30,7 +30,9 @@ __all__ = [
     "ShipyardError",
     "StackError",
     "StoreError",
+    "UnauthorizedError",
     "UnsupportedMediaTypeError",
+    "UntrustedModelError",
 ]
 
 
@@ -67,6 +69,12 @@ class UnsupportedMediaTypeError(ShipyardError):
 
 class PayloadTooLargeError(ShipyardError):
     status_code = 413
+
+
+class UnauthorizedError(ShipyardError):
+    """The server wants a bearer token and the request had none, or a wrong one."""
+
+    status_code = 401
 
 
 class NotFoundError(ShipyardError):
@@ -132,6 +140,14 @@ class MissingDependencyError(ShipyardError):
 
 class ModelLoadError(ShipyardError):
     """A model directory or file could not be loaded."""
+
+
+class UntrustedModelError(ModelLoadError):
+    """A model whose format runs code when loaded (pickle, joblib, cloudpickle) came from
+    somewhere the caller did not say they trust; the message names the ways to trust it
+    and the formats that run no code."""
+
+    status_code = 403
 
 
 class PredictorError(ShipyardError):

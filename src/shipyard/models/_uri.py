@@ -21,13 +21,12 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from shipyard.errors import ModelLoadError, ModelNotFoundError
+from shipyard.models._cache import COMPLETE, cache_root, publish_entry
 
-__all__ = ["cache_root", "display_uri", "is_local_uri", "resolve_model_uri", "uri_stem"]
+__all__ = ["display_uri", "is_local_uri", "resolve_model_uri", "uri_stem"]
 
 _log = logging.getLogger("shipyard.models")
 
-#: Marker written into a cache entry once it is complete.
-_COMPLETE = ".shipyard-fetched.json"
 _FINGERPRINT_KEYS = (
     "ETag",
     "etag",
@@ -53,12 +52,6 @@ def display_uri(uri: str | os.PathLike[str], text: str | None = None) -> str:
     from shipyard._redact import mask_credentials
 
     return mask_credentials(os.fspath(uri) if text is None else text)
-
-
-def cache_root() -> Path:
-    """Where fetched models are cached: ``$SHIPYARD_HOME/cache/models``."""
-    home = os.environ.get("SHIPYARD_HOME") or str(Path.home() / ".shipyard")
-    return Path(home).expanduser() / "cache" / "models"
 
 
 def is_local_uri(uri: str | os.PathLike[str]) -> bool:
@@ -139,7 +132,7 @@ def _last_fetched(uri: str) -> Path | None:
     path = Path(record.get("path", ""))
     if (
         record.get("uri") != display_uri(uri)
-        or not (path.parent / _COMPLETE).is_file()
+        or not (path.parent / COMPLETE).is_file()
         or not path.exists()
     ):
         return None
@@ -216,7 +209,7 @@ def _fetch_cached(uri: str) -> Path:
     root = cache_root()
     entry = root / key
     name = Path(remote.rstrip("/")).name or "model"
-    if (entry / _COMPLETE).is_file():
+    if (entry / COMPLETE).is_file():
         _remember(uri, entry / name)
         return entry / name
 
@@ -237,14 +230,8 @@ def _fetch_cached(uri: str) -> Path:
         else:
             fs.get_file(remote, str(target))
         marker = json.dumps({"uri": display_uri(uri), "fingerprint": fp}, sort_keys=True)
-        (staging / _COMPLETE).write_text(marker, encoding="utf-8")
         _make_private(staging)
-        try:
-            staging.rename(entry)
-        except OSError:
-            # Another process finished the same fetch first; its copy is as good as ours.
-            if not (entry / _COMPLETE).is_file():
-                raise
+        publish_entry(staging, entry, marker)
     except Exception as err:
         raise ModelLoadError(
             f"Fetching model {display_uri(uri)!r} into the cache {root} failed: "

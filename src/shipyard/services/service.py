@@ -199,6 +199,11 @@ class Service(BaseModel):
     def predict(self, data: Any) -> Any:
         raise ServiceError(f"The service {self.uuid} does not serve predictions.")
 
+    def request_headers(self) -> dict[str, str]:
+        """Headers every request to this service must carry (its bearer token, when it
+        requires one); reads the token from its private file, so call it per use."""
+        return {}
+
     # -- what the last check saw ---------------------------------------------------------
 
     @property

@@ -41,6 +41,9 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 #: dir would be too long.
 _PRIVATE_DIR_PREFIX = "shipyard-ctl-"
 
+#: The bearer token of a server that requires one, in its run dir (0600).
+TOKEN_FILE = "auth-token"
+
 # A Unix socket path must fit in sun_path (108 bytes on Linux).
 _MAX_SOCKET_PATH = 100
 
@@ -59,6 +62,12 @@ class LocalModelServerConfig(ServiceConfig):
     host: str | None = Field(default=None, description="Interface to bind; default 127.0.0.1.")
     port: int | None = Field(default=None, ge=1, le=65535, description="HTTP port; default free.")
     grpc_port: int | None = Field(default=None, ge=1, le=65535, description="gRPC port.")
+    auth: bool = Field(
+        default=True,
+        description="Require a bearer token (generated per server, in a 0600 file of its "
+        "run dir, sent by predict and the health checks); False: anyone who can reach the "
+        "port may call it.",
+    )
 
     @field_validator("model_name")
     @classmethod
@@ -129,6 +138,8 @@ class LocalModelServer(LocalDaemonService):
     workers: int = 1
     grpc_port: int | None = None
     control_socket: str = ""
+    #: The bearer-token file the server requires ('' when it requires none).
+    auth_token_file: str = ""
     #: Fingerprint of the model files last deployed (local paths only), so that a model
     #: saved again at the same path is deployed again.
     model_fingerprint: str = ""
@@ -206,6 +217,7 @@ class LocalModelServer(LocalDaemonService):
             "-m",
             "shipyard.serving",
             *model,
+            *self._auth_args(),
             "--host",
             self.endpoint.host,
             "--http-port",
@@ -217,6 +229,33 @@ class LocalModelServer(LocalDaemonService):
             "--control-socket",
             str(self._new_socket_path()),
         ]
+
+    def _auth_args(self) -> list[str]:
+        """``--auth-token-file`` with this server's token file, made on first use (kept
+        across restarts, so a client's copy of the token stays valid)."""
+        from shipyard.serving.auth import write_token_file
+
+        check = self.endpoint.health_check
+        if not self.config.auth:
+            self.auth_token_file = ""
+            if isinstance(check, HTTPHealthCheck):
+                check.token_file = ""
+            return []
+        self._make_run_dir()
+        path = self.run_path / TOKEN_FILE
+        if not path.is_file() or not path.read_text().strip():
+            write_token_file(path)
+        self.auth_token_file = str(path)
+        if isinstance(check, HTTPHealthCheck):
+            check.token_file = str(path)
+        return ["--auth-token-file", str(path)]
+
+    def request_headers(self) -> dict[str, str]:
+        if not self.auth_token_file:
+            return {}
+        from shipyard.serving.auth import read_token_file
+
+        return {"authorization": f"Bearer {read_token_file(self.auth_token_file)}"}
 
     def environment(self) -> dict[str, str]:
         env = super().environment()
@@ -380,7 +419,7 @@ def predict_over_v2(service: Service, data: Any) -> Any:
         response = httpx.post(
             url,
             content=content,
-            headers={"content-type": "application/json"},
+            headers={"content-type": "application/json", **service.request_headers()},
             timeout=60.0,
         )
     except httpx.HTTPError as err:
