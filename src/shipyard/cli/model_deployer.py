@@ -184,6 +184,12 @@ def stop(
         full = resolve_server(deployer, uuid)
         service = deployer.stop_model_server(full, timeout=timeout, force=force)
     typer.echo(f"Model server {service.uuid} stopped.")
+    if service.unrecorded:
+        typer.echo(
+            f"Warning: the registry could not record it ({service.unrecorded}); the next "
+            "command that can write will.",
+            err=True,
+        )
 
 
 @models.command("delete")

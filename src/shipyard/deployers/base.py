@@ -205,8 +205,10 @@ class ModelDeployer(StackComponent):
         """Check ``service``'s status and reconcile its record with what its server
         serves (finishing or rolling back an interrupted change); what was done is in
         ``status.last_error``."""
-        service.check_status()
-        service.reconcile()
+        # Observing must work when nothing can be written (a read-only or full store).
+        with service.records_optional():
+            service.check_status()
+            service.reconcile()
         return service
 
     def _finish_interrupted(self, service: Service) -> bool:
@@ -361,7 +363,9 @@ class ModelDeployer(StackComponent):
         full = self.resolve_uuid(uuid)
         with self._service_lock(full, timeout):
             service = self.get_model_server(full)
-            with self.change(service, "stop", timeout):
+            # Stopping must work when nothing can be written: the server stops, and the
+            # next command that can write records it (``service.unrecorded`` says why not).
+            with service.records_optional(), self.change(service, "stop", timeout):
                 self.perform_stop_model(service, timeout, force)
         return service
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from shipyard.config import Settings, get_settings
-from shipyard.errors import StackError, StoreError
+from shipyard.errors import StackError, StoreError, StoreUnwritableError
 from shipyard.store import _schema as t
 from shipyard.store._engine import WRITE_OPTION, create_store_engine, is_sqlite
 from shipyard.store._locks import named_lock
@@ -28,6 +28,12 @@ from shipyard.store._records import (
     FlavorSourceRecord,
     ServiceRecord,
     StackRecord,
+)
+from shipyard.store._safety import (
+    check_not_truncated,
+    database_error,
+    read_only_url,
+    sqlite_path,
 )
 
 __all__ = ["Store"]
@@ -62,11 +68,21 @@ def _password(url: str) -> str | None:
 class Store:
     """Open with :meth:`open`; pass it to whatever needs it (nothing global)."""
 
-    def __init__(self, engine: Engine, lock_dir: Path | None, settings: Settings) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        lock_dir: Path | None,
+        settings: Settings,
+        read_only: StoreUnwritableError | None = None,
+    ) -> None:
         self._engine = engine
         self._lock_dir = lock_dir
         #: The settings this store was opened from (home, services dir, ...).
         self.settings = settings
+        #: Why this store was opened read-only (a read-only file or folder, a full disk);
+        #: None when it can be written. Every write then raises this error.
+        self.read_only = read_only
+        self._path = sqlite_path(settings.database_url)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -87,16 +103,22 @@ class Store:
                 ) from err
             lock_dir = home / "locks"
         shown = _masked(settings.database_url)
+        path = sqlite_path(settings.database_url)
         try:
             engine = create_store_engine(settings.database_url)
             store = cls(engine, lock_dir, settings)
-            if current_revision(engine) != t.HEAD_REVISION or not is_bootstrapped(engine):
-                # Two processes opening a fresh home at once: one migrates, one waits.
-                with store.lock("store-migration"):
-                    upgrade(engine)
-            if lock_dir is not None:
-                for path in (lock_dir, *settings.home.expanduser().glob("*.db*")):
-                    _make_private(path)
+            try:
+                store._migrate(path)
+            except sa.exc.DBAPIError as err:
+                failure = database_error(err, path, shown)
+                engine.dispose()
+                if not isinstance(failure, StoreUnwritableError) or path is None:
+                    raise failure from err
+                # Nobody can write it now: read it as it is (list, describe, logs, stop).
+                store = cls._read_only(path, lock_dir, settings, failure)
+            if lock_dir is not None and store.read_only is None:
+                for item in (lock_dir, *settings.home.expanduser().glob("*.db*")):
+                    _make_private(item)
         except ImportError as err:
             raise StoreError(
                 f"Cannot open the store at {shown}: its database driver is not installed "
@@ -115,6 +137,34 @@ class Store:
             ) from err
         return store
 
+    def _migrate(self, path: Path | None) -> None:
+        """Create, migrate and bootstrap as needed; never over an existing file."""
+        if path is not None and (not path.exists() or path.stat().st_size == 0):
+            # Under the lock: a store another process is creating is never seen half-made.
+            with self.lock("store-migration") if self._lock_dir else contextlib.nullcontext():
+                check_not_truncated(path)
+                upgrade(self._engine)
+            return
+        if current_revision(self._engine) != t.HEAD_REVISION or not is_bootstrapped(self._engine):
+            # Two processes opening a fresh home at once: one migrates, one waits.
+            with self.lock("store-migration"):
+                upgrade(self._engine)
+
+    @classmethod
+    def _read_only(
+        cls, path: Path, lock_dir: Path | None, settings: Settings, why: StoreUnwritableError
+    ) -> Store:
+        engine = create_store_engine(read_only_url(path), read_only=True)
+        try:
+            current = current_revision(engine) == t.HEAD_REVISION and is_bootstrapped(engine)
+        except sa.exc.DBAPIError as err:
+            engine.dispose()
+            raise why from err
+        if not current:
+            engine.dispose()
+            raise why  # an old schema needs a migration, which needs writing
+        return cls(engine, lock_dir, settings, read_only=why)
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -131,6 +181,9 @@ class Store:
     @contextlib.contextmanager
     def lock(self, name: str, timeout: float = 600.0) -> Iterator[None]:
         """A lock shared by every process using this store (e.g. one deploy per model)."""
+        if self.read_only is not None:
+            yield  # nobody can change the registry now: there is nothing to take turns on
+            return
         with named_lock(self._engine, self._lock_dir, name, timeout):
             yield
 
@@ -141,14 +194,16 @@ class Store:
         ``write=True`` takes SQLite's write lock up front (see ``_engine``). Every table
         of the database is the store's; other layers (pipeline runs) write through this.
         """
+        if write and self.read_only is not None:
+            raise StoreUnwritableError(str(self.read_only))
         options = {WRITE_OPTION: True} if write and is_sqlite(self._engine) else {}
         try:
             with self._engine.connect().execution_options(**options) as conn, conn.begin():
                 yield conn
         except sa.exc.IntegrityError as err:
             raise StoreError(f"The store refused a write: {err.orig}") from err
-        except sa.exc.OperationalError as err:
-            raise StoreError(f"The store at {self.url} failed: {err.orig}") from err
+        except sa.exc.DBAPIError as err:
+            raise database_error(err, self._path, self.url) from err
 
     # -- custom flavors ------------------------------------------------------------------
 
