@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -20,21 +19,17 @@ from sqlalchemy.engine import Engine
 from shipyard.config import Settings, get_settings
 from shipyard.errors import StackError, StoreError, StoreUnwritableError
 from shipyard.store import _schema as t
-from shipyard.store._engine import WRITE_OPTION, create_store_engine, is_sqlite
+from shipyard.store._engine import WRITE_OPTION, is_sqlite
 from shipyard.store._locks import named_lock
-from shipyard.store._migrate import ACTIVE_STACK, current_revision, is_bootstrapped, upgrade
+from shipyard.store._migrate import ACTIVE_STACK
+from shipyard.store._open import open_engine, prepare_home
 from shipyard.store._records import (
     ComponentRecord,
     FlavorSourceRecord,
     ServiceRecord,
     StackRecord,
 )
-from shipyard.store._safety import (
-    check_not_truncated,
-    database_error,
-    read_only_url,
-    sqlite_path,
-)
+from shipyard.store._safety import database_error, sqlite_path
 
 __all__ = ["Store"]
 
@@ -48,21 +43,6 @@ _SERVICE_FILTERS = (
     "model_name",
     "model_uri",
 )
-
-
-def _masked(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (it goes to terminals and CI logs)."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except (sa.exc.ArgumentError, ValueError):
-        return "<unparsable SHIPYARD_STORE_URL>"
-
-
-def _password(url: str) -> str | None:
-    try:
-        return sa.engine.make_url(url).password
-    except (sa.exc.ArgumentError, ValueError):
-        return None
 
 
 class Store:
@@ -88,82 +68,12 @@ class Store:
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> Store:
-        """Open (creating, migrating and bootstrapping when needed) the configured store."""
+        """Open (creating, migrating and bootstrapping when needed) the configured store;
+        read-only when nothing can be written (``read_only`` says why)."""
         settings = settings or get_settings()
-        lock_dir: Path | None = None
-        if not settings.store_url:
-            home = settings.home.expanduser()
-            try:
-                home.mkdir(mode=0o700, parents=True, exist_ok=True)
-                _make_private(home)
-            except OSError as err:
-                raise StoreError(
-                    f"Cannot create SHIPYARD_HOME at {home}: {err}. "
-                    "Set SHIPYARD_HOME to a writable directory."
-                ) from err
-            lock_dir = home / "locks"
-        shown = _masked(settings.database_url)
-        path = sqlite_path(settings.database_url)
-        try:
-            engine = create_store_engine(settings.database_url)
-            store = cls(engine, lock_dir, settings)
-            try:
-                store._migrate(path)
-            except sa.exc.DBAPIError as err:
-                failure = database_error(err, path, shown)
-                engine.dispose()
-                if not isinstance(failure, StoreUnwritableError) or path is None:
-                    raise failure from err
-                # Nobody can write it now: read it as it is (list, describe, logs, stop).
-                store = cls._read_only(path, lock_dir, settings, failure)
-            if lock_dir is not None and store.read_only is None:
-                for item in (lock_dir, *settings.home.expanduser().glob("*.db*")):
-                    _make_private(item)
-        except ImportError as err:
-            raise StoreError(
-                f"Cannot open the store at {shown}: its database driver is not installed "
-                f"({err.name or err}). Supported: sqlite, postgresql+psycopg "
-                "(pip install 'psycopg[binary]')."
-            ) from err
-        except (sa.exc.SQLAlchemyError, ValueError) as err:
-            # The driver's message may quote the URL, password included: never print it.
-            reason = str(err).replace(settings.database_url, shown)
-            password = _password(settings.database_url)
-            if password:
-                reason = reason.replace(password, "***")
-            raise StoreError(
-                f"Cannot open the store at {shown}: {reason}. "
-                "Check SHIPYARD_STORE_URL (or SHIPYARD_HOME)."
-            ) from err
-        return store
-
-    def _migrate(self, path: Path | None) -> None:
-        """Create, migrate and bootstrap as needed; never over an existing file."""
-        if path is not None and (not path.exists() or path.stat().st_size == 0):
-            # Under the lock: a store another process is creating is never seen half-made.
-            with self.lock("store-migration") if self._lock_dir else contextlib.nullcontext():
-                check_not_truncated(path)
-                upgrade(self._engine)
-            return
-        if current_revision(self._engine) != t.HEAD_REVISION or not is_bootstrapped(self._engine):
-            # Two processes opening a fresh home at once: one migrates, one waits.
-            with self.lock("store-migration"):
-                upgrade(self._engine)
-
-    @classmethod
-    def _read_only(
-        cls, path: Path, lock_dir: Path | None, settings: Settings, why: StoreUnwritableError
-    ) -> Store:
-        engine = create_store_engine(read_only_url(path), read_only=True)
-        try:
-            current = current_revision(engine) == t.HEAD_REVISION and is_bootstrapped(engine)
-        except sa.exc.DBAPIError as err:
-            engine.dispose()
-            raise why from err
-        if not current:
-            engine.dispose()
-            raise why  # an old schema needs a migration, which needs writing
-        return cls(engine, lock_dir, settings, read_only=why)
+        lock_dir = prepare_home(settings)
+        engine, read_only = open_engine(settings, lock_dir)
+        return cls(engine, lock_dir, settings, read_only)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -448,13 +358,3 @@ class Store:
     def delete_service(self, uuid_: str) -> bool:
         with self.transaction(write=True) as conn:
             return conn.execute(t.services.delete().where(t.services.c.uuid == uuid_)).rowcount > 0
-
-
-def _make_private(path: Path) -> None:
-    """Owner-only access (0700 folders, 0600 files): the home holds the registry, service
-    configs and logs. Only what we own is changed (a shared folder is left as it is)."""
-    try:
-        if path.stat().st_uid == os.getuid():
-            path.chmod(0o700 if path.is_dir() else 0o600)
-    except OSError:
-        pass  # gone or not ours: nothing to tighten
