@@ -56,6 +56,9 @@ class ModelDeployer(StackComponent):
     DEPLOYMENT_CONFIG: ClassVar[type[ServiceConfig]] = ServiceConfig
     #: The Service class this flavor's servers are (``service_type`` is checked against it).
     SERVICE_CLASS: ClassVar[type[Service]] = Service
+    #: Whether this flavor's servers resolve ``{{secret.NAME}}`` in a model URI where they
+    #: use it; then credentials in a model URI are moved into the secrets store at deploy.
+    RESOLVES_SECRETS: ClassVar[bool] = False
 
     # -- finding the deployer ------------------------------------------------------------
 
@@ -340,7 +343,7 @@ class ModelDeployer(StackComponent):
         from shipyard.secrets import SecretStore, split_credentials
 
         uri, found = split_credentials(config.model_uri)
-        if not found:
+        if not found or not self.RESOLVES_SECRETS:
             return config
         secrets = SecretStore(self.store)
         for name, value in found.items():
