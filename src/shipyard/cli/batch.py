@@ -155,6 +155,14 @@ def predict(
         str | None,
         typer.Option("--tracking-uri", help="MLflow tracking server for models:/ URIs."),
     ] = None,
+    trust: Annotated[
+        bool,
+        typer.Option("--trust", help="Trust the model's code: a pickle/joblib model from a URL."),
+    ] = False,
+    sha256: Annotated[
+        str | None,
+        typer.Option("--sha256", help="SHA-256 of the model's content: checked before loading."),
+    ] = None,
     engine: Annotated[
         _Engine,
         typer.Option("--engine", help="local processes, or actors on a Ray cluster."),
@@ -200,6 +208,8 @@ def predict(
             progress=progress and not json_summary,
             engine=engine.value,
             address=address,
+            trusted=trust,
+            sha256=sha256,
         )
     except KeyboardInterrupt:
         # Finished shards are in the manifest; the workers were stopped.

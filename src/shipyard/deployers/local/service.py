@@ -60,6 +60,14 @@ class LocalModelServerConfig(ServiceConfig):
     host: str | None = Field(default=None, description="Interface to bind; default 127.0.0.1.")
     port: int | None = Field(default=None, ge=1, le=65535, description="HTTP port; default free.")
     grpc_port: int | None = Field(default=None, ge=1, le=65535, description="gRPC port.")
+    trusted: bool = Field(
+        default=False,
+        description="Trust the model's code: a pickle/joblib model from a remote URI loads.",
+    )
+    sha256: str | None = Field(
+        default=None,
+        description="SHA-256 of the model's content, checked before loading (and trusting it).",
+    )
     auth: bool = Field(
         default=True,
         description="Require a bearer token (generated per server, in a 0600 file of its "
@@ -126,6 +134,8 @@ _RELOADABLE = {
     "replicas",
     "implementation",
     "secret_name",
+    "trusted",
+    "sha256",
 }
 
 
@@ -208,6 +218,8 @@ class LocalModelServer(LocalDaemonService):
                 self.served_model_uri(self.config),
                 "--name",
                 self.served_name,
+                *(["--trust"] if self.config.trusted else []),
+                *(["--sha256", self.config.sha256] if self.config.sha256 else []),
             ]
         )
         return [
@@ -260,7 +272,14 @@ class LocalModelServer(LocalDaemonService):
         if _has_credentials(self.config.model_uri):
             # Read by ServerConfig (pydantic-settings, prefix SHIPYARD_SERVER_).
             env["SHIPYARD_SERVER_MODELS"] = json.dumps(
-                [{"uri": self.served_model_uri(self.config), "name": self.served_name}]
+                [
+                    {
+                        "uri": self.served_model_uri(self.config),
+                        "name": self.served_name,
+                        "trusted": self.config.trusted,
+                        "sha256": self.config.sha256,
+                    }
+                ]
             )
         return env
 
@@ -292,6 +311,7 @@ class LocalModelServer(LocalDaemonService):
             "model_uri": self.served_model_uri(config),
             "name": self.served_name,
             "deadline": deadline,
+            "trust": {"trusted": config.trusted, "sha256": config.sha256},
         }
         try:
             # A little longer than the deadline: the supervisor's own "too late" answer
