@@ -6,6 +6,8 @@ and how to fix it.
 
 from __future__ import annotations
 
+from shipyard._redact import mask_credentials
+
 __all__ = [
     "BadRequestError",
     "ConfigError",
@@ -22,6 +24,7 @@ __all__ = [
     "OverloadedError",
     "PayloadTooLargeError",
     "PredictorError",
+    "SecretError",
     "ServiceError",
     "ServiceNotFoundError",
     "ShipyardError",
@@ -40,6 +43,9 @@ class ShipyardError(Exception):
     status_code: int = 500
 
     def __init__(self, message: str) -> None:
+        # Every message may quote a URI: its credentials are hidden here, once, so no
+        # terminal, log line, JSON error or registry field shows them.
+        message = mask_credentials(message)
         super().__init__(message)
         self.message = message
 
@@ -150,6 +156,12 @@ class PredictorError(ShipyardError):
 
 class StoreError(ShipyardError):
     """The metadata store failed or holds something unexpected."""
+
+
+class SecretError(ShipyardError):
+    """A secret is missing, badly named, or cannot be decrypted with this home's key."""
+
+    status_code = 400
 
 
 class StackError(ShipyardError):

@@ -62,6 +62,7 @@ __all__ = [
     "WORKER_HTTP_FD_ENV",
     "WORKER_METRICS_ENV",
     "WORKER_MODULE",
+    "recv_line",
     "send_command",
     "worker_env",
 ]
@@ -112,6 +113,19 @@ def worker_env(
     return env
 
 
+def recv_line(sock: socket.socket) -> bytes:
+    """One message of the control protocol: the bytes up to and including its newline, or
+    what arrived before the peer closed (empty: closed without a word). Both ends of a
+    blocking control socket read this way (``send_command`` and the MLflow socket keeper)."""
+    buffer = b""
+    while not buffer.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buffer += chunk
+    return buffer
+
+
 def send_command(
     socket_path: str | os.PathLike[str], command: dict[str, Any], timeout: float = 60.0
 ) -> dict[str, Any]:
@@ -126,12 +140,7 @@ def send_command(
             sock.settimeout(timeout)
             sock.connect(str(path))
             sock.sendall(json.dumps(command).encode() + b"\n")
-            buffer = b""
-            while not buffer.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                buffer += chunk
+            buffer = recv_line(sock)
     except TimeoutError as err:
         raise ServiceError(
             f"The model server at {path} did not answer {command.get('op')!r} within "

@@ -13,8 +13,10 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
+from shipyard._redact import has_credentials
 from shipyard.errors import BadRequestError, DeploymentError, ServiceError
 from shipyard.models._uri import is_local_uri
+from shipyard.secrets import has_references, reference_form
 from shipyard.services import process
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.intent import ServedModel
@@ -209,11 +211,11 @@ class LocalModelServer(LocalDaemonService):
         return path
 
     def command(self) -> list[str]:
-        # A URI with credentials never goes into argv (anyone can read it with `ps`): the
-        # server gets it from its environment instead (see ``environment``).
+        # A URI with credentials (or references to them) never goes into argv (anyone can
+        # read it with `ps`): the server gets it from its environment (``environment``).
         model = (
             []
-            if _has_credentials(self.config.model_uri)
+            if _needs_secrets(self.config.model_uri)
             else [
                 self.served_model_uri(self.config),
                 "--name",
@@ -269,12 +271,14 @@ class LocalModelServer(LocalDaemonService):
 
     def environment(self) -> dict[str, str]:
         env = super().environment()
-        if _has_credentials(self.config.model_uri):
-            # Read by ServerConfig (pydantic-settings, prefix SHIPYARD_SERVER_).
+        if _needs_secrets(self.config.model_uri):
+            # Read by ServerConfig (pydantic-settings, prefix SHIPYARD_SERVER_). Only the
+            # owner can read a process's environment (/proc/<pid>/environ is 0400).
+            uri = self.resolve_secrets(self.served_model_uri(self.config))
             env["SHIPYARD_SERVER_MODELS"] = json.dumps(
                 [
                     {
-                        "uri": self.served_model_uri(self.config),
+                        "uri": uri,
                         "name": self.served_name,
                         "trusted": self.config.trusted,
                         "sha256": self.config.sha256,
@@ -308,7 +312,8 @@ class LocalModelServer(LocalDaemonService):
         deadline = time.time() + timeout
         command = {
             "op": "reload",
-            "model_uri": self.served_model_uri(config),
+            # Over the private control socket only; the server needs the credentials.
+            "model_uri": self.resolve_secrets(self.served_model_uri(config)),
             "name": self.served_name,
             "deadline": deadline,
             "trust": {"trusted": config.trusted, "sha256": config.sha256},
@@ -349,7 +354,8 @@ class LocalModelServer(LocalDaemonService):
         for model in answer.get("models") or []:
             if model.get("name") == self.served_name and model.get("uri"):
                 return ServedModel(
-                    model_uri=str(model["uri"]),
+                    # As the registry stores it: credentials as references, never values.
+                    model_uri=reference_form(str(model["uri"])),
                     fingerprint=str(model.get("fingerprint") or ""),
                     changing=answer.get("reload") is not None,
                 )
@@ -458,17 +464,14 @@ def predict_over_v2(service: Service, data: Any) -> Any:
     return np.asarray(output["data"]).reshape(output["shape"])
 
 
-_CREDENTIALS = re.compile(r"://[^/@\s]+@")
-
-
-def _has_credentials(uri: str) -> bool:
-    """Whether ``uri`` carries ``user:password@`` (or a token) before its host."""
-    return bool(_CREDENTIALS.search(uri))
+def _needs_secrets(uri: str) -> bool:
+    """Whether ``uri`` carries credentials, or references to them, that argv must not."""
+    return has_credentials(uri) or has_references(uri)
 
 
 def _served_fingerprint(models: list[dict[str, Any]], uri: str) -> str:
     for model in models:
-        if model.get("uri") == uri and model.get("fingerprint"):
+        if reference_form(str(model.get("uri"))) == uri and model.get("fingerprint"):
             return str(model["fingerprint"])
     return ""
 
