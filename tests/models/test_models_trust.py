@@ -180,3 +180,25 @@ def test_skops_types_come_from_the_caller_not_the_manifest(
     assert load_model(path, trusted=True).predict(X[:2]).shape == (2,)
     monkeypatch.setenv("SHIPYARD_TRUSTED_TYPES", ",".join(needed))
     assert load_model(path).predict(X[:2]).shape == (2,)
+
+
+def test_deploy_refuses_a_remote_pickle_unless_trusted(
+    isolated: Path, served: tuple[str, Path]
+) -> None:
+    from shipyard.deployers.local import LocalDeploymentConfig, LocalModelDeployer
+    from shipyard.errors import DeploymentError
+
+    base, root = served
+    url = f"{base}/model.joblib"
+    deployer = LocalModelDeployer.get_active_model_deployer()
+    with pytest.raises(DeploymentError, match="Refusing to load"):
+        deployer.deploy_model(
+            LocalDeploymentConfig(model_uri=url, model_name="remote", workers=1), timeout=300
+        )
+    digest = _sha256(root / "model.joblib")
+    pinned = deployer.deploy_model(
+        LocalDeploymentConfig(model_uri=url, model_name="remote", workers=1, sha256=digest),
+        timeout=300,
+    )
+    assert pinned.is_running
+    assert pinned.predict(X[:2]).shape == (2,)
