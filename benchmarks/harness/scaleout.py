@@ -113,6 +113,12 @@ def markdown(r: dict[str, Any]) -> str:
             shown = f"> {limit:.0f} (stopped)" if stopped else f"{plain:.1f}"
             lines.append(f"| plain Ray Data `map_batches` | {shown} | {rate(plain)} | one run |")
         lines.append(f"| **ray vs local** (target >= 0.8x) | **{b['ray_vs_local']:.2f}x** | | |")
+        if b.get("local_cpu"):
+            cpu_local, cpu_ray = min(b["local_cpu"]), min(b["ray_cpu"])
+            lines.append(
+                f"| CPU seconds per job: local {cpu_local:.0f}, ray {cpu_ray:.0f} (cluster "
+                f"daemons included) | **{b['ray_vs_local_cpu']:.2f}x** | | |"
+            )
         if plain is not None:
             lines.append(
                 f"| **ray vs Ray Data** (target >= 5x) | "
