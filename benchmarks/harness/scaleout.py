@@ -126,11 +126,14 @@ def markdown(r: dict[str, Any]) -> str:
             )
         if b.get("load_after_batch"):
             lines.append(f"\nLoad average after the batch part: {b['load_after_batch'][0]:.1f}.")
+    for note in r.get("notes", []):
+        lines += ["", note]
     lines += [
         "",
         "Rerun: `.venv/bin/python benchmarks/run.py --sections scaleout` (or the script "
         "alone: `.venv-ray/bin/python benchmarks/scripts/ray_bench.py MODEL JOBLIB DATA ROWS "
-        "OUT.json`).",
+        "OUT.json [--sections serving,batch] [--ray-data-limit S] [--results-md "
+        "benchmarks/RESULTS.md]`).",
         END,
     ]
     return "\n".join(lines)

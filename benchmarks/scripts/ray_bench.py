@@ -149,7 +149,11 @@ def ray_data_job(
     0.25 CPU. ``limit`` seconds at most (then the job is stopped and ``inf`` returned).
     """
     code = f"""
-import numpy as np, ray
+import os, numpy as np, ray, ray._private.ray_constants as constants
+# As shipyard's connect(): a cluster on loopback is reached on loopback (Ray would dial the
+# machine's outward address instead and never find the GCS there).
+constants.ENABLE_RAY_CLUSTER = False
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 ray.init(address={address!r}, log_to_driver=False)
 ray.data.DataContext.get_current().use_datasource_v2 = False
 class Predict:
