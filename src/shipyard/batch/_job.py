@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -133,6 +133,7 @@ class _Coordinator:
             rejected=result.rejected,
             part=result.part,
             rejects=result.rejects,
+            node=result.node,
         )
         self.manifest.write(self.output.staging)
         self.output.shard_done(self.plan, self.manifest)
@@ -315,4 +316,5 @@ def _run_with(
         shards=len(plan.shards),
         shards_resumed=len(plan.shards) - len(todo),
         workers=len(pool.children) if pool is not None else 1,
+        nodes=dict(Counter(r.node for r in manifest.done.values() if r.node)),
     )

@@ -106,3 +106,5 @@ class BatchSummary(BaseModel):
     """Shards finished by an earlier run and kept."""
     workers: int
     """Processes that predicted (fewer than asked when there were fewer shards)."""
+    nodes: dict[str, int] = Field(default_factory=dict)
+    """``--engine ray``: shards read and predicted per Ray node id (resumed ones too)."""

@@ -307,6 +307,8 @@ def predict(
     ]
     if summary.rejects:
         rows.append(("rejects", summary.rejects))
+    if summary.nodes:  # --engine ray: shards per Ray node
+        rows.append(("nodes", ", ".join(f"{n[:12]}: {c}" for n, c in summary.nodes.items())))
     # Soft wrap: paths are printed whole, whatever the terminal width.
     console = Console(highlight=False, soft_wrap=True)
     for key, value in rows:
