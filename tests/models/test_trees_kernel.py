@@ -84,7 +84,7 @@ def _same_sums(default: Kernel, scalar: Kernel, ens: Ensemble, x: Any, nan: bool
     shows), cut at block boundaries."""
     dtype = np.float32 if ens.input32 else np.float64
     x = np.concatenate([x, probe_rows(ens, nan=False)])
-    for n in (1, 15, 127, 128, 129, 700, len(x)):
+    for n in (1, 15, 40, 127, 128, 129, 700, len(x)):
         rows = np.ascontiguousarray(x[:n], dtype=dtype)
         a, b = default.run(ens, rows, nan), scalar.run(ens, rows, nan)
         assert a.tobytes() == b.tobytes(), f"{n} rows"

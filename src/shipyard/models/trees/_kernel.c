@@ -38,6 +38,9 @@ typedef struct {
 
 #define BLOCK 128
 #define BLOCK_SHIFT 7 /* log2(BLOCK) */
+/* Fewer rows than this take the scalar walk: a vector walk pays a tree's level tables
+ * once per block, too much for a handful of rows (an online request). */
+#define VEC_MIN_ROWS 32
 
 #define KERNEL(NAME, XT, NT, ACC, NAN)                                                     \
     void NAME(const XT *x, int64_t n, int64_t nf, const NT *nodes, const int32_t *roots,  \
@@ -130,7 +133,7 @@ typedef struct {
  * block (no gather); deeper levels gather the nodes. Blocks holding a NaN take the
  * scalar walk. The decision is the scalar one: left iff x <= thr (ordered compare). */
 static inline void perfect_tree_vec(const float *xt, const pnode32_t *tree, int32_t depth,
-                                    int32_t *leaf) {
+                                    int nv, int32_t *leaf) {
     const float *tf = (const float *)tree;
     const int32_t *ti = (const int32_t *)tree;
     const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
@@ -141,13 +144,13 @@ static inline void perfect_tree_vec(const float *xt, const pnode32_t *tree, int3
     const __m512i odds = _mm512_add_epi32(evens, one);
     __m512i idx[BLOCK / 16];
     if (depth == 0) {
-        for (int v = 0; v < BLOCK / 16; v++) _mm512_storeu_si512(leaf + 16 * v, _mm512_setzero_si512());
+        for (int v = 0; v < nv; v++) _mm512_storeu_si512(leaf + 16 * v, _mm512_setzero_si512());
         return;
     }
     {
         const __m512 t = _mm512_set1_ps(tf[0]);
         const float *col = xt + (int64_t)(ti[1] & 0x7fffffff) * BLOCK;
-        for (int v = 0; v < BLOCK / 16; v++) {
+        for (int v = 0; v < nv; v++) {
             __mmask16 left = _mm512_cmp_ps_mask(_mm512_loadu_ps(col + 16 * v), t, _CMP_LE_OQ);
             idx[v] = _mm512_mask_blend_epi32(left, two, one);
         }
@@ -175,7 +178,7 @@ static inline void perfect_tree_vec(const float *xt, const pnode32_t *tree, int3
                     _mm512_permutex2var_epi32(_mm512_castps_si512(a), odds, _mm512_castps_si512(b)),
                     absmask);
             }
-            for (int v = 0; v < BLOCK / 16; v++) {
+            for (int v = 0; v < nv; v++) {
                 __m512i r = _mm512_sub_epi32(idx[v], vbase);
                 __m512 t;
                 __m512i f;
@@ -213,7 +216,7 @@ static inline void perfect_tree_vec(const float *xt, const pnode32_t *tree, int3
                 idx[v] = _mm512_mask_sub_epi32(next, left, next, one);
             }
         } else {
-            for (int v = 0; v < BLOCK / 16; v++) {
+            for (int v = 0; v < nv; v++) {
                 __m512 t = _mm512_i32gather_ps(idx[v], tf, 8);
                 __m512i f = _mm512_and_si512(_mm512_i32gather_epi32(idx[v], ti + 1, 8), absmask);
                 __m512i at = _mm512_add_epi32(_mm512_slli_epi32(f, BLOCK_SHIFT),
@@ -225,18 +228,18 @@ static inline void perfect_tree_vec(const float *xt, const pnode32_t *tree, int3
             }
         }
     }
-    for (int v = 0; v < BLOCK / 16; v++) _mm512_storeu_si512(leaf + 16 * v, idx[v]);
+    for (int v = 0; v < nv; v++) _mm512_storeu_si512(leaf + 16 * v, idx[v]);
 }
 
 /* acc[c * BLOCK + k] += tv[leaf[k] * width + j] for the tree's columns c = g + j, eight
  * rows a gather; the same additions, in the same order, as the scalar loop. */
 static inline void accumulate_f64(double *acc, const int32_t *leaf, const double *tv,
-                                  int64_t width, int32_t g) {
+                                  int64_t width, int32_t g, int rows) {
     const __m256i w = _mm256_set1_epi32((int32_t)width);
     for (int64_t j = 0; j < width; j++) {
         double *a = acc + (g + j) * BLOCK;
         const __m256i vj = _mm256_set1_epi32((int32_t)j);
-        for (int k = 0; k < BLOCK; k += 8) {
+        for (int k = 0; k < rows; k += 8) {
             __m256i at = _mm256_add_epi32(
                 _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)(leaf + k)), w), vj);
             __m512d lv = _mm512_i32gather_pd(at, tv, 8);
@@ -246,12 +249,12 @@ static inline void accumulate_f64(double *acc, const int32_t *leaf, const double
 }
 
 static inline void accumulate_f32(float *acc, const int32_t *leaf, const double *tv,
-                                  int64_t width, int32_t g) {
+                                  int64_t width, int32_t g, int rows) {
     const __m256i w = _mm256_set1_epi32((int32_t)width);
     for (int64_t j = 0; j < width; j++) {
         float *a = acc + (g + j) * BLOCK;
         const __m256i vj = _mm256_set1_epi32((int32_t)j);
-        for (int k = 0; k < BLOCK; k += 8) {
+        for (int k = 0; k < rows; k += 8) {
             __m256i at = _mm256_add_epi32(
                 _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)(leaf + k)), w), vj);
             __m256 lv = _mm512_cvtpd_ps(_mm512_i32gather_pd(at, tv, 8));
@@ -262,16 +265,16 @@ static inline void accumulate_f32(float *acc, const int32_t *leaf, const double 
 #else
 #define HAVE_VECTOR 0
 static inline void accumulate_f64(double *acc, const int32_t *leaf, const double *tv,
-                                  int64_t width, int32_t g) {
-    (void)acc, (void)leaf, (void)tv, (void)width, (void)g;
+                                  int64_t width, int32_t g, int rows) {
+    (void)acc, (void)leaf, (void)tv, (void)width, (void)g, (void)rows;
 }
 static inline void accumulate_f32(float *acc, const int32_t *leaf, const double *tv,
-                                  int64_t width, int32_t g) {
-    (void)acc, (void)leaf, (void)tv, (void)width, (void)g;
+                                  int64_t width, int32_t g, int rows) {
+    (void)acc, (void)leaf, (void)tv, (void)width, (void)g, (void)rows;
 }
 static inline void perfect_tree_vec(const float *xt, const pnode32_t *tree, int32_t depth,
-                                    int32_t *leaf) {
-    (void)xt, (void)tree, (void)depth, (void)leaf;
+                                    int nv, int32_t *leaf) {
+    (void)xt, (void)tree, (void)depth, (void)nv, (void)leaf;
 }
 #endif
 
@@ -298,8 +301,9 @@ static inline void perfect_tree_vec(const float *xt, const pnode32_t *tree, int3
             int32_t has_nan = 0;                                                           \
             if (NAN)                                                                       \
                 for (int64_t j = 0; j < nb * nf; j++) has_nan |= xb[j] != xb[j];           \
-            if (xt && !has_nan) {                                                          \
-                for (int64_t k = 0; k < BLOCK; k++) {                                      \
+            int nv = (int)((nb + 15) / 16); /* vectors of 16 rows in this block */        \
+            if (xt && !has_nan && nb >= VEC_MIN_ROWS) {                                    \
+                for (int64_t k = 0; k < 16 * nv; k++) {                                    \
                     for (int64_t f = 0; f < nf; f++)                                       \
                         xt[f * BLOCK + k] = k < nb ? (float)xb[k * nf + f] : 0.0f;         \
                     for (int64_t c = 0; c < nout; c++)                                     \
@@ -308,13 +312,13 @@ static inline void perfect_tree_vec(const float *xt, const pnode32_t *tree, int3
                 for (int64_t t = 0; t < ntrees; t++) {                                     \
                     int32_t depth = depths[t];                                             \
                     perfect_tree_vec(xt, (const pnode32_t *)(const void *)(nodes + roots[t]), \
-                                     depth, idx);                                          \
+                                     depth, nv, idx);                                      \
                     const double *tv =                                                     \
                         values + ((int64_t)leafbase[t] - ((1 << depth) - 1)) * width;      \
                     if (sizeof(ACC) == 8)                                                  \
-                        accumulate_f64((double *)(void *)acc, idx, tv, width, groups[t]);  \
+                        accumulate_f64((double *)(void *)acc, idx, tv, width, groups[t], 16 * nv); \
                     else                                                                   \
-                        accumulate_f32((float *)(void *)acc, idx, tv, width, groups[t]);   \
+                        accumulate_f32((float *)(void *)acc, idx, tv, width, groups[t], 16 * nv); \
                 }                                                                          \
                 for (int64_t k = 0; k < nb; k++)                                           \
                     for (int64_t c = 0; c < nout; c++) ob[k * nout + c] = acc[c * BLOCK + k]; \
