@@ -179,6 +179,12 @@ def stop(
     with named_server(uuid) as (deployer, full):
         service = deployer.stop_model_server(full, timeout=timeout, force=force)
     typer.echo(f"Model server {service.uuid} stopped.")
+    if service.unrecorded:
+        typer.echo(
+            f"Warning: the registry could not record it ({service.unrecorded}); the next "
+            "command that can write will.",
+            err=True,
+        )
 
 
 @models.command("delete")

@@ -37,6 +37,7 @@ class LocalModelDeployer(ModelDeployer):
     CONFIG_CLASS = LocalModelDeployerConfig
     DEPLOYMENT_CONFIG = LocalModelServerConfig
     SERVICE_CLASS = LocalModelServer
+    RESOLVES_SECRETS = True
 
     @property
     def settings(self) -> LocalModelDeployerConfig:

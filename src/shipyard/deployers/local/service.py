@@ -63,6 +63,14 @@ class LocalModelServerConfig(ServiceConfig):
     host: str | None = Field(default=None, description="Interface to bind; default 127.0.0.1.")
     port: int | None = Field(default=None, ge=1, le=65535, description="HTTP port; default free.")
     grpc_port: int | None = Field(default=None, ge=1, le=65535, description="gRPC port.")
+    trusted: bool = Field(
+        default=False,
+        description="Trust the model's code: a pickle/joblib model from a remote URI loads.",
+    )
+    sha256: str | None = Field(
+        default=None,
+        description="SHA-256 of the model's content, checked before loading (and trusting it).",
+    )
     auth: bool = Field(
         default=True,
         description="Require a bearer token (generated per server, in a 0600 file of its "
@@ -129,6 +137,8 @@ _RELOADABLE = {
     "replicas",
     "implementation",
     "secret_name",
+    "trusted",
+    "sha256",
 }
 
 
@@ -211,6 +221,8 @@ class LocalModelServer(LocalDaemonService):
                 self.served_model_uri(self.config),
                 "--name",
                 self.served_name,
+                *(["--trust"] if self.config.trusted else []),
+                *(["--sha256", self.config.sha256] if self.config.sha256 else []),
             ]
         )
         return [
@@ -264,7 +276,16 @@ class LocalModelServer(LocalDaemonService):
             # Read by ServerConfig (pydantic-settings, prefix SHIPYARD_SERVER_). Only the
             # owner can read a process's environment (/proc/<pid>/environ is 0400).
             uri = self.resolve_secrets(self.served_model_uri(self.config))
-            env["SHIPYARD_SERVER_MODELS"] = json.dumps([{"uri": uri, "name": self.served_name}])
+            env["SHIPYARD_SERVER_MODELS"] = json.dumps(
+                [
+                    {
+                        "uri": uri,
+                        "name": self.served_name,
+                        "trusted": self.config.trusted,
+                        "sha256": self.config.sha256,
+                    }
+                ]
+            )
         return env
 
     def delete(self, timeout: float = 60.0, force: bool = False) -> None:
@@ -294,6 +315,7 @@ class LocalModelServer(LocalDaemonService):
             "model_uri": self.resolve_secrets(self.served_model_uri(config)),
             "name": self.served_name,
             "deadline": deadline,
+            "trust": {"trusted": config.trusted, "sha256": config.sha256},
         }
         # A little longer than the deadline: the supervisor's own "too late" answer is
         # worth waiting for, it tells what happened.
