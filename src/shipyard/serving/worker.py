@@ -42,14 +42,15 @@ __all__ = ["run_worker"]
 log = logging.getLogger("shipyard.serving")
 
 
-def _inherited_socket(env: str) -> socket.socket | None:
-    """The listening socket the supervisor bound for this worker (see ``_ports``)."""
-    fd = os.environ.get(env)
-    if not fd:
-        return None
-    sock = socket.socket(fileno=int(fd))
-    sock.setblocking(False)
-    return sock
+def _inherited_sockets(env: str) -> list[socket.socket]:
+    """The listening sockets the supervisor gave this worker (see ``_ports``): its own,
+    then the surplus of a handover it drains (see ``_listeners``)."""
+    sockets = []
+    for fd in filter(None, os.environ.get(env, "").split(",")):
+        sock = socket.socket(fileno=int(fd))
+        sock.setblocking(False)
+        sockets.append(sock)
+    return sockets
 
 
 def _bind_alone(host: str, port: int) -> socket.socket:
@@ -122,8 +123,8 @@ class Worker:
         channel_task = await self._open_channel()
         try:
             await self.load()
-            sock = self._bind_http()
-            http_task = await self._start_http(sock)
+            socks = self._bind_http()
+            http_task = await self._start_http(socks)
             if http_task is None:
                 return 4
             try:
@@ -157,18 +158,18 @@ class Worker:
         await self.send({"event": "failed", "error": message})
         sys.stderr.write(f"shipyard worker {os.getpid()}: {message}\n")
 
-    def _bind_http(self) -> socket.socket:
+    def _bind_http(self) -> list[socket.socket]:
         try:
-            return _inherited_socket(WORKER_HTTP_FD_ENV) or _bind_alone(
-                self.config.host, self.config.http_port
-            )
+            return _inherited_sockets(WORKER_HTTP_FD_ENV) or [
+                _bind_alone(self.config.host, self.config.http_port)
+            ]
         except OSError as err:
             raise ServiceError(
                 f"cannot listen on {self.config.host}:{self.config.http_port}: {err}"
             ) from err
 
-    async def _start_http(self, sock: socket.socket) -> asyncio.Task[None] | None:
-        """Serve HTTP on ``sock``; the task, or None if uvicorn stopped while starting."""
+    async def _start_http(self, socks: list[socket.socket]) -> asyncio.Task[None] | None:
+        """Serve HTTP on ``socks``; the task, or None if uvicorn stopped while starting."""
         app = HttpApp(self.dataplane, self.metrics, self.config.max_body_size)
         cfg = self.config
         limits = HttpLimits(
@@ -190,7 +191,7 @@ class Worker:
             timeout_keep_alive=max(1, int(cfg.idle_timeout)),
         )
         self._http = _Server(uv_config)
-        http_task = asyncio.create_task(self._http.serve(sockets=[sock]))
+        http_task = asyncio.create_task(self._http.serve(sockets=socks))
         while not self._http.started and not http_task.done():
             await asyncio.sleep(0.01)
         if http_task.done():
@@ -231,11 +232,13 @@ class Worker:
             from shipyard.serving.grpc import start_grpc_server
             from shipyard.serving.grpc._http2 import Http2Limits
 
+            inherited = _inherited_sockets(WORKER_GRPC_FD_ENV)
             self._grpc = await start_grpc_server(
                 self.dataplane,
                 self.config.host,
                 port,
-                sock=_inherited_socket(WORKER_GRPC_FD_ENV),
+                sock=inherited[0] if inherited else None,
+                draining=inherited[1:],
                 limits=Http2Limits(
                     preface_timeout=self.config.header_timeout,
                     idle_timeout=self.config.idle_timeout,
@@ -257,6 +260,15 @@ class Worker:
                 f"the gRPC listener failed to start: {type(err).__name__}: {err} "
                 "(serve without gRPC: --no-grpc)"
             ) from err
+
+    def _close_drained(self) -> None:
+        """Stop accepting on the surplus sockets of a handover (see ``_listeners``): the
+        supervisor steered new connections away from them a while ago."""
+        if self._http is not None:
+            for server in self._http.servers[1:]:
+                server.close()  # closes the socket too
+        if self._grpc is not None:
+            self._grpc.close_drained()
 
     def _models(self) -> list[dict[str, Any]]:
         return [
@@ -309,6 +321,9 @@ class Worker:
             return {"ok": True}
         if op == "status":
             return {"ok": True, "pid": os.getpid(), "models": self._models()}
+        if op == "close_drained":
+            self._close_drained()
+            return {"ok": True}
         return {"ok": False, "error": f"unknown op {op!r}"}
 
 

@@ -91,6 +91,9 @@ _CONTROL_PER_SECOND = 2_000
 _SETTINGS_COST = 10  # a SETTINGS frame may touch every stream's window: it costs more
 _MAX_EMPTY_FRAMES = 8
 _MAX_QUEUED_CONTROL = 1_000
+#: How long a connection told GOAWAY with no call in flight stays open for the peer to
+#: read it and hang up first.
+GOAWAY_LINGER_S = 1.0
 
 
 class _ProtocolViolation(Exception):
@@ -165,6 +168,7 @@ class Http2Connection(asyncio.Protocol):
         self._going_away = False
         self._reset_ids: dict[int, None] = {}  # streams we reset, oldest first
         self._server_preface = b""
+        self._linger: asyncio.TimerHandle | None = None
         self.closed: asyncio.Future[None] = self._loop.create_future()
 
     # -- hooks -----------------------------------------------------------------------
@@ -271,9 +275,10 @@ class Http2Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._linger):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._linger = None
         for stream_id in list(self._streams):
             self.stream_cancelled(stream_id)
         self._streams.clear()
@@ -299,6 +304,8 @@ class Http2Connection(asyncio.Protocol):
                 self._preface_seen = True
                 if self.transport is not None:
                     self.transport.write(self._server_preface)
+                if self._going_away:
+                    self._send_go_away()
             offset, end = 0, len(buffer)
             while end - offset >= 9:
                 head, flags, stream_id = _FRAME_HEADER.unpack_from(buffer, offset)
@@ -365,11 +372,26 @@ class Http2Connection(asyncio.Protocol):
         if self._going_away or self.transport is None:
             return
         self._going_away = True
-        if not self._preface_seen:  # our SETTINGS must be the first frame: say nothing
-            self.transport.close()
-            return
-        self.transport.write(_frame(_GOAWAY, 0, 0, struct.pack(">LL", self._last_stream, NO_ERROR)))
+        if self._preface_seen:  # else our SETTINGS come first, then this (data_received)
+            self._send_go_away()
+
+    def _send_go_away(self) -> None:
+        # Closing at once would make a client that is connecting, or sending its next
+        # call, fail it ("Socket closed"); told GOAWAY, it retries elsewhere by itself.
+        if self.transport is not None:
+            goaway = struct.pack(">LL", self._last_stream, NO_ERROR)
+            self.transport.write(_frame(_GOAWAY, 0, 0, goaway))
         if not self._streams:
+            self._close_soon()
+
+    def _close_soon(self) -> None:
+        """Close once the peer had time to read our GOAWAY and hang up itself (a close
+        with its next frames unread resets the connection, our last frames with it)."""
+        if self._linger is None and self.transport is not None:
+            self._linger = self._loop.call_later(GOAWAY_LINGER_S, self._close_now)
+
+    def _close_now(self) -> None:
+        if self.transport is not None:
             self.transport.close()
 
     def abort(self) -> None:
@@ -656,7 +678,7 @@ class Http2Connection(asyncio.Protocol):
             # Answered before the request ended (too large): tell the peer to stop sending.
             self._reset(stream.id, NO_ERROR)
         if self._going_away and not self._streams and self.transport is not None:
-            self.transport.close()
+            self._close_soon()
 
     def _grant(self, stream_id: int, increment: int) -> None:
         if self.transport is not None:
