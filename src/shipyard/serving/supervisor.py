@@ -23,6 +23,7 @@ from typing import Any
 
 from shipyard.errors import MissingDependencyError, ServiceError, ShipyardError
 from shipyard.serving._listeners import PortListeners
+from shipyard.serving.auth import check_exposure
 from shipyard.serving.config import ModelSpec, ServerConfig, check_model_name
 from shipyard.serving.control import (
     CONTROL_SOCKET_NAME,
@@ -78,6 +79,9 @@ class Supervisor:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.specs: list[ModelSpec] = config.all_models()
+        # Read once: a worker restarted later requires the token the server started with.
+        self.auth_token = config.resolved_auth_token()
+        check_exposure(config.host, self.auth_token is not None, config.insecure)
         self.workers = [_WorkerProc(i) for i in range(config.workers)]
         self._ids = itertools.count(1)
         self._stopping = False
@@ -224,6 +228,9 @@ class Supervisor:
                 "http_port": self.http_port,
                 "grpc_port": self.grpc_port,
                 "grpc_enabled": self.grpc_port is not None,
+                # The token travels in the worker's environment (``worker_env``) instead.
+                "auth_token_file": None,
+                "auth_token": None,
             }
         )
         return cfg.model_dump_json()
@@ -235,7 +242,12 @@ class Supervisor:
         http_fds = self._http.fds_for(worker.index)
         grpc_fds = self._grpc.fds_for(worker.index) if self._grpc is not None else []
         env = worker_env(
-            self._worker_config(), theirs.fileno(), self.metrics_dir, http_fds, grpc_fds
+            self._worker_config(),
+            theirs.fileno(),
+            self.metrics_dir,
+            http_fds,
+            grpc_fds,
+            self.auth_token,
         )
         fds = [theirs.fileno(), *http_fds, *grpc_fds]
         worker.ready = False
@@ -323,6 +335,9 @@ class Supervisor:
         if self.grpc_port is not None:
             lines.append(f"  gRPC:    {shown}:{self.grpc_port}")
         lines.append(f"  control: {self.control_path}")
+        if self.auth_token is not None:
+            where = self.config.auth_token_file or "SHIPYARD_SERVER_AUTH_TOKEN"
+            lines.append(f"  auth:    bearer token required (from {where})")
         print("\n".join(lines), flush=True)
 
     async def _watch(self, worker: _WorkerProc) -> None:
