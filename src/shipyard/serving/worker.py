@@ -24,6 +24,7 @@ import orjson
 import uvicorn
 
 from shipyard.errors import ConfigError, ServiceError, ShipyardError
+from shipyard.serving._budget import BufferBudget
 from shipyard.serving.auth import AuthApp, BearerAuth
 from shipyard.serving.config import ServerConfig
 from shipyard.serving.control import (
@@ -85,6 +86,8 @@ class Worker:
             # death would then fail the whole server's start-up instead of a restart).
             self.dataplane.not_ready_reason = "starting"
         self._channel_fd = channel_fd
+        #: Request bytes held over all connections, both transports (``_budget``).
+        self.budget = BufferBudget(config.buffered_bytes_cap())
         # Taken out of the environment: a predictor's subprocesses need not inherit it.
         token = os.environ.pop(WORKER_AUTH_TOKEN_ENV, None) or config.resolved_auth_token()
         self.auth = BearerAuth(token, config.open_paths) if token else None
@@ -175,7 +178,7 @@ class Worker:
 
     async def _start_http(self, socks: list[socket.socket]) -> asyncio.Task[None] | None:
         """Serve HTTP on ``socks``; the task, or None if uvicorn stopped while starting."""
-        app: Any = HttpApp(self.dataplane, self.metrics, self.config.max_body_size)
+        app: Any = HttpApp(self.dataplane, self.metrics, self.config.max_body_size, self.budget)
         if self.auth is not None:
             app = AuthApp(app, self.auth)  # wrapped only when on: no cost otherwise
         cfg = self.config
@@ -253,6 +256,7 @@ class Worker:
                 max_connections=self.config.max_connections,
                 # One limit for both transports: --max-body-size is the operator's promise.
                 max_message_bytes=self.config.max_body_size,
+                budget=self.budget,
                 auth=self.auth,
             )
         except ShipyardError:

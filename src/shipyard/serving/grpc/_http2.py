@@ -33,7 +33,10 @@ from __future__ import annotations
 import asyncio
 import struct
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from shipyard.serving._budget import BufferBudget
 
 from shipyard.serving.grpc._header_block import (
     HeaderBlockError,
@@ -127,6 +130,7 @@ class _Stream:
     body: list[bytes] = field(default_factory=list)
     body_len: int = 0
     buffered: int = 0  # bytes of this stream's DATA counted against the connection window
+    held: int = 0  # bytes of this stream's DATA taken from the worker's budget
     recv_window: int = RECEIVE_WINDOW
     recv_unacked: int = 0
     remote_closed: bool = False
@@ -139,9 +143,16 @@ class _Stream:
 class Http2Connection(asyncio.Protocol):
     """One client connection. Override ``request_received`` and ``stream_cancelled``."""
 
-    def __init__(self, max_body_bytes: int, limits: Http2Limits | None = None) -> None:
+    def __init__(
+        self,
+        max_body_bytes: int,
+        limits: Http2Limits | None = None,
+        budget: BufferBudget | None = None,
+    ) -> None:
         self.max_body_bytes = max_body_bytes
         self.limits = limits or Http2Limits()
+        #: The worker's cap on request bytes held across connections (``_budget``).
+        self._budget = budget
         self.transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._connection_window = max(MIN_CONNECTION_WINDOW, max_body_bytes + 2 * 2**16)
@@ -279,7 +290,8 @@ class Http2Connection(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
         self._timer = self._linger = None
-        for stream_id in list(self._streams):
+        for stream_id, stream in list(self._streams.items()):
+            self._give_back(stream)
             self.stream_cancelled(stream_id)
         self._streams.clear()
         self._blocked.clear()
@@ -424,6 +436,7 @@ class Http2Connection(asyncio.Protocol):
             stream = self._streams.pop(stream_id, None)
             if stream is not None:
                 self._blocked.pop(stream_id, None)
+                self._give_back(stream)
                 if stream.buffered:
                     self._release(stream.buffered)
                 self.stream_cancelled(stream_id)
@@ -533,13 +546,24 @@ class Http2Connection(asyncio.Protocol):
             data = payload[1 : size - payload[0]]
         if stream.discarding:
             self._release(size)
+        elif self._budget is not None and not self._budget.take(size):
+            # The worker holds all the request data it may: refused, not processed.
+            self._release(stream.buffered + size)
+            self._blocked.pop(stream_id, None)
+            self._reset(stream_id, REFUSED_STREAM)
+            stream.body = []
+            stream.remote_closed = True  # reset: _finish has nothing more to tell it
+            self._finish(stream)
+            return
         else:
+            stream.held += size
             stream.body.append(data)
             stream.body_len += len(data)
             stream.buffered += size
             if stream.body_len > self.max_body_bytes:
                 stream.discarding = True
                 stream.body.clear()
+                self._give_back(stream)
                 self._release(stream.buffered)
                 stream.buffered = 0
                 self.request_too_large(stream_id, stream.headers)
@@ -617,6 +641,7 @@ class Http2Connection(asyncio.Protocol):
             return  # a stream we already finished: harmless
         if increment == 0:
             self._streams.pop(stream_id, None)
+            self._give_back(stream)
             self._blocked.pop(stream_id, None)
             self._reset(stream_id, PROTOCOL_ERROR)
             self.stream_cancelled(stream_id)
@@ -670,9 +695,15 @@ class Http2Connection(asyncio.Protocol):
     def _stream_window(self, stream: _Stream) -> int:
         return min(self._send_window, self._peer_initial_window + stream.send_credit)
 
+    def _give_back(self, stream: _Stream) -> None:
+        if stream.held and self._budget is not None:
+            self._budget.give(stream.held)
+            stream.held = 0
+
     def _finish(self, stream: _Stream) -> None:
         """Our side of ``stream`` has ended."""
         self._streams.pop(stream.id, None)
+        self._give_back(stream)
         self._last_active = self._loop.time()
         if not stream.remote_closed and self.transport is not None:
             # Answered before the request ended (too large): tell the peer to stop sending.

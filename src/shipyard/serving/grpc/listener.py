@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from shipyard.errors import ServiceError
+from shipyard.serving._budget import BufferBudget
 from shipyard.serving.auth import BearerAuth
+from shipyard.serving.config import DEFAULT_MAX_BODY_SIZE
 from shipyard.serving.grpc._calls import GrpcConnection
 from shipyard.serving.grpc._http2 import Http2Limits
 from shipyard.serving.grpc._servicer import DataPlaneLike, InferenceServicer
@@ -27,8 +29,8 @@ __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "GrpcServerHandle", "start_grpc_server"]
 
 _log = logging.getLogger(__name__)
 
-#: 100 MB, the same limit as the REST body size.
-DEFAULT_MAX_MESSAGE_BYTES = 100 * 1024 * 1024
+#: The same limit as the REST body size.
+DEFAULT_MAX_MESSAGE_BYTES = DEFAULT_MAX_BODY_SIZE
 
 
 @dataclass(slots=True)
@@ -80,6 +82,7 @@ async def start_grpc_server(
     sock: socket.socket | None = None,
     draining: Sequence[socket.socket] = (),
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    budget: BufferBudget | None = None,
     limits: Http2Limits | None = None,
     max_connections: int = 1000,
     auth: BearerAuth | None = None,
@@ -90,9 +93,11 @@ async def start_grpc_server(
     (see ``.port``); a busy port raises ``ServiceError``. ``sock``, a listening socket
     bound by the supervisor, is served instead of binding ``host:port``, and so are the
     ``draining`` ones (the surplus of a handover, see ``serving._listeners``). Messages larger
-    than ``max_message_bytes`` are refused with RESOURCE_EXHAUSTED. ``limits`` are the
-    preface and idle timeouts; past ``max_connections`` open connections, new ones are
-    closed at once. With ``auth``, a call without its token ends ``UNAUTHENTICATED``.
+    than ``max_message_bytes`` are refused with RESOURCE_EXHAUSTED; past the worker's
+    ``budget`` of request bytes held, a call is refused with RST_STREAM REFUSED_STREAM.
+    ``limits`` are the preface and idle timeouts; past ``max_connections`` open
+    connections, new ones are closed at once. With ``auth``, a call without its token
+    ends ``UNAUTHENTICATED``.
     """
     loop = asyncio.get_running_loop()
     methods = InferenceServicer(dataplane).methods()
@@ -100,7 +105,7 @@ async def start_grpc_server(
 
     def factory() -> GrpcConnection:
         return GrpcConnection(
-            methods, max_message_bytes, connections, limits, max_connections, auth
+            methods, max_message_bytes, connections, limits, max_connections, auth, budget
         )
 
     try:
