@@ -59,10 +59,15 @@ def _v2_body(rows: np.ndarray) -> bytes:
     return json.dumps({"inputs": [tensor]}).encode()
 
 
-def _http_once(port: int, body: bytes, conn: list[http.client.HTTPConnection] | None) -> None:
+def _http_once(
+    port: int,
+    body: bytes,
+    conn: list[http.client.HTTPConnection] | None,
+    auth: dict[str, str],
+) -> None:
     """One request: on a new connection (``conn`` None), or on the kept-alive ``conn[0]``."""
     connection = conn[0] if conn else http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", **auth}
     if conn is None:
         headers["connection"] = "close"
     try:
@@ -81,14 +86,14 @@ def _http_once(port: int, body: bytes, conn: list[http.client.HTTPConnection] | 
             connection.close()
 
 
-def _grpc_once(port: int, rows: np.ndarray) -> None:
+def _grpc_once(port: int, rows: np.ndarray, auth: dict[str, str]) -> None:
     request = pb.ModelInferRequest(model_name="clf")
     tensor = request.inputs.add(name="input-0", datatype="FP64", shape=list(rows.shape))
     tensor.contents.fp64_contents.extend(rows.ravel().tolist())
     # A new channel (a new TCP connection) per call: each lands on a listening socket.
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
-        stub.ModelInfer(request, timeout=30)
+        stub.ModelInfer(request, timeout=30, metadata=list(auth.items()))
 
 
 def test_switching_worker_counts_under_many_connections_loses_nothing(
@@ -100,12 +105,13 @@ def test_switching_worker_counts_under_many_connections_loses_nothing(
     port, grpc_port = server.endpoint.port, server.grpc_port
     assert port is not None and grpc_port is not None
     body = _v2_body(models.rows)
+    auth = server.request_headers()
     keep: list[http.client.HTTPConnection] = [
         http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     ]
-    loops = [_Loop(lambda: _http_once(port, body, None)) for _ in range(3)]
-    loops.append(_Loop(lambda: _http_once(port, body, keep)))
-    loops.append(_Loop(lambda: _grpc_once(grpc_port, models.rows)))
+    loops = [_Loop(lambda: _http_once(port, body, None, auth)) for _ in range(3)]
+    loops.append(_Loop(lambda: _http_once(port, body, keep, auth)))
+    loops.append(_Loop(lambda: _grpc_once(grpc_port, models.rows, auth)))
     for loop in loops:
         loop.start()
     try:
