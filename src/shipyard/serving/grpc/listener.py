@@ -16,6 +16,7 @@ import logging
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from shipyard.errors import ServiceError
 from shipyard.serving._budget import BufferBudget
@@ -23,7 +24,10 @@ from shipyard.serving.auth import BearerAuth
 from shipyard.serving.config import DEFAULT_MAX_BODY_SIZE
 from shipyard.serving.grpc._calls import GrpcConnection
 from shipyard.serving.grpc._http2 import Http2Limits
-from shipyard.serving.grpc._servicer import DataPlaneLike, InferenceServicer
+from shipyard.serving.grpc._servicer import InferenceServicer
+
+if TYPE_CHECKING:
+    from shipyard.serving.dataplane import DataPlane
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "GrpcServerHandle", "start_grpc_server"]
 
@@ -75,7 +79,7 @@ def _address(host: str, port: int) -> str:
 
 
 async def start_grpc_server(
-    dataplane: DataPlaneLike,
+    dataplane: DataPlane,
     host: str,
     port: int,
     *,
