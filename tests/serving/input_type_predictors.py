@@ -56,3 +56,17 @@ class Scaled(Predictor):
     def predict(self, inputs: Any, params: dict[str, Any] | None = None) -> Any:
         k = float((params or {}).get("k", 1.0))
         return np.asarray(inputs)[:, 0] * k
+
+
+class Sleepy(Predictor):
+    """Takes MLflow-style params: sleeps ``params["sleep"]`` seconds, then fails when
+    ``params["fail"]`` is set (with a "secret" in the text) or returns the first column."""
+
+    def predict(self, inputs: Any, params: dict[str, Any] | None = None) -> Any:
+        import time
+
+        params = params or {}
+        time.sleep(float(params.get("sleep", 0.0)))
+        if params.get("fail"):
+            raise RuntimeError("cannot open /home/alice/.secret-token")
+        return np.asarray(inputs)[:, 0]

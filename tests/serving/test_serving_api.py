@@ -18,7 +18,7 @@ def test_public_names() -> None:
     assert shipyard.serving.DataPlane is DataPlane
     assert control.__all__ == [
         "CONTROL_SOCKET_NAME",
-        "TAKEOVER_PID_ENV",
+        "TAKEOVER_SOCKET_ENV",
         "WORKER_AUTH_TOKEN_ENV",
         "WORKER_CHANNEL_ENV",
         "WORKER_CONFIG_ENV",

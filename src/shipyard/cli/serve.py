@@ -41,7 +41,13 @@ def serve(
     ),
     no_batching: bool = typer.Option(False, "--no-batching", help="Turn adaptive batching off."),
     max_body_size: int | None = typer.Option(
-        None, "--max-body-size", help="Largest request body in bytes (default: 100 MB)."
+        None, "--max-body-size", help="Largest request body in bytes (default: 32 MiB)."
+    ),
+    max_buffered_bytes: int | None = typer.Option(
+        None,
+        "--max-buffered-bytes",
+        help="Request bytes a worker holds over all connections before it answers 503 "
+        "(default: 4 x --max-body-size, at least 256 MiB).",
     ),
     control_socket: Path | None = typer.Option(
         None, "--control-socket", help="Path of the control Unix socket."
@@ -112,6 +118,7 @@ def serve(
         max_batch_delay=max_batch_delay,
         no_batching=no_batching,
         max_body_size=max_body_size,
+        max_buffered_bytes=max_buffered_bytes,
         control_socket=control_socket,
         run_dir=run_dir,
         request_timeout=request_timeout,

@@ -34,6 +34,7 @@ def build_config(
     max_batch_delay: float | None = None,
     no_batching: bool = False,
     max_body_size: int | None = None,
+    max_buffered_bytes: int | None = None,
     control_socket: Path | None = None,
     run_dir: Path | None = None,
     request_timeout: float | None = None,
@@ -66,6 +67,7 @@ def build_config(
         ("grpc_port", grpc_port),
         ("workers", workers),
         ("max_body_size", max_body_size),
+        ("max_buffered_bytes", max_buffered_bytes),
         ("control_socket", control_socket),
         ("run_dir", run_dir),
         ("request_timeout", request_timeout),
@@ -128,7 +130,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, help="most rows per predict call")
     p.add_argument("--max-batch-delay", type=float, help="seconds a batch may wait")
     p.add_argument("--no-batching", action="store_true", help="turn adaptive batching off")
-    p.add_argument("--max-body-size", type=int, help="largest request body in bytes")
+    p.add_argument(
+        "--max-body-size", type=int, help="largest request body in bytes (default 32 MiB)"
+    )
+    p.add_argument(
+        "--max-buffered-bytes",
+        type=int,
+        help="request bytes a worker holds over all connections before 503 "
+        "(default 4 x --max-body-size, at least 256 MiB)",
+    )
     p.add_argument("--control-socket", type=Path, help="path of the control Unix socket")
     p.add_argument("--run-dir", type=Path, help="folder for the control socket and metrics")
     p.add_argument("--request-timeout", type=float, help="seconds per request (default 60)")
@@ -172,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             max_batch_delay=args.max_batch_delay,
             no_batching=args.no_batching,
             max_body_size=args.max_body_size,
+            max_buffered_bytes=args.max_buffered_bytes,
             control_socket=args.control_socket,
             run_dir=args.run_dir,
             request_timeout=args.request_timeout,

@@ -13,18 +13,25 @@ same port used to start, print "ready" and take half the connections. So:
   server's sockets, and a restarted worker gets the same socket (and the connections
   queued on it meanwhile);
 * a server that raced us between the probe and the bind shows up as a foreign listener on
-  the port in ``/proc/net/tcp``: both sides see it and refuse to start.
+  the port in ``/proc/net/tcp``: both sides see it and refuse to start;
+* a rolling replacement does not share the port with the server it replaces: it is
+  handed that server's listening sockets (``serving._handover``) and keeps accepting on
+  them, so no connection the kernel queued on them is ever reset; ``steer`` lets a
+  server with fewer workers stop new connections to the sockets it has no worker for.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import socket
+import struct
+from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["PortInUseError", "bind_listeners", "describe_holder"]
+__all__ = ["PortInUseError", "bind_listeners", "describe_holder", "steer"]
 
 _BACKLOG = 2048
 
@@ -55,21 +62,22 @@ def _probe(host: str, port: int) -> None:
 
 
 def bind_listeners(
-    host: str, port: int, count: int, takeover_pid: int | None = None
+    host: str, port: int, count: int, inherited: Sequence[socket.socket] = ()
 ) -> list[socket.socket]:
     """``count`` listening sockets on ``host:port`` sharing it through SO_REUSEPORT.
 
     ``port`` 0 picks a free port (the same for all). Raises ``PortInUseError`` naming the
-    holder if another process holds the port or joins it while we bind. With
-    ``takeover_pid``, the listeners of that process's group (the server this one
-    replaces) are allowed beside ours; no other.
+    holder if another process holds the port or joins it while we bind. ``inherited``
+    are listening sockets on that port handed over by the server this one replaces
+    (``serving._handover``): they come first, in order (all of them, even beyond
+    ``count``), and only the missing ones are bound anew; their other holder (the old
+    server) is then no stranger.
     """
-    allowed = _group_socket_inodes(takeover_pid) if takeover_pid else set()
-    if port != 0 and not allowed:
+    sockets: list[socket.socket] = list(inherited)
+    if port != 0 and not sockets:
         _probe(host, port)
-    sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for _ in range(count - len(sockets)):
             sock = socket.socket(_family(host), socket.SOCK_STREAM)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -78,17 +86,44 @@ def bind_listeners(
             port = sock.getsockname()[1]
             sock.listen(_BACKLOG)
         ours = {os.fstat(s.fileno()).st_ino for s in sockets}
-        foreign = [i for i in _listening_inodes(port) if i not in ours and i not in allowed]
+        foreign = [i for i in _listening_inodes(port) if i not in ours]
         if foreign:
             raise PortInUseError(
                 errno.EADDRINUSE,
                 f"port {port} on {host} is already in use by {describe_holder(port, ours)}",
             )
     except BaseException:
-        for sock in sockets:
+        for sock in sockets[len(inherited) :]:
             sock.close()
         raise
     return sockets
+
+
+# Classic BPF for SO_ATTACH_REUSEPORT_CBPF: A = a random number; A %= keep; return A. The
+# kernel sends a new connection to the group's socket at that index (sockets are indexed
+# in the order they started listening; closing one moves the last into its slot).
+_LD_W_ABS, _ALU_MOD_K, _RET_A = 0x20, 0x94, 0x16
+_SKF_AD_RANDOM = 0xFFFFF000 + 56  # SKF_AD_OFF + SKF_AD_RANDOM
+_SO_ATTACH_REUSEPORT_CBPF = 51
+
+
+def steer(sock: socket.socket, keep: int) -> bool:
+    """Send the new connections of ``sock``'s SO_REUSEPORT group only to its first
+    ``keep`` sockets (in listening order), spread at random; the others get no new
+    connection and can be drained and closed without one waiting in their queue.
+
+    Returns False where the kernel refuses the program: the caller then keeps every
+    socket served instead of closing any.
+    """
+    program = [(_LD_W_ABS, 0, 0, _SKF_AD_RANDOM), (_ALU_MOD_K, 0, 0, keep), (_RET_A, 0, 0, 0)]
+    code = b"".join(struct.pack("HBBI", *insn) for insn in program)
+    buffer = ctypes.create_string_buffer(code)
+    fprog = struct.pack("HP", len(program), ctypes.addressof(buffer))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_REUSEPORT_CBPF, fprog)
+    except OSError:
+        return False
+    return True
 
 
 def _listening_inodes(port: int) -> list[int]:
@@ -102,20 +137,6 @@ def _listening_inodes(port: int) -> list[int]:
                 listening = len(fields) > 9 and fields[3] == "0A"
                 if listening and int(fields[1].rsplit(":", 1)[1], 16) == port:
                     inodes.append(int(fields[9]))
-    return inodes
-
-
-def _group_socket_inodes(pid: int) -> set[int]:
-    """Inodes of the sockets held by the processes in ``pid``'s process group."""
-    try:
-        group = os.getpgid(pid)
-    except OSError:
-        return set()
-    inodes: set[int] = set()
-    for proc in _processes():
-        with contextlib.suppress(OSError):
-            if os.getpgid(int(proc.name)) == group:
-                inodes |= _socket_inodes(proc)
     return inodes
 
 

@@ -27,8 +27,13 @@ __all__ = [
     "check_model_name",
 ]
 
-#: 100 MB: big enough for a 100-row image batch, small enough to refuse a runaway upload.
-DEFAULT_MAX_BODY_SIZE = 100 * 1024 * 1024
+#: 32 MiB: a few million JSON numbers or a 100-image uint8 batch, per request (it used to
+#: be 100 MB). gRPC's own default is 4 MiB, nginx's 1 MiB; MLServer and KServe's REST
+#: servers set none and leave the cap to the ingress. Ours is per request; what a worker
+#: holds over all its connections is capped by ``max_buffered_bytes``.
+DEFAULT_MAX_BODY_SIZE = 32 * 1024 * 1024
+#: The least per-worker cap on request bytes held (``max_buffered_bytes``).
+MIN_BUFFERED_BYTES = 256 * 1024 * 1024
 
 # A name is one URL path segment in /v2/models/{name}/infer and /v1/models/{name}:predict:
 # '/' would split it, and '.'/'..' alone would be resolved away by clients.
@@ -130,7 +135,13 @@ class ServerConfig(BaseSettings):
     model_repository: Path | None = None
     """A directory with one model per subfolder, served under the subfolder's name."""
     max_body_size: int = Field(default=DEFAULT_MAX_BODY_SIZE, ge=1)
-    """Largest request body in bytes; bigger ones get 413 without being read."""
+    """Largest request body (HTTP) or message (gRPC) in bytes, 32 MiB by default; bigger
+    ones get 413 / RESOURCE_EXHAUSTED without being read."""
+    max_buffered_bytes: int | None = Field(default=None, ge=1)
+    """Request bytes one worker holds at once over all its connections (bodies being
+    received, queued or predicted); past it a request gets 503 with ``Retry-After`` (the
+    connection closes) or RST_STREAM REFUSED_STREAM on gRPC. ``None``: four times
+    ``max_body_size``, at least 256 MiB."""
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     """Default batching for every model."""
     run_dir: Path | None = None
@@ -218,6 +229,12 @@ class ServerConfig(BaseSettings):
                 if sub.is_dir() and not sub.name.startswith("."):
                     specs.append(ModelSpec(uri=str(sub), name=sub.name))
         return specs
+
+    def buffered_bytes_cap(self) -> int:
+        """``max_buffered_bytes``, or its default."""
+        if self.max_buffered_bytes is not None:
+            return self.max_buffered_bytes
+        return max(MIN_BUFFERED_BYTES, 4 * self.max_body_size)
 
     def batching_for(self, spec: ModelSpec) -> BatchingConfig:
         return spec.batching if spec.batching is not None else self.batching

@@ -32,6 +32,11 @@ Commands:
     abandoned and the old model keeps serving: a reload nobody waits for never takes
     effect behind the caller's back.
 
+``{"op": "handover"}``
+    → one JSON line ``{"ok": true, "counts": {"http": n, "grpc": m}}`` with the server's
+    listening sockets attached (SCM_RIGHTS), in their SO_REUSEPORT group's order: the
+    server replacing this one accepts on them (``serving._handover``).
+
 Anything else → ``{"ok": false, "error": "..."}``.
 
 ``send_command(socket_path, command, timeout)`` is the client; the local model deployer
@@ -54,7 +59,7 @@ from shipyard.errors import ServiceError
 
 __all__ = [
     "CONTROL_SOCKET_NAME",
-    "TAKEOVER_PID_ENV",
+    "TAKEOVER_SOCKET_ENV",
     "WORKER_AUTH_TOKEN_ENV",
     "WORKER_CHANNEL_ENV",
     "WORKER_CONFIG_ENV",
@@ -74,9 +79,10 @@ WORKER_MODULE = "shipyard.serving.worker"
 #: The worker's ``ServerConfig`` as JSON.
 WORKER_CONFIG_ENV = "SHIPYARD_WORKER_CONFIG"
 #: Set on a supervisor started to replace a running one (a rolling replacement): the
-#: old supervisor's pid, whose process group may keep listening on the same ports until
-#: the new one is ready. Any other listener still makes start-up fail.
-TAKEOVER_PID_ENV = "SHIPYARD_TAKEOVER_PID"
+#: old supervisor's control socket, which hands it its listening sockets (``_handover``)
+#: so the two never share a port by SO_REUSEPORT. Any other listener still makes
+#: start-up fail.
+TAKEOVER_SOCKET_ENV = "SHIPYARD_TAKEOVER_SOCKET"
 #: The file descriptor of the worker's end of the supervisor channel (a socketpair).
 WORKER_CHANNEL_ENV = "SHIPYARD_WORKER_CHANNEL"
 #: The bearer token the worker requires (the supervisor read it once); never in the
@@ -87,7 +93,9 @@ WORKER_METRICS_ENV = "SHIPYARD_WORKER_METRICS_DIR"
 
 
 #: The file descriptors of the listening sockets the supervisor bound for this worker
-#: (HTTP; gRPC when served): workers never bind a port themselves (see ``_ports``).
+#: (HTTP; gRPC when served), comma-separated: the worker's own first, then the surplus
+#: sockets of a handover it drains (see ``_listeners``). Workers never bind a port
+#: themselves (see ``_ports``).
 WORKER_HTTP_FD_ENV = "SHIPYARD_WORKER_HTTP_FD"
 WORKER_GRPC_FD_ENV = "SHIPYARD_WORKER_GRPC_FD"
 
@@ -96,20 +104,21 @@ def worker_env(
     config_json: str,
     channel_fd: int,
     metrics_dir: Path,
-    http_fd: int | None = None,
-    grpc_fd: int | None = None,
+    http_fds: list[int] | None = None,
+    grpc_fds: list[int] | None = None,
     auth_token: str | None = None,
 ) -> dict[str, str]:
     """The environment of a worker process: this one's, plus what the worker reads."""
     env = dict(os.environ)
+    env.pop(TAKEOVER_SOCKET_ENV, None)
     if auth_token is not None:
         env[WORKER_AUTH_TOKEN_ENV] = auth_token
     env[WORKER_CONFIG_ENV] = config_json
     env[WORKER_CHANNEL_ENV] = str(channel_fd)
     env[WORKER_METRICS_ENV] = str(metrics_dir)
-    for name, fd in ((WORKER_HTTP_FD_ENV, http_fd), (WORKER_GRPC_FD_ENV, grpc_fd)):
-        if fd is not None:
-            env[name] = str(fd)
+    for name, fds in ((WORKER_HTTP_FD_ENV, http_fds), (WORKER_GRPC_FD_ENV, grpc_fds)):
+        if fds:
+            env[name] = ",".join(map(str, fds))
     return env
 
 

@@ -226,32 +226,14 @@ class DataPlane:
         else:
             inputs = model_inputs(request.inputs, entry.signature, entry.text_inputs)
         inputs = as_input_type(inputs, entry.input_type, entry.signature)
-        if request.params is not None:
-            return await self._run_with_params(entry, inputs, request)
-        return await self._admit(entry, inputs, request.id, request.outputs, timeout)
-
-    async def _run_with_params(
-        self, entry: ModelEntry, inputs: Any, request: InferenceRequest
-    ) -> InferenceResponse:
-        """One request with MLflow ``params``: never merged with others (their params may
-        differ), so it bypasses the batcher."""
-        hooks = entry.hooks
-        if not hooks.takes_params:
+        if request.params is not None and not entry.hooks.takes_params:
             raise BadRequestError(
-                f'The request has "params", but model {entry.name!r} ({hooks.name}) takes '
-                'none: drop "params", or give the predictor '
+                f'The request has "params", but model {entry.name!r} ({entry.hooks.name}) '
+                'takes none: drop "params", or give the predictor '
                 "predict(self, inputs, params=None)."
             )
-        pre = await hooks.preprocess(inputs)
-        out = await hooks.predict(pre, request.params)
-        post = await hooks.postprocess(out)
-        tensors, is_frame = output_tensors(post, entry.signature, request.outputs)
-        return InferenceResponse(
-            model_name=entry.name,
-            model_version=entry.version,
-            id=request.id,
-            outputs=tensors,
-            parameters={"content_type": "pd"} if is_frame else {},
+        return await self._admit(
+            entry, inputs, request.id, request.outputs, timeout, request.params
         )
 
     async def infer_dataframe(
@@ -273,8 +255,10 @@ class DataPlane:
         request_id: str | None,
         requested: list[RequestedOutput] | None,
         timeout: float | None,
+        params: dict[str, Any] | None = None,
     ) -> InferenceResponse:
-        """Refuse at once when the model's queue is full; else run within the deadline."""
+        """Refuse at once when the model's queue is full; else run within the deadline.
+        Every request comes through here, MLflow ``params`` or not."""
         admission = entry.admission
         if entry.inflight >= admission.max_queue:
             raise OverloadedError(
@@ -290,7 +274,7 @@ class DataPlane:
             # A timeout cancels the wait: a queued request leaves the batcher's queue
             # unpredicted; one inside a running predict is not torn out of its batch.
             async with deadline:
-                return await self._run(entry, inputs, request_id, requested)
+                return await self._run(entry, inputs, request_id, requested, params)
         except PredictorError as err:
             if self.expose_errors:
                 raise
@@ -312,9 +296,12 @@ class DataPlane:
         inputs: Any,
         request_id: str | None,
         requested: list[RequestedOutput] | None,
+        params: dict[str, Any] | None = None,
     ) -> InferenceResponse:
         hooks = entry.hooks
-        batcher = entry.batcher
+        # A request with MLflow ``params`` is never merged with others (their params may
+        # differ): it runs alone, past the batcher.
+        batcher = entry.batcher if params is None else None
         if hooks.pre_is_async and batcher is not None:
             batcher.arriving += 1
             try:
@@ -326,7 +313,7 @@ class DataPlane:
         if batcher is not None:
             out = await batcher.submit(pre)
         else:
-            out = await hooks.predict(pre)
+            out = await hooks.predict(pre, params)
             if self.metrics is not None:
                 rows = getattr(pre, "shape", (1,))[0] if getattr(pre, "ndim", 0) else 1
                 self.metrics.observe_batch(entry.name, int(rows), 1)

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import MissingDependencyError, ServiceError, ShipyardError
+from shipyard.serving._listeners import PortListeners
 from shipyard.serving.auth import check_exposure
 from shipyard.serving.config import ModelSpec, ServerConfig, check_model_name
 from shipyard.serving.control import (
     CONTROL_SOCKET_NAME,
-    TAKEOVER_PID_ENV,
+    TAKEOVER_SOCKET_ENV,
     WORKER_MODULE,
     worker_env,
 )
@@ -36,6 +37,10 @@ __all__ = ["Supervisor", "check_serve_extra", "run_supervisor"]
 _RESTART_BACKOFF_MAX = 5.0
 #: Consecutive failed starts of a worker after which the supervisor stops restarting it.
 _MAX_FAILED_STARTS = 5
+#: How long the workers keep accepting on the surplus sockets of a handover after new
+#: connections were steered away from them, before those are closed: long enough for
+#: any handshake the kernel had begun to finish and be accepted.
+_DRAIN_S = 10.0
 
 
 class _WorkerProc:
@@ -92,9 +97,14 @@ class Supervisor:
         self.metrics_dir = self.run_dir / "metrics"
         self.http_port = 0
         self.grpc_port: int | None = None
-        # One listening socket per worker and port, bound here (see ``_ports``).
-        self._http_socks: list[socket.socket] = []
-        self._grpc_socks: list[socket.socket] = []
+        # One listening socket per worker and port, bound here or handed over by the
+        # server this one replaces (see ``_ports``, ``_handover``).
+        self._http: PortListeners | None = None
+        self._grpc: PortListeners | None = None
+        self._took_over = False
+        #: Set once a successor was handed our sockets: it counts on our workers to
+        #: accept on all of them until we stop, the surplus we drain included.
+        self._handed_over = False
         self._reloading: dict[str, Any] | None = None
         #: Why the server is broken for good (a worker that cannot be restarted), or None.
         self.error: str | None = None
@@ -123,31 +133,92 @@ class Supervisor:
             ) from err
 
     def _bind_ports(self) -> None:
-        from shipyard.serving._ports import bind_listeners
-
         cfg = self.config
         count = len(self.workers)
-        takeover = int(os.environ.get(TAKEOVER_PID_ENV) or 0) or None
-        self._http_socks = bind_listeners(cfg.host, cfg.http_port, count, takeover)
-        self.http_port = self._http_socks[0].getsockname()[1]
+        inherited = self._take_over()
+        self._http = PortListeners.bind(cfg.host, cfg.http_port, count, inherited.get("http", []))
+        self.http_port = self._http.port
         if cfg.grpc_enabled and _grpc_available():
             wanted = cfg.grpc_port
             if wanted is None:
                 wanted = self.http_port + 1 if cfg.http_port != 0 else 0
-            self._grpc_socks = bind_listeners(cfg.host, wanted, count, takeover)
-            self.grpc_port = self._grpc_socks[0].getsockname()[1]
+            self._grpc = PortListeners.bind(cfg.host, wanted, count, inherited.get("grpc", []))
+            self.grpc_port = self._grpc.port
+
+    def _take_over(self) -> dict[str, list[socket.socket]]:
+        """The listening sockets of the server this one replaces (``TAKEOVER_SOCKET_ENV``),
+        those on the host and ports this one serves; none when it is not a replacement,
+        or the old server is gone (then the ports are bound anew)."""
+        from shipyard.serving._handover import receive_listeners
+
+        path = os.environ.get(TAKEOVER_SOCKET_ENV)
+        if not path:
+            return {}
+        try:
+            ports = receive_listeners(path)
+        except OSError as err:
+            sys.stderr.write(f"shipyard: no handover from {path} ({err}); binding the ports\n")
+            return {}
+        cfg = self.config
+        wanted = {"http": cfg.http_port, "grpc": cfg.grpc_port}
+        if wanted["grpc"] is None and cfg.http_port:
+            wanted["grpc"] = cfg.http_port + 1
+        kept: dict[str, list[socket.socket]] = {}
+        for name, socks in ports.items():
+            for sock in socks:
+                if _serves(sock, cfg.host, wanted.get(name)):
+                    kept.setdefault(name, []).append(sock)
+                else:
+                    sock.close()  # our copy only: the old server keeps serving it
+        self._took_over = bool(kept)
+        return kept
+
+    def _listeners(self) -> list[PortListeners]:
+        return [p for p in (self._http, self._grpc) if p is not None]
 
     def _close_listeners(self) -> None:
-        for sock in (*self._http_socks, *self._grpc_socks):
-            sock.close()
+        for ports in self._listeners():
+            ports.close()
 
     def _retire_listeners(self, worker: _WorkerProc) -> None:
         """Close our copies of a worker's listening sockets once nobody will accept on
         them again: the kernel then stops routing new connections to them (with
         SO_REUSEPORT it would keep queueing a share of them where nobody answers)."""
-        for socks in (self._http_socks, self._grpc_socks):
-            if worker.index < len(socks):
-                socks[worker.index].close()
+        for ports in self._listeners():
+            ports.retire(worker.index)
+
+    def _settle_listeners(self) -> None:
+        """Once every worker is ready after a handover: spread new connections over the
+        workers' own sockets only, and close the surplus after ``_DRAIN_S``."""
+        if not self._took_over:
+            return
+        count = len(self.workers)
+        steered = all(ports.steer(count) for ports in self._listeners())
+        draining = any(ports.draining for ports in self._listeners())
+        if not draining:
+            return
+        if not steered:
+            for ports in self._listeners():
+                ports.may_close_drained = False
+            sys.stderr.write("shipyard: cannot steer connections; serving the surplus sockets\n")
+            return
+        task = asyncio.create_task(self._close_drained_later())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _close_drained_later(self) -> None:
+        await asyncio.sleep(_DRAIN_S)
+        async with self._reload_lock:  # not half-way through a worker's restart
+            if self._stopping or self._handed_over:
+                return
+            if not all(p.may_close_drained for p in self._listeners()):
+                return
+            for ports in self._listeners():
+                ports.close_drained()
+            live = [w for w in self.workers if w.proc is not None and w.proc.returncode is None]
+            await asyncio.gather(
+                *(w.request({"op": "close_drained"}, next(self._ids), 10) for w in live)
+            )
 
     def _worker_config(self) -> str:
         cfg = self.config.model_copy(
@@ -166,17 +237,19 @@ class Supervisor:
 
     async def _spawn(self, worker: _WorkerProc) -> None:
         ours, theirs = socket.socketpair()
-        http_fd = self._http_socks[worker.index].fileno()
-        grpc_fd = self._grpc_socks[worker.index].fileno() if self._grpc_socks else None
+        if self._http is None:
+            raise ServiceError("the supervisor has not bound its ports")
+        http_fds = self._http.fds_for(worker.index)
+        grpc_fds = self._grpc.fds_for(worker.index) if self._grpc is not None else []
         env = worker_env(
             self._worker_config(),
             theirs.fileno(),
             self.metrics_dir,
-            http_fd,
-            grpc_fd,
+            http_fds,
+            grpc_fds,
             self.auth_token,
         )
-        fds = [fd for fd in (theirs.fileno(), http_fd, grpc_fd) if fd is not None]
+        fds = [theirs.fileno(), *http_fds, *grpc_fds]
         worker.ready = False
         worker.failed = None
         worker.ready_event = asyncio.Event()
@@ -232,6 +305,7 @@ class Supervisor:
             reason = broken[0].failed or f"worker exited with code {await broken[0].proc.wait()}"  # type: ignore[union-attr]
             await self.stop()
             raise ServiceError(f"The model server could not start: {reason}")
+        self._settle_listeners()
 
     # -- running ---------------------------------------------------------------------
 
@@ -348,6 +422,9 @@ class Supervisor:
                     command = json.loads(line)
                     if not isinstance(command, dict):
                         raise ValueError("a command is a JSON object")
+                    if command.get("op") == "handover":
+                        await self._hand_over(writer)
+                        continue
                     answer = await self._command_unless_abandoned(command, reader)
                 except ValueError as err:
                     answer = {"ok": False, "error": f"unreadable command: {err}"}
@@ -359,6 +436,25 @@ class Supervisor:
             pass
         finally:
             writer.close()
+
+    async def _hand_over(self, writer: asyncio.StreamWriter) -> None:
+        """Send our listening sockets to the server replacing us (``_handover``): it
+        accepts on them beside our workers until we stop, then alone."""
+        from shipyard.serving._handover import send_listeners
+
+        await writer.drain()
+        for _ in range(100):  # the answer before this one must have left first
+            if writer.transport.get_write_buffer_size() == 0:
+                break
+            await asyncio.sleep(0.01)
+        raw = writer.get_extra_info("socket")
+        self._handed_over = True
+        ports = {"http": self._http.handover() if self._http else []}
+        if self._grpc is not None:
+            ports["grpc"] = self._grpc.handover()
+        with socket.socket(fileno=os.dup(raw.fileno())) as connection:
+            connection.settimeout(5.0)
+            await asyncio.to_thread(send_listeners, connection, ports)
 
     async def _command_unless_abandoned(
         self, command: dict[str, Any], reader: asyncio.StreamReader
@@ -509,6 +605,17 @@ class Supervisor:
         # With its trust options: a restarted worker loads it as the reload did.
         self.specs.append(spec)
         return {"ok": True, "models": self.status()["models"]}
+
+
+def _serves(sock: socket.socket, host: str, port: int | None) -> bool:
+    """Whether ``sock`` listens on ``host:port`` (a named port: 0 means a new one)."""
+    if not port:
+        return False
+    try:
+        wanted = socket.getaddrinfo(host.strip("[]"), port, sock.family, socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return any(tuple(sock.getsockname()[:2]) == tuple(w[4][:2]) for w in wanted)
 
 
 def _trust_of(command: dict[str, Any]) -> dict[str, Any] | None:

@@ -24,6 +24,7 @@ import orjson
 import uvicorn
 
 from shipyard.errors import ConfigError, ServiceError, ShipyardError
+from shipyard.serving._budget import BufferBudget
 from shipyard.serving.auth import AuthApp, BearerAuth
 from shipyard.serving.config import ServerConfig
 from shipyard.serving.control import (
@@ -44,14 +45,15 @@ __all__ = ["run_worker"]
 log = logging.getLogger("shipyard.serving")
 
 
-def _inherited_socket(env: str) -> socket.socket | None:
-    """The listening socket the supervisor bound for this worker (see ``_ports``)."""
-    fd = os.environ.get(env)
-    if not fd:
-        return None
-    sock = socket.socket(fileno=int(fd))
-    sock.setblocking(False)
-    return sock
+def _inherited_sockets(env: str) -> list[socket.socket]:
+    """The listening sockets the supervisor gave this worker (see ``_ports``): its own,
+    then the surplus of a handover it drains (see ``_listeners``)."""
+    sockets = []
+    for fd in filter(None, os.environ.get(env, "").split(",")):
+        sock = socket.socket(fileno=int(fd))
+        sock.setblocking(False)
+        sockets.append(sock)
+    return sockets
 
 
 def _bind_alone(host: str, port: int) -> socket.socket:
@@ -84,6 +86,8 @@ class Worker:
             # death would then fail the whole server's start-up instead of a restart).
             self.dataplane.not_ready_reason = "starting"
         self._channel_fd = channel_fd
+        #: Request bytes held over all connections, both transports (``_budget``).
+        self.budget = BufferBudget(config.buffered_bytes_cap())
         # Taken out of the environment: a predictor's subprocesses need not inherit it.
         token = os.environ.pop(WORKER_AUTH_TOKEN_ENV, None) or config.resolved_auth_token()
         self.auth = BearerAuth(token, config.open_paths) if token else None
@@ -127,8 +131,8 @@ class Worker:
         channel_task = await self._open_channel()
         try:
             await self.load()
-            sock = self._bind_http()
-            http_task = await self._start_http(sock)
+            socks = self._bind_http()
+            http_task = await self._start_http(socks)
             if http_task is None:
                 return 4
             try:
@@ -162,19 +166,19 @@ class Worker:
         await self.send({"event": "failed", "error": message})
         sys.stderr.write(f"shipyard worker {os.getpid()}: {message}\n")
 
-    def _bind_http(self) -> socket.socket:
+    def _bind_http(self) -> list[socket.socket]:
         try:
-            return _inherited_socket(WORKER_HTTP_FD_ENV) or _bind_alone(
-                self.config.host, self.config.http_port
-            )
+            return _inherited_sockets(WORKER_HTTP_FD_ENV) or [
+                _bind_alone(self.config.host, self.config.http_port)
+            ]
         except OSError as err:
             raise ServiceError(
                 f"cannot listen on {self.config.host}:{self.config.http_port}: {err}"
             ) from err
 
-    async def _start_http(self, sock: socket.socket) -> asyncio.Task[None] | None:
-        """Serve HTTP on ``sock``; the task, or None if uvicorn stopped while starting."""
-        app: Any = HttpApp(self.dataplane, self.metrics, self.config.max_body_size)
+    async def _start_http(self, socks: list[socket.socket]) -> asyncio.Task[None] | None:
+        """Serve HTTP on ``socks``; the task, or None if uvicorn stopped while starting."""
+        app: Any = HttpApp(self.dataplane, self.metrics, self.config.max_body_size, self.budget)
         if self.auth is not None:
             app = AuthApp(app, self.auth)  # wrapped only when on: no cost otherwise
         cfg = self.config
@@ -197,7 +201,7 @@ class Worker:
             timeout_keep_alive=max(1, int(cfg.idle_timeout)),
         )
         self._http = _Server(uv_config)
-        http_task = asyncio.create_task(self._http.serve(sockets=[sock]))
+        http_task = asyncio.create_task(self._http.serve(sockets=socks))
         while not self._http.started and not http_task.done():
             await asyncio.sleep(0.01)
         if http_task.done():
@@ -238,11 +242,13 @@ class Worker:
             from shipyard.serving.grpc import start_grpc_server
             from shipyard.serving.grpc._http2 import Http2Limits
 
+            inherited = _inherited_sockets(WORKER_GRPC_FD_ENV)
             self._grpc = await start_grpc_server(
                 self.dataplane,
                 self.config.host,
                 port,
-                sock=_inherited_socket(WORKER_GRPC_FD_ENV),
+                sock=inherited[0] if inherited else None,
+                draining=inherited[1:],
                 limits=Http2Limits(
                     preface_timeout=self.config.header_timeout,
                     idle_timeout=self.config.idle_timeout,
@@ -250,6 +256,7 @@ class Worker:
                 max_connections=self.config.max_connections,
                 # One limit for both transports: --max-body-size is the operator's promise.
                 max_message_bytes=self.config.max_body_size,
+                budget=self.budget,
                 auth=self.auth,
             )
         except ShipyardError:
@@ -265,6 +272,15 @@ class Worker:
                 f"the gRPC listener failed to start: {type(err).__name__}: {err} "
                 "(serve without gRPC: --no-grpc)"
             ) from err
+
+    def _close_drained(self) -> None:
+        """Stop accepting on the surplus sockets of a handover (see ``_listeners``): the
+        supervisor steered new connections away from them a while ago."""
+        if self._http is not None:
+            for server in self._http.servers[1:]:
+                server.close()  # closes the socket too
+        if self._grpc is not None:
+            self._grpc.close_drained()
 
     def _models(self) -> list[dict[str, Any]]:
         return [
@@ -319,6 +335,9 @@ class Worker:
             return {"ok": True}
         if op == "status":
             return {"ok": True, "pid": os.getpid(), "models": self._models()}
+        if op == "close_drained":
+            self._close_drained()
+            return {"ok": True}
         return {"ok": False, "error": f"unknown op {op!r}"}
 
 

@@ -2,11 +2,12 @@
 count, ports, host) without an outage.
 
 A second supervisor is started beside the running one with the new settings. On the same
-ports both share the listening sockets (SO_REUSEPORT, as workers of one server do), so the
-URL never stops answering. Only when every new worker is ready (the new supervisor's
-control ``status`` says so) is the old supervisor told to stop, and it drains its requests
-in flight (SIGTERM). If the new one fails to come up in time it is killed and the old one
-keeps serving, untouched.
+ports it is handed the old one's listening sockets (``serving._handover``) and its
+workers accept on them beside the old workers, so the URL never stops answering and no
+connection waiting in a socket's queue is lost when the old ones stop. Only when every
+new worker is ready (the new supervisor's control ``status`` says so) is the old
+supervisor told to stop, and it drains its requests in flight (SIGTERM). If the new one
+fails to come up in time it is killed and the old one keeps serving, untouched.
 
 While both run, the new process is recorded in ``pid.next.json`` (so an interrupted
 replacement leaves nothing unknown behind: the next status check kills it); it becomes
@@ -36,7 +37,7 @@ def roll(server: LocalModelServer, timeout: float) -> None:
     (already set to the new settings by the caller). Raises ServiceError if the new
     processes do not become ready within ``timeout``; the old ones then keep serving."""
     from shipyard.deployers.local.service import remove_control_socket
-    from shipyard.serving.control import TAKEOVER_PID_ENV
+    from shipyard.serving.control import TAKEOVER_SOCKET_ENV
 
     old = server.pid_info()
     old_socket = server.control_socket
@@ -47,8 +48,8 @@ def roll(server: LocalModelServer, timeout: float) -> None:
     next_path = server.run_path / NEXT_PID_FILE
     server.write_banner(command)
     try:
-        # The new supervisor may share the ports with the old one's group, no other.
-        env = {**server.environment(), TAKEOVER_PID_ENV: str(old[0])}
+        # The new supervisor is handed the old one's listening sockets (no sharing).
+        env = {**server.environment(), TAKEOVER_SOCKET_ENV: str(old_socket)}
         pid, start_time = process.spawn_detached(command, log_path=server.log_path, env=env)
     except OSError as err:
         server.control_socket = old_socket

@@ -17,6 +17,7 @@ import struct
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 
+from shipyard.serving._budget import BufferBudget
 from shipyard.serving.auth import BearerAuth
 from shipyard.serving.grpc._http2 import (
     MAX_CONCURRENT_STREAMS,
@@ -140,8 +141,9 @@ class GrpcConnection(Http2Connection):
         limits: Http2Limits | None = None,
         max_connections: int = 1000,
         auth: BearerAuth | None = None,
+        budget: BufferBudget | None = None,
     ) -> None:
-        super().__init__(max_body_bytes=max_message_bytes + 5, limits=limits)
+        super().__init__(max_body_bytes=max_message_bytes + 5, limits=limits, budget=budget)
         self._auth = auth
         self._max_connections = max_connections
         self._methods = methods

@@ -33,7 +33,10 @@ from __future__ import annotations
 import asyncio
 import struct
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from shipyard.serving._budget import BufferBudget
 
 from shipyard.serving.grpc._header_block import (
     HeaderBlockError,
@@ -91,6 +94,9 @@ _CONTROL_PER_SECOND = 2_000
 _SETTINGS_COST = 10  # a SETTINGS frame may touch every stream's window: it costs more
 _MAX_EMPTY_FRAMES = 8
 _MAX_QUEUED_CONTROL = 1_000
+#: How long a connection told GOAWAY with no call in flight stays open for the peer to
+#: read it and hang up first.
+GOAWAY_LINGER_S = 1.0
 
 
 class _ProtocolViolation(Exception):
@@ -124,6 +130,7 @@ class _Stream:
     body: list[bytes] = field(default_factory=list)
     body_len: int = 0
     buffered: int = 0  # bytes of this stream's DATA counted against the connection window
+    held: int = 0  # bytes of this stream's DATA taken from the worker's budget
     recv_window: int = RECEIVE_WINDOW
     recv_unacked: int = 0
     remote_closed: bool = False
@@ -136,9 +143,16 @@ class _Stream:
 class Http2Connection(asyncio.Protocol):
     """One client connection. Override ``request_received`` and ``stream_cancelled``."""
 
-    def __init__(self, max_body_bytes: int, limits: Http2Limits | None = None) -> None:
+    def __init__(
+        self,
+        max_body_bytes: int,
+        limits: Http2Limits | None = None,
+        budget: BufferBudget | None = None,
+    ) -> None:
         self.max_body_bytes = max_body_bytes
         self.limits = limits or Http2Limits()
+        #: The worker's cap on request bytes held across connections (``_budget``).
+        self._budget = budget
         self.transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._connection_window = max(MIN_CONNECTION_WINDOW, max_body_bytes + 2 * 2**16)
@@ -165,6 +179,7 @@ class Http2Connection(asyncio.Protocol):
         self._going_away = False
         self._reset_ids: dict[int, None] = {}  # streams we reset, oldest first
         self._server_preface = b""
+        self._linger: asyncio.TimerHandle | None = None
         self.closed: asyncio.Future[None] = self._loop.create_future()
 
     # -- hooks -----------------------------------------------------------------------
@@ -271,10 +286,12 @@ class Http2Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        for stream_id in list(self._streams):
+        for timer in (self._timer, self._linger):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._linger = None
+        for stream_id, stream in list(self._streams.items()):
+            self._give_back(stream)
             self.stream_cancelled(stream_id)
         self._streams.clear()
         self._blocked.clear()
@@ -299,6 +316,8 @@ class Http2Connection(asyncio.Protocol):
                 self._preface_seen = True
                 if self.transport is not None:
                     self.transport.write(self._server_preface)
+                if self._going_away:
+                    self._send_go_away()
             offset, end = 0, len(buffer)
             while end - offset >= 9:
                 head, flags, stream_id = _FRAME_HEADER.unpack_from(buffer, offset)
@@ -365,11 +384,26 @@ class Http2Connection(asyncio.Protocol):
         if self._going_away or self.transport is None:
             return
         self._going_away = True
-        if not self._preface_seen:  # our SETTINGS must be the first frame: say nothing
-            self.transport.close()
-            return
-        self.transport.write(_frame(_GOAWAY, 0, 0, struct.pack(">LL", self._last_stream, NO_ERROR)))
+        if self._preface_seen:  # else our SETTINGS come first, then this (data_received)
+            self._send_go_away()
+
+    def _send_go_away(self) -> None:
+        # Closing at once would make a client that is connecting, or sending its next
+        # call, fail it ("Socket closed"); told GOAWAY, it retries elsewhere by itself.
+        if self.transport is not None:
+            goaway = struct.pack(">LL", self._last_stream, NO_ERROR)
+            self.transport.write(_frame(_GOAWAY, 0, 0, goaway))
         if not self._streams:
+            self._close_soon()
+
+    def _close_soon(self) -> None:
+        """Close once the peer had time to read our GOAWAY and hang up itself (a close
+        with its next frames unread resets the connection, our last frames with it)."""
+        if self._linger is None and self.transport is not None:
+            self._linger = self._loop.call_later(GOAWAY_LINGER_S, self._close_now)
+
+    def _close_now(self) -> None:
+        if self.transport is not None:
             self.transport.close()
 
     def abort(self) -> None:
@@ -402,6 +436,7 @@ class Http2Connection(asyncio.Protocol):
             stream = self._streams.pop(stream_id, None)
             if stream is not None:
                 self._blocked.pop(stream_id, None)
+                self._give_back(stream)
                 if stream.buffered:
                     self._release(stream.buffered)
                 self.stream_cancelled(stream_id)
@@ -511,13 +546,24 @@ class Http2Connection(asyncio.Protocol):
             data = payload[1 : size - payload[0]]
         if stream.discarding:
             self._release(size)
+        elif self._budget is not None and not self._budget.take(size):
+            # The worker holds all the request data it may: refused, not processed.
+            self._release(stream.buffered + size)
+            self._blocked.pop(stream_id, None)
+            self._reset(stream_id, REFUSED_STREAM)
+            stream.body = []
+            stream.remote_closed = True  # reset: _finish has nothing more to tell it
+            self._finish(stream)
+            return
         else:
+            stream.held += size
             stream.body.append(data)
             stream.body_len += len(data)
             stream.buffered += size
             if stream.body_len > self.max_body_bytes:
                 stream.discarding = True
                 stream.body.clear()
+                self._give_back(stream)
                 self._release(stream.buffered)
                 stream.buffered = 0
                 self.request_too_large(stream_id, stream.headers)
@@ -595,6 +641,7 @@ class Http2Connection(asyncio.Protocol):
             return  # a stream we already finished: harmless
         if increment == 0:
             self._streams.pop(stream_id, None)
+            self._give_back(stream)
             self._blocked.pop(stream_id, None)
             self._reset(stream_id, PROTOCOL_ERROR)
             self.stream_cancelled(stream_id)
@@ -648,15 +695,21 @@ class Http2Connection(asyncio.Protocol):
     def _stream_window(self, stream: _Stream) -> int:
         return min(self._send_window, self._peer_initial_window + stream.send_credit)
 
+    def _give_back(self, stream: _Stream) -> None:
+        if stream.held and self._budget is not None:
+            self._budget.give(stream.held)
+            stream.held = 0
+
     def _finish(self, stream: _Stream) -> None:
         """Our side of ``stream`` has ended."""
         self._streams.pop(stream.id, None)
+        self._give_back(stream)
         self._last_active = self._loop.time()
         if not stream.remote_closed and self.transport is not None:
             # Answered before the request ended (too large): tell the peer to stop sending.
             self._reset(stream.id, NO_ERROR)
         if self._going_away and not self._streams and self.transport is not None:
-            self.transport.close()
+            self._close_soon()
 
     def _grant(self, stream_id: int, increment: int) -> None:
         if self.transport is not None:

@@ -14,11 +14,14 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shipyard.errors import ServiceError
+from shipyard.serving._budget import BufferBudget
 from shipyard.serving.auth import BearerAuth
+from shipyard.serving.config import DEFAULT_MAX_BODY_SIZE
 from shipyard.serving.grpc._calls import GrpcConnection
 from shipyard.serving.grpc._http2 import Http2Limits
 from shipyard.serving.grpc._servicer import InferenceServicer
@@ -30,8 +33,8 @@ __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "GrpcServerHandle", "start_grpc_server"]
 
 _log = logging.getLogger(__name__)
 
-#: 100 MB, the same limit as the REST body size.
-DEFAULT_MAX_MESSAGE_BYTES = 100 * 1024 * 1024
+#: The same limit as the REST body size.
+DEFAULT_MAX_MESSAGE_BYTES = DEFAULT_MAX_BODY_SIZE
 
 
 @dataclass(slots=True)
@@ -42,6 +45,14 @@ class GrpcServerHandle:
     _server: asyncio.Server
     _connections: set[GrpcConnection]
     _stopped: bool = field(default=False)
+    #: Servers of the surplus sockets of a handover this worker drains.
+    _draining: list[asyncio.Server] = field(default_factory=list)
+
+    def close_drained(self) -> None:
+        """Stop accepting on the surplus sockets (their connections stay)."""
+        for server in self._draining:
+            server.close()
+        self._draining = []
 
     async def stop(self, grace: float) -> None:
         """Refuse new calls, let calls in flight finish for up to ``grace`` seconds."""
@@ -49,6 +60,7 @@ class GrpcServerHandle:
             return
         self._stopped = True
         self._server.close()
+        self.close_drained()
         connections = list(self._connections)
         for connection in connections:
             connection.go_away()
@@ -72,7 +84,9 @@ async def start_grpc_server(
     port: int,
     *,
     sock: socket.socket | None = None,
+    draining: Sequence[socket.socket] = (),
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    budget: BufferBudget | None = None,
     limits: Http2Limits | None = None,
     max_connections: int = 1000,
     auth: BearerAuth | None = None,
@@ -81,10 +95,13 @@ async def start_grpc_server(
 
     Call it from the event loop that runs the data plane. ``port`` 0 picks a free port
     (see ``.port``); a busy port raises ``ServiceError``. ``sock``, a listening socket
-    bound by the supervisor, is served instead of binding ``host:port``. Messages larger
-    than ``max_message_bytes`` are refused with RESOURCE_EXHAUSTED. ``limits`` are the
-    preface and idle timeouts; past ``max_connections`` open connections, new ones are
-    closed at once. With ``auth``, a call without its token ends ``UNAUTHENTICATED``.
+    bound by the supervisor, is served instead of binding ``host:port``, and so are the
+    ``draining`` ones (the surplus of a handover, see ``serving._listeners``). Messages larger
+    than ``max_message_bytes`` are refused with RESOURCE_EXHAUSTED; past the worker's
+    ``budget`` of request bytes held, a call is refused with RST_STREAM REFUSED_STREAM.
+    ``limits`` are the preface and idle timeouts; past ``max_connections`` open
+    connections, new ones are closed at once. With ``auth``, a call without its token
+    ends ``UNAUTHENTICATED``.
     """
     loop = asyncio.get_running_loop()
     methods = InferenceServicer(dataplane).methods()
@@ -92,22 +109,24 @@ async def start_grpc_server(
 
     def factory() -> GrpcConnection:
         return GrpcConnection(
-            methods, max_message_bytes, connections, limits, max_connections, auth
+            methods, max_message_bytes, connections, limits, max_connections, auth, budget
         )
 
     try:
         if sock is not None:
             server = await loop.create_server(factory, sock=sock)
+            drains = [await loop.create_server(factory, sock=s) for s in draining]
         else:
+            drains = []
             server = await loop.create_server(factory, host.strip("[]"), port)
     except OSError as err:
         raise _bind_error(_address(host, port), err.strerror or str(err)) from err
     bound = server.sockets[0].getsockname()[1]
-    for sock in server.sockets:
+    for sock in (s for srv in (server, *drains) for s in srv.sockets):
         with contextlib.suppress(OSError):  # small calls should not wait for Nagle
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     _log.info("gRPC Open Inference Protocol server listening on %s", _address(host, bound))
-    return GrpcServerHandle(port=bound, _server=server, _connections=connections)
+    return GrpcServerHandle(port=bound, _server=server, _connections=connections, _draining=drains)
 
 
 def _bind_error(address: str, reason: str) -> ServiceError:

@@ -26,7 +26,9 @@ from shipyard.errors import (
     ShipyardError,
     UnsupportedMediaTypeError,
 )
+from shipyard.serving._budget import BufferBudget, BufferFullError
 from shipyard.serving.codecs import kserve_v1, mlflow, seldon, v2
+from shipyard.serving.config import DEFAULT_MAX_BODY_SIZE
 from shipyard.serving.dataplane import DataPlane
 from shipyard.serving.http._router import Route, Router
 from shipyard.serving.http.openapi import openapi_document
@@ -90,7 +92,7 @@ class _Request:
     """What a handler gets: the ASGI scope, the headers, the body reader, the path's
     parameters (``name``, ``version``)."""
 
-    __slots__ = ("headers", "params", "receive", "scope")
+    __slots__ = ("headers", "held", "params", "receive", "scope")
 
     def __init__(
         self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, params: dict[str, str]
@@ -99,17 +101,25 @@ class _Request:
         self.headers = headers
         self.receive = receive
         self.params = params
+        #: Bytes of its body taken from the worker's ``BufferBudget``.
+        self.held = 0
 
 
 class HttpApp:
     """The model server's HTTP side for one worker."""
 
     def __init__(
-        self, dataplane: DataPlane, metrics: Metrics | None = None, max_body_size: int = 100 << 20
+        self,
+        dataplane: DataPlane,
+        metrics: Metrics | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        budget: BufferBudget | None = None,
     ) -> None:
         self.dataplane = dataplane
         self.metrics = metrics
         self.max_body_size = max_body_size
+        #: The worker's cap on request bytes held across connections (``_budget``).
+        self.budget = budget
         v2 = "/v2/models/{name}"
         v2_version = "/v2/models/{name}/versions/{version}"
         self._router = Router(
@@ -147,6 +157,7 @@ class HttpApp:
         headers = dict(scope["headers"])
         labels = _Labels()
         unserved: str | None = None
+        unread = False  # refused before its whole body was read
         try:
             route, params = self._router.match(method, path)
             if route.protocol != "other":
@@ -157,7 +168,12 @@ class HttpApp:
                 labels.model = self._label(
                     name if name is not None else self._requested_model(scope)
                 )
-            response = await route.endpoint(_Request(scope, headers, receive, params))
+            request = _Request(scope, headers, receive, params)
+            try:
+                response = await route.endpoint(request)
+            finally:
+                if request.held and self.budget is not None:
+                    self.budget.give(request.held)
         except asyncio.CancelledError:
             # The client went away (see ``http.protocol``): nobody is left to answer.
             if self.metrics is not None and labels.protocol != "other":
@@ -165,6 +181,7 @@ class HttpApp:
             return
         except ShipyardError as err:
             unserved = getattr(err, "unserved", None)
+            unread = isinstance(err, BufferFullError)
             if unserved is not None:
                 # Shed or timed out: expected under overload, counted, not logged.
                 response = _json({"error": err.message}, err.status_code)
@@ -191,7 +208,7 @@ class HttpApp:
         # Content-Length, not chunked: every answer is one buffer, and an HTTP/1.0
         # client cannot read chunked encoding.
         headers_out = [*response.headers, (b"content-length", b"%d" % len(response.body))]
-        if response.status == 413:
+        if response.status == 413 or unread:
             # The rest of the body was never read: the connection cannot be reused.
             headers_out.append((b"connection", b"close"))
         await send(
@@ -221,7 +238,8 @@ class HttpApp:
         registry = self.dataplane.registry
         return registry.names()[0] if len(registry) == 1 else ""
 
-    async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
+    async def _read_body(self, req: _Request) -> bytes:
+        headers, receive, budget = req.headers, req.receive, self.budget
         limit = self.max_body_size
         declared = headers.get(b"content-length")
         if declared is not None:
@@ -236,6 +254,10 @@ class HttpApp:
                 )
         message = await receive()
         body: bytes = message.get("body", b"")
+        if budget is not None:
+            if not budget.take(len(body)):
+                raise budget.refusal()
+            req.held = len(body)
         if not message.get("more_body", False):
             return body
         chunks = [body]
@@ -246,6 +268,10 @@ class HttpApp:
                 raise BadRequestError("The client went away before sending the whole body.")
             chunk = message.get("body", b"")
             total += len(chunk)
+            if budget is not None:
+                if not budget.take(len(chunk)):
+                    raise budget.refusal()
+                req.held += len(chunk)
             if total > limit:
                 raise PayloadTooLargeError(
                     f"The request body is over {limit} bytes, the most this server accepts "
@@ -300,7 +326,7 @@ class HttpApp:
 
     async def _v2_infer(self, req: _Request) -> _Response:
         name, version, headers = req.params["name"], req.params.get("version"), req.headers
-        body = await self._read_body(headers, req.receive)
+        body = await self._read_body(req)
         _require_json(headers, ("application/octet-stream",))
         self.dataplane.registry.get(name, version)  # unknown model: 404 before decoding
         raw_length = headers.get(_BINARY_HEADER)
@@ -326,7 +352,7 @@ class HttpApp:
 
     async def _v1_predict(self, req: _Request) -> _Response:
         name, headers = req.params["name"], req.headers
-        body = await self._read_body(headers, req.receive)
+        body = await self._read_body(req)
         _require_json(headers)
         entry = self.dataplane.registry.get(name)
         request = kserve_v1.decode_request(body, entry.signature)
@@ -343,7 +369,7 @@ class HttpApp:
 
     async def _mlflow(self, req: _Request) -> _Response:
         headers = req.headers
-        body = await self._read_body(headers, req.receive)
+        body = await self._read_body(req)
         name = self._model_from_query(req.scope)
         entry = self.dataplane.registry.get(name)
         content_type = headers.get(b"content-type", b"application/json").decode("latin-1")
@@ -353,7 +379,7 @@ class HttpApp:
 
     async def _seldon(self, req: _Request) -> _Response:
         headers = req.headers
-        body = await self._read_body(headers, req.receive)
+        body = await self._read_body(req)
         _require_json(headers)
         name = self._model_from_query(req.scope)
         entry = self.dataplane.registry.get(name)

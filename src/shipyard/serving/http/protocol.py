@@ -10,7 +10,12 @@ needs, which uvicorn does not have:
 * a cap on open connections per worker: one more gets 503 and is closed;
 * cancellation: when a client disconnects before its answer, the task running its
   request is cancelled, so a request still queued for its model is dropped before it
-  reaches ``predict`` (``serving.batching``).
+  reaches ``predict`` (``serving.batching``);
+* a graceful drain of idle keep-alive connections: uvicorn closes them the moment the
+  worker stops, racing a client that is sending its next request on one right then (it
+  gets "Server disconnected without sending a response"; a rolling replacement stops
+  every old worker under a busy client). Here the next request is answered, with
+  ``Connection: close``, and a connection that stays idle is closed after a short wait.
 """
 
 from __future__ import annotations
@@ -51,6 +56,10 @@ _TOO_SLOW = _refusal(
 )
 
 _IDLE, _HEADERS, _BODY, _ANSWERING = range(4)
+#: How long an idle keep-alive connection may still bring a request once the worker
+#: stops (it is answered with Connection: close); a client that sends nothing in this
+#: time was not about to.
+_DRAIN_IDLE_S = 1.0
 
 
 def protocol_class(limits: HttpLimits) -> type[HttpToolsProtocol]:
@@ -60,6 +69,7 @@ def protocol_class(limits: HttpLimits) -> type[HttpToolsProtocol]:
         _timer: asyncio.TimerHandle | None = None
         _phase = _IDLE
         _refused = False
+        _draining = False
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -95,6 +105,16 @@ def protocol_class(limits: HttpLimits) -> type[HttpToolsProtocol]:
             super().on_headers_complete()
             self._phase = _BODY
             self._arm(limits.body_timeout)
+            if self._draining and self.cycle is not None:
+                self.cycle.keep_alive = False  # answered, then closed
+
+        def shutdown(self) -> None:
+            self._draining = True
+            if self.cycle is not None and not self.cycle.response_complete:
+                self.cycle.keep_alive = False
+            elif self._phase == _IDLE and not self.pipeline:
+                self._arm(min(_DRAIN_IDLE_S, limits.idle_timeout))
+            # A request being read: on_headers_complete marks it the last one.
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
