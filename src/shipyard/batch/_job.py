@@ -242,7 +242,15 @@ def _spec(opts: BatchOptions, procs: int) -> WorkerSpec:
         service_url = resolve_service(opts.service)
         headers = opts.service_headers or service_headers(opts.service)
     threads = worker_threads(procs)
-    return WorkerSpec(opts.model_uri, service_url, opts.input_as, threads, opts.timeout, headers)
+    return WorkerSpec(
+        opts.model_uri,
+        service_url,
+        opts.input_as,
+        threads,
+        opts.timeout,
+        headers,
+        opts.load_trust(),
+    )
 
 
 def _run_with(
