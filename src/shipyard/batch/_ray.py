@@ -14,6 +14,7 @@ No deadlock: one actor per free CPU of the cluster at most, and no other tasks a
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -277,5 +278,5 @@ def start_ray_pool(address: str | None, workers: int | None, spec: WorkerSpec) -
             "The Ray cluster has no free CPU for batch actors (Serve replicas or other jobs "
             "hold them all); free some, or add a node."
         )
-    one_thread = WorkerSpec(spec.model_uri, spec.service_url, spec.input_as, 1, spec.timeout)
-    return RayPool(where, one_thread)
+    # One thread per actor (each holds its CPUs); everything else, service headers too, as given.
+    return RayPool(where, dataclasses.replace(spec, threads=1))
