@@ -63,6 +63,9 @@ def serve(
     expose_errors: bool = typer.Option(
         False, "--expose-errors", help="Send predictors' exception text to clients (development)."
     ),
+    access_log: bool = typer.Option(
+        False, "--access-log", help="Log every request: method, path, status, latency."
+    ),
     tracking_uri: str | None = typer.Option(
         None, "--tracking-uri", help="MLflow tracking server for models:/ and runs:/ URIs."
     ),
@@ -95,6 +98,7 @@ def serve(
         max_queue=max_queue,
         idle_timeout=idle_timeout,
         expose_errors=expose_errors,
+        access_log=access_log,
     )
     code = run_supervisor(config)
     if code:

@@ -40,6 +40,7 @@ def build_config(
     max_queue: int | None = None,
     idle_timeout: float | None = None,
     expose_errors: bool = False,
+    access_log: bool = False,
 ) -> ServerConfig:
     """A ``ServerConfig`` from command-line values; unset ones come from the environment
     (``SHIPYARD_SERVER_*``) or the defaults. A bad value raises ``ConfigError`` with one
@@ -69,6 +70,8 @@ def build_config(
         values["grpc_enabled"] = False
     if expose_errors:
         values["expose_errors"] = True
+    if access_log:
+        values["access_log"] = True
     batching: dict[str, Any] = {}
     if max_batch_size is not None:
         batching["max_batch_size"] = max_batch_size
@@ -122,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--expose-errors", action="store_true", help="send predictor errors to clients (dev)"
     )
+    p.add_argument("--access-log", action="store_true", help="log every HTTP request")
     return p
 
 
@@ -149,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             max_queue=args.max_queue,
             idle_timeout=args.idle_timeout,
             expose_errors=args.expose_errors,
+            access_log=args.access_log,
         )
     except ShipyardError as err:
         sys.stderr.write(f"Error: {err}\n")

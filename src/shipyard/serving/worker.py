@@ -155,7 +155,10 @@ class Worker:
 
     async def _fail(self, message: str) -> None:
         await self.send({"event": "failed", "error": message})
-        sys.stderr.write(f"shipyard worker {os.getpid()}: {message}\n")
+        if self._channel_fd is None:
+            # Alone, nobody else reports it. Under a supervisor it says it once for all
+            # workers (N workers failing the same way printed it N + 1 times).
+            sys.stderr.write(f"shipyard worker {os.getpid()}: {message}\n")
 
     def _bind_http(self) -> socket.socket:
         try:
@@ -169,8 +172,12 @@ class Worker:
 
     async def _start_http(self, sock: socket.socket) -> asyncio.Task[None] | None:
         """Serve HTTP on ``sock``; the task, or None if uvicorn stopped while starting."""
-        app = HttpApp(self.dataplane, self.metrics, self.config.max_body_size)
+        app: Any = HttpApp(self.dataplane, self.metrics, self.config.max_body_size)
         cfg = self.config
+        if cfg.access_log:
+            from shipyard.serving.http._access import AccessLog
+
+            app = AccessLog(app)
         limits = HttpLimits(
             header_timeout=cfg.header_timeout,
             body_timeout=cfg.body_timeout,
