@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
+from shipyard.deployers.local._snapshot import digest_in_path, snapshot_path
 from shipyard.errors import BadRequestError, DeploymentError, ServiceError
 from shipyard.models._uri import is_local_uri
 from shipyard.services import process
@@ -57,6 +58,9 @@ class LocalModelServerConfig(ServiceConfig):
     host: str | None = Field(default=None, description="Interface to bind; default 127.0.0.1.")
     port: int | None = Field(default=None, ge=1, le=65535, description="HTTP port; default free.")
     grpc_port: int | None = Field(default=None, ge=1, le=65535, description="gRPC port.")
+    access_log: bool = Field(
+        default=False, description="Log every request (method, path, status, latency)."
+    )
 
     @field_validator("model_name")
     @classmethod
@@ -127,9 +131,13 @@ class LocalModelServer(LocalDaemonService):
     workers: int = 1
     grpc_port: int | None = None
     control_socket: str = ""
-    #: Fingerprint of the model files last deployed (local paths only), so that a model
-    #: saved again at the same path is deployed again.
+    #: Fingerprint of the model files last deployed, so that a model saved again at the
+    #: same path is deployed again: the SHA-256 of their contents when the model is
+    #: pinned (``model_snapshot``), else their names, sizes and times.
     model_fingerprint: str = ""
+    #: The private copy of the model this server loads (``_snapshot``): a restart serves
+    #: what was deployed even if the user's folder was changed or moved since.
+    model_snapshot: str = ""
     endpoint: ServiceEndpoint = Field(
         default_factory=lambda: ServiceEndpoint(
             health_check=HTTPHealthCheck(path="/v2/health/ready")
@@ -151,8 +159,22 @@ class LocalModelServer(LocalDaemonService):
         return None if base is None else f"{base}/invocations"
 
     def served_model_uri(self, config: LocalModelServerConfig) -> str:
-        """The URI the server process loads for ``config`` (a flavor may pin it)."""
-        return config.model_uri
+        """The URI the server process loads for ``config``: its pinned copy, if any (the
+        deployer sets ``model_snapshot`` before it starts or reloads)."""
+        return self.model_snapshot or config.model_uri
+
+    def _source_uri(self, digest: str) -> str | None:
+        """Which model URI (the record's, or a change's target or previous one) the
+        snapshot ``digest`` was made from; None if none of them."""
+        candidates = [(self.config.model_uri, self.model_fingerprint)]
+        if self.intent is not None:
+            for config, fingerprint in (
+                (self.intent.target, self.intent.target_fingerprint),
+                (self.intent.previous, self.intent.previous_fingerprint),
+            ):
+                if config is not None:
+                    candidates.append((str(config.get("model_uri", "")), fingerprint))
+        return next((uri for uri, fingerprint in candidates if fingerprint == digest), None)
 
     def _assign_ports(self) -> None:
         super()._assign_ports()
@@ -214,6 +236,7 @@ class LocalModelServer(LocalDaemonService):
             str(self.workers),
             "--control-socket",
             str(self._new_socket_path()),
+            *(["--access-log"] if self.config.access_log else []),
         ]
 
     def environment(self) -> dict[str, str]:
@@ -267,9 +290,11 @@ class LocalModelServer(LocalDaemonService):
                 f"The model server {self.uuid} rejected the new model {config.model_uri}: "
                 f"{answer.get('error', 'no reason given')}. The previous model keeps serving."
             )
-        served = _served_fingerprint(answer.get("models", []), config.model_uri)
+        served = _served_fingerprint(answer.get("models", []), self.served_model_uri(config))
         self.config = config
-        self.model_fingerprint = served or model_fingerprint(config.model_uri)
+        self.model_fingerprint = (
+            digest_in_path(self.model_snapshot) or served or (model_fingerprint(config.model_uri))
+        )
         self.persist()
 
     # -- what it serves (``services.intent``) -----------------------------------------------
@@ -289,9 +314,15 @@ class LocalModelServer(LocalDaemonService):
             return None
         for model in answer.get("models") or []:
             if model.get("name") == self.served_name and model.get("uri"):
+                uri, fingerprint = str(model["uri"]), str(model.get("fingerprint") or "")
+                digest = digest_in_path(uri)
+                if digest:
+                    # A pinned copy: it stands for the URI it was made from, and its
+                    # content digest is the fingerprint the record keeps.
+                    uri, fingerprint = self._source_uri(digest) or uri, digest
                 return ServedModel(
-                    model_uri=str(model["uri"]),
-                    fingerprint=str(model.get("fingerprint") or ""),
+                    model_uri=uri,
+                    fingerprint=fingerprint,
                     changing=answer.get("reload") is not None,
                 )
         return None
@@ -337,6 +368,8 @@ class LocalModelServer(LocalDaemonService):
             }
         )
         self.model_fingerprint = fingerprint
+        pinned = snapshot_path(fingerprint)
+        self.model_snapshot = "" if pinned is None else str(pinned)
 
     # -- using it --------------------------------------------------------------------------
 
