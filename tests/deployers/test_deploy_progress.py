@@ -70,7 +70,9 @@ def _on_a_terminal(*args: str, timeout: float = 600) -> tuple[int, str]:
 
 def _answer(server: LocalModelServer) -> float:
     body = {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [1.0]}]}
-    response = httpx.post(str(server.prediction_url), json=body, timeout=30)
+    response = httpx.post(
+        str(server.prediction_url), json=body, headers=server.request_headers(), timeout=30
+    )
     assert response.status_code == 200, response.text
     return float(response.json()["outputs"][0]["data"][0])
 

@@ -40,7 +40,9 @@ def _predict(server: LocalModelServer, models: Models) -> list[int]:
             }
         ]
     }
-    response = httpx.post(str(server.prediction_url), json=body, timeout=30)
+    response = httpx.post(
+        str(server.prediction_url), json=body, headers=server.request_headers(), timeout=30
+    )
     assert response.status_code == 200, response.text
     return [int(v) for v in response.json()["outputs"][0]["data"]]
 

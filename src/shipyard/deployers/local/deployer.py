@@ -19,10 +19,12 @@ from shipyard.deployers.local._snapshot import (
 from shipyard.deployers.local.service import LocalModelServer, LocalModelServerConfig
 from shipyard.errors import DeploymentError, ServiceError, ShipyardError
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
+from shipyard.services.local_daemon import LocalDaemonService
 from shipyard.services.service import Service, ServiceConfig
 from shipyard.stack.component import ComponentConfig
+from shipyard.store import Store
 
-__all__ = ["LocalModelDeployer", "LocalModelDeployerConfig"]
+__all__ = ["LocalModelDeployer", "LocalModelDeployerConfig", "discard_unstarted"]
 
 
 class LocalModelDeployerConfig(ComponentConfig):
@@ -57,7 +59,7 @@ class LocalModelDeployer(ModelDeployer):
             ),
         )
         self.report("copying the model into SHIPYARD_HOME (the server serves that copy)")
-        snapshot = pin(config.model_uri, service.uuid)
+        snapshot = pin(self._usable_uri(config.model_uri), service.uuid)
         service.model_snapshot = str(snapshot.path)
         service.model_fingerprint = snapshot.digest
         self.register_service(service)
@@ -66,11 +68,7 @@ class LocalModelDeployer(ModelDeployer):
                 self.report(f"starting the model server ({service.workers} worker(s))")
                 service.start(timeout=timeout, report=self.report)
         except ServiceError as err:
-            # A server that never ran is no use in the registry (it would only have to be
-            # deleted by hand): the error says why, and nothing is left behind.
-            reason = _failure_reason(service, err)
-            service.delete(timeout=10.0, force=True)
-            self.store.delete_service(service.uuid)
+            reason = discard_unstarted(self.store, service, err)
             release_all(service.uuid)
             raise DeploymentError(
                 f"Deploying the model '{config.model_name}' from {config.model_uri} failed: "
@@ -80,8 +78,7 @@ class LocalModelDeployer(ModelDeployer):
             # Interrupted (Ctrl-C) before the server was ready: nothing half-started is
             # left behind, as for a server that failed to start.
             with contextlib.suppress(Exception):
-                service.delete(timeout=10.0, force=True)
-                self.store.delete_service(service.uuid)
+                discard_unstarted(self.store, service, ServiceError("interrupted"))
             release_all(service.uuid)
             raise
         return service
@@ -96,7 +93,7 @@ class LocalModelDeployer(ModelDeployer):
         release_all(server.uuid, keep=frozenset({server.model_fingerprint}))
         old_pin = (server.model_snapshot, server.model_fingerprint)
         self.report("copying the model into SHIPYARD_HOME (the server serves that copy)")
-        snapshot = pin(new.model_uri, server.uuid)
+        snapshot = pin(self._usable_uri(new.model_uri), server.uuid)
         server.model_snapshot = str(snapshot.path)
         try:
             if server.is_running and server.reloadable(old, new):
@@ -175,9 +172,16 @@ class LocalModelDeployer(ModelDeployer):
         # The content digest of what a deploy would pin ("" where it cannot be read:
         # the deploy itself then says why).
         try:
-            return digest_of_uri(config.model_uri)
+            return digest_of_uri(self._usable_uri(config.model_uri))
         except (ShipyardError, OSError):
             return ""
+
+    def _usable_uri(self, uri: str) -> str:
+        """``uri`` with its secret references resolved, to fetch and pin the model (the
+        copy holds no credentials; the config keeps the references)."""
+        from shipyard.secrets import SecretStore, has_references
+
+        return SecretStore(self.store).resolve(uri) if has_references(uri) else uri
 
     def perform_delete_model(self, service: Service, timeout: float, force: bool) -> None:
         super().perform_delete_model(service, timeout, force)
@@ -210,6 +214,9 @@ class LocalModelDeployer(ModelDeployer):
                     # What a restart serves: the copy pinned at deploy, and its digest.
                     "MODEL_SNAPSHOT": service.model_snapshot or None,
                     "MODEL_SHA256": digest_in_path(service.model_snapshot) or None,
+                    # Where the token is, never the token: `curl -H "Authorization:
+                    # Bearer $(cat FILE)"` reads it.
+                    "AUTH_TOKEN_FILE": service.auth_token_file or None,
                 }
             )
         return info
@@ -228,7 +235,19 @@ def _check_local_model(config: LocalModelServerConfig) -> None:
         )
 
 
-def _failure_reason(service: LocalModelServer, err: ServiceError) -> str:
+def discard_unstarted(store: Store, service: LocalDaemonService, err: ServiceError) -> str:
+    """Remove a server that failed its first start, process and record, and say why.
+
+    A server that never ran is no use in the registry (it would only have to be deleted
+    by hand): the caller's error carries the reason returned here, and nothing is left
+    behind."""
+    reason = _failure_reason(service, err)
+    service.delete(timeout=10.0, force=True)
+    store.delete_service(service.uuid)
+    return reason
+
+
+def _failure_reason(service: LocalDaemonService, err: ServiceError) -> str:
     """The server's own one-line reason (its last ``Error:`` log line), else ``err``."""
     try:
         lines = service.log_path.read_text(errors="replace").splitlines()
