@@ -10,6 +10,7 @@ from pydantic import Field
 
 from shipyard.deployers.base import ModelDeployer
 from shipyard.deployers.local._snapshot import (
+    Snapshot,
     digest_in_path,
     digest_of_uri,
     pin,
@@ -59,7 +60,7 @@ class LocalModelDeployer(ModelDeployer):
             ),
         )
         self.report("copying the model into SHIPYARD_HOME (the server serves that copy)")
-        snapshot = pin(self._usable_uri(config.model_uri), service.uuid)
+        snapshot = self._pin(config, service.uuid)
         service.model_snapshot = str(snapshot.path)
         service.model_fingerprint = snapshot.digest
         self.register_service(service)
@@ -93,7 +94,7 @@ class LocalModelDeployer(ModelDeployer):
         release_all(server.uuid, keep=frozenset({server.model_fingerprint}))
         old_pin = (server.model_snapshot, server.model_fingerprint)
         self.report("copying the model into SHIPYARD_HOME (the server serves that copy)")
-        snapshot = pin(self._usable_uri(new.model_uri), server.uuid)
+        snapshot = self._pin(new, server.uuid)
         server.model_snapshot = str(snapshot.path)
         try:
             if server.is_running and server.reloadable(old, new):
@@ -175,6 +176,18 @@ class LocalModelDeployer(ModelDeployer):
             return digest_of_uri(self._usable_uri(config.model_uri))
         except (ShipyardError, OSError):
             return ""
+
+    def _pin(self, config: LocalModelServerConfig, owner: str) -> Snapshot:
+        """Pin ``config``'s model for ``owner``; a model that cannot be fetched or read
+        is a DeploymentError naming it (nothing was started)."""
+        try:
+            return pin(self._usable_uri(config.model_uri), owner)
+        except DeploymentError:
+            raise
+        except ShipyardError as err:
+            raise DeploymentError(
+                f"Deploying the model '{config.model_name}' from {config.model_uri} failed: {err}"
+            ) from err
 
     def _usable_uri(self, uri: str) -> str:
         """``uri`` with its secret references resolved, to fetch and pin the model (the
