@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         return self.home.expanduser() / "services"
 
     @property
+    def snapshots_dir(self) -> Path:
+        """Content-addressed copies of deployed models (what local servers load)."""
+        return self.home.expanduser() / "snapshots"
+
+    @property
     def artifacts_dir(self) -> Path:
         """Default path of the local artifact store."""
         return self.home.expanduser() / "artifacts"

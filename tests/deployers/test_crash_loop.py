@@ -71,7 +71,9 @@ def test_a_model_corrupted_in_place_stops_the_restarts_and_shows_error(
         timeout=300,
     )
     assert isinstance(server, LocalModelServer)
-    (model_dir / "model.joblib").write_bytes(b"corrupted in place")
+    # The server loads the copy pinned at deploy (the user's folder no longer matters):
+    # that copy is what a disk fault would corrupt.
+    (Path(server.model_snapshot) / "model.joblib").write_bytes(b"corrupted in place")
     _kill_a_worker(server)
     _wait("the supervisor gives up restarting", lambda: _status(server).get("error"))
     status = _status(server)

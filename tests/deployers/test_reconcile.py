@@ -59,7 +59,11 @@ def _answer(server: LocalModelServer) -> float:
 def _served_uri(server: LocalModelServer) -> str:
     answer = send_command(server.control_socket, {"op": "status"}, timeout=30)
     [model] = answer["models"]
-    return str(model["uri"])
+    # The server loads the copy pinned at deploy, which stands for the URI it was made from.
+    assert model["uri"] == server.model_snapshot
+    served = server.served_model()
+    assert served is not None
+    return served.model_uri
 
 
 def _wait_for_load_started(marks: Path, count: int) -> None:

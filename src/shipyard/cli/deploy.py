@@ -32,6 +32,11 @@ def deploy(
         "--set",
         help="A deployment config field, KEY=VALUE (repeatable), e.g. --set replicas=2.",
     ),
+    access_log: bool | None = typer.Option(
+        None,
+        "--access-log/--no-access-log",
+        help="Log every request (method, path, status, latency); a redeploy keeps it.",
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print what would be applied (Kubernetes: the manifests)."
     ),
@@ -56,16 +61,27 @@ def deploy(
         values["trusted"] = True
     if sha256 is not None:
         values["sha256"] = sha256
+    if access_log is not None:
+        values["access_log"] = access_log
     values.update(parse_key_values([f"--{item}" for item in settings]))
     if dry_run:
         with open_store() as store:
             manifests = active_model_deployer(store).render_deployment(values)
         print_manifests(manifests, output)
         return
-    with open_store() as store:
-        service = active_model_deployer(store).deploy_model(
-            values, replace=replace, timeout=timeout
-        )
+    from shipyard.cli._progress import deploy_progress, interrupted_state
+
+    try:
+        with open_store() as store, deploy_progress(output is not OutputFormat.json) as report:
+            deployer = active_model_deployer(store)
+            deployer.progress = report
+            service = deployer.deploy_model(values, replace=replace, timeout=timeout)
+    except KeyboardInterrupt:
+        # Ctrl-C: say what is running now (the interrupted change is reconciled first).
+        with open_store() as store:
+            state = interrupted_state(active_model_deployer(store), name)
+        typer.echo(state, err=True)
+        raise typer.Exit(130) from None
     if output is OutputFormat.json:
         print_json(service_row(service))
         return

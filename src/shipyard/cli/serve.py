@@ -69,6 +69,9 @@ def serve(
     expose_errors: bool = typer.Option(
         False, "--expose-errors", help="Send predictors' exception text to clients (development)."
     ),
+    access_log: bool = typer.Option(
+        False, "--access-log", help="Log every request: method, path, status, latency."
+    ),
     auth_token_file: Path | None = typer.Option(
         None,
         "--auth-token-file",
@@ -125,6 +128,7 @@ def serve(
         max_queue=max_queue,
         idle_timeout=idle_timeout,
         expose_errors=expose_errors,
+        access_log=access_log,
         auth_token_file=auth_token_file,
         open_paths=open_paths,
         insecure=insecure,

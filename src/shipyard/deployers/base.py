@@ -8,7 +8,7 @@ services (``perform_*``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Self
 
 from pydantic import ValidationError
@@ -77,6 +77,15 @@ class ModelDeployer(StackComponent):
         return deployer
 
     # -- registry ------------------------------------------------------------------------
+
+    #: Told each phase of a deploy as it begins (copying, loading, health check,
+    #: switching): the CLI shows them; None when nobody listens.
+    progress: Callable[[str], object] | None = None
+
+    def report(self, phase: str) -> None:
+        """Tell ``progress`` (if set) that ``phase`` begins."""
+        if self.progress is not None:
+            self.progress(phase)
 
     def _save(self, service: Service) -> None:
         config = service.config

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -207,8 +207,9 @@ class LocalDaemonService(Service):
             self.persist()
         return self.status.state, self.status.last_error
 
-    def start(self, timeout: float = 60.0) -> None:
-        """Start the process (if not running) and wait until it is healthy."""
+    def start(self, timeout: float = 60.0, report: Callable[[str], object] | None = None) -> None:
+        """Start the process (if not running) and wait until it is healthy; ``report``
+        is told each phase as it begins (the CLI's progress display)."""
         if self.status.state == ServiceState.PENDING_SHUTDOWN and self.running_pid() is not None:
             raise ServiceError(
                 f"The service {self.uuid} is shutting down; wait for it to stop, then start it."
@@ -219,7 +220,16 @@ class LocalDaemonService(Service):
                 # Recorded as running or stopping, but no process: observe that first.
                 self.status.update(ServiceState.INACTIVE)
             self._spawn()
+        if report is not None:
+            report(f"loading the model; health check {self._health_what()}")
         self._wait_healthy(timeout)
+        if report is not None:
+            report("health check passed")
+
+    def _health_what(self) -> str:
+        check = self.endpoint.health_check
+        path = getattr(check, "path", "") if check is not None else ""
+        return f"({self.endpoint.url}{path})" if path and self.endpoint.url else ""
 
     def _busy_ports(self, wait: float = 5.0) -> list[int]:
         """Ports someone else holds; a port a just-stopped server held is waited for."""

@@ -41,6 +41,7 @@ def build_config(
     max_queue: int | None = None,
     idle_timeout: float | None = None,
     expose_errors: bool = False,
+    access_log: bool = False,
     auth_token_file: Path | None = None,
     open_paths: str | None = None,
     insecure: bool = False,
@@ -81,6 +82,8 @@ def build_config(
         values["grpc_enabled"] = False
     if expose_errors:
         values["expose_errors"] = True
+    if access_log:
+        values["access_log"] = True
     if insecure:
         values["insecure"] = True
     if open_paths is not None:
@@ -147,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--expose-errors", action="store_true", help="send predictor errors to clients (dev)"
     )
+    p.add_argument("--access-log", action="store_true", help="log every HTTP request")
     p.add_argument(
         "--auth-token-file", type=Path, help="file with the bearer token requests must carry"
     )
@@ -189,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             max_queue=args.max_queue,
             idle_timeout=args.idle_timeout,
             expose_errors=args.expose_errors,
+            access_log=args.access_log,
             auth_token_file=args.auth_token_file,
             open_paths=args.open_paths,
             insecure=args.insecure,

@@ -171,6 +171,8 @@ class ServerConfig(BaseSettings):
     graceful_timeout: float = Field(default=30.0, ge=0.0)
     """Seconds a stopping worker waits for in-flight requests before it exits anyway."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = False
+    """Log every HTTP request (method, path, status, latency) to the worker's log."""
     auth_token_file: Path | None = None
     """A file holding the bearer token every request must carry (``Authorization: Bearer
     <token>``; gRPC: ``authorization`` metadata). ``None``: no token (unless

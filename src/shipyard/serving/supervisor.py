@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shipyard._redact import mask_credentials
 from shipyard.errors import MissingDependencyError, ServiceError, ShipyardError
 from shipyard.serving._listeners import PortListeners
 from shipyard.serving.auth import check_exposure
@@ -324,6 +325,12 @@ class Supervisor:
         return 0
 
     def _announce(self) -> None:
+        for model in self.workers[0].models:
+            uri = str(model.get("uri"))
+            sys.stderr.write(
+                f"shipyard: serving model '{model.get('name')}' from {mask_credentials(uri)} "
+                f"(fingerprint {self._fingerprints.get(uri, '')[:12] or '-'})\n"
+            )
         host = self.config.host
         shown = f"[{host}]" if ":" in host else host
         names = ", ".join(m["name"] for m in self.workers[0].models)
@@ -373,6 +380,8 @@ class Supervisor:
             async with self._reload_lock:
                 await self._spawn(worker)
                 await worker.ready_event.wait()
+            if not worker.ready and worker.failed:
+                sys.stderr.write(f"shipyard: the new worker could not start: {worker.failed}\n")
             failed_starts = 0 if worker.ready else failed_starts + 1
 
     async def _give_up(self, error: str) -> None:
@@ -567,8 +576,15 @@ class Supervisor:
                         workers, prepare_id, ModelSpec(uri=uri, name=name, **(trust or {})), before
                     )
                 )
+                old = self._served_as(name, before)
                 self._fingerprints[uri] = fingerprint
-                return await asyncio.shield(commit)
+                answer = await asyncio.shield(commit)
+                # The service log says what served before and what serves now.
+                sys.stderr.write(
+                    f"shipyard: swapped model '{name}': {old} -> {mask_credentials(uri)} "
+                    f"(fingerprint {fingerprint[:12] or '-'})\n"
+                )
+                return answer
             finally:
                 if not committed:
                     # Runs on failure, timeout and cancellation alike. A worker answers
@@ -580,6 +596,14 @@ class Supervisor:
                         self._background.add(task)
                         task.add_done_callback(self._background.discard)
                 self._reloading = None
+
+    def _served_as(self, name: str, before: set[tuple[Any, Any]]) -> str:
+        """'URI (fingerprint F)' of what served ``name`` before a swap."""
+        uris = sorted(str(u) for u, n in before if n == name) or ["nothing"]
+        return ", ".join(
+            f"{mask_credentials(u)} (fingerprint {self._fingerprints.get(u, '')[:12] or '-'})"
+            for u in uris
+        )
 
     async def _commit(
         self,

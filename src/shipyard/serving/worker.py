@@ -164,7 +164,10 @@ class Worker:
 
     async def _fail(self, message: str) -> None:
         await self.send({"event": "failed", "error": message})
-        sys.stderr.write(f"shipyard worker {os.getpid()}: {message}\n")
+        if self._channel_fd is None:
+            # Alone, nobody else reports it. Under a supervisor it says it once for all
+            # workers (N workers failing the same way printed it N + 1 times).
+            sys.stderr.write(f"shipyard worker {os.getpid()}: {message}\n")
 
     def _bind_http(self) -> list[socket.socket]:
         try:
@@ -182,6 +185,10 @@ class Worker:
         if self.auth is not None:
             app = AuthApp(app, self.auth)  # wrapped only when on: no cost otherwise
         cfg = self.config
+        if cfg.access_log:
+            from shipyard.serving.http._access import AccessLog
+
+            app = AccessLog(app)
         limits = HttpLimits(
             header_timeout=cfg.header_timeout,
             body_timeout=cfg.body_timeout,

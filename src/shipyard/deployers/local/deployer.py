@@ -10,12 +10,16 @@ from typing import cast
 from pydantic import Field
 
 from shipyard.deployers.base import ModelDeployer
-from shipyard.deployers.local.service import (
-    LocalModelServer,
-    LocalModelServerConfig,
-    model_fingerprint,
+from shipyard.deployers.local._snapshot import (
+    Snapshot,
+    digest_in_path,
+    digest_of_uri,
+    pin,
+    release,
+    release_all,
 )
-from shipyard.errors import DeploymentError, ServiceError
+from shipyard.deployers.local.service import LocalModelServer, LocalModelServerConfig
+from shipyard.errors import DeploymentError, ServiceError, ShipyardError
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.local_daemon import LocalDaemonService
 from shipyard.services.service import Service, ServiceConfig
@@ -51,20 +55,30 @@ class LocalModelDeployer(ModelDeployer):
             config=config,
             workers=config.workers or self.settings.workers,
             grpc_port=config.grpc_port,
-            model_fingerprint=model_fingerprint(config.model_uri),
             endpoint=ServiceEndpoint(
                 host=config.host or self.settings.host,
                 port=config.port,
                 health_check=HTTPHealthCheck(path="/v2/health/ready"),
             ),
         )
+        self.report("copying the model into SHIPYARD_HOME (the server serves that copy)")
+        snapshot = self._pin(config, service.uuid)
+        service.model_snapshot = str(snapshot.path)
+        service.model_fingerprint = snapshot.digest
         self.register_service(service)
         what = f"the model '{config.model_name}' from {config.model_uri}"
-        with (
-            discarded_unless_started(self.store, service, what),
-            self.change(service, "deploy", timeout, config, service.model_fingerprint),
-        ):
-            service.start(timeout=timeout)
+        try:
+            with (
+                discarded_unless_started(self.store, service, what),
+                self.change(service, "deploy", timeout, config, service.model_fingerprint),
+            ):
+                self.report(f"starting the model server ({service.workers} worker(s))")
+                service.start(timeout=timeout, report=self.report)
+        except BaseException:
+            # Failed or interrupted (Ctrl-C) before the server was ready: its pinned copy
+            # goes with it.
+            release_all(service.uuid)
+            raise
         return service
 
     def perform_update_model(
@@ -73,16 +87,43 @@ class LocalModelDeployer(ModelDeployer):
         server = cast(LocalModelServer, service)
         new = cast(LocalModelServerConfig, config)
         old = server.config
-        if server.is_running and server.reloadable(old, new):
-            try:
-                server.reload(new, timeout=timeout)
-            except DeploymentError as err:
-                server.status.update(server.status.state, str(err))
-                server.persist()
-                raise
-            server.check_status()
-            return server
-        return self._restart_with(server, old, new, timeout)
+        # Snapshots an earlier, interrupted change left behind go; the one served stays.
+        release_all(server.uuid, keep=frozenset({server.model_fingerprint}))
+        old_pin = (server.model_snapshot, server.model_fingerprint)
+        self.report("copying the model into SHIPYARD_HOME (the server serves that copy)")
+        snapshot = self._pin(new, server.uuid)
+        server.model_snapshot = str(snapshot.path)
+        try:
+            if server.is_running and server.reloadable(old, new):
+                self.report(
+                    "loading the new model in every worker; health check before the switch "
+                    "(the old model serves meanwhile)"
+                )
+                try:
+                    server.reload(new, timeout=timeout)
+                except DeploymentError as err:
+                    server.status.update(server.status.state, str(err))
+                    raise
+                self.report("switched to the new model")
+                server.check_status()
+            else:
+                self.report(
+                    "starting new server processes with the new settings; health check "
+                    "before the switch (the old ones serve meanwhile)"
+                )
+                self._restart_with(server, old, new, timeout)
+                self.report("switched to the new processes")
+        except BaseException:
+            # The old model keeps serving: the record keeps its copy. The new one is
+            # released by the next change (the server may yet report it: see reconcile).
+            server.model_snapshot, server.model_fingerprint = old_pin
+            server.persist()
+            raise
+        server.model_fingerprint = snapshot.digest
+        server.persist()
+        if old_pin[1] != snapshot.digest:
+            release(old_pin[1], server.uuid)
+        return server
 
     def _restart_with(
         self,
@@ -119,15 +160,45 @@ class LocalModelDeployer(ModelDeployer):
         # The same path may hold a newly saved model: compare the files too.
         return super().is_up_to_date(service, config) and (
             not isinstance(service, LocalModelServer)
-            or service.model_fingerprint == model_fingerprint(config.model_uri)
+            or (
+                bool(service.model_snapshot)
+                and service.model_fingerprint == self.fingerprint_of(config)
+            )
         )
 
     def fingerprint_of(self, config: ServiceConfig) -> str:
-        return model_fingerprint(config.model_uri)
+        # The content digest of what a deploy would pin ("" where it cannot be read:
+        # the deploy itself then says why).
+        try:
+            return digest_of_uri(self._usable_uri(config.model_uri))
+        except (ShipyardError, OSError):
+            return ""
+
+    def _pin(self, config: LocalModelServerConfig, owner: str) -> Snapshot:
+        """Pin ``config``'s model for ``owner``; a model that cannot be fetched or read
+        is a DeploymentError naming it (nothing was started)."""
+        try:
+            return pin(self._usable_uri(config.model_uri), owner)
+        except DeploymentError:
+            raise
+        except ShipyardError as err:
+            raise DeploymentError(
+                f"Deploying the model '{config.model_name}' from {config.model_uri} failed: {err}"
+            ) from err
+
+    def _usable_uri(self, uri: str) -> str:
+        """``uri`` with its secret references resolved, to fetch and pin the model (the
+        copy holds no credentials; the config keeps the references)."""
+        from shipyard.secrets import SecretStore, has_references
+
+        return SecretStore(self.store).resolve(uri) if has_references(uri) else uri
+
+    def perform_delete_model(self, service: Service, timeout: float, force: bool) -> None:
+        super().perform_delete_model(service, timeout, force)
+        release_all(service.uuid)
 
     def _apply(self, server: LocalModelServer, config: LocalModelServerConfig) -> None:
         server.config = config
-        server.model_fingerprint = model_fingerprint(config.model_uri)
         server.workers = config.workers or self.settings.workers
         if config.port is not None:
             server.endpoint = server.endpoint.model_copy(update={"port": config.port})
@@ -150,6 +221,9 @@ class LocalModelDeployer(ModelDeployer):
                     "SERVICE_PATH": str(service.run_path),
                     "LOG_FILE": str(service.log_path),
                     "DAEMON_PID": None if pid is None else str(pid),
+                    # What a restart serves: the copy pinned at deploy, and its digest.
+                    "MODEL_SNAPSHOT": service.model_snapshot or None,
+                    "MODEL_SHA256": digest_in_path(service.model_snapshot) or None,
                     # Where the token is, never the token: `curl -H "Authorization:
                     # Bearer $(cat FILE)"` reads it.
                     "AUTH_TOKEN_FILE": service.auth_token_file or None,
@@ -189,6 +263,13 @@ def discarded_unless_started(
         raise DeploymentError(
             f"Deploying {what} failed: the server failed to start: {reason}"
         ) from err
+    except BaseException:
+        # Interrupted (Ctrl-C) before the server was ready: nothing half-started is left
+        # behind either, as for a server that failed to start.
+        with contextlib.suppress(Exception):
+            service.delete(timeout=10.0, force=True)
+            store.delete_service(service.uuid)
+        raise
 
 
 def _failure_reason(service: LocalDaemonService, err: ServiceError) -> str:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator
 
 from shipyard._redact import has_credentials
+from shipyard.deployers.local._snapshot import digest_in_path, snapshot_path
 from shipyard.errors import BadRequestError, DeploymentError, ServiceError
 from shipyard.models._uri import is_local_uri
 from shipyard.secrets import has_references, reference_form
@@ -70,6 +71,9 @@ class LocalModelServerConfig(ServiceConfig):
     sha256: str | None = Field(
         default=None,
         description="SHA-256 of the model's content, checked before loading (and trusting it).",
+    )
+    access_log: bool = Field(
+        default=False, description="Log every request (method, path, status, latency)."
     )
     auth: bool = Field(
         default=True,
@@ -151,9 +155,13 @@ class LocalModelServer(LocalDaemonService):
     control_socket: str = ""
     #: The bearer-token file the server requires ('' when it requires none).
     auth_token_file: str = ""
-    #: Fingerprint of the model files last deployed (local paths only), so that a model
-    #: saved again at the same path is deployed again.
+    #: Fingerprint of the model files last deployed, so that a model saved again at the
+    #: same path is deployed again: the SHA-256 of their contents when the model is
+    #: pinned (``model_snapshot``), else their names, sizes and times.
     model_fingerprint: str = ""
+    #: The private copy of the model this server loads (``_snapshot``): a restart serves
+    #: what was deployed even if the user's folder was changed or moved since.
+    model_snapshot: str = ""
     endpoint: ServiceEndpoint = Field(
         default_factory=lambda: ServiceEndpoint(
             health_check=HTTPHealthCheck(path="/v2/health/ready")
@@ -175,8 +183,22 @@ class LocalModelServer(LocalDaemonService):
         return None if base is None else f"{base}/invocations"
 
     def served_model_uri(self, config: LocalModelServerConfig) -> str:
-        """The URI the server process loads for ``config`` (a flavor may pin it)."""
-        return config.model_uri
+        """The URI the server process loads for ``config``: its pinned copy, if any (the
+        deployer sets ``model_snapshot`` before it starts or reloads)."""
+        return self.model_snapshot or config.model_uri
+
+    def _source_uri(self, digest: str) -> str | None:
+        """Which model URI (the record's, or a change's target or previous one) the
+        snapshot ``digest`` was made from; None if none of them."""
+        candidates = [(self.config.model_uri, self.model_fingerprint)]
+        if self.intent is not None:
+            for config, fingerprint in (
+                (self.intent.target, self.intent.target_fingerprint),
+                (self.intent.previous, self.intent.previous_fingerprint),
+            ):
+                if config is not None:
+                    candidates.append((str(config.get("model_uri", "")), fingerprint))
+        return next((uri for uri, fingerprint in candidates if fingerprint == digest), None)
 
     def _assign_ports(self) -> None:
         super()._assign_ports()
@@ -241,6 +263,7 @@ class LocalModelServer(LocalDaemonService):
             str(self.workers),
             "--control-socket",
             str(self._new_socket_path()),
+            *(["--access-log"] if self.config.access_log else []),
         ]
 
     def _auth_args(self) -> list[str]:
@@ -322,9 +345,11 @@ class LocalModelServer(LocalDaemonService):
         answer = send_reload(
             self.uuid, self._socket_path(), command, timeout + 5.0, config.model_uri
         )
-        served = _served_fingerprint(answer.get("models", []), config.model_uri)
+        served = _served_fingerprint(answer.get("models", []), self.served_model_uri(config))
         self.config = config
-        self.model_fingerprint = served or model_fingerprint(config.model_uri)
+        self.model_fingerprint = (
+            digest_in_path(self.model_snapshot) or served or (model_fingerprint(config.model_uri))
+        )
         self.persist()
 
     # -- what it serves (``services.intent``) -----------------------------------------------
@@ -344,10 +369,16 @@ class LocalModelServer(LocalDaemonService):
             return None
         for model in answer.get("models") or []:
             if model.get("name") == self.served_name and model.get("uri"):
+                uri, fingerprint = str(model["uri"]), str(model.get("fingerprint") or "")
+                digest = digest_in_path(uri)
+                if digest:
+                    # A pinned copy: it stands for the URI it was made from, and its
+                    # content digest is the fingerprint the record keeps.
+                    uri, fingerprint = self._source_uri(digest) or uri, digest
                 return ServedModel(
                     # As the registry stores it: credentials as references, never values.
-                    model_uri=reference_form(str(model["uri"])),
-                    fingerprint=str(model.get("fingerprint") or ""),
+                    model_uri=reference_form(uri),
+                    fingerprint=fingerprint,
                     changing=answer.get("reload") is not None,
                 )
         return None
@@ -393,6 +424,8 @@ class LocalModelServer(LocalDaemonService):
             }
         )
         self.model_fingerprint = fingerprint
+        pinned = snapshot_path(fingerprint)
+        self.model_snapshot = "" if pinned is None else str(pinned)
 
     # -- using it --------------------------------------------------------------------------
 

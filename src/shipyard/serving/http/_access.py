@@ -1,0 +1,53 @@
+"""``--access-log``: one line per HTTP request (method, path, status, latency).
+
+An ASGI wrapper around ``HttpApp``, added only when asked for, so the default path pays
+nothing. The query string is left out: it may carry tokens. Lines go to the worker's log
+(the service log of a deployed server) through the ``shipyard.access`` logger, whose own
+level is set so that ``log_level`` does not silence what the user turned on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+__all__ = ["AccessLog"]
+
+_log = logging.getLogger("shipyard.access")
+
+Scope = dict[str, Any]
+
+
+class AccessLog:
+    """Wrap ``app``; log each request once its answer is sent (or the client left)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        _log.setLevel(logging.INFO)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def sending(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            client = scope.get("client") or ("-", 0)
+            _log.info(
+                '%s "%s %s" %s %.1f ms',
+                client[0],
+                scope["method"],
+                scope["path"],
+                status or "-",  # "-": no answer was sent (the client went away)
+                (time.perf_counter() - started) * 1000.0,
+            )
