@@ -11,9 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from shipyard.cli.main import app
 from shipyard.deployers.mlflow import (
     MLFlowDeploymentConfig,
     MLFlowDeploymentService,
@@ -23,13 +21,7 @@ from shipyard.deployers.mlflow import (
 from shipyard.errors import ConfigError, DeploymentError
 from shipyard.services import ServiceState
 
-from .conftest import Registry
-
-
-def _cli(*args: str) -> str:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    return result.output
+from .conftest import Registry, activate_mlflow_stack, cli
 
 
 class Client(threading.Thread):
@@ -64,31 +56,6 @@ def _predictions(url: str, rows: list[list[float]]) -> list[int]:
     return [int(v) for v in answer.json()["predictions"]]
 
 
-def _activate_mlflow_stack(registry: Registry) -> None:
-    """Register an ``mlflow`` deployer on the test tracking server, in an active stack."""
-    _cli(
-        "model-deployer",
-        "register",
-        "mlf",
-        "--flavor",
-        "mlflow",
-        "--tracking-uri",
-        registry.tracking_uri,
-    )
-    _cli(
-        "stack",
-        "register",
-        "mlf",
-        "-a",
-        "default",
-        "--orchestrator",
-        "default",
-        "-d",
-        "mlf",
-        "--set",
-    )
-
-
 # Five server starts and loads of MLflow (seconds each, minutes on a busy machine).
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("engine", ["shipyard", "mlflow"])
@@ -97,7 +64,7 @@ def test_promote_update_refuse_and_lifecycle(home: Path, registry: Registry, eng
     alias = f"live-{engine}"
     client: Any = registry.client()
     client.set_registered_model_alias(registry.name, alias, "1")
-    _activate_mlflow_stack(registry)
+    activate_mlflow_stack(registry)
     deployer = MLFlowModelDeployer.get_active_model_deployer()
     config = MLFlowDeploymentConfig(
         registry_model_name=registry.name,
@@ -147,31 +114,31 @@ def test_promote_update_refuse_and_lifecycle(home: Path, registry: Registry, eng
     assert _predictions(invocations, rows) == v2
 
     # The CLI shows the resolved version and the engine.
-    listed = json.loads(_cli("model-deployer", "models", "list", "--output", "json"))
+    listed = json.loads(cli("model-deployer", "models", "list", "--output", "json"))
     assert [(r["uuid"], r["model_version"]) for r in listed] == [(service.uuid, "2")]
     described = json.loads(
-        _cli("model-deployer", "models", "describe", service.uuid[:8], "--output", "json")
+        cli("model-deployer", "models", "describe", service.uuid[:8], "--output", "json")
     )
     assert described["info"]["ENGINE"] == engine
     assert described["info"]["REGISTRY_MODEL_VERSION"] == "2"
     assert described["info"]["REGISTRY_MODEL_ALIAS"] == alias
-    assert "VERSION" in _cli("model-deployer", "models", "list")
+    assert "VERSION" in cli("model-deployer", "models", "list")
 
     # Stop, start on the same URL, delete.
-    _cli("model-deployer", "models", "stop", service.uuid)
+    cli("model-deployer", "models", "stop", service.uuid)
     assert deployer.get_model_server(service.uuid).status.state is ServiceState.INACTIVE
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{base}/ping", timeout=5)
-    _cli("model-deployer", "models", "start", service.uuid, "--timeout", "240")
+    cli("model-deployer", "models", "start", service.uuid, "--timeout", "240")
     assert _predictions(invocations, rows) == v2
-    _cli("model-deployer", "models", "delete", service.uuid, "--yes")
+    cli("model-deployer", "models", "delete", service.uuid, "--yes")
     assert deployer.find_model_server() == []
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{base}/ping", timeout=5)
 
 
 def test_config_errors_are_named(home: Path, registry: Registry) -> None:
-    _activate_mlflow_stack(registry)
+    activate_mlflow_stack(registry)
     deployer = MLFlowModelDeployer.get_active_model_deployer()
     with pytest.raises(ConfigError, match="needs engine: mlflow"):
         deployer.deploy_model(
