@@ -20,6 +20,7 @@ from shipyard.deployers.mlflow import (
 )
 from shipyard.errors import ConfigError, DeploymentError
 from shipyard.services import ServiceState
+from shipyard.testing import free_port
 
 from .conftest import Registry, activate_mlflow_stack, cli
 
@@ -150,3 +151,68 @@ def test_config_errors_are_named(home: Path, registry: Registry) -> None:
         )
     with pytest.raises(DeploymentError, match="not an MLflow model"):
         deployer.deploy_model({"model_uri": str(home), "engine": "mlflow"})
+
+
+# Four server starts (two engines), each loading MLflow.
+@pytest.mark.timeout(900)
+def test_engine_port_and_workers_changes_keep_the_service(home: Path, registry: Registry) -> None:
+    rows = registry.rows.tolist()
+    activate_mlflow_stack(registry)
+    deployer = MLFlowModelDeployer.get_active_model_deployer()
+    fields: dict[str, Any] = {
+        "registry_model_name": registry.name,
+        "registry_model_version": "1",
+        "engine": "shipyard",
+        "pipeline_name": "train",
+        "pipeline_step_name": "deploy",
+    }
+    first = deployer.deploy_model(fields, timeout=240)
+    assert isinstance(first, MLFlowShipyardServer) and first.workers == 1
+    base = str(first.endpoint.url)
+    v1 = _predictions(f"{base}/invocations", rows)
+
+    # More workers: the same service on the same URL, answering all along (a rolling
+    # replacement of the processes).
+    looping = Client(f"{base}/invocations", rows)
+    looping.start()
+    try:
+        wider = deployer.deploy_model({**fields, "workers": 2}, timeout=240)
+    finally:
+        looping.stop.set()
+        looping.join(timeout=120)
+    assert (wider.uuid, wider.endpoint.url) == (first.uuid, base)
+    assert looping.failures == [] and looping.ok > 0
+    recorded = deployer.get_model_server(first.uuid)
+    assert isinstance(recorded, MLFlowShipyardServer) and recorded.workers == 2
+    assert recorded.config.workers == 2 and recorded.intent is None
+
+    # Another port: the same service, now on that port; the old one is closed.
+    port = free_port()
+    moved = deployer.deploy_model({**fields, "workers": 2, "port": port}, timeout=240)
+    assert moved.uuid == first.uuid and moved.endpoint.port == port
+    moved_base = str(moved.endpoint.url)
+    assert _predictions(f"{moved_base}/invocations", rows) == v1
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{base}/v2/health/ready", timeout=5)
+    recorded = deployer.get_model_server(first.uuid)
+    assert recorded.endpoint.port == port and recorded.status.state is ServiceState.ACTIVE
+
+    # Another engine: the same service (UUID, URL), now MLflow's scoring server; the
+    # record says so, and the next listing agrees.
+    switched = deployer.deploy_model(
+        {**fields, "workers": 2, "port": port, "engine": "mlflow"}, timeout=240
+    )
+    assert isinstance(switched, MLFlowDeploymentService)
+    assert (switched.uuid, switched.endpoint.url) == (first.uuid, moved_base)
+    assert _predictions(f"{moved_base}/invocations", rows) == v1
+    assert httpx.get(f"{moved_base}/ping", timeout=10).status_code == 200
+    [listed] = deployer.find_model_server(pipeline_name="train")
+    assert isinstance(listed, MLFlowDeploymentService) and listed.is_running
+    assert listed.config.engine == "mlflow" and listed.workers == 2 and listed.intent is None
+    described = json.loads(
+        cli("model-deployer", "models", "describe", first.uuid, "--output", "json")
+    )
+    assert described["info"]["ENGINE"] == "mlflow"
+    deployer.delete_model_server(first.uuid)
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{moved_base}/ping", timeout=5)

@@ -26,7 +26,9 @@ from shipyard.deployers.mlflow.service import (
 from shipyard.errors import ConfigError, DeploymentError, MissingDependencyError, ServiceError
 from shipyard.models._uri import uri_stem
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
+from shipyard.services.intent import confirm_intent
 from shipyard.services.service import Service, ServiceConfig
+from shipyard.serving.fingerprint import model_fingerprint
 
 __all__ = ["MLFlowModelDeployer"]
 
@@ -88,7 +90,10 @@ class MLFlowModelDeployer(ModelDeployer):
 
             model_dir = resolve_model_uri(source)
             pin = RegistryPin(
-                source_uri=source, pinned_uri=str(model_dir), model_dir=str(model_dir)
+                source_uri=source,
+                pinned_uri=str(model_dir),
+                model_dir=str(model_dir),
+                fingerprint=model_fingerprint(str(model_dir)),
             )
         _check_flavor(model_dir, config.engine, source)
         updates = {"model_uri": source, "model_name": config.model_name or uri_stem(source)}
@@ -103,12 +108,29 @@ class MLFlowModelDeployer(ModelDeployer):
         new, pin = self._prepare(config)
         return service.config == new and service.registry.pinned_uri == pin.pinned_uri
 
+    def fingerprint_of(self, config: ServiceConfig) -> str:
+        """The identity of the model ``config`` names now (``RegistryPin.identity``): the
+        pinned ``models:/name/version``, or a local model's file fingerprint. Nothing is
+        downloaded: an alias is only resolved."""
+        from shipyard.models._mlflow_uri import is_mlflow_uri, pin_mlflow_uri
+
+        config = cast(MLFlowDeploymentConfig, config)
+        source = config.source_uri()
+        if is_mlflow_uri(source):
+            tracking = config.tracking_uri or self.settings.tracking_uri
+            return pin_mlflow_uri(source, tracking).pinned_uri
+        from shipyard.models import resolve_model_uri
+
+        path = str(resolve_model_uri(source))
+        return model_fingerprint(path) or path
+
     def perform_deploy_model(self, config: ServiceConfig, timeout: float) -> Service:
         new, pin = self._prepare(config)
         service = self._new_service(new, pin)
         self.register_service(service)
         try:
-            service.start(timeout=timeout)
+            with self.change(service, "deploy", timeout, new, pin.identity):
+                service.start(timeout=timeout)
         except ServiceError as err:
             reason = _failure_reason(service, err)  # type: ignore[arg-type]
             service.delete(timeout=10.0, force=True)
@@ -156,8 +178,10 @@ class MLFlowModelDeployer(ModelDeployer):
         )
         if hot and isinstance(server, MLFlowDeploymentService) and server.hot_reloadable:
             return self._reload(server, new, pin, timeout)
-        if hot and isinstance(server, MLFlowShipyardServer):
-            return self._reload(server, new, pin, timeout)
+        if isinstance(server, MLFlowShipyardServer) and new.engine == "shipyard":
+            if hot:
+                return self._reload(server, new, pin, timeout)
+            return self._roll(server, new, pin, timeout)
         return self._replace(server, new, pin, timeout)
 
     def _reload(
@@ -168,10 +192,16 @@ class MLFlowModelDeployer(ModelDeployer):
             if isinstance(server, MLFlowDeploymentService):
                 server.reload(new, pin, timeout)
             else:
+                # Recorded before the server is told: an interrupted reload is reconciled
+                # against both pins (``MLFlowShipyardServer.served_model``).
+                server.pending_registry = pin
+                server.persist()
                 server.registry = pin  # what served_model_uri gives the reload
                 server.reload(new, timeout=timeout)
         except DeploymentError as err:
             server.registry = old_pin
+            if isinstance(server, MLFlowShipyardServer):
+                server.pending_registry = None
             message = str(err)
             if pin.pinned_uri != new.model_uri:  # say which version the alias named
                 message = message.replace(new.model_uri, f"{new.model_uri} ({pin.pinned_uri})")
@@ -179,6 +209,52 @@ class MLFlowModelDeployer(ModelDeployer):
             server.persist()
             raise DeploymentError(message) from err
         server.registry = pin
+        if isinstance(server, MLFlowShipyardServer):
+            server.pending_registry = None
+        server.persist()
+        server.check_status()
+        return server
+
+    def _roll(
+        self,
+        server: MLFlowShipyardServer,
+        new: MLFlowDeploymentConfig,
+        pin: RegistryPin,
+        timeout: float,
+    ) -> Service:
+        """Workers, ports or host of an ``engine: shipyard`` server: the local flavor's
+        rolling replacement (the new processes ready before the old ones stop, the URL
+        answering throughout); on failure the old processes keep serving, as recorded."""
+        from shipyard.deployers.local._rolling import roll
+
+        was_running = server.is_running
+        before = server.model_dump(include={"config", "registry", "workers", "grpc_port"})
+        endpoint = server.endpoint
+        server.pending_registry = pin
+        server.persist()
+        server.config, server.registry = new, pin
+        server.workers = new.workers or self.settings.workers
+        server.grpc_port = new.grpc_port or server.grpc_port
+        server.endpoint = endpoint.model_copy(
+            update={"port": new.port or endpoint.port, "host": new.host or endpoint.host}
+        )
+        try:
+            if was_running:
+                roll(server, timeout)
+            else:
+                server.start(timeout=timeout)
+        except ServiceError as err:
+            server.config = MLFlowDeploymentConfig.model_validate(before["config"])
+            server.registry = RegistryPin.model_validate(before["registry"])
+            server.workers, server.grpc_port = before["workers"], before["grpc_port"]
+            server.endpoint, server.pending_registry = endpoint, None
+            message = f"Updating the model server {server.uuid} to {pin.pinned_uri} failed: {err}"
+            if was_running:
+                message += " The previous processes keep serving."
+            server.status.update(server.status.state, message)
+            server.persist()
+            raise DeploymentError(message) from err
+        server.pending_registry = None
         server.persist()
         server.check_status()
         return server
@@ -186,8 +262,10 @@ class MLFlowModelDeployer(ModelDeployer):
     def _replace(
         self, server: MLFlowServer, new: MLFlowDeploymentConfig, pin: RegistryPin, timeout: float
     ) -> Service:
-        """A change a hot swap cannot make (engine, ports, workers, a built environment):
-        a server of the new kind on the same UUID and port; the old one back on failure."""
+        """A change no reload or rolling replacement can make (another engine, or an
+        ``engine: mlflow`` server's ports, workers or built environment): a server of the
+        new kind on the same UUID and port, started once the old one has stopped (the URL
+        refuses connections meanwhile); the old one back on failure."""
         was_running = server.is_running
         server.stop(timeout=timeout)
         replacement = self._new_service(new, pin)
@@ -196,6 +274,8 @@ class MLFlowModelDeployer(ModelDeployer):
         replacement.endpoint = replacement.endpoint.model_copy(
             update={"port": new.port or server.endpoint.port}
         )
+        # The change under way goes with the record: a killed caller leaves it to reconcile.
+        replacement.intent = server.intent
         self.register_service(replacement)
         try:
             replacement.start(timeout=timeout)
@@ -209,6 +289,10 @@ class MLFlowModelDeployer(ModelDeployer):
             server.status.update(server.status.state, message)
             server.persist()
             raise DeploymentError(message) from err
+        # The replacement is the record now: the old object (which the caller confirms the
+        # change on) must not write its stale state over it.
+        server.bind(None)
+        confirm_intent(replacement)
         return replacement
 
     def get_model_server_info(self, service: Service) -> dict[str, str | None]:
