@@ -63,10 +63,16 @@ def main() -> None:
             {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": rows[0].tolist()}
         ]
     }
-    answer = httpx.post(str(service.prediction_url), json=v2_request, timeout=30).json()
+    # The server wants its bearer token (a 0600 file in its run dir; `describe` names it).
+    auth = service.request_headers()
+    answer = httpx.post(
+        str(service.prediction_url), json=v2_request, headers=auth, timeout=30
+    ).json()
     print(f"POST {service.prediction_url}\n  {json.dumps(v2_request)}\n  -> {json.dumps(answer)}")
     base = service.endpoint.url
-    answer = httpx.post(f"{base}/invocations", json={"inputs": rows.tolist()}, timeout=30).json()
+    answer = httpx.post(
+        f"{base}/invocations", json={"inputs": rows.tolist()}, headers=auth, timeout=30
+    ).json()
     print(f"POST {base}/invocations -> {json.dumps(answer)}")
 
     # 5. What the registry says.

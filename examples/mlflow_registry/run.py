@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = [[5.9, 3.0, 4.2, 1.5], [6.3, 2.8, 5.1, 1.5]]
         service = deployer.deploy_model(config, replace=True, timeout=300)
         url = f"{service.endpoint.url}/invocations"
-        first = httpx.post(url, json={"inputs": rows}, timeout=60).json()
+        auth = service.request_headers()  # engine shipyard: the server's bearer token
+        first = httpx.post(url, json={"inputs": rows}, headers=auth, timeout=60).json()
         print(f"v{service.model_version} at {url}: {first}  (uuid {service.uuid})")
 
         from mlflow import MlflowClient
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         stop, answered, failed = threading.Event(), [0], [0]
 
         def keep_asking() -> None:
-            with httpx.Client(timeout=60) as client:
+            with httpx.Client(timeout=60, headers=auth) as client:
                 while not stop.is_set():
                     try:
                         ok = client.post(url, json={"inputs": rows}).status_code == 200
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         updated = deployer.deploy_model(config, replace=True, timeout=300)
         stop.set()
         asker.join(timeout=60)
-        second = httpx.post(url, json={"inputs": rows}, timeout=60).json()
+        second = httpx.post(url, json={"inputs": rows}, headers=auth, timeout=60).json()
         print(
             f"v{updated.model_version} at {updated.endpoint.url}/invocations: {second}  "
             f"(uuid {updated.uuid}, same server: {updated.uuid == service.uuid})"

@@ -6,6 +6,8 @@ and how to fix it.
 
 from __future__ import annotations
 
+from shipyard._redact import mask_credentials
+
 __all__ = [
     "BadRequestError",
     "ConfigError",
@@ -22,12 +24,15 @@ __all__ = [
     "OverloadedError",
     "PayloadTooLargeError",
     "PredictorError",
+    "SecretError",
     "ServiceError",
     "ServiceNotFoundError",
     "ShipyardError",
     "StackError",
     "StoreError",
+    "UnauthorizedError",
     "UnsupportedMediaTypeError",
+    "UntrustedModelError",
 ]
 
 
@@ -38,6 +43,9 @@ class ShipyardError(Exception):
     status_code: int = 500
 
     def __init__(self, message: str) -> None:
+        # Every message may quote a URI: its credentials are hidden here, once, so no
+        # terminal, log line, JSON error or registry field shows them.
+        message = mask_credentials(message)
         super().__init__(message)
         self.message = message
 
@@ -61,6 +69,12 @@ class UnsupportedMediaTypeError(ShipyardError):
 
 class PayloadTooLargeError(ShipyardError):
     status_code = 413
+
+
+class UnauthorizedError(ShipyardError):
+    """The server wants a bearer token and the request had none, or a wrong one."""
+
+    status_code = 401
 
 
 class NotFoundError(ShipyardError):
@@ -128,12 +142,26 @@ class ModelLoadError(ShipyardError):
     """A model directory or file could not be loaded."""
 
 
+class UntrustedModelError(ModelLoadError):
+    """A model whose format runs code when loaded (pickle, joblib, cloudpickle) came from
+    somewhere the caller did not say they trust; the message names the ways to trust it
+    and the formats that run no code."""
+
+    status_code = 403
+
+
 class PredictorError(ShipyardError):
     """The user's predictor raised; the message carries its own message."""
 
 
 class StoreError(ShipyardError):
     """The metadata store failed or holds something unexpected."""
+
+
+class SecretError(ShipyardError):
+    """A secret is missing, badly named, or cannot be decrypted with this home's key."""
+
+    status_code = 400
 
 
 class StackError(ShipyardError):

@@ -93,3 +93,28 @@ def test_progress_bar_fits_80_columns(
     assert lines[0].startswith("churn-model-of-the-\u2026 ")
     assert f"{rows:,}/10,000,000 " in lines[0]
     assert " rows/s " in lines[0] and state in lines[0]
+
+
+def test_help_reads_at_80_columns(run_cli: RunCli) -> None:
+    # Twenty-odd options in one table left each help text a column of two-word lines,
+    # some cut off with "…": grouped in panels, every help text is whole and wide.
+    import typer
+
+    from shipyard.cli.main import app
+
+    command = typer.main.get_command(app).commands["batch"].commands["predict"]  # type: ignore[attr-defined]
+    done = run_cli("batch", "predict", "--help", env={"COLUMNS": "80", "TERM": "xterm"})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines and all(len(line) <= 80 for line in lines)
+    assert "…" not in done.stdout
+    words = done.stdout.replace("│", " ").split()
+    helps = [p.help for p in command.params if getattr(p, "help", None)]
+    assert len(helps) > 20
+    for help_text in helps:
+        expected = help_text.split()
+        # The help's words, in order and whole.
+        assert any(words[i : i + len(expected)] == expected for i in range(len(words))), help_text
+        # Its column starts left of the middle: at least 30 characters wide.
+        first = next(line for line in lines if f" {expected[0]}" in line)
+        assert first.index(f" {expected[0]}") < 50, first

@@ -200,3 +200,61 @@ def test_skip_makes_a_bad_cell_a_row_error(
     assert [r["row"] for r in rejects] == [42]
     assert "'b'" in rejects[0]["error"] and "oops" in rejects[0]["error"]
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_skip_makes_a_bad_jsonl_cell_a_row_error(
+    tmp_path: Path, sklearn_model: Path, frame: pd.DataFrame
+) -> None:
+    # JSON lines keep numbers as numbers: one string where the others are numbers broke
+    # the whole read (Arrow's "changed from number to string"), not just that row.
+    src = write_input(frame, tmp_path / "in.jsonl", "jsonl")
+    lines = src.read_text().splitlines()
+    row = json.loads(lines[700])
+    row["b"] = "oops"
+    lines[700] = json.dumps(row)
+    src.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.csv"
+    summary = predict(
+        str(sklearn_model), str(src), str(out), id_column="id", on_error="skip", batch_size=64
+    )
+    assert (summary.rows, summary.rejected) == (len(frame) - 1, 1)
+    result = pd.read_csv(out)
+    assert sorted(result["id"].tolist()) == [i for i in range(len(frame)) if i != 700]
+    rejects = [json.loads(line) for line in Path(str(summary.rejects)).read_text().splitlines()]
+    assert [r["row"] for r in rejects] == [700]
+    assert "'b'" in rejects[0]["error"] and "oops" in rejects[0]["error"]
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_skip_makes_a_bad_cell_past_the_type_sample_a_row_error(
+    tmp_path: Path, sklearn_model: Path
+) -> None:
+    # The column types of a text file are inferred from its first MiB: a bad cell after
+    # it is read as a number column's cell, and failed the whole shard.
+    from batch_helpers import make_frame
+
+    frame = make_frame(30_000)
+    bad_row = 29_000
+    src = write_input(frame, tmp_path / "in.csv", "csv")
+    assert src.stat().st_size > 1 << 20
+    lines = src.read_text().splitlines()
+    fields = lines[bad_row + 1].split(",")
+    fields[2] = "oops"  # column b
+    lines[bad_row + 1] = ",".join(fields)
+    fields = lines[bad_row + 3].split(",")
+    fields[1] = ""  # column a: a missing value stays NaN, not an error
+    lines[bad_row + 3] = ",".join(fields)
+    src.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.csv"
+    summary = predict(
+        str(sklearn_model), str(src), str(out), id_column="id", on_error="skip", batch_size=500
+    )
+    rejects = [json.loads(line) for line in Path(str(summary.rejects)).read_text().splitlines()]
+    assert [r["row"] for r in rejects] == [bad_row, bad_row + 2]
+    assert "'b'" in rejects[0]["error"] and "oops" in rejects[0]["error"]
+    # The empty cell reached the model as NaN (which this model refuses): no parse error.
+    assert "NaN" in rejects[1]["error"] and rejects[1]["values"]["a"] is None
+    result = pd.read_csv(out)
+    assert bad_row not in result["id"].tolist()
+    assert len(result) + summary.rejected == len(frame)
+    assert not list(tmp_path.glob("*.partial"))

@@ -85,6 +85,7 @@ def test_a_null_in_a_one_row_request_is_nan_on_every_route(deployed: Deployed) -
     record = {"radius": None, "texture": float(nan_row["texture"].iloc[0]),
               "area": float(nan_row["area"].iloc[0])}  # fmt: skip
     base = deployed.service.endpoint.url
+    headers = deployed.service.request_headers()
     bodies = [
         {"dataframe_records": [record]},
         {"dataframe_split": {"columns": list(record), "data": [list(record.values())]}},
@@ -92,10 +93,12 @@ def test_a_null_in_a_one_row_request_is_nan_on_every_route(deployed: Deployed) -
         {"inputs": [[None, record["texture"], record["area"]]]},
     ]
     for body in bodies:
-        answer = httpx.post(f"{base}/invocations", json=body, timeout=30)
+        answer = httpx.post(f"{base}/invocations", json=body, headers=headers, timeout=30)
         assert answer.status_code == 200, (body, answer.text)
         np.testing.assert_allclose(answer.json()["predictions"], want)
-    answer = httpx.post(f"{base}/v1/models/tumour:predict", json=bodies[2], timeout=30)
+    answer = httpx.post(
+        f"{base}/v1/models/tumour:predict", json=bodies[2], headers=headers, timeout=30
+    )
     assert answer.status_code == 200, answer.text
     np.testing.assert_allclose(deployed.service.predict(nan_row), want)
 

@@ -30,9 +30,12 @@ def _config(model_uri: str, **extra: object) -> LocalDeploymentConfig:
 class Client(threading.Thread):
     """Sends requests in a loop until stopped, counting answers and failures."""
 
-    def __init__(self, url: str, rows: list[list[float]]) -> None:
+    def __init__(
+        self, url: str, rows: list[list[float]], headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(daemon=True)
         self.url = url
+        self.headers = headers or {}
         self.body = {
             "inputs": [
                 {
@@ -49,7 +52,7 @@ class Client(threading.Thread):
         self.answers: list[list[int]] = []
 
     def run(self) -> None:
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, headers=self.headers) as client:
             while not self.stop.is_set():
                 try:
                     response = client.post(self.url, json=self.body)
@@ -74,7 +77,7 @@ def test_update_in_place_with_zero_failed_requests(home: Path, models: Models) -
     assert isinstance(first, LocalModelServer)
     pid = first.running_pid()
     expected_a = models.expected_a()
-    client = Client(str(first.prediction_url), models.rows.tolist())
+    client = Client(str(first.prediction_url), models.rows.tolist(), first.request_headers())
     client.start()
     try:
         client.wait_for(5)

@@ -36,7 +36,14 @@ def test_stop_lets_an_in_flight_request_finish(
     def request() -> None:
         body = {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [3.0]}]}
         try:
-            answers.append(httpx.post(str(service.prediction_url), json=body, timeout=60))
+            answers.append(
+                httpx.post(
+                    str(service.prediction_url),
+                    json=body,
+                    headers=service.request_headers(),
+                    timeout=60,
+                )
+            )
         except httpx.HTTPError as err:
             answers.append(err)
 

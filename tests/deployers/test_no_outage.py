@@ -25,7 +25,7 @@ def test_redeploy_without_workers_keeps_them_and_drops_no_request(
     first = deployer.deploy_model(_values(models.a, workers=2), timeout=300)
     assert isinstance(first, LocalModelServer)
     pid = first.running_pid()
-    client = Client(str(first.prediction_url), models.rows.tolist())
+    client = Client(str(first.prediction_url), models.rows.tolist(), first.request_headers())
     client.start()
     try:
         client.wait_for(5)

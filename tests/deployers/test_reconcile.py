@@ -49,7 +49,9 @@ def _config(uri: str) -> LocalDeploymentConfig:
 
 def _answer(server: LocalModelServer) -> float:
     body = {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [1.0]}]}
-    response = httpx.post(str(server.prediction_url), json=body, timeout=30)
+    response = httpx.post(
+        str(server.prediction_url), json=body, headers=server.request_headers(), timeout=30
+    )
     assert response.status_code == 200, response.text
     return float(response.json()["outputs"][0]["data"][0])
 
@@ -187,7 +189,9 @@ def test_killed_cli_mid_delete_is_finished_by_the_next_command(
     def in_flight() -> None:  # keeps the server draining for a while once told to stop
         body = {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [6.0]}]}
         with contextlib.suppress(httpx.HTTPError):
-            httpx.post(str(server.prediction_url), json=body, timeout=60)
+            httpx.post(
+                str(server.prediction_url), json=body, headers=server.request_headers(), timeout=60
+            )
 
     request = threading.Thread(target=in_flight, daemon=True)
     request.start()

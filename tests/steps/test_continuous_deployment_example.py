@@ -50,7 +50,7 @@ def _described(run_id: str) -> dict[str, Any]:
     return run
 
 
-def _served_accuracy(url: str) -> float:
+def _served_accuracy(url: str, uuid: str) -> float:
     from sklearn.datasets import load_breast_cancer
     from sklearn.model_selection import train_test_split
 
@@ -66,7 +66,13 @@ def _served_accuracy(url: str) -> float:
             }
         ]
     }
-    answer = httpx.post(url, json=body, timeout=30).json()
+    from shipyard.deployers.local import LocalModelDeployer
+
+    # The server wants its token: the registry knows where it is.
+    headers = (
+        LocalModelDeployer.get_active_model_deployer().get_model_server(uuid).request_headers()
+    )
+    answer = httpx.post(url, json=body, headers=headers, timeout=30).json()
     predictions = np.asarray(answer["outputs"][0]["data"])
     return float(np.mean(predictions == y_test))
 
@@ -89,7 +95,7 @@ def test_two_runs_update_one_server_and_a_worse_run_leaves_it(home: Path) -> Non
     service = first["by_step"]["model_deployer_step"]["service"]
     uuid, url = service["uuid"], service["prediction_url"]
     first_accuracy = first["metadata"]["deployment_decision"]["metric"]
-    assert _served_accuracy(url) == first_accuracy
+    assert _served_accuracy(url, uuid) == first_accuracy
 
     # Different hyperparameters, a better model: the same server now serves it.
     example = _load_example()
@@ -101,7 +107,7 @@ def test_two_runs_update_one_server_and_a_worse_run_leaves_it(home: Path) -> Non
         "uuid": uuid,
         "prediction_url": url,
     }
-    assert _served_accuracy(url) == decision["metric"]
+    assert _served_accuracy(url, uuid) == decision["metric"]
     second_model = second["by_step"]["train"]["outputs"]["output"]["uri"]
 
     servers = _cli_json("model-deployer", "models", "list")

@@ -114,7 +114,11 @@ def _check_service_round_trip(run: PipelineRunView) -> None:
     assert loaded.config.pipeline_step_name == "model_deployer_step"
     assert loaded.config.pipeline_run_id == run.id
     assert loaded.prediction_url is not None
-    ready = httpx.get(loaded.prediction_url.rsplit("/infer", 1)[0] + "/ready", timeout=10)
+    ready = httpx.get(
+        loaded.prediction_url.rsplit("/infer", 1)[0] + "/ready",
+        headers=loaded.request_headers(),
+        timeout=10,
+    )
     assert ready.status_code == 200
 
 

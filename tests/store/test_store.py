@@ -139,7 +139,7 @@ def test_the_store_url_password_is_never_shown(home: Path, monkeypatch: pytest.M
         Store.open()
     message = str(info.value)
     assert "hunter2" not in message
-    assert "bob:***@127.0.0.1:1/db" in message
+    assert "postgresql+psycopg://***@127.0.0.1:1/db" in message
 
 
 def test_a_missing_database_driver_is_one_clear_error(

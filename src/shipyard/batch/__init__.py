@@ -68,8 +68,9 @@ def predict(
     from shipyard._validation import describe_validation_error
 
     if service is not None:
-        from shipyard.batch._remote import resolve_service
+        from shipyard.batch._remote import resolve_service, service_headers
 
+        options.setdefault("service_headers", service_headers(service))
         service = resolve_service(service)
     try:
         opts = BatchOptions(
@@ -112,12 +113,13 @@ def _predict_on_ray(opts: BatchOptions) -> BatchSummary:
     from shipyard.batch._worker import WorkerSpec
 
     _require_batch_extra()
-    service_url = None
+    service_url = headers = None
     if opts.service is not None:
-        from shipyard.batch._remote import resolve_service
+        from shipyard.batch._remote import resolve_service, service_headers
 
         service_url = resolve_service(opts.service)
-    spec = WorkerSpec(opts.model_uri, service_url, opts.input_as, 1, opts.timeout)
+        headers = opts.service_headers or service_headers(opts.service)
+    spec = WorkerSpec(opts.model_uri, service_url, opts.input_as, 1, opts.timeout, headers)
     # The actors start first: their start-up and model load overlap the planning.
     pool = start_ray_pool(opts.address, opts.workers if opts.workers > 1 else None, spec)
     from shipyard.batch._job import run_job

@@ -234,13 +234,14 @@ def _tasks(
 
 
 def _spec(opts: BatchOptions, procs: int) -> WorkerSpec:
-    service_url = None
+    service_url = headers = None
     if opts.service is not None:
-        from shipyard.batch._remote import resolve_service
+        from shipyard.batch._remote import resolve_service, service_headers
 
         service_url = resolve_service(opts.service)
+        headers = opts.service_headers or service_headers(opts.service)
     threads = worker_threads(procs)
-    return WorkerSpec(opts.model_uri, service_url, opts.input_as, threads, opts.timeout)
+    return WorkerSpec(opts.model_uri, service_url, opts.input_as, threads, opts.timeout, headers)
 
 
 def _run_with(

@@ -55,6 +55,9 @@ class BatchOptions(BaseModel):
     """Target bytes per shard for CSV and JSON-lines input."""
     timeout: float = Field(default=120.0, gt=0)
     """Seconds to wait for one request to a model server (``service`` only)."""
+    service_headers: dict[str, str] | None = Field(default=None, exclude=True, repr=False)
+    """Headers every request to the model server carries (its bearer token); taken from
+    the Service object, never dumped, logged or written to the job's manifest."""
     progress: bool = False
     """Show a Rich progress bar on stderr."""
     engine: Literal["local", "ray"] = "local"

@@ -215,6 +215,12 @@ def _text_schema(path: str, fmt: InputFormat) -> tuple[bytes, int]:
         else:
             table = pjson.read_json(pa.py_buffer(sample))
     except pa.ArrowInvalid as err:
+        if fmt == "jsonl" and "changed from" in str(err):
+            # A column mixing numbers and strings: text, so the reader keeps going and
+            # the bad cell is its row's error (``_lenient``).
+            from shipyard.batch._lenient import infer_jsonl_schema
+
+            return infer_jsonl_schema(sample).serialize().to_pybytes(), data_start
         raise InvalidInputError(
             f"Cannot parse {path} as {fmt.upper()} (first {len(sample)} bytes): {err}"
         ) from err

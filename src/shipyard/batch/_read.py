@@ -82,11 +82,21 @@ class ShardReader:
         import pyarrow as pa
 
         it = self._parquet() if self.info.format == "parquet" else self._text()
+        lenient = False
         while True:
             try:
                 batch = next(it)
             except StopIteration:
                 return
+            except pa.ArrowInvalid as err:
+                if self.info.format == "parquet" or lenient:
+                    raise self._read_error(err) from err
+                # A cell that does not fit its column's type (past the sample the types
+                # were inferred from): read the rest with such columns as text, so that
+                # the cell is its row's error, not the shard's (``_lenient``).
+                lenient = True
+                it = self._lenient_text()
+                continue
             except (pa.ArrowException, OSError) as err:
                 raise self._read_error(err) from err
             if batch.num_rows == 0:
@@ -159,6 +169,42 @@ class ShardReader:
             if self.columns is not None and self.info.format == "jsonl":
                 batch = batch.select(self.columns)
             yield batch
+
+    def _lenient_text(self) -> Iterator[pa.RecordBatch]:
+        """The shard's rows after those handed out, columns that do not convert as text."""
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        from shipyard.batch._lenient import jsonl_batches, lenient_csv_types, restore_types
+
+        with pa.memory_map(self.info.path) as mm:
+            mm.seek(self.shard.start)
+            data = mm.read_buffer(self.shard.end - self.shard.start)
+        if self.info.format == "jsonl":
+            yield from jsonl_batches(
+                data.to_pybytes(), self.schema, self.rows_read, self.batch_size, self.columns
+            )
+            return
+        reader = pcsv.open_csv(
+            pa.BufferReader(data),
+            read_options=pcsv.ReadOptions(
+                column_names=self.schema.names,
+                block_size=1 << 20,
+                use_threads=False,
+            ),
+            convert_options=pcsv.ConvertOptions(
+                column_types=lenient_csv_types(self.schema),
+                include_columns=self.columns,
+                strings_can_be_null=True,
+            ),
+        )
+        skip = self.rows_read  # handed out already (Arrow skips only within one block)
+        for batch in reader:
+            if skip >= batch.num_rows:
+                skip -= batch.num_rows
+                continue
+            yield restore_types(batch.slice(skip), self.schema)
+            skip = 0
 
     def _est_batches(self) -> int:
         return max(1, -(-self.shard.est_rows // self.batch_size))

@@ -28,7 +28,14 @@ if TYPE_CHECKING:
     import httpx
     import pyarrow as pa
 
-__all__ = ["RemoteScorer", "resolve_service"]
+__all__ = ["RemoteScorer", "resolve_service", "service_headers"]
+
+
+def service_headers(service: object) -> dict[str, str] | None:
+    """The headers a registry Service wants on every request (its bearer token); None
+    for a plain URL (a server of one's own, with no token)."""
+    headers = getattr(service, "request_headers", None)
+    return dict(headers()) if callable(headers) else None
 
 
 def resolve_service(service: object) -> str:
@@ -71,11 +78,13 @@ def _numeric_dtype(datatype: str | None) -> np.dtype[Any] | None:
 class RemoteScorer(Scorer):
     """One HTTP connection per worker; each batch is one ``infer`` request."""
 
-    def __init__(self, url: str, *, timeout: float = 120.0) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 120.0, headers: dict[str, str] | None = None
+    ) -> None:
         import httpx
 
         self.url = url.rstrip("/")
-        self._client: httpx.Client = httpx.Client(timeout=timeout)
+        self._client: httpx.Client = httpx.Client(timeout=timeout, headers=headers)
         try:
             resp = self._client.get(self.url)
         except httpx.HTTPError as err:

@@ -47,6 +47,8 @@ class WorkerSpec:
     input_as: str
     threads: int
     timeout: float = 60.0
+    #: Headers each request to the service carries (its bearer token, when it wants one).
+    service_headers: dict[str, str] | None = None
 
 
 def _die_with_parent(parent: int) -> None:
@@ -76,7 +78,7 @@ def make_scorer(spec: WorkerSpec) -> Any:
     if spec.service_url is not None:
         from shipyard.batch._remote import RemoteScorer
 
-        return RemoteScorer(spec.service_url, timeout=spec.timeout)
+        return RemoteScorer(spec.service_url, timeout=spec.timeout, headers=spec.service_headers)
     from shipyard.batch._scorer import LocalScorer
 
     if spec.model_uri is None:

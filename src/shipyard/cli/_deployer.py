@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,12 +17,13 @@ __all__ = [
     "service_summary",
 ]
 
-_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
-
 
 def hide_credentials(value: Any) -> Any:
-    """``s3://key:secret@bucket/m`` -> ``s3://***@bucket/m``; other values unchanged."""
-    return _CREDENTIALS.sub(r"\1***@", value) if isinstance(value, str) else value
+    """``s3://key:secret@bucket/m`` -> ``s3://***@bucket/m``; other values unchanged
+    (the one rule: ``shipyard._redact``)."""
+    from shipyard._redact import mask_credentials
+
+    return mask_credentials(value) if isinstance(value, str) else value
 
 
 def active_model_deployer(store: Store) -> ModelDeployer:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import json
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,8 +33,6 @@ __all__ = [
 
 #: Lets a command take arbitrary ``--key=value`` options (component configs).
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
-
-_SECRET_KEY = re.compile(r"(secret|password|passwd|token|api_?key|credential)", re.I)
 
 
 class OutputFormat(enum.StrEnum):
@@ -86,11 +83,11 @@ def parse_key_values(args: Sequence[str]) -> dict[str, Any]:
 
 
 def mask_secrets(data: dict[str, Any]) -> dict[str, Any]:
-    """Hide values whose key names a secret (a fallback when no schema says so)."""
-    return {
-        key: "**********" if _SECRET_KEY.search(key) and value else value
-        for key, value in data.items()
-    }
+    """Hide values whose key names a secret (a fallback when no schema says so) and URL
+    credentials (the one rule: ``shipyard._redact``)."""
+    from shipyard._redact import mask_fields
+
+    return mask_fields(data)
 
 
 def print_json(data: Any) -> None:

@@ -92,7 +92,13 @@ def predict(
         typer.Argument(help="Model path or URI; omit it when using --service."),
     ] = None,
     input: Annotated[
-        str, typer.Option("--input", "-i", help="Input file, directory or glob (quote it).")
+        str,
+        typer.Option(
+            "--input",
+            "-i",
+            help="Input file, directory or glob (quote it).",
+            rich_help_panel="Input",
+        ),
     ] = ...,  # type: ignore[assignment]
     output: Annotated[
         str,
@@ -100,68 +106,136 @@ def predict(
             "--output",
             "-o",
             help="Output file (.parquet/.csv/.jsonl), directory, or database URL.",
+            rich_help_panel="Output",
         ),
     ] = ...,  # type: ignore[assignment]
     format: Annotated[
-        _Format | None, typer.Option("--format", help="Output format (default: from suffix).")
+        _Format | None,
+        typer.Option(
+            "--format", help="Output format (default: from suffix).", rich_help_panel="Output"
+        ),
     ] = None,
     input_format: Annotated[
-        _Format | None, typer.Option("--input-format", help="Input format (default: suffix).")
+        _Format | None,
+        typer.Option(
+            "--input-format", help="Input format (default: suffix).", rich_help_panel="Input"
+        ),
     ] = None,
     columns: Annotated[
         list[str] | None,
-        typer.Option("--columns", help="Model input columns (comma-separated or repeated)."),
+        typer.Option(
+            "--columns",
+            help="Model input columns (comma-separated or repeated).",
+            rich_help_panel="Input",
+        ),
     ] = None,
     id_column: Annotated[
-        str | None, typer.Option("--id-column", help="Column copied first to the output.")
+        str | None,
+        typer.Option(
+            "--id-column", help="Column copied first to the output.", rich_help_panel="Output"
+        ),
     ] = None,
     keep_columns: Annotated[
         list[str] | None,
-        typer.Option("--keep-columns", help="Input columns copied to the output."),
+        typer.Option(
+            "--keep-columns", help="Input columns copied to the output.", rich_help_panel="Output"
+        ),
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Rows per call.")] = 65_536,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Processes.")] = 1,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an unfinished job.")] = False,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size", min=1, metavar="N", help="Rows per call.", rich_help_panel="Run"
+        ),
+    ] = 65_536,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", "-w", min=1, metavar="N", help="Processes.", rich_help_panel="Run"
+        ),
+    ] = 1,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an unfinished job.", rich_help_panel="Run")
+    ] = False,
     on_error: Annotated[
         _OnError,
-        typer.Option("--on-error", help="Rejected rows: fail the job, or skip them aside."),
+        typer.Option(
+            "--on-error",
+            help="Rejected rows: fail the job, or skip them aside.",
+            rich_help_panel="Run",
+        ),
     ] = _OnError.fail,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing output.")
+        bool,
+        typer.Option("--overwrite", help="Replace an existing output.", rich_help_panel="Output"),
     ] = False,
     service: Annotated[
         str | None,
-        typer.Option("--service", help="Model server (V2 model URL, name or UUID) to call."),
+        typer.Option(
+            "--service",
+            help="Model server (V2 model URL, name or UUID) to call.",
+            rich_help_panel="Model",
+        ),
     ] = None,
     table: Annotated[
-        str, typer.Option("--table", help="Table name for a database output.")
+        str,
+        typer.Option("--table", help="Table name for a database output.", rich_help_panel="Output"),
     ] = "predictions",
     input_as: Annotated[
-        _InputAs, typer.Option("--input-as", help="What the predictor gets for a batch.")
+        _InputAs,
+        typer.Option(
+            "--input-as", help="What the predictor gets for a batch.", rich_help_panel="Model"
+        ),
     ] = _InputAs.auto,
     shard_rows: Annotated[
-        int, typer.Option("--shard-rows", min=1, help="Rows per shard (Parquet input).")
+        int,
+        typer.Option(
+            "--shard-rows",
+            min=1,
+            metavar="N",
+            help="Rows per shard (Parquet input).",
+            rich_help_panel="Input",
+        ),
     ] = 1 << 18,
     shard_bytes: Annotated[
-        int, typer.Option("--shard-bytes", min=1, help="Bytes per shard (CSV/JSONL input).")
+        int,
+        typer.Option(
+            "--shard-bytes",
+            min=1,
+            metavar="N",
+            help="Bytes per shard (CSV/JSONL input).",
+            rich_help_panel="Input",
+        ),
     ] = 64 << 20,
     json_summary: Annotated[
-        bool, typer.Option("--json", help="Print the summary as JSON.")
+        bool, typer.Option("--json", help="Print the summary as JSON.", rich_help_panel="Run")
     ] = False,
     progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")
+        bool,
+        typer.Option(
+            "--progress/--no-progress", help="Show the progress bar.", rich_help_panel="Run"
+        ),
     ] = True,
     tracking_uri: Annotated[
         str | None,
-        typer.Option("--tracking-uri", help="MLflow tracking server for models:/ URIs."),
+        typer.Option(
+            "--tracking-uri",
+            help="MLflow tracking server for models:/ URIs.",
+            rich_help_panel="Model",
+        ),
     ] = None,
     engine: Annotated[
         _Engine,
-        typer.Option("--engine", help="local processes, or actors on a Ray cluster."),
+        typer.Option(
+            "--engine", help="local processes, or actors on a Ray cluster.", rich_help_panel="Ray"
+        ),
     ] = _Engine.local,
     address: Annotated[
         str | None,
-        typer.Option("--address", help="--engine ray: the cluster (auto, host:port, ray://...)."),
+        typer.Option(
+            "--address",
+            help="--engine ray: the cluster (auto, host:port, ray://...).",
+            rich_help_panel="Ray",
+        ),
     ] = None,
 ) -> None:
     """Predict every row of --input with the model; write --output."""

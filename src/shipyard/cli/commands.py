@@ -22,6 +22,7 @@ _GROUPS: list[tuple[str, str, str]] = [
     ("shipyard.cli.model", "model", "model"),
     ("shipyard.cli.build", "build", "build"),
     ("shipyard.cli.kserve", "kserve", "kserve"),
+    ("shipyard.cli.secret", "secret", "secret"),
 ]
 
 

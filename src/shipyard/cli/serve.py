@@ -63,6 +63,21 @@ def serve(
     expose_errors: bool = typer.Option(
         False, "--expose-errors", help="Send predictors' exception text to clients (development)."
     ),
+    auth_token_file: Path | None = typer.Option(
+        None,
+        "--auth-token-file",
+        help="File holding the bearer token every request must carry (or set "
+        "SHIPYARD_SERVER_AUTH_TOKEN).",
+    ),
+    open_paths: str | None = typer.Option(
+        None,
+        "--open-paths",
+        help="Comma-separated HTTP paths that need no token (default: the health paths and "
+        "/metrics; '' for none).",
+    ),
+    insecure: bool = typer.Option(
+        False, "--insecure", help="Allow a non-loopback --host without a token."
+    ),
     tracking_uri: str | None = typer.Option(
         None, "--tracking-uri", help="MLflow tracking server for models:/ and runs:/ URIs."
     ),
@@ -95,6 +110,9 @@ def serve(
         max_queue=max_queue,
         idle_timeout=idle_timeout,
         expose_errors=expose_errors,
+        auth_token_file=auth_token_file,
+        open_paths=open_paths,
+        insecure=insecure,
     )
     code = run_supervisor(config)
     if code:

@@ -92,9 +92,15 @@ class ModelDeployer(StackComponent):
             )
         )
 
+    def _bind(self, service: Service) -> None:
+        from shipyard.secrets import SecretStore
+
+        service.bind(self._save)
+        service.bind_secrets(SecretStore(self.store).resolve)
+
     def register_service(self, service: Service) -> Service:
         """Keep ``service`` in the registry, saved again on every change of state."""
-        service.bind(self._save)
+        self._bind(service)
         self._save(service)
         return service
 
@@ -105,7 +111,7 @@ class ModelDeployer(StackComponent):
             raise ServiceError(
                 f"The model server {record.uuid} in the registry cannot be loaded: {err}"
             ) from err
-        service.bind(self._save)
+        self._bind(service)
         return service
 
     def resolve_uuid(self, uuid: str) -> str:
@@ -296,7 +302,7 @@ class ModelDeployer(StackComponent):
                     f"{self.SERVICE_CLASS.__name__} servers, not {wanted.__name__}; deploy "
                     "with a model deployer of that kind, or leave service_type out."
                 )
-        config = self._coerce_config(config)
+        config = self._keep_credentials_out(self._coerce_config(config))
         key = (
             f"deploy:{self.id}:{config.pipeline_name}\0{config.pipeline_step_name}"
             f"\0{config.model_name}"
@@ -325,6 +331,19 @@ class ModelDeployer(StackComponent):
                 with self.change(keep, "update", timeout, config, self.fingerprint_of(config)):
                     updated = self.perform_update_model(keep, config, timeout)
                 return updated
+
+    def _keep_credentials_out(self, config: ServiceConfig) -> ServiceConfig:
+        """Credentials in the model URI go into the secrets store; the config (and so
+        the registry, the service files and every listing) keeps references to them."""
+        from shipyard.secrets import SecretStore, split_credentials
+
+        uri, found = split_credentials(config.model_uri)
+        if not found:
+            return config
+        secrets = SecretStore(self.store)
+        for name, value in found.items():
+            secrets.set(name, value)
+        return config.model_copy(update={"model_uri": uri})
 
     def _service_lock(self, uuid: str, timeout: float) -> Any:
         # Two commands acting on one server at once (start and stop, two starts) take turns.

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import MissingDependencyError, ModelLoadError, ModelNotFoundError
+from shipyard.models._cache import COMPLETE, cache_root, publish_entry
 
 __all__ = [
     "MLFLOW_SCHEMES",
@@ -31,7 +32,6 @@ __all__ = [
 ]
 
 MLFLOW_SCHEMES = ("models:", "runs:", "mlflow-artifacts:")
-_COMPLETE = ".shipyard-fetched.json"
 
 
 def is_mlflow_uri(uri: str | os.PathLike[str]) -> bool:
@@ -182,8 +182,6 @@ def pin_mlflow_uri(uri: str, tracking_uri: str | None = None) -> MLflowModelRef:
 
 
 def _cache_dir(ref: MLflowModelRef) -> Path:
-    from shipyard.models._uri import cache_root
-
     key = hashlib.sha256(f"{ref.tracking_uri}\0{ref.pinned_uri}".encode()).hexdigest()[:32]
     return cache_root() / "mlflow" / key
 
@@ -210,13 +208,7 @@ def download_mlflow_model(uri: str, tracking_uri: str | None = None) -> tuple[Pa
         # A run's artifact lands in a sub-directory of its own name; a registry model not.
         relative = str(Path(local).resolve().relative_to(staging.resolve()))
         marker = {"uri": ref.pinned_uri, "path": relative}
-        (staging / _COMPLETE).write_text(json.dumps(marker), encoding="utf-8")
-        try:
-            staging.rename(entry)
-        except OSError:
-            # Another process finished the same download first; its copy is as good.
-            if not (entry / _COMPLETE).is_file():
-                raise
+        publish_entry(staging, entry, json.dumps(marker))
     except Exception as err:
         if isinstance(err, ModelNotFoundError | ModelLoadError):
             raise
@@ -235,7 +227,7 @@ def download_mlflow_model(uri: str, tracking_uri: str | None = None) -> tuple[Pa
 
 def _cached(entry: Path) -> Path | None:
     try:
-        marker = json.loads((entry / _COMPLETE).read_text(encoding="utf-8"))
+        marker = json.loads((entry / COMPLETE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     path = entry / str(marker.get("path", "model"))

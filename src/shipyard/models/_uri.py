@@ -18,16 +18,15 @@ import tempfile
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse, urlsplit
+from urllib.parse import unquote, urlparse
 
 from shipyard.errors import ModelLoadError, ModelNotFoundError
+from shipyard.models._cache import COMPLETE, cache_root, publish_entry
 
-__all__ = ["cache_root", "display_uri", "is_local_uri", "resolve_model_uri", "uri_stem"]
+__all__ = ["display_uri", "is_local_uri", "resolve_model_uri", "uri_stem"]
 
 _log = logging.getLogger("shipyard.models")
 
-#: Marker written into a cache entry once it is complete.
-_COMPLETE = ".shipyard-fetched.json"
 _FINGERPRINT_KEYS = (
     "ETag",
     "etag",
@@ -45,26 +44,14 @@ _FINGERPRINT_KEYS = (
 
 
 def display_uri(uri: str | os.PathLike[str], text: str | None = None) -> str:
-    """``uri`` (or ``text`` mentioning it) with the URI's password replaced by ``***``.
+    """``uri`` (or ``text`` mentioning it) with the URI's credentials replaced by ``***``.
 
     Error messages and logs name the model URI; credentials written into it
     (``https://bob:secret@host/model``) must not reach a terminal or a CI log.
     """
-    raw = os.fspath(uri)
-    shown = raw if text is None else text
-    try:
-        password = urlsplit(raw).password
-    except ValueError:  # not a URL (a bad port, say): nothing to mask reliably
-        return shown
-    if not password:
-        return shown
-    return shown.replace(f":{password}@", ":***@")
+    from shipyard._redact import mask_credentials
 
-
-def cache_root() -> Path:
-    """Where fetched models are cached: ``$SHIPYARD_HOME/cache/models``."""
-    home = os.environ.get("SHIPYARD_HOME") or str(Path.home() / ".shipyard")
-    return Path(home).expanduser() / "cache" / "models"
+    return mask_credentials(os.fspath(uri) if text is None else text)
 
 
 def is_local_uri(uri: str | os.PathLike[str]) -> bool:
@@ -128,9 +115,12 @@ def _index_file(uri: str) -> Path:
 def _remember(uri: str, path: Path) -> None:
     """Record which cache entry holds the newest fetch of ``uri`` (for offline restarts)."""
     index = _index_file(uri)
-    index.parent.mkdir(parents=True, exist_ok=True)
+    _mkdir_private(index.parent)
     tmp = index.with_name(f".{index.name}.{os.getpid()}.{threading.get_ident()}")
-    tmp.write_text(json.dumps({"uri": uri, "path": str(path)}), encoding="utf-8")
+    # The file name hashes the full URI; its text names it masked (no credentials on disk).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps({"uri": display_uri(uri), "path": str(path)}))
     os.replace(tmp, index)  # atomic: readers see the old or the new record, never half
 
 
@@ -140,7 +130,11 @@ def _last_fetched(uri: str) -> Path | None:
     except (OSError, ValueError):
         return None
     path = Path(record.get("path", ""))
-    if record.get("uri") != uri or not (path.parent / _COMPLETE).is_file() or not path.exists():
+    if (
+        record.get("uri") != display_uri(uri)
+        or not (path.parent / COMPLETE).is_file()
+        or not path.exists()
+    ):
         return None
     return path
 
@@ -151,6 +145,21 @@ def _relative(rpath: str, prefix: str) -> str:
     if rel == rpath.lstrip("/") or rel.startswith("/") or ".." in rel.split("/"):
         raise ModelLoadError(f"Unexpected file {rpath!r} listed under {prefix!r}.")
     return rel
+
+
+def _mkdir_private(folder: Path) -> None:
+    """``folder`` and each missing parent created 0700 (``mkdir(parents=True)`` would
+    give the parents the umask's mode)."""
+    for path in [*reversed(folder.parents), folder]:
+        if not path.exists():
+            path.mkdir(mode=0o700, exist_ok=True)
+
+
+def _make_private(folder: Path) -> None:
+    """Owner-only (0700 folders, 0600 files), like the rest of SHIPYARD_HOME: a fetched
+    model may be confidential."""
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(0o700 if path.is_dir() else 0o600)
 
 
 def _fetch_cached(uri: str) -> Path:
@@ -200,11 +209,11 @@ def _fetch_cached(uri: str) -> Path:
     root = cache_root()
     entry = root / key
     name = Path(remote.rstrip("/")).name or "model"
-    if (entry / _COMPLETE).is_file():
+    if (entry / COMPLETE).is_file():
         _remember(uri, entry / name)
         return entry / name
 
-    root.mkdir(parents=True, exist_ok=True)
+    _mkdir_private(root)
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
     try:
         target = staging / name
@@ -220,13 +229,9 @@ def _fetch_cached(uri: str) -> Path:
             target.mkdir(exist_ok=True)
         else:
             fs.get_file(remote, str(target))
-        (staging / _COMPLETE).write_text(key_src, encoding="utf-8")
-        try:
-            staging.rename(entry)
-        except OSError:
-            # Another process finished the same fetch first; its copy is as good as ours.
-            if not (entry / _COMPLETE).is_file():
-                raise
+        marker = json.dumps({"uri": display_uri(uri), "fingerprint": fp}, sort_keys=True)
+        _make_private(staging)
+        publish_entry(staging, entry, marker)
     except Exception as err:
         raise ModelLoadError(
             f"Fetching model {display_uri(uri)!r} into the cache {root} failed: "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,13 +19,24 @@ class HTTPHealthCheck(BaseModel):
     kind: Literal["http"] = "http"
     path: str = "/"
     timeout: float = Field(default=2.0, description="Seconds to wait for the answer.")
+    token_file: str = Field(
+        default="", description="File with the bearer token to send; '' sends none."
+    )
 
     def check(self, host: str, port: int) -> tuple[bool, str]:
         import httpx
 
         url = f"http://{host}:{port}{self.path}"
+        headers = {}
+        if self.token_file:
+            # A health path is open by default; the token is sent anyway, so a server
+            # started with no open paths (--open-paths '') is still checked.
+            try:
+                headers["authorization"] = f"Bearer {Path(self.token_file).read_text().strip()}"
+            except OSError as err:
+                return False, f"cannot read the token file {self.token_file}: {err}"
         try:
-            response = httpx.get(url, timeout=self.timeout)
+            response = httpx.get(url, timeout=self.timeout, headers=headers)
         except httpx.HTTPError as err:
             return False, f"GET {url} failed: {err or type(err).__name__}"
         if response.status_code != 200:

@@ -11,7 +11,6 @@ import collections
 import contextlib
 import json
 import os
-import re
 import shutil
 import time
 from collections.abc import Generator, Iterable
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from pydantic import model_validator
 
+from shipyard._redact import mask_credentials
 from shipyard.config import get_settings
 from shipyard.errors import ServiceError
 from shipyard.services import process
@@ -29,8 +29,6 @@ from shipyard.services.state import ServiceState
 __all__ = ["LocalDaemonService"]
 
 _POLL_S = 0.1
-#: ``scheme://user:password@`` in a URL: never written to a log.
-_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
 _LOG_LINES_IN_ERRORS = 8
 #: First characters of the line written to the log before each start.
 _BANNER = "--- shipyard "
@@ -250,7 +248,7 @@ class LocalDaemonService(Service):
         # 0600 from the first byte: the log may hold what the server printed.
         fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a") as log:
-            shown = _CREDENTIALS.sub(r"\1***@", " ".join(command))
+            shown = mask_credentials(" ".join(command))
             log.write(f"{_BANNER}{datetime.now(UTC).isoformat()}: {shown}\n")
 
     def _wait_healthy(self, timeout: float) -> None:

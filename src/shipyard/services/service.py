@@ -95,6 +95,7 @@ class Service(BaseModel):
     intent: Intent | None = None
 
     _on_change: Callable[[Service], None] | None = PrivateAttr(default=None)
+    _resolve_secrets: Callable[[str], str] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _set_type(self) -> Service:
@@ -126,6 +127,23 @@ class Service(BaseModel):
     def bind(self, on_change: Callable[[Service], None] | None) -> None:
         """Call ``on_change(self)`` after every state change (the registry saves it)."""
         self._on_change = on_change
+
+    def bind_secrets(self, resolve: Callable[[str], str] | None) -> None:
+        """Give the service the secrets of its registry: ``resolve(text)`` replaces each
+        ``{{secret.NAME}}`` in ``text`` by its value (see ``shipyard.secrets``)."""
+        self._resolve_secrets = resolve
+
+    def resolve_secrets(self, text: str) -> str:
+        """``text`` with its secret references resolved: only where the value is used
+        (a server's environment), never in what is stored or shown."""
+        if "{{" not in text:
+            return text
+        if self._resolve_secrets is None:
+            raise ServiceError(
+                f"The service {self.uuid} refers to a secret ({text}) but "
+                "was not loaded through a model deployer, which holds the secrets store."
+            )
+        return self._resolve_secrets(text)
 
     def persist(self) -> None:
         """Save the current state wherever this service is kept (the registry)."""
@@ -180,6 +198,11 @@ class Service(BaseModel):
 
     def predict(self, data: Any) -> Any:
         raise ServiceError(f"The service {self.uuid} does not serve predictions.")
+
+    def request_headers(self) -> dict[str, str]:
+        """Headers every request to this service must carry (its bearer token, when it
+        requires one); reads the token from its private file, so call it per use."""
+        return {}
 
     # -- what the last check saw ---------------------------------------------------------
 

@@ -40,6 +40,9 @@ def build_config(
     max_queue: int | None = None,
     idle_timeout: float | None = None,
     expose_errors: bool = False,
+    auth_token_file: Path | None = None,
+    open_paths: str | None = None,
+    insecure: bool = False,
 ) -> ServerConfig:
     """A ``ServerConfig`` from command-line values; unset ones come from the environment
     (``SHIPYARD_SERVER_*``) or the defaults. A bad value raises ``ConfigError`` with one
@@ -62,6 +65,7 @@ def build_config(
         ("request_timeout", request_timeout),
         ("max_queue", max_queue),
         ("idle_timeout", idle_timeout),
+        ("auth_token_file", auth_token_file),
     ):
         if value is not None:
             values[key] = value
@@ -69,6 +73,11 @@ def build_config(
         values["grpc_enabled"] = False
     if expose_errors:
         values["expose_errors"] = True
+    if insecure:
+        values["insecure"] = True
+    if open_paths is not None:
+        # Comma-separated; "" opens nothing (even health needs the token then).
+        values["open_paths"] = [p.strip() for p in open_paths.split(",") if p.strip()]
     batching: dict[str, Any] = {}
     if max_batch_size is not None:
         batching["max_batch_size"] = max_batch_size
@@ -122,6 +131,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--expose-errors", action="store_true", help="send predictor errors to clients (dev)"
     )
+    p.add_argument(
+        "--auth-token-file", type=Path, help="file with the bearer token requests must carry"
+    )
+    p.add_argument(
+        "--open-paths",
+        help="comma-separated HTTP paths needing no token (default: health, metrics)",
+    )
+    p.add_argument(
+        "--insecure", action="store_true", help="allow a non-loopback host without a token"
+    )
     return p
 
 
@@ -149,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
             max_queue=args.max_queue,
             idle_timeout=args.idle_timeout,
             expose_errors=args.expose_errors,
+            auth_token_file=args.auth_token_file,
+            open_paths=args.open_paths,
+            insecure=args.insecure,
         )
     except ShipyardError as err:
         sys.stderr.write(f"Error: {err}\n")

@@ -12,10 +12,11 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shipyard.errors import ConfigError
+from shipyard.serving.auth import DEFAULT_OPEN_PATHS, read_token_file
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
@@ -143,6 +144,20 @@ class ServerConfig(BaseSettings):
     graceful_timeout: float = Field(default=30.0, ge=0.0)
     """Seconds a stopping worker waits for in-flight requests before it exits anyway."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    auth_token_file: Path | None = None
+    """A file holding the bearer token every request must carry (``Authorization: Bearer
+    <token>``; gRPC: ``authorization`` metadata). ``None``: no token (unless
+    ``auth_token`` is set)."""
+    auth_token: SecretStr | None = None
+    """The token itself, for daemons and containers: set ``SHIPYARD_SERVER_AUTH_TOKEN``
+    (e.g. from a Kubernetes Secret), never on the command line (``ps`` shows argv)."""
+    open_paths: list[str] = Field(default_factory=lambda: list(DEFAULT_OPEN_PATHS))
+    """HTTP paths answered without a token when one is required: health and metrics by
+    default (probes and scrapers carry no credentials). The gRPC ServerLive/ServerReady
+    methods are open when ``/v2/health/live`` / ``/v2/health/ready`` are."""
+    insecure: bool = False
+    """Allow binding a non-loopback host with no token (a trusted network does the access
+    control); without it such a bind is refused."""
 
     @field_validator("models")
     @classmethod
@@ -161,6 +176,17 @@ class ServerConfig(BaseSettings):
                 "(`shipyard serve ./my-model`) or --model-repository DIR."
             )
         return self
+
+    def resolved_auth_token(self) -> str | None:
+        """The bearer token to require (the file wins over the environment), or None."""
+        if self.auth_token_file is not None:
+            return read_token_file(self.auth_token_file)
+        if self.auth_token is not None:
+            token = self.auth_token.get_secret_value().strip()
+            if not token:
+                raise ConfigError("SHIPYARD_SERVER_AUTH_TOKEN is empty; set it to a token.")
+            return token
+        return None
 
     def all_models(self) -> list[ModelSpec]:
         """The explicit models plus one per subfolder of the model repository."""

@@ -55,12 +55,14 @@ from shipyard.errors import ServiceError
 __all__ = [
     "CONTROL_SOCKET_NAME",
     "TAKEOVER_PID_ENV",
+    "WORKER_AUTH_TOKEN_ENV",
     "WORKER_CHANNEL_ENV",
     "WORKER_CONFIG_ENV",
     "WORKER_GRPC_FD_ENV",
     "WORKER_HTTP_FD_ENV",
     "WORKER_METRICS_ENV",
     "WORKER_MODULE",
+    "recv_line",
     "send_command",
     "worker_env",
 ]
@@ -77,6 +79,9 @@ WORKER_CONFIG_ENV = "SHIPYARD_WORKER_CONFIG"
 TAKEOVER_PID_ENV = "SHIPYARD_TAKEOVER_PID"
 #: The file descriptor of the worker's end of the supervisor channel (a socketpair).
 WORKER_CHANNEL_ENV = "SHIPYARD_WORKER_CHANNEL"
+#: The bearer token the worker requires (the supervisor read it once); never in the
+#: config JSON, so nothing that logs or dumps the config can show it.
+WORKER_AUTH_TOKEN_ENV = "SHIPYARD_WORKER_AUTH_TOKEN"
 #: The directory the worker writes its metrics file into.
 WORKER_METRICS_ENV = "SHIPYARD_WORKER_METRICS_DIR"
 
@@ -93,9 +98,12 @@ def worker_env(
     metrics_dir: Path,
     http_fd: int | None = None,
     grpc_fd: int | None = None,
+    auth_token: str | None = None,
 ) -> dict[str, str]:
     """The environment of a worker process: this one's, plus what the worker reads."""
     env = dict(os.environ)
+    if auth_token is not None:
+        env[WORKER_AUTH_TOKEN_ENV] = auth_token
     env[WORKER_CONFIG_ENV] = config_json
     env[WORKER_CHANNEL_ENV] = str(channel_fd)
     env[WORKER_METRICS_ENV] = str(metrics_dir)
@@ -103,6 +111,19 @@ def worker_env(
         if fd is not None:
             env[name] = str(fd)
     return env
+
+
+def recv_line(sock: socket.socket) -> bytes:
+    """One message of the control protocol: the bytes up to and including its newline, or
+    what arrived before the peer closed (empty: closed without a word). Both ends of a
+    blocking control socket read this way (``send_command`` and the MLflow socket keeper)."""
+    buffer = b""
+    while not buffer.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buffer += chunk
+    return buffer
 
 
 def send_command(
@@ -119,12 +140,7 @@ def send_command(
             sock.settimeout(timeout)
             sock.connect(str(path))
             sock.sendall(json.dumps(command).encode() + b"\n")
-            buffer = b""
-            while not buffer.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                buffer += chunk
+            buffer = recv_line(sock)
     except TimeoutError as err:
         raise ServiceError(
             f"The model server at {path} did not answer {command.get('op')!r} within "

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import MissingDependencyError, ServiceError, ShipyardError
+from shipyard.serving.auth import check_exposure
 from shipyard.serving.config import ModelSpec, ServerConfig, check_model_name
 from shipyard.serving.control import (
     CONTROL_SOCKET_NAME,
@@ -73,6 +74,9 @@ class Supervisor:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.specs: list[ModelSpec] = config.all_models()
+        # Read once: a worker restarted later requires the token the server started with.
+        self.auth_token = config.resolved_auth_token()
+        check_exposure(config.host, self.auth_token is not None, config.insecure)
         self.workers = [_WorkerProc(i) for i in range(config.workers)]
         self._ids = itertools.count(1)
         self._stopping = False
@@ -153,6 +157,9 @@ class Supervisor:
                 "http_port": self.http_port,
                 "grpc_port": self.grpc_port,
                 "grpc_enabled": self.grpc_port is not None,
+                # The token travels in the worker's environment (``worker_env``) instead.
+                "auth_token_file": None,
+                "auth_token": None,
             }
         )
         return cfg.model_dump_json()
@@ -161,7 +168,14 @@ class Supervisor:
         ours, theirs = socket.socketpair()
         http_fd = self._http_socks[worker.index].fileno()
         grpc_fd = self._grpc_socks[worker.index].fileno() if self._grpc_socks else None
-        env = worker_env(self._worker_config(), theirs.fileno(), self.metrics_dir, http_fd, grpc_fd)
+        env = worker_env(
+            self._worker_config(),
+            theirs.fileno(),
+            self.metrics_dir,
+            http_fd,
+            grpc_fd,
+            self.auth_token,
+        )
         fds = [fd for fd in (theirs.fileno(), http_fd, grpc_fd) if fd is not None]
         worker.ready = False
         worker.failed = None
@@ -247,6 +261,9 @@ class Supervisor:
         if self.grpc_port is not None:
             lines.append(f"  gRPC:    {shown}:{self.grpc_port}")
         lines.append(f"  control: {self.control_path}")
+        if self.auth_token is not None:
+            where = self.config.auth_token_file or "SHIPYARD_SERVER_AUTH_TOKEN"
+            lines.append(f"  auth:    bearer token required (from {where})")
         print("\n".join(lines), flush=True)
 
     async def _watch(self, worker: _WorkerProc) -> None:

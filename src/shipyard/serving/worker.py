@@ -24,8 +24,10 @@ import orjson
 import uvicorn
 
 from shipyard.errors import ConfigError, ServiceError, ShipyardError
+from shipyard.serving.auth import AuthApp, BearerAuth
 from shipyard.serving.config import ServerConfig
 from shipyard.serving.control import (
+    WORKER_AUTH_TOKEN_ENV,
     WORKER_CHANNEL_ENV,
     WORKER_CONFIG_ENV,
     WORKER_GRPC_FD_ENV,
@@ -82,6 +84,9 @@ class Worker:
             # death would then fail the whole server's start-up instead of a restart).
             self.dataplane.not_ready_reason = "starting"
         self._channel_fd = channel_fd
+        # Taken out of the environment: a predictor's subprocesses need not inherit it.
+        token = os.environ.pop(WORKER_AUTH_TOKEN_ENV, None) or config.resolved_auth_token()
+        self.auth = BearerAuth(token, config.open_paths) if token else None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, ReloadHandle] = {}
         self._http: _Server | None = None
@@ -169,7 +174,9 @@ class Worker:
 
     async def _start_http(self, sock: socket.socket) -> asyncio.Task[None] | None:
         """Serve HTTP on ``sock``; the task, or None if uvicorn stopped while starting."""
-        app = HttpApp(self.dataplane, self.metrics, self.config.max_body_size)
+        app: Any = HttpApp(self.dataplane, self.metrics, self.config.max_body_size)
+        if self.auth is not None:
+            app = AuthApp(app, self.auth)  # wrapped only when on: no cost otherwise
         cfg = self.config
         limits = HttpLimits(
             header_timeout=cfg.header_timeout,
@@ -243,6 +250,7 @@ class Worker:
                 max_connections=self.config.max_connections,
                 # One limit for both transports: --max-body-size is the operator's promise.
                 max_message_bytes=self.config.max_body_size,
+                auth=self.auth,
             )
         except ShipyardError:
             raise

@@ -12,6 +12,7 @@ __all__ = [
     "flavors",
     "metadata",
     "pipeline_runs",
+    "secrets",
     "services",
     "settings",
     "stack_components",
@@ -21,7 +22,7 @@ __all__ = [
 
 #: The newest migration; the store checks it on open so that a current database costs one
 #: query and no Alembic import. A test pins it to Alembic's own head.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 metadata = sa.MetaData()
 
@@ -159,4 +160,16 @@ artifacts = sa.Table(
     sa.Column("data_type", sa.String(512), nullable=False),
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("summary", sa.Text(), nullable=False, server_default="{}"),
+)
+
+# -- secrets (read and written by shipyard.secrets through the store) --------------------
+
+secrets = sa.Table(
+    "secrets",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    # Fernet token (encrypted and authenticated); the key lives outside the database.
+    sa.Column("ciphertext", sa.Text(), nullable=False),
+    sa.Column("created", sa.DateTime(), nullable=False, server_default=_now),
+    sa.Column("updated", sa.DateTime(), nullable=False, server_default=_now),
 )

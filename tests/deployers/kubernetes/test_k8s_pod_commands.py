@@ -75,6 +75,8 @@ def test_the_pod_command_serves_the_uploaded_custom_predictor(
     folder, name = uploaded
     args = _kserve_args(name) if platform == "kserve" else _seldon_args(store, tmp_path, name)
     assert args[:2] == ["serve", "/mnt/models"]
+    # The pod binds 0.0.0.0: without --insecure (or a token) the server would refuse to.
+    assert "--insecure" in args and "0.0.0.0" in args
     http, grpc = free_port(), free_port()
     pod_ports = {"8080", "9000"}
     ports = {

@@ -28,16 +28,16 @@ from .conftest import Registry, activate_mlflow_stack, cli
 class Client(threading.Thread):
     """POSTs /invocations in a loop on one keep-alive connection until stopped."""
 
-    def __init__(self, url: str, rows: list[list[float]]) -> None:
+    def __init__(self, url: str, rows: list[list[float]], headers: dict[str, str]) -> None:
         super().__init__(daemon=True)
-        self.url, self.rows = url, rows
+        self.url, self.rows, self.headers = url, rows, headers
         self.stop = threading.Event()
         self.ok = 0
         self.failures: list[str] = []
         self.answers: set[str] = set()
 
     def run(self) -> None:
-        with httpx.Client(timeout=60) as client:
+        with httpx.Client(timeout=60, headers=self.headers) as client:
             while not self.stop.is_set():
                 try:
                     response = client.post(self.url, json={"inputs": self.rows})
@@ -51,8 +51,8 @@ class Client(threading.Thread):
                     self.failures.append(f"{response.status_code} {response.text[:200]}")
 
 
-def _predictions(url: str, rows: list[list[float]]) -> list[int]:
-    answer = httpx.post(url, json={"inputs": rows}, timeout=60)
+def _predictions(url: str, rows: list[list[float]], headers: dict[str, str]) -> list[int]:
+    answer = httpx.post(url, json={"inputs": rows}, headers=headers, timeout=60)
     assert answer.status_code == 200, answer.text
     return [int(v) for v in answer.json()["predictions"]]
 
@@ -82,14 +82,17 @@ def test_promote_update_refuse_and_lifecycle(home: Path, registry: Registry, eng
     assert service.model_version == "1"
     base = service.endpoint.url
     invocations = f"{base}/invocations"
-    v1 = _predictions(invocations, rows)
+    # engine shipyard: the local flavor's server, with its own bearer token.
+    auth = service.request_headers()
+    assert bool(auth) == (engine == "shipyard")
+    v1 = _predictions(invocations, rows, auth)
 
     # Same config, alias unchanged: nothing to do.
     assert deployer.deploy_model(config, replace=True, timeout=240).uuid == service.uuid
 
     # Promote v2 while a client keeps sending: same server, new answers, nothing fails.
     client.set_registered_model_alias(registry.name, alias, "2")
-    looping = Client(invocations, rows)
+    looping = Client(invocations, rows, auth)
     looping.start()
     try:
         updated = deployer.deploy_model(config, replace=True, timeout=240)
@@ -98,7 +101,7 @@ def test_promote_update_refuse_and_lifecycle(home: Path, registry: Registry, eng
         looping.join(timeout=120)
     assert (updated.uuid, updated.endpoint.url) == (service.uuid, base)
     assert updated.model_version == "2"
-    v2 = _predictions(invocations, rows)
+    v2 = _predictions(invocations, rows, auth)
     assert v2 == [1 - v for v in v1]
     assert looping.failures == []
     assert looping.ok > 0
@@ -112,7 +115,7 @@ def test_promote_update_refuse_and_lifecycle(home: Path, registry: Registry, eng
     after = deployer.get_model_server(service.uuid)
     assert after.is_running and after.model_version == "2"
     assert "models:/clf/3" in after.status.last_error
-    assert _predictions(invocations, rows) == v2
+    assert _predictions(invocations, rows, auth) == v2
 
     # The CLI shows the resolved version and the engine.
     listed = json.loads(cli("model-deployer", "models", "list", "--output", "json"))
@@ -131,7 +134,7 @@ def test_promote_update_refuse_and_lifecycle(home: Path, registry: Registry, eng
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{base}/ping", timeout=5)
     cli("model-deployer", "models", "start", service.uuid, "--timeout", "240")
-    assert _predictions(invocations, rows) == v2
+    assert _predictions(invocations, rows, auth) == v2
     cli("model-deployer", "models", "delete", service.uuid, "--yes")
     assert deployer.find_model_server() == []
     with pytest.raises(httpx.HTTPError):
@@ -169,11 +172,12 @@ def test_engine_port_and_workers_changes_keep_the_service(home: Path, registry: 
     first = deployer.deploy_model(fields, timeout=240)
     assert isinstance(first, MLFlowShipyardServer) and first.workers == 1
     base = str(first.endpoint.url)
-    v1 = _predictions(f"{base}/invocations", rows)
+    auth = first.request_headers()
+    v1 = _predictions(f"{base}/invocations", rows, auth)
 
     # More workers: the same service on the same URL, answering all along (a rolling
     # replacement of the processes).
-    looping = Client(f"{base}/invocations", rows)
+    looping = Client(f"{base}/invocations", rows, auth)
     looping.start()
     try:
         wider = deployer.deploy_model({**fields, "workers": 2}, timeout=240)
@@ -191,7 +195,7 @@ def test_engine_port_and_workers_changes_keep_the_service(home: Path, registry: 
     moved = deployer.deploy_model({**fields, "workers": 2, "port": port}, timeout=240)
     assert moved.uuid == first.uuid and moved.endpoint.port == port
     moved_base = str(moved.endpoint.url)
-    assert _predictions(f"{moved_base}/invocations", rows) == v1
+    assert _predictions(f"{moved_base}/invocations", rows, auth) == v1
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{base}/v2/health/ready", timeout=5)
     recorded = deployer.get_model_server(first.uuid)
@@ -204,7 +208,8 @@ def test_engine_port_and_workers_changes_keep_the_service(home: Path, registry: 
     )
     assert isinstance(switched, MLFlowDeploymentService)
     assert (switched.uuid, switched.endpoint.url) == (first.uuid, moved_base)
-    assert _predictions(f"{moved_base}/invocations", rows) == v1
+    # MLflow's scoring server takes no token.
+    assert _predictions(f"{moved_base}/invocations", rows, {}) == v1
     assert httpx.get(f"{moved_base}/ping", timeout=10).status_code == 200
     [listed] = deployer.find_model_server(pipeline_name="train")
     assert isinstance(listed, MLFlowDeploymentService) and listed.is_running

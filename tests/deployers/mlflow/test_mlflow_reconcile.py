@@ -59,7 +59,10 @@ def _config() -> dict[str, Any]:
 
 def _answer(server: MLFlowShipyardServer) -> float:
     response = httpx.post(
-        f"{server.endpoint.url}/invocations", json={"inputs": [[1.0]]}, timeout=60
+        f"{server.endpoint.url}/invocations",
+        json={"inputs": [[1.0]]},
+        headers=server.request_headers(),
+        timeout=60,
     )
     assert response.status_code == 200, response.text
     return float(response.json()["predictions"][0])

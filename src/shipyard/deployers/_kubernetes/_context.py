@@ -99,6 +99,9 @@ def write_build_context(
     command = [
         "serve", MODEL_DIR, "--name", served, "--host", "0.0.0.0",
         "--http-port", "8080", "--grpc-port", "8081",
+        # Who may reach the pod is the cluster's job (NetworkPolicy, the mesh, the
+        # platform's gateway); see "Security" in the README.
+        "--insecure",
     ]  # fmt: skip
     (root / "Dockerfile").write_text(
         _DOCKERFILE.format(

@@ -119,6 +119,9 @@ def cluster_serving_runtime(image: str, name: str = "shipyard") -> dict[str, Any
                         str(HTTP_PORT),
                         "--grpc-port",
                         str(GRPC_PORT),
+                        # In-cluster access control is the cluster's job (README,
+                        # "Security"); the activator and probes carry no token.
+                        "--insecure",
                     ],
                     "ports": [{"containerPort": HTTP_PORT, "protocol": "TCP"}],
                     "readinessProbe": {

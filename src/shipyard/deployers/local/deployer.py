@@ -15,10 +15,12 @@ from shipyard.deployers.local.service import (
 )
 from shipyard.errors import DeploymentError, ServiceError
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
+from shipyard.services.local_daemon import LocalDaemonService
 from shipyard.services.service import Service, ServiceConfig
 from shipyard.stack.component import ComponentConfig
+from shipyard.store import Store
 
-__all__ = ["LocalModelDeployer", "LocalModelDeployerConfig"]
+__all__ = ["LocalModelDeployer", "LocalModelDeployerConfig", "discard_unstarted"]
 
 
 class LocalModelDeployerConfig(ComponentConfig):
@@ -58,11 +60,7 @@ class LocalModelDeployer(ModelDeployer):
             with self.change(service, "deploy", timeout, config, service.model_fingerprint):
                 service.start(timeout=timeout)
         except ServiceError as err:
-            # A server that never ran is no use in the registry (it would only have to be
-            # deleted by hand): the error says why, and nothing is left behind.
-            reason = _failure_reason(service, err)
-            service.delete(timeout=10.0, force=True)
-            self.store.delete_service(service.uuid)
+            reason = discard_unstarted(self.store, service, err)
             raise DeploymentError(
                 f"Deploying the model '{config.model_name}' from {config.model_uri} failed: "
                 f"the server failed to start: {reason}"
@@ -152,6 +150,9 @@ class LocalModelDeployer(ModelDeployer):
                     "SERVICE_PATH": str(service.run_path),
                     "LOG_FILE": str(service.log_path),
                     "DAEMON_PID": None if pid is None else str(pid),
+                    # Where the token is, never the token: `curl -H "Authorization:
+                    # Bearer $(cat FILE)"` reads it.
+                    "AUTH_TOKEN_FILE": service.auth_token_file or None,
                 }
             )
         return info
@@ -170,7 +171,19 @@ def _check_local_model(config: LocalModelServerConfig) -> None:
         )
 
 
-def _failure_reason(service: LocalModelServer, err: ServiceError) -> str:
+def discard_unstarted(store: Store, service: LocalDaemonService, err: ServiceError) -> str:
+    """Remove a server that failed its first start, process and record, and say why.
+
+    A server that never ran is no use in the registry (it would only have to be deleted
+    by hand): the caller's error carries the reason returned here, and nothing is left
+    behind."""
+    reason = _failure_reason(service, err)
+    service.delete(timeout=10.0, force=True)
+    store.delete_service(service.uuid)
+    return reason
+
+
+def _failure_reason(service: LocalDaemonService, err: ServiceError) -> str:
     """The server's own one-line reason (its last ``Error:`` log line), else ``err``."""
     try:
         lines = service.log_path.read_text(errors="replace").splitlines()

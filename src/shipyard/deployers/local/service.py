@@ -13,8 +13,10 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
+from shipyard._redact import has_credentials
 from shipyard.errors import BadRequestError, DeploymentError, ServiceError
 from shipyard.models._uri import is_local_uri
+from shipyard.secrets import has_references, reference_form
 from shipyard.services import process
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.intent import ServedModel
@@ -39,6 +41,9 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 #: dir would be too long.
 _PRIVATE_DIR_PREFIX = "shipyard-ctl-"
 
+#: The bearer token of a server that requires one, in its run dir (0600).
+TOKEN_FILE = "auth-token"
+
 # A Unix socket path must fit in sun_path (108 bytes on Linux).
 _MAX_SOCKET_PATH = 100
 
@@ -57,6 +62,12 @@ class LocalModelServerConfig(ServiceConfig):
     host: str | None = Field(default=None, description="Interface to bind; default 127.0.0.1.")
     port: int | None = Field(default=None, ge=1, le=65535, description="HTTP port; default free.")
     grpc_port: int | None = Field(default=None, ge=1, le=65535, description="gRPC port.")
+    auth: bool = Field(
+        default=True,
+        description="Require a bearer token (generated per server, in a 0600 file of its "
+        "run dir, sent by predict and the health checks); False: anyone who can reach the "
+        "port may call it.",
+    )
 
     @field_validator("model_name")
     @classmethod
@@ -127,6 +138,8 @@ class LocalModelServer(LocalDaemonService):
     workers: int = 1
     grpc_port: int | None = None
     control_socket: str = ""
+    #: The bearer-token file the server requires ('' when it requires none).
+    auth_token_file: str = ""
     #: Fingerprint of the model files last deployed (local paths only), so that a model
     #: saved again at the same path is deployed again.
     model_fingerprint: str = ""
@@ -188,11 +201,11 @@ class LocalModelServer(LocalDaemonService):
         return path
 
     def command(self) -> list[str]:
-        # A URI with credentials never goes into argv (anyone can read it with `ps`): the
-        # server gets it from its environment instead (see ``environment``).
+        # A URI with credentials (or references to them) never goes into argv (anyone can
+        # read it with `ps`): the server gets it from its environment (``environment``).
         model = (
             []
-            if _has_credentials(self.config.model_uri)
+            if _needs_secrets(self.config.model_uri)
             else [
                 self.served_model_uri(self.config),
                 "--name",
@@ -204,6 +217,7 @@ class LocalModelServer(LocalDaemonService):
             "-m",
             "shipyard.serving",
             *model,
+            *self._auth_args(),
             "--host",
             self.endpoint.host,
             "--http-port",
@@ -216,13 +230,40 @@ class LocalModelServer(LocalDaemonService):
             str(self._new_socket_path()),
         ]
 
+    def _auth_args(self) -> list[str]:
+        """``--auth-token-file`` with this server's token file, made on first use (kept
+        across restarts, so a client's copy of the token stays valid)."""
+        from shipyard.serving.auth import write_token_file
+
+        check = self.endpoint.health_check
+        if not self.config.auth:
+            self.auth_token_file = ""
+            if isinstance(check, HTTPHealthCheck):
+                check.token_file = ""
+            return []
+        self._make_run_dir()
+        path = self.run_path / TOKEN_FILE
+        if not path.is_file() or not path.read_text().strip():
+            write_token_file(path)
+        self.auth_token_file = str(path)
+        if isinstance(check, HTTPHealthCheck):
+            check.token_file = str(path)
+        return ["--auth-token-file", str(path)]
+
+    def request_headers(self) -> dict[str, str]:
+        if not self.auth_token_file:
+            return {}
+        from shipyard.serving.auth import read_token_file
+
+        return {"authorization": f"Bearer {read_token_file(self.auth_token_file)}"}
+
     def environment(self) -> dict[str, str]:
         env = super().environment()
-        if _has_credentials(self.config.model_uri):
-            # Read by ServerConfig (pydantic-settings, prefix SHIPYARD_SERVER_).
-            env["SHIPYARD_SERVER_MODELS"] = json.dumps(
-                [{"uri": self.served_model_uri(self.config), "name": self.served_name}]
-            )
+        if _needs_secrets(self.config.model_uri):
+            # Read by ServerConfig (pydantic-settings, prefix SHIPYARD_SERVER_). Only the
+            # owner can read a process's environment (/proc/<pid>/environ is 0400).
+            uri = self.resolve_secrets(self.served_model_uri(self.config))
+            env["SHIPYARD_SERVER_MODELS"] = json.dumps([{"uri": uri, "name": self.served_name}])
         return env
 
     def delete(self, timeout: float = 60.0, force: bool = False) -> None:
@@ -250,7 +291,8 @@ class LocalModelServer(LocalDaemonService):
         deadline = time.time() + timeout
         command = {
             "op": "reload",
-            "model_uri": self.served_model_uri(config),
+            # Over the private control socket only; the server needs the credentials.
+            "model_uri": self.resolve_secrets(self.served_model_uri(config)),
             "name": self.served_name,
             "deadline": deadline,
         }
@@ -290,7 +332,8 @@ class LocalModelServer(LocalDaemonService):
         for model in answer.get("models") or []:
             if model.get("name") == self.served_name and model.get("uri"):
                 return ServedModel(
-                    model_uri=str(model["uri"]),
+                    # As the registry stores it: credentials as references, never values.
+                    model_uri=reference_form(str(model["uri"])),
                     fingerprint=str(model.get("fingerprint") or ""),
                     changing=answer.get("reload") is not None,
                 )
@@ -376,7 +419,7 @@ def predict_over_v2(service: Service, data: Any) -> Any:
         response = httpx.post(
             url,
             content=content,
-            headers={"content-type": "application/json"},
+            headers={"content-type": "application/json", **service.request_headers()},
             timeout=60.0,
         )
     except httpx.HTTPError as err:
@@ -399,17 +442,14 @@ def predict_over_v2(service: Service, data: Any) -> Any:
     return np.asarray(output["data"]).reshape(output["shape"])
 
 
-_CREDENTIALS = re.compile(r"://[^/@\s]+@")
-
-
-def _has_credentials(uri: str) -> bool:
-    """Whether ``uri`` carries ``user:password@`` (or a token) before its host."""
-    return bool(_CREDENTIALS.search(uri))
+def _needs_secrets(uri: str) -> bool:
+    """Whether ``uri`` carries credentials, or references to them, that argv must not."""
+    return has_credentials(uri) or has_references(uri)
 
 
 def _served_fingerprint(models: list[dict[str, Any]], uri: str) -> str:
     for model in models:
-        if model.get("uri") == uri and model.get("fingerprint"):
+        if reference_form(str(model.get("uri"))) == uri and model.get("fingerprint"):
             return str(model["fingerprint"])
     return ""
 

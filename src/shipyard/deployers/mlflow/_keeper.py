@@ -13,7 +13,8 @@ when all are ready do the old workers get SIGTERM: they stop accepting, finish w
 hold, and close. Connections waiting in the queue are taken by the new workers. A model
 that fails leaves the old workers as they were.
 
-Stdlib only: it starts fast and never imports MLflow itself.
+Stdlib and the control protocol's reader (``serving.control``) only: it starts fast and
+never imports MLflow itself.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from shipyard.serving.control import recv_line
 
 _POLL_S = 0.2
 _STOP_GRACE_S = 30.0
@@ -141,13 +144,7 @@ class Keeper:
                 return
             with conn:
                 try:
-                    data = b""
-                    while not data.endswith(b"\n"):
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
-                    answer = self.handle(json.loads(data or b"{}"))
+                    answer = self.handle(json.loads(recv_line(conn) or b"{}"))
                 except (ValueError, KeyError, OSError) as err:
                     answer = {"ok": False, "error": f"bad control request: {err}"}
                 with contextlib.suppress(OSError):

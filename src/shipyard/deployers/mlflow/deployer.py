@@ -16,7 +16,7 @@ from typing import Any, cast
 import yaml
 
 from shipyard.deployers.base import ModelDeployer
-from shipyard.deployers.local.deployer import _failure_reason
+from shipyard.deployers.local.deployer import discard_unstarted
 from shipyard.deployers.mlflow.config import MLFlowDeploymentConfig, MLFlowModelDeployerConfig
 from shipyard.deployers.mlflow.service import (
     MLFlowDeploymentService,
@@ -35,7 +35,16 @@ __all__ = ["MLFlowModelDeployer"]
 MLFlowServer = MLFlowShipyardServer | MLFlowDeploymentService
 
 #: Config fields an in-place update may change; others (engine, ports...) need a restart.
-_RESTART_FIELDS = ("engine", "env_manager", "host", "port", "grpc_port", "workers", "timeout")
+_RESTART_FIELDS = (
+    "engine",
+    "env_manager",
+    "host",
+    "port",
+    "grpc_port",
+    "workers",
+    "timeout",
+    "auth",
+)
 
 
 class MLFlowModelDeployer(ModelDeployer):
@@ -132,9 +141,7 @@ class MLFlowModelDeployer(ModelDeployer):
             with self.change(service, "deploy", timeout, new, pin.identity):
                 service.start(timeout=timeout)
         except ServiceError as err:
-            reason = _failure_reason(service, err)  # type: ignore[arg-type]
-            service.delete(timeout=10.0, force=True)
-            self.store.delete_service(service.uuid)
+            reason = discard_unstarted(self.store, service, err)
             raise DeploymentError(
                 f"Deploying the MLflow model {pin.pinned_uri} (engine {new.engine}) failed: "
                 f"the server failed to start: {reason}"

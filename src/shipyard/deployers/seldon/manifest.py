@@ -56,6 +56,8 @@ def seldon_deployment(
                 str(HTTP_PORT),
                 "--grpc-port",
                 str(GRPC_PORT),
+                # In-cluster access control is the cluster's job (README, "Security").
+                "--insecure",
             ],
             ports=[
                 {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},

@@ -17,6 +17,7 @@ import struct
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 
+from shipyard.serving.auth import BearerAuth
 from shipyard.serving.grpc._http2 import (
     MAX_CONCURRENT_STREAMS,
     Http2Connection,
@@ -138,8 +139,10 @@ class GrpcConnection(Http2Connection):
         connections: set[GrpcConnection],
         limits: Http2Limits | None = None,
         max_connections: int = 1000,
+        auth: BearerAuth | None = None,
     ) -> None:
         super().__init__(max_body_bytes=max_message_bytes + 5, limits=limits)
+        self._auth = auth
         self._max_connections = max_connections
         self._methods = methods
         self._max_message = max_message_bytes
@@ -210,6 +213,16 @@ class GrpcConnection(Http2Connection):
                 f"content-type {headers.get('content-type')!r} is not application/grpc; "
                 "this port speaks gRPC, use the HTTP port for REST.",
                 415,
+            )
+        elif (
+            self._auth is not None
+            and path not in self._auth.open_grpc_methods
+            and not self._auth.allows(headers.get("authorization"))
+        ):
+            block = _status_block(
+                StatusCode.UNAUTHENTICATED,
+                "This server requires a bearer token: send the metadata "
+                "'authorization: Bearer <token>' (the token is in the server's --auth-token-file).",
             )
         elif (method := self._methods.get(path)) is not None:
             return method

@@ -17,6 +17,7 @@ import socket
 from dataclasses import dataclass, field
 
 from shipyard.errors import ServiceError
+from shipyard.serving.auth import BearerAuth
 from shipyard.serving.grpc._calls import GrpcConnection
 from shipyard.serving.grpc._http2 import Http2Limits
 from shipyard.serving.grpc._servicer import DataPlaneLike, InferenceServicer
@@ -70,6 +71,7 @@ async def start_grpc_server(
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     limits: Http2Limits | None = None,
     max_connections: int = 1000,
+    auth: BearerAuth | None = None,
 ) -> GrpcServerHandle:
     """Serve ``inference.GRPCInferenceService`` for ``dataplane`` on ``host:port``.
 
@@ -78,14 +80,16 @@ async def start_grpc_server(
     bound by the supervisor, is served instead of binding ``host:port``. Messages larger
     than ``max_message_bytes`` are refused with RESOURCE_EXHAUSTED. ``limits`` are the
     preface and idle timeouts; past ``max_connections`` open connections, new ones are
-    closed at once.
+    closed at once. With ``auth``, a call without its token ends ``UNAUTHENTICATED``.
     """
     loop = asyncio.get_running_loop()
     methods = InferenceServicer(dataplane).methods()
     connections: set[GrpcConnection] = set()
 
     def factory() -> GrpcConnection:
-        return GrpcConnection(methods, max_message_bytes, connections, limits, max_connections)
+        return GrpcConnection(
+            methods, max_message_bytes, connections, limits, max_connections, auth
+        )
 
     try:
         if sock is not None:
