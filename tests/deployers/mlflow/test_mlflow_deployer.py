@@ -5,6 +5,9 @@ looping client; a broken v3 is refused and v2 keeps serving; the CLI; stop/start
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -221,3 +224,37 @@ def test_engine_port_and_workers_changes_keep_the_service(home: Path, registry: 
     deployer.delete_model_server(first.uuid)
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{moved_base}/ping", timeout=5)
+
+
+@pytest.mark.parametrize(("env_manager", "tool"), [("uv", "uv"), ("virtualenv", "pyenv")])
+def test_env_manager_without_its_tool_is_one_clear_error(
+    home: Path,
+    registry: Registry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    env_manager: str,
+    tool: str,
+) -> None:
+    activate_mlflow_stack(registry)
+    deployer = MLFlowModelDeployer.get_active_model_deployer()
+    # A real PATH: the system's directories and this environment's bin, neither with it.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    path = os.pathsep.join([str(bin_dir), "/usr/bin", "/bin"])
+    assert shutil.which(tool, path=path) is None
+    monkeypatch.setenv("PATH", path)
+    with pytest.raises(ConfigError) as caught:
+        deployer.deploy_model(
+            {
+                "registry_model_name": registry.name,
+                "registry_model_version": "1",
+                "env_manager": env_manager,
+            }
+        )
+    message = str(caught.value)
+    assert message.startswith(f"env_manager: {env_manager} needs {tool}")
+    assert ("pip install uv" if tool == "uv" else "github.com/pyenv") in message
+    assert "or use env_manager: local" in message
+    assert "\n" not in message
+    assert deployer.find_model_server() == []

@@ -22,6 +22,7 @@ from shipyard.deployers.mlflow.service import (
     MLFlowDeploymentService,
     MLFlowShipyardServer,
     RegistryPin,
+    mlflow_environment,
 )
 from shipyard.errors import ConfigError, DeploymentError, MissingDependencyError, ServiceError
 from shipyard.models._uri import uri_stem
@@ -348,12 +349,16 @@ def _check_engine(config: MLFlowDeploymentConfig) -> None:
             f"env_manager: {config.env_manager} needs engine: mlflow; engine: shipyard runs "
             "in this environment (env_manager: local)."
         )
-    needed = {"uv": ["uv"], "virtualenv": ["virtualenv", "pyenv"]}.get(config.env_manager, [])
-    missing = [tool for tool in needed if shutil.which(tool) is None]
-    if missing:
+    # What MLflow runs to build the environment (MLflow 3: uv, or pyenv for the Python
+    # of virtualenv's `python -m venv`), looked up on the PATH the server will get.
+    tool, install = {
+        "uv": ("uv", "pip install uv"),
+        "virtualenv": ("pyenv", "install it: https://github.com/pyenv/pyenv#installation"),
+    }.get(config.env_manager, ("", ""))
+    if tool and shutil.which(tool, path=mlflow_environment("")["PATH"]) is None:
         raise ConfigError(
-            f"env_manager: {config.env_manager} needs {' and '.join(missing)} on PATH "
-            f"(pip install {' '.join(missing)}), or use env_manager: local."
+            f"env_manager: {config.env_manager} needs {tool} on PATH ({install}), or use "
+            "env_manager: local."
         )
 
 

@@ -56,7 +56,8 @@ class RegistryPin(BaseModel):
         return self.fingerprint or self.pinned_uri
 
 
-def _mlflow_environment(tracking_uri: str) -> dict[str, str]:
+def mlflow_environment(tracking_uri: str) -> dict[str, str]:
+    """The environment an MLflow server (or the tools that build its env) runs in."""
     env = dict(os.environ)
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
@@ -93,7 +94,7 @@ class MLFlowShipyardServer(LocalModelServer):
         return self.registry.pinned_uri or config.model_uri
 
     def environment(self) -> dict[str, str]:
-        return _mlflow_environment(self.registry.tracking_uri)
+        return mlflow_environment(self.registry.tracking_uri)
 
     # -- what it serves (``services.intent``) -----------------------------------------------
 
@@ -179,7 +180,7 @@ class MLFlowDeploymentService(LocalDaemonService):
         return self.config.env_manager == "local"
 
     def environment(self) -> dict[str, str]:
-        env = _mlflow_environment(self.registry.tracking_uri)
+        env = mlflow_environment(self.registry.tracking_uri)
         env["MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"] = str(self.config.timeout)
         return env
 
