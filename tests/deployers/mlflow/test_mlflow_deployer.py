@@ -258,3 +258,47 @@ def test_env_manager_without_its_tool_is_one_clear_error(
     assert "or use env_manager: local" in message
     assert "\n" not in message
     assert deployer.find_model_server() == []
+
+
+#: ``make test-mlflow`` installs uv here, outside the venv's bin, so that the test above
+#: still sees a PATH without it.
+UV_BIN = Path(sys.executable).parent.parent / "uv-tool" / "bin"
+
+
+# MLflow builds the model's environment with uv from PyPI (about 100 s cold, 650 MB).
+@pytest.mark.timeout(1200)
+def test_env_manager_uv_builds_the_environment_and_serves(
+    home: Path, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not (UV_BIN / "uv").is_file():
+        pytest.fail(f"uv is not installed in {UV_BIN}: run `make test-mlflow`, which installs it")
+    monkeypatch.setenv("PATH", os.pathsep.join([str(UV_BIN), os.environ["PATH"]]))
+    envs = tmp_path / "envs"
+    monkeypatch.setenv("MLFLOW_ENV_ROOT", str(envs))  # inherited by the server
+    activate_mlflow_stack(registry)
+    deployer = MLFlowModelDeployer.get_active_model_deployer()
+    rows = registry.rows.tolist()
+    fields: dict[str, Any] = {
+        "registry_model_name": registry.name,
+        "registry_model_version": "1",
+        "env_manager": "uv",
+        "pipeline_name": "train",
+        "pipeline_step_name": "deploy",
+    }
+    service = deployer.deploy_model(fields, timeout=900)
+    assert isinstance(service, MLFlowDeploymentService) and not service.hot_reloadable
+    base = str(service.endpoint.url)
+    v1 = _predictions(f"{base}/invocations", rows, {})
+    # The server runs in the environment uv built, not in this one.
+    [built] = [p for p in envs.iterdir() if p.name.startswith("mlflow-")]
+    assert (built / "bin" / "python").exists()
+    assert "uv" in service.log_path.read_text()
+
+    # v2 (the same requirements: the same environment): same UUID and URL, new answers.
+    updated = deployer.deploy_model({**fields, "registry_model_version": "2"}, timeout=900)
+    assert (updated.uuid, updated.endpoint.url) == (service.uuid, base)
+    assert updated.model_version == "2"
+    assert _predictions(f"{base}/invocations", rows, {}) == [1 - v for v in v1]
+    deployer.delete_model_server(service.uuid)
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{base}/ping", timeout=5)
