@@ -298,8 +298,9 @@ class MLFlowModelDeployer(ModelDeployer):
             server.persist()
             raise DeploymentError(message) from err
         # The replacement is the record now: the old object (which the caller confirms the
-        # change on) must not write its stale state over it.
+        # change on) must not write its stale state over it, in the registry or run dir.
         server.bind(None)
+        server.intent = None
         confirm_intent(replacement)
         return replacement
 
