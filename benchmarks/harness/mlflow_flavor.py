@@ -125,7 +125,18 @@ def run(duration: float, rounds: int) -> dict[str, Any]:
 
         for args in (
             ["model-deployer", "register", "mlf", "--flavor", "mlflow", "--tracking-uri", uri],
-            ["stack", "register", "mlf", "-a", "default", "-o", "default", "-d", "mlf", "--set"],
+            [
+                "stack",
+                "register",
+                "mlf",
+                "-a",
+                "default",
+                "--orchestrator",
+                "default",
+                "-d",
+                "mlf",
+                "--set",
+            ],
         ):
             result = CliRunner().invoke(app, args)
             if result.exit_code != 0:
