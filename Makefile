@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= dev,dev-models,serve,sklearn,batch
 
-.PHONY: install run test test-mlflow test-ray test-k8s lint bench soak proto clean
+.PHONY: install run test test-torch test-mlflow test-ray test-k8s lint bench soak proto clean
 
 $(VENV)/.installed-$(subst ,,$(EXTRAS)): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,13 @@ test: install
 test-mlflow:
 	$(MAKE) install EXTRAS=$(EXTRAS),mlflow
 	test -x $(VENV)/uv-tool/bin/uv || $(PY) -m pip install -q --target $(VENV)/uv-tool uv
-	$(PY) -m pytest -q -p no:cacheprovider tests/deployers/mlflow
+	SHIPYARD_TEST_SKIPS_FAIL=1 $(PY) -m pytest -q -p no:cacheprovider tests/deployers/mlflow
+
+# The PyTorch formats (TorchScript, torch.export) with the torch extra (the CPU build of
+# torch==2.13.0 that pip takes from this machine's disk), in the main venv; skips fail here.
+test-torch:
+	$(MAKE) install EXTRAS=$(EXTRAS),torch
+	SHIPYARD_TEST_SKIPS_FAIL=1 $(PY) -m pytest -q -p no:cacheprovider tests/models -k torch
 
 # The ray flavor and the Ray batch engine on a real two-node Ray cluster (127.0.0.1), in a
 # venv of their own: Ray is big (~750 MB) and the main venv stays light.

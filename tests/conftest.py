@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -114,3 +114,19 @@ def postgres_server() -> Iterator[str]:
             capture_output=True,
         )
         shutil.rmtree(data, ignore_errors=True)
+
+
+# Targets that install an optional part (`make test-torch`, `make test-mlflow`) set this, so
+# a test that would skip for want of that part fails instead: CI must run them, not skip.
+_SKIPS_FAIL = os.environ.get("SHIPYARD_TEST_SKIPS_FAIL") == "1"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if _SKIPS_FAIL and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but SHIPYARD_TEST_SKIPS_FAIL=1 forbids it: {report.longrepr}"
+    return report

@@ -64,7 +64,9 @@ def markdown(r: dict[str, Any]) -> str:
         "## Scale-out: Ray (issue 14)",
         "",
         "Two-node Ray cluster on 127.0.0.1 (head + one node, 1 CPU each), RF model, "
-        f"load average {r['load_before'][0]:.1f} before, {r['load_after'][0]:.1f} after.",
+        f"load average {r['load_before'][0]:.1f} before, {r['load_after'][0]:.1f} after"
+        f"{', measured ' + r['date'] if r.get('date') else ''} (the machine is shared: "
+        "compare the ratios, measured side by side in one run).",
         "",
         f"- cluster start (head + node): {r['cluster_start_s']:.1f} s; "
         f"idle PSS of both nodes' process groups: {r['cluster_idle_pss_mb']:.0f} MB",
@@ -86,24 +88,52 @@ def markdown(r: dict[str, Any]) -> str:
         ]
     b = r.get("batch")
     if b:
+        rows = b["rows"]
+
+        def rate(seconds: float) -> str:
+            return f"{rows / seconds:,.0f}" if seconds != float("inf") else "-"
+
+        def runs(key: str) -> str:
+            return ", ".join(f"{t:.1f}" for t in b.get(key, []))
+
+        plain = b.get("ray_data_s")
+        shards = ", ".join(str(n) for n in (b.get("ray_nodes") or {}).values())
         lines += [
             "",
-            f"| batch, {b['rows']:,} rows | seconds | rows/s |",
-            "|---|---|---|",
+            f"| batch, {rows:,} rows (RF) | best s | rows/s | runs (s) |",
+            "|---|---:|---:|---|",
             f"| `--workers 2` (local) | {b['local_workers2_s']:.1f} | "
-            f"{b['rows'] / b['local_workers2_s']:,.0f} |",
-            f"| `--engine ray` (2 nodes) | {b['engine_ray_s']:.1f} | "
-            f"{b['rows'] / b['engine_ray_s']:,.0f} |",
-            f"| plain Ray Data `map_batches` | {b['ray_data_s']:.1f} | "
-            f"{b['rows'] / b['ray_data_s']:,.0f} |",
-            f"| **ray vs local** (target >= 0.8x) | **{b['ray_vs_local']:.2f}x** | |",
-            f"| **ray vs Ray Data** (target >= 5x) | **{b['ray_vs_ray_data']:.2f}x** | |",
+            f"{rate(b['local_workers2_s'])} | {runs('local_runs')} |",
+            f"| `--engine ray` (2 nodes; shards per node: {shards}) | "
+            f"{b['engine_ray_s']:.1f} | {rate(b['engine_ray_s'])} | {runs('ray_runs')} |",
         ]
+        if plain is not None:
+            stopped = plain == float("inf")
+            limit = b.get("ray_data_limit_s", 0)
+            shown = f"> {limit:.0f} (stopped)" if stopped else f"{plain:.1f}"
+            lines.append(f"| plain Ray Data `map_batches` | {shown} | {rate(plain)} | one run |")
+        lines.append(f"| **ray vs local** (target >= 0.8x) | **{b['ray_vs_local']:.2f}x** | | |")
+        if b.get("local_cpu"):
+            cpu_local, cpu_ray = min(b["local_cpu"]), min(b["ray_cpu"])
+            lines.append(
+                f"| CPU seconds per job: local {cpu_local:.0f}, ray {cpu_ray:.0f} (cluster "
+                f"daemons included) | **{b['ray_vs_local_cpu']:.2f}x** | | |"
+            )
+        if plain is not None:
+            lines.append(
+                f"| **ray vs Ray Data** (target >= 5x) | "
+                f"**{'> ' if stopped else ''}{b['ray_vs_ray_data']:.2f}x** | | |"
+            )
+        if b.get("load_after_batch"):
+            lines.append(f"\nLoad average after the batch part: {b['load_after_batch'][0]:.1f}.")
+    for note in r.get("notes", []):
+        lines += ["", note]
     lines += [
         "",
         "Rerun: `.venv/bin/python benchmarks/run.py --sections scaleout` (or the script "
         "alone: `.venv-ray/bin/python benchmarks/scripts/ray_bench.py MODEL JOBLIB DATA ROWS "
-        "OUT.json`).",
+        "OUT.json [--sections serving,batch] [--ray-data-limit S] [--results-md "
+        "benchmarks/RESULTS.md]`).",
         END,
     ]
     return "\n".join(lines)

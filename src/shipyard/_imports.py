@@ -2,16 +2,27 @@
 
 Flavors, stored Service classes and custom predictors are all named this way; each
 caller chooses the error class its users see (a stack problem, a model that cannot load).
+Optional dependencies are imported here too (``require``): a missing one is one error
+naming the extra to install.
 """
 
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 from typing import Any
 
-from shipyard.errors import ShipyardError, StackError
+from shipyard.errors import MissingDependencyError, ShipyardError, StackError
 
-__all__ = ["attribute_of", "import_object", "split_import_path"]
+__all__ = ["attribute_of", "import_object", "require", "split_import_path"]
+
+
+def require(module: str, *, package: str, extra: str, purpose: str) -> ModuleType:
+    """Import an optional dependency, or raise ``MissingDependencyError`` naming the extra."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise MissingDependencyError(package, extra, purpose) from err
 
 
 def split_import_path(

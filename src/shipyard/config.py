@@ -7,10 +7,12 @@ homes.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
 
@@ -29,6 +31,27 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the store (e.g. postgresql+psycopg://...); "
         "default: SQLite at $SHIPYARD_HOME/store.db.",
     )
+
+    trusted_model_uris: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="URI prefixes whose pickle/joblib/cloudpickle models may load without "
+        "--trust (comma-separated or a JSON list): e.g. s3://my-team-bucket/models/.",
+    )
+    trusted_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Types skops files may load beyond skops' safe defaults (comma-separated "
+        "or a JSON list); a model's own shipyard.yaml never adds any.",
+    )
+
+    @field_validator("trusted_model_uris", "trusted_types", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @property
     def database_url(self) -> str:

@@ -30,6 +30,7 @@ __all__ = [
     "ShipyardError",
     "StackError",
     "StoreError",
+    "StoreUnwritableError",
     "UnauthorizedError",
     "UnsupportedMediaTypeError",
     "UntrustedModelError",
@@ -156,6 +157,13 @@ class PredictorError(ShipyardError):
 
 class StoreError(ShipyardError):
     """The metadata store failed or holds something unexpected."""
+
+
+class StoreUnwritableError(StoreError):
+    """The store (or a service's run directory) cannot be written now: a read-only file
+    or file system, or a full disk. Reading still works."""
+
+    status_code = 503
 
 
 class SecretError(ShipyardError):

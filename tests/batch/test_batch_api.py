@@ -19,7 +19,7 @@ def test_public_names() -> None:
     )
     assert set(BatchSummary.model_fields) == {
         "rows", "rejected", "seconds", "rows_per_second", "output", "rejects", "shards",
-        "shards_resumed", "workers",
+        "shards_resumed", "workers", "nodes",
     }  # fmt: skip
     assert BatchOptions.model_config.get("extra") == "forbid"
 

@@ -2,14 +2,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import pytest
 
-from shipyard.errors import ConfigError, StackError
+from shipyard.errors import ConfigError, SecretError, StackError
+from shipyard.secrets import SecretStore
+from shipyard.stack import FlavorRegistry
 from shipyard.store import Store
 
 from .conftest import invoke, ok, one_red_line, shipyard
-from .secret_flavor import VaultStore
+from .secret_flavor import VaultConfig, VaultStore
 
 SECRET_SOURCE = f"{VaultStore.__module__}:VaultStore"
 
@@ -77,8 +80,41 @@ def test_secrets_are_stored_but_never_shown(home: Path) -> None:
     assert "s3cr3t-value" not in ok("artifact-store", "list", "-O", "json")
     with Store.open() as store:
         record = store.get_component("v", "artifact_store")
-        assert record is not None and record.configuration["token"] == "s3cr3t-value"
+        # Stored as a reference to an encrypted secret, resolved only for the live component.
+        assert record is not None
+        assert record.configuration["token"] == "{{secret.artifact_store.v.token}}"
+        live = FlavorRegistry(store).instantiate(record, store)
+        assert cast(VaultConfig, live.config).token.get_secret_value() == "s3cr3t-value"
+    assert [p for p in home.rglob("*") if p.is_file() and b"s3cr3t-value" in p.read_bytes()] == []
     assert "vault" in ok("artifact-store", "flavor", "list")
+
+
+def test_configs_refer_to_secrets_resolved_only_when_used(home: Path) -> None:
+    ok("secret", "create", "vault-token", "--value", "tok-1")
+    ok("secret", "create", "vault-url", "--value", "s3://private-bucket")
+    ok(
+        "artifact-store",
+        "register",
+        "v",
+        "--flavor",
+        "vault",
+        "--source",
+        SECRET_SOURCE,
+        "--token={{secret.vault-token}}",
+        "--url={{secret.vault-url}}",
+    )
+    shown = json.loads(ok("artifact-store", "describe", "v", "-O", "json"))
+    assert shown["config"]["url"] == "{{secret.vault-url}}"
+    with Store.open() as store:
+        record = store.get_component("v", "artifact_store")
+        assert record is not None and record.configuration["token"] == "{{secret.vault-token}}"
+        # A changed secret is picked up the next time the component is built.
+        SecretStore(store).set("vault-token", "tok-2")
+        config = cast(VaultConfig, FlavorRegistry(store).instantiate(record, store).config)
+        assert (config.token.get_secret_value(), config.url) == ("tok-2", "s3://private-bucket")
+        SecretStore(store).delete("vault-url")
+        with pytest.raises(SecretError, match="No secret named 'vault-url'"):
+            FlavorRegistry(store).instantiate(record, store)
 
 
 def test_stack_lifecycle(home: Path) -> None:

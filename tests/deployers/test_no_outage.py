@@ -48,7 +48,8 @@ def test_changing_workers_is_a_rolling_replacement(home: Path, models: Models) -
     assert isinstance(first, LocalModelServer)
     old_pid, url = first.running_pid(), first.prediction_url
     assert old_pid is not None
-    client = Client(str(url), models.rows.tolist())
+    # The token stays the same across the replacement: the new processes read the same file.
+    client = Client(str(url), models.rows.tolist(), first.request_headers())
     client.start()
     try:
         client.wait_for(5)

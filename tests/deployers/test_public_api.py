@@ -43,6 +43,18 @@ PUBLIC = {
         "TCPHealthCheck",
     ],
     "shipyard.deployers": ["BaseModelDeployer", "ModelDeployer"],
+    # Small on purpose: other layers (a server's auth token) read secrets through it.
+    "shipyard.secrets": [
+        "SecretInfo",
+        "SecretStore",
+        "check_name",
+        "get_secret",
+        "has_references",
+        "reference",
+        "reference_form",
+        "resolve_references",
+        "split_credentials",
+    ],
     "shipyard.deployers.local": [
         "LocalDeploymentConfig",
         "LocalModelDeployer",

@@ -193,7 +193,7 @@ def test_save_model_packages_an_mlflow_directory(
     assert loaded.signature is not None and loaded.signature.outputs[0].datatype == "INT64"
 
 
-def test_bare_skops_file_with_untrusted_types_gives_a_manifest_to_write(
+def test_bare_skops_file_with_untrusted_types_names_them_and_the_fix(
     tmp_path: Path, xy: Any
 ) -> None:
     import skops.io as sio
@@ -206,6 +206,8 @@ def test_bare_skops_file_with_untrusted_types_gives_a_manifest_to_write(
     message = str(info.value)
     assert "sklearn.tree._tree.Tree" in message
     # Following the advice literally makes the file load.
-    snippet = message.split("with:\n", 1)[1].split(" (save_model", 1)[0]
-    (tmp_path / "shipyard.yaml").write_text(snippet)
-    assert load_model(tmp_path / "tree.skops").predictor.predict(x[:2]).shape == (2,)
+    import ast
+
+    types = ast.literal_eval(message.split("pass trusted_types=", 1)[1].split(" to load_model")[0])
+    loaded = load_model(tmp_path / "tree.skops", trusted_types=types)
+    assert loaded.predictor.predict(x[:2]).shape == (2,)

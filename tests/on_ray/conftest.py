@@ -36,6 +36,7 @@ class Cluster:
     head: RayNode
     worker: RayNode
     serve_port: int
+    grpc_port: int
 
     @property
     def address(self) -> str:
@@ -54,7 +55,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             object_store_memory=_STORE_BYTES,
             log_path=logs / "worker.log",
         )
-        yield Cluster(head=head, worker=worker, serve_port=free_port())
+        yield Cluster(head=head, worker=worker, serve_port=free_port(), grpc_port=free_port())
     finally:
         from shipyard.deployers.ray._connect import disconnect
 
@@ -108,6 +109,7 @@ def ray_stack(home: Path, ray_cluster: Cluster) -> Cluster:
             "--flavor=ray",
             f"--address={ray_cluster.address}",
             f"--http_port={ray_cluster.serve_port}",
+            f"--grpc_port={ray_cluster.grpc_port}",
         ],
         [
             "stack",

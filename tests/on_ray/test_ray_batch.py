@@ -4,6 +4,7 @@ order, shards, manifest, --resume and --on-error, with actors on both nodes."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 
 from shipyard.batch import BatchOptions, predict
 from shipyard.batch._job import run_job
+from shipyard.batch._manifest import JobManifest
 from shipyard.batch._ray import start_ray_pool
 from shipyard.batch._worker import WorkerSpec
 from shipyard.errors import PredictorError
@@ -44,17 +46,24 @@ def picky(tmp_path: Path) -> str:
     return str(save_model(None, tmp_path / "picky", predictor=ray_predictors.Picky))
 
 
-def test_same_rows_as_the_local_engine_with_actors_on_both_nodes(
+def _node_ids() -> set[str]:
+    import ray
+
+    return {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+
+
+def test_same_rows_as_the_local_engine_with_every_node_reading_its_shards(
     home: Path, ray_cluster: Cluster, picky: str, tmp_path: Path
 ) -> None:
     data = _input(tmp_path / "in.parquet")
     local = predict(
         picky, str(data), str(tmp_path / "local.parquet"), id_column="id", shard_rows=SHARD_ROWS
     )
+    out = tmp_path / "ray"  # a directory: its manifest stays, with each shard's node
     opts = BatchOptions(
         model_uri=picky,
         input=str(data),
-        output=str(tmp_path / "ray.parquet"),
+        output=f"{out}/",
         id_column="id",
         shard_rows=SHARD_ROWS,
         engine="ray",
@@ -62,16 +71,20 @@ def test_same_rows_as_the_local_engine_with_actors_on_both_nodes(
     )
     pool = start_ray_pool(ray_cluster.address, None, WorkerSpec(picky, None, "auto", 1))
     assert len(pool.children) == 2  # one per free CPU: the two nodes' one CPU each
+    nodes = _node_ids()
+    assert len(nodes) == 2 and set(pool.placed) == nodes  # one actor pinned to each node
     summary = run_job(opts.model_copy(update={"workers": 2}), pool)  # type: ignore[arg-type]
     assert summary.rows == ROWS == local.rows
     assert summary.shards == ROWS // SHARD_ROWS and summary.workers == 2
-    # One actor pinned to each node; each reads its shards of the input itself. (Which
-    # actor gets how many shards depends on which loads the model first.)
-    assert len(set(pool.placed)) == 2
-    assert pool.nodes and pool.nodes <= set(pool.placed)
-    pd.testing.assert_frame_equal(
-        pd.read_parquet(tmp_path / "ray.parquet"), pd.read_parquet(tmp_path / "local.parquet")
-    )
+    # Each shard was read and predicted by the actor of the node the manifest names, and
+    # both nodes did some: every actor gets a shard as soon as the first one is ready.
+    manifest = JobManifest.read(out)
+    assert manifest is not None and manifest.complete
+    by_shard = {i: r.node for i, r in manifest.done.items()}
+    assert len(by_shard) == summary.shards and set(by_shard.values()) == nodes
+    assert summary.nodes == dict(Counter(by_shard.values()))
+    assert sum(summary.nodes.values()) == summary.shards
+    pd.testing.assert_frame_equal(pd.read_parquet(out), pd.read_parquet(tmp_path / "local.parquet"))
 
 
 def test_resume_after_a_failed_job_predicts_each_row_once_in_order(

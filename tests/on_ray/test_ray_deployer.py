@@ -58,6 +58,40 @@ def _v2(rows: list[list[float]]) -> dict[str, object]:
     }
 
 
+def _check_grpc(
+    service: RayModelServer, rows: list[list[float]], expected: tuple[int, ...]
+) -> None:
+    """The V2 gRPC service through Serve's gRPC proxy, routed by the application metadata."""
+    import grpc
+
+    from shipyard.serving.grpc._generated import grpc_predict_v2_pb2 as pb
+    from shipyard.serving.grpc._generated import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    assert service.grpc_address is not None
+    route = (("application", service.app_name),)
+
+    def request(data: list[list[float]]) -> pb.ModelInferRequest:
+        tensor = pb.ModelInferRequest.InferInputTensor(
+            name="input-0",
+            datatype="FP64",
+            shape=[len(data), len(data[0])],
+            contents=pb.InferTensorContents(fp64_contents=[v for row in data for v in row]),
+        )
+        return pb.ModelInferRequest(model_name="clf", inputs=[tensor])
+
+    with grpc.insecure_channel(service.grpc_address) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+        ready = stub.ModelReady(pb.ModelReadyRequest(name="clf"), metadata=route, timeout=30)
+        assert ready.ready
+        reply = stub.ModelInfer(request(rows), metadata=route, timeout=30)
+        assert tuple(reply.outputs[0].contents.int64_contents) == expected
+        # A malformed request: the status and message `shipyard serve` gives.
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ModelInfer(request([[1.0]]), metadata=route, timeout=30)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "expected" in str(caught.value.details())
+
+
 class Client(threading.Thread):
     """Sends requests in a loop until stopped, counting answers and failures."""
 
@@ -108,6 +142,8 @@ def test_deploy_predict_update_and_refuse_a_broken_model(
     assert tuple(invocations["predictions"]) == expected_a
     bad = httpx.post(f"{service.base_url}/invocations", json={"inputs": [[1.0]]}, timeout=30)
     assert bad.status_code == 400 and "expected" in bad.json()["error"]
+
+    _check_grpc(service, rows, expected_a)
 
     # Two replicas, two nodes: Serve spreads them, one on each.
     assert len(_replica_nodes(service.app_name)) == 2

@@ -19,12 +19,14 @@ def test_public_names() -> None:
     assert control.__all__ == [
         "CONTROL_SOCKET_NAME",
         "TAKEOVER_PID_ENV",
+        "WORKER_AUTH_TOKEN_ENV",
         "WORKER_CHANNEL_ENV",
         "WORKER_CONFIG_ENV",
         "WORKER_GRPC_FD_ENV",
         "WORKER_HTTP_FD_ENV",
         "WORKER_METRICS_ENV",
         "WORKER_MODULE",
+        "recv_line",
         "send_command",
         "worker_env",
     ]

@@ -13,22 +13,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from shipyard._imports import require
 from shipyard.batch._options import BatchOptions, BatchSummary
-from shipyard.errors import ConfigError, MissingDependencyError
+from shipyard.errors import ConfigError
 
 __all__ = ["BatchOptions", "BatchSummary", "predict"]
 
 
 def _require_batch_extra() -> None:
     """Check the ``batch`` extra up front: one line of advice, not a worker's traceback."""
-    import importlib
-
     # pyarrow reads and writes every shard; orjson writes JSON-lines output.
     for package in ("pyarrow", "orjson"):
-        try:
-            importlib.import_module(package)
-        except ImportError as err:
-            raise MissingDependencyError(package, "batch", "batch inference") from err
+        require(package, package=package, extra="batch", purpose="batch inference")
 
 
 def predict(
@@ -96,7 +92,14 @@ def predict(
     from shipyard.batch._pool import start_early
 
     # The workers start first: their imports and model load overlap ours.
-    pool = start_early(opts.model_uri, opts.input_as, opts.timeout, opts.workers, opts.service)
+    pool = start_early(
+        opts.model_uri,
+        opts.input_as,
+        opts.timeout,
+        opts.workers,
+        opts.service,
+        opts.load_trust(),
+    )
     try:
         _require_batch_extra()
         from shipyard.batch._job import run_job
@@ -119,7 +122,9 @@ def _predict_on_ray(opts: BatchOptions) -> BatchSummary:
 
         service_url = resolve_service(opts.service)
         headers = opts.service_headers or service_headers(opts.service)
-    spec = WorkerSpec(opts.model_uri, service_url, opts.input_as, 1, opts.timeout, headers)
+    spec = WorkerSpec(
+        opts.model_uri, service_url, opts.input_as, 1, opts.timeout, headers, opts.load_trust()
+    )
     # The actors start first: their start-up and model load overlap the planning.
     pool = start_ray_pool(opts.address, opts.workers if opts.workers > 1 else None, spec)
     from shipyard.batch._job import run_job

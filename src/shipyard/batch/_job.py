@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -133,6 +133,7 @@ class _Coordinator:
             rejected=result.rejected,
             part=result.part,
             rejects=result.rejects,
+            node=result.node,
         )
         self.manifest.write(self.output.staging)
         self.output.shard_done(self.plan, self.manifest)
@@ -241,7 +242,15 @@ def _spec(opts: BatchOptions, procs: int) -> WorkerSpec:
         service_url = resolve_service(opts.service)
         headers = opts.service_headers or service_headers(opts.service)
     threads = worker_threads(procs)
-    return WorkerSpec(opts.model_uri, service_url, opts.input_as, threads, opts.timeout, headers)
+    return WorkerSpec(
+        opts.model_uri,
+        service_url,
+        opts.input_as,
+        threads,
+        opts.timeout,
+        headers,
+        opts.load_trust(),
+    )
 
 
 def _run_with(
@@ -307,4 +316,5 @@ def _run_with(
         shards=len(plan.shards),
         shards_resumed=len(plan.shards) - len(todo),
         workers=len(pool.children) if pool is not None else 1,
+        nodes=dict(Counter(r.node for r in manifest.done.values() if r.node)),
     )

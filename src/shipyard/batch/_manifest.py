@@ -35,6 +35,8 @@ class ShardRecord(BaseModel):
     """File name of the output part, None when every row was rejected."""
     rejects: str | None = None
     """File name of the rejected rows (JSON lines), if any."""
+    node: str | None = None
+    """The Ray node id whose actor read and predicted the shard (``--engine ray``)."""
 
 
 class JobManifest(BaseModel):

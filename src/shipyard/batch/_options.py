@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -55,6 +55,11 @@ class BatchOptions(BaseModel):
     """Target bytes per shard for CSV and JSON-lines input."""
     timeout: float = Field(default=120.0, gt=0)
     """Seconds to wait for one request to a model server (``service`` only)."""
+    trusted: bool = False
+    """Trust the model's code: a pickle/joblib model from a remote URI loads (see
+    ``shipyard.models.load_model``)."""
+    sha256: str | None = None
+    """SHA-256 of the model's content, checked before loading (a match trusts it)."""
     service_headers: dict[str, str] | None = Field(default=None, exclude=True, repr=False)
     """Headers every request to the model server carries (its bearer token); taken from
     the Service object, never dumped, logged or written to the job's manifest."""
@@ -73,6 +78,10 @@ class BatchOptions(BaseModel):
         if self.id_column is not None and self.id_column in self.keep_columns:
             raise ValueError(f"{self.id_column!r} is the id column; do not list it in keep_columns")
         return self
+
+    def load_trust(self) -> dict[str, Any]:
+        """The trust options ``load_model`` takes for ``model_uri``."""
+        return {"trusted": self.trusted, "sha256": self.sha256}
 
 
 class BatchSummary(BaseModel):
@@ -97,3 +106,5 @@ class BatchSummary(BaseModel):
     """Shards finished by an earlier run and kept."""
     workers: int
     """Processes that predicted (fewer than asked when there were fewer shards)."""
+    nodes: dict[str, int] = Field(default_factory=dict)
+    """``--engine ray``: shards read and predicted per Ray node id (resumed ones too)."""

@@ -200,7 +200,12 @@ class Pool:
 
 
 def start_early(
-    model_uri: str | None, input_as: str, timeout: float, workers: int, service: Any
+    model_uri: str | None,
+    input_as: str,
+    timeout: float,
+    workers: int,
+    service: Any,
+    trust: dict[str, Any] | None = None,
 ) -> Pool | None:
     """The workers of a job that will use them, started before it is planned (or None).
 
@@ -211,5 +216,5 @@ def start_early(
     """
     if workers < 2 or model_uri is None or service is not None:
         return None
-    spec = WorkerSpec(model_uri, None, input_as, worker_threads(workers), timeout)
+    spec = WorkerSpec(model_uri, None, input_as, worker_threads(workers), timeout, trust=trust)
     return Pool(workers, spec)

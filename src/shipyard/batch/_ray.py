@@ -33,9 +33,12 @@ class _ShardActor:
     def __init__(self, spec: WorkerSpec) -> None:
         for var in THREAD_VARS:
             os.environ.setdefault(var, str(spec.threads))
+        import ray
+
         from shipyard.batch._shard import error_payload
         from shipyard.batch._worker import make_scorer
 
+        self.node: str = ray.get_runtime_context().get_node_id()
         self.error: tuple[str, str] | None = None
         self.scorer: Any = None
         try:
@@ -44,16 +47,17 @@ class _ShardActor:
             self.error = error_payload(err)
 
     def ready(self) -> tuple[Any, ...]:
-        import ray
-
-        node = ray.get_runtime_context().get_node_id()
         if self.error is not None:
-            return ("fatal", node, *self.error)
-        return ("ready", node, self.scorer.name, self.scorer.features_default())
+            return ("fatal", *self.error)
+        return ("ready", self.node, self.scorer.name, self.scorer.features_default())
 
     def run(self, task: ShardTask) -> tuple[Any, ...]:
+        import dataclasses
+
         from shipyard.batch._shard import error_payload, run_shard
 
+        if self.error is not None:  # shards may be queued before the model failed to load
+            return ("fatal", *self.error)
         counts = [0, 0]
 
         def progress(rows: int, rejected: int) -> None:
@@ -64,7 +68,8 @@ class _ShardActor:
             result = run_shard(task, self.scorer, progress)
         except Exception as err:
             return ("fatal", *error_payload(err))
-        return ("done", result, counts[0], counts[1])
+        # The node that read and predicted the shard goes into the job's manifest.
+        return ("done", dataclasses.replace(result, node=self.node), counts[0], counts[1])
 
 
 class _Conn:
@@ -74,7 +79,7 @@ class _Conn:
         self.child = child
 
     def send(self, task: ShardTask) -> None:
-        self.child.pending = self.child.actor.run.remote(task)
+        self.child.running = self.child.actor.run.remote(task)
         self.child.shard = task.shard.index
 
 
@@ -87,7 +92,9 @@ class _ActorChild:
         self.info: tuple[str, list[str] | None] | None = None
         self.shard: int | None = None
         self.node: str | None = None
-        self.pending: Any = actor.ready.remote()
+        #: The answer to ``ready()`` until it came; the shard being run.
+        self.loading: Any = actor.ready.remote()
+        self.running: Any = None
 
 
 class RayPool:
@@ -111,8 +118,6 @@ class RayPool:
             )
             for i, (node, cpus) in enumerate(placements)
         ]
-        #: Nodes whose actors predicted at least one shard (reported in the summary).
-        self.nodes: set[str] = set()
 
     def keep(self, n: int) -> None:
         import ray
@@ -122,21 +127,29 @@ class RayPool:
             ray.kill(child.actor)
 
     def idle(self) -> list[_ActorChild]:
-        return [c for c in self.children if c.ready and c.shard is None and c.pending is None]
+        """Actors with no shard, loaded or not: once one actor has loaded the model, the
+        others get their first shard too (Ray queues it until their model is loaded), so
+        every actor, hence every node, reads and predicts from the start."""
+        return [c for c in self.children if c.shard is None and c.running is None]
 
     def receive(self, timeout: float) -> list[tuple[Any, ...]]:
         import ray
 
-        waiting = {c.pending: c for c in self.children if c.pending is not None}
+        waiting = {c.loading: c for c in self.children if c.loading is not None}
+        waiting.update({c.running: c for c in self.children if c.running is not None})
         if not waiting:
             return []
-        done, _ = ray.wait(list(waiting), num_returns=len(waiting), timeout=timeout)
-        if not done:
-            done, _ = ray.wait(list(waiting), num_returns=1, timeout=0)
+        done, _ = ray.wait(list(waiting), num_returns=1, timeout=timeout)
+        if done:
+            more, _ = ray.wait(list(waiting), num_returns=len(waiting), timeout=0)
+            done = list(dict.fromkeys([*done, *more]))
         messages: list[tuple[Any, ...]] = []
         for ref in done:
             child = waiting[ref]
-            child.pending = None
+            if ref == child.loading:
+                child.loading = None
+            else:
+                child.running = None
             try:
                 answer = ray.get(ref)
             except ray.exceptions.RayError as err:
@@ -147,12 +160,9 @@ class RayPool:
                 child.node = answer[1]
                 messages.append(("ready", child.key, answer[2], answer[3]))
             elif kind == "done":
-                result = answer[1]
                 messages.append(("progress", child.key, answer[2], answer[3]))
-                messages.append(("done", child.key, result))
-                if child.node is not None:
-                    self.nodes.add(child.node)
-            else:  # fatal: (kind, [node,] class name, message)
+                messages.append(("done", child.key, answer[1]))
+            else:  # fatal: (kind, class name, message)
                 messages.append(("fatal", child.key, child.shard, answer[-2], answer[-1]))
         return messages
 

@@ -107,11 +107,13 @@ def _matrix(cols: list[np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
 class LocalScorer(Scorer):
     """The model loaded into this process with ``shipyard.models.load_model``."""
 
-    def __init__(self, model_uri: str, input_as: InputAs = "auto") -> None:
+    def __init__(
+        self, model_uri: str, input_as: InputAs = "auto", trust: dict[str, Any] | None = None
+    ) -> None:
         from shipyard.models import load_model
         from shipyard.models._hooks import SyncHooks
 
-        loaded = load_model(model_uri)
+        loaded = load_model(model_uri, **(trust or {}))
         self.name = loaded.name
         self.signature = loaded.signature
         self.mode = input_mode(loaded.signature, input_as, loaded.predictor)

@@ -67,6 +67,8 @@ class ShardResult:
     seconds: float
     part: str | None
     rejects: str | None
+    node: str | None = None
+    """The Ray node that read and predicted the shard (the ``ray`` engine only)."""
 
 
 #: Rejected rows, none accepted, after which a shard stops with an error under "skip".

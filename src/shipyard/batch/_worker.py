@@ -49,6 +49,8 @@ class WorkerSpec:
     timeout: float = 60.0
     #: Headers each request to the service carries (its bearer token, when it wants one).
     service_headers: dict[str, str] | None = None
+    #: ``load_model``'s trust options for ``model_uri`` (``trusted``, ``sha256``).
+    trust: dict[str, Any] | None = None
 
 
 def _die_with_parent(parent: int) -> None:
@@ -83,7 +85,7 @@ def make_scorer(spec: WorkerSpec) -> Any:
 
     if spec.model_uri is None:
         raise ValueError("a worker needs a model URI or a service URL")
-    return LocalScorer(spec.model_uri, spec.input_as)  # type: ignore[arg-type]
+    return LocalScorer(spec.model_uri, spec.input_as, spec.trust)  # type: ignore[arg-type]
 
 
 def serve(conn: Any, scorer: Any) -> None:

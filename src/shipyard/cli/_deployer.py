@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -12,6 +14,7 @@ if TYPE_CHECKING:
 __all__ = [
     "active_model_deployer",
     "hide_credentials",
+    "named_server",
     "resolve_server",
     "service_row",
     "service_summary",
@@ -32,6 +35,17 @@ def active_model_deployer(store: Store) -> ModelDeployer:
 
     deployer: ModelDeployer = ModelDeployer.get_active_model_deployer(store)
     return deployer
+
+
+@contextlib.contextmanager
+def named_server(name_or_uuid: str) -> Iterator[tuple[ModelDeployer, str]]:
+    """For the block: the active model deployer, its store open, and the full UUID of the
+    model server a user named (``resolve_server``)."""
+    from shipyard.cli._shared import open_store
+
+    with open_store() as store:
+        deployer = active_model_deployer(store)
+        yield deployer, resolve_server(deployer, name_or_uuid)
 
 
 def resolve_server(deployer: ModelDeployer, name_or_uuid: str) -> str:

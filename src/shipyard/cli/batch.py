@@ -223,6 +223,14 @@ def predict(
             rich_help_panel="Model",
         ),
     ] = None,
+    trust: Annotated[
+        bool,
+        typer.Option("--trust", help="Trust the model's code: a pickle/joblib model from a URL."),
+    ] = False,
+    sha256: Annotated[
+        str | None,
+        typer.Option("--sha256", help="SHA-256 of the model's content: checked before loading."),
+    ] = None,
     engine: Annotated[
         _Engine,
         typer.Option(
@@ -274,6 +282,8 @@ def predict(
             progress=progress and not json_summary,
             engine=engine.value,
             address=address,
+            trusted=trust,
+            sha256=sha256,
         )
     except KeyboardInterrupt:
         # Finished shards are in the manifest; the workers were stopped.
@@ -297,6 +307,8 @@ def predict(
     ]
     if summary.rejects:
         rows.append(("rejects", summary.rejects))
+    if summary.nodes:  # --engine ray: shards per Ray node
+        rows.append(("nodes", ", ".join(f"{n[:12]}: {c}" for n, c in summary.nodes.items())))
     # Soft wrap: paths are printed whole, whatever the terminal width.
     console = Console(highlight=False, soft_wrap=True)
     for key, value in rows:

@@ -35,6 +35,12 @@ def deploy(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print what would be applied (Kubernetes: the manifests)."
     ),
+    trust: bool = typer.Option(
+        False, "--trust", help="Trust the model's code: load a pickle/joblib model from a URL."
+    ),
+    sha256: str | None = typer.Option(
+        None, "--sha256", help="SHA-256 of the model's content: checked before loading."
+    ),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Deploy a model with the active stack's model deployer."""
@@ -45,6 +51,11 @@ def deploy(
         values["port"] = port
     if workers is not None:
         values["workers"] = workers
+    # Only when given: a flavor whose config has no such field is not bothered.
+    if trust:
+        values["trusted"] = True
+    if sha256 is not None:
+        values["sha256"] = sha256
     values.update(parse_key_values([f"--{item}" for item in settings]))
     if dry_run:
         with open_store() as store:

@@ -60,10 +60,22 @@ def inspect(
     _show(_describe(uri), output)
 
 
+#: Model trust (``shipyard.models.load_model``): the same two options on every command
+#: that loads a model in this process.
+_TRUST = typer.Option(
+    False, "--trust", help="Trust the model's code: load a pickle/joblib model from a remote URI."
+)
+_SHA256 = typer.Option(
+    None, "--sha256", help="SHA-256 of the model's content: checked before loading; trusts it."
+)
+
+
 @model.command("describe")
 def describe(
     uri: str = typer.Argument(..., help="Model directory, model file or URL."),
     output: OutputFormat = OutputOption,
+    trust: bool = _TRUST,
+    sha256: str | None = _SHA256,
 ) -> None:
     """What ``inspect`` shows, plus how the loaded model predicts (loads it).
 
@@ -73,7 +85,7 @@ def describe(
     from shipyard.models import load_model
 
     info = _describe(uri)
-    loaded = load_model(uri)
+    loaded = load_model(uri, trusted=trust, sha256=sha256)
     note = getattr(loaded.predictor, "engine_note", None)
     info["engine"] = note or f"{type(loaded.predictor).__name__}.predict"
     _show(info, output)
@@ -171,13 +183,15 @@ def predict(
     method: str | None = typer.Option(
         None, "--method", help="Estimator method or ONNX output to use (e.g. predict_proba)."
     ),
+    trust: bool = _TRUST,
+    sha256: str | None = _SHA256,
 ) -> None:
     """Load the model in this process and print its prediction as JSON."""
     from shipyard.models import load_model
 
     if (data is None) == (not example):
         raise BadRequestError("Give exactly one of --data JSON|@FILE and --example.")
-    loaded = load_model(uri, method=method)
+    loaded = load_model(uri, method=method, trusted=trust, sha256=sha256)
     if example:
         if loaded.input_example is None:
             raise BadRequestError(

@@ -109,11 +109,10 @@ def describe(uuid: str = _UUID, output: OutputFormat = OutputOption) -> None:
     """Show a model server: status, last error, config and URLs (no secrets)."""
     from rich.table import Table
 
-    from shipyard.cli._deployer import active_model_deployer, resolve_server, service_summary
+    from shipyard.cli._deployer import named_server, service_summary
 
-    with open_store() as store:
-        deployer = active_model_deployer(store)
-        server = deployer.get_model_server(resolve_server(deployer, uuid))
+    with named_server(uuid) as (deployer, full):
+        server = deployer.get_model_server(full)
         summary = service_summary(deployer, server)
     if output is OutputFormat.json:
         print_json(summary)
@@ -142,11 +141,10 @@ def describe(uuid: str = _UUID, output: OutputFormat = OutputOption) -> None:
 @models.command("get-url")
 def get_url(uuid: str = _UUID) -> None:
     """Print the model server's prediction URL."""
-    from shipyard.cli._deployer import active_model_deployer, resolve_server
+    from shipyard.cli._deployer import named_server
 
-    with open_store() as store:
-        deployer = active_model_deployer(store)
-        service = deployer.get_model_server(resolve_server(deployer, uuid))
+    with named_server(uuid) as (deployer, full):
+        service = deployer.get_model_server(full)
     if service.prediction_url is None:
         raise ServiceError(
             f"The model server {service.uuid} has no URL yet; start it with "
@@ -162,11 +160,10 @@ def get_url(uuid: str = _UUID) -> None:
 @models.command("start")
 def start(uuid: str = _UUID, timeout: float = _TIMEOUT) -> None:
     """Start a stopped model server (same port, same URL)."""
-    from shipyard.cli._deployer import active_model_deployer, resolve_server
+    from shipyard.cli._deployer import named_server
 
-    with open_store() as store:
-        deployer = active_model_deployer(store)
-        service = deployer.start_model_server(resolve_server(deployer, uuid), timeout=timeout)
+    with named_server(uuid) as (deployer, full):
+        service = deployer.start_model_server(full, timeout=timeout)
     typer.echo(f"Model server {service.uuid} is running at {service.prediction_url}")
 
 
@@ -177,13 +174,17 @@ def stop(
     force: bool = typer.Option(False, "--force", help="Kill without draining."),
 ) -> None:
     """Stop a model server; in-flight requests finish unless --force."""
-    from shipyard.cli._deployer import active_model_deployer, resolve_server
+    from shipyard.cli._deployer import named_server
 
-    with open_store() as store:
-        deployer = active_model_deployer(store)
-        full = resolve_server(deployer, uuid)
+    with named_server(uuid) as (deployer, full):
         service = deployer.stop_model_server(full, timeout=timeout, force=force)
     typer.echo(f"Model server {service.uuid} stopped.")
+    if service.unrecorded:
+        typer.echo(
+            f"Warning: the registry could not record it ({service.unrecorded}); the next "
+            "command that can write will.",
+            err=True,
+        )
 
 
 @models.command("delete")
@@ -194,11 +195,9 @@ def delete(
     force: bool = typer.Option(False, "--force", help="Kill without draining."),
 ) -> None:
     """Stop a model server and remove it from the registry."""
-    from shipyard.cli._deployer import active_model_deployer, resolve_server
+    from shipyard.cli._deployer import named_server
 
-    with open_store() as store:
-        deployer = active_model_deployer(store)
-        full = resolve_server(deployer, uuid)
+    with named_server(uuid) as (deployer, full):
         if not yes:
             typer.confirm(f"Delete the model server {full}?", abort=True)
         deployer.delete_model_server(full, timeout=timeout, force=force)
@@ -212,11 +211,9 @@ def logs(
     tail: int | None = typer.Option(None, "--tail", "-n", min=0, help="Only the last N lines."),
 ) -> None:
     """Print a model server's log."""
-    from shipyard.cli._deployer import active_model_deployer, resolve_server
+    from shipyard.cli._deployer import named_server
 
-    with open_store() as store:
-        deployer = active_model_deployer(store)
-        full = resolve_server(deployer, uuid)
+    with named_server(uuid) as (deployer, full):
         lines = deployer.get_model_server_logs(full, follow=follow, tail=tail)
     try:
         for line in lines:

@@ -78,6 +78,14 @@ def serve(
     insecure: bool = typer.Option(
         False, "--insecure", help="Allow a non-loopback --host without a token."
     ),
+    trust: bool = typer.Option(
+        False,
+        "--trust",
+        help="Trust the models' code: load a pickle/joblib model from a remote URI.",
+    ),
+    sha256: str | None = typer.Option(
+        None, "--sha256", help="SHA-256 of the model's content: checked before loading."
+    ),
     tracking_uri: str | None = typer.Option(
         None, "--tracking-uri", help="MLflow tracking server for models:/ and runs:/ URIs."
     ),
@@ -113,6 +121,8 @@ def serve(
         auth_token_file=auth_token_file,
         open_paths=open_paths,
         insecure=insecure,
+        trust=trust,
+        sha256=sha256,
     )
     code = run_supervisor(config)
     if code:

@@ -56,6 +56,9 @@ class ModelDeployer(StackComponent):
     DEPLOYMENT_CONFIG: ClassVar[type[ServiceConfig]] = ServiceConfig
     #: The Service class this flavor's servers are (``service_type`` is checked against it).
     SERVICE_CLASS: ClassVar[type[Service]] = Service
+    #: Whether this flavor's servers resolve ``{{secret.NAME}}`` in a model URI where they
+    #: use it; then credentials in a model URI are moved into the secrets store at deploy.
+    RESOLVES_SECRETS: ClassVar[bool] = False
 
     # -- finding the deployer ------------------------------------------------------------
 
@@ -205,8 +208,10 @@ class ModelDeployer(StackComponent):
         """Check ``service``'s status and reconcile its record with what its server
         serves (finishing or rolling back an interrupted change); what was done is in
         ``status.last_error``."""
-        service.check_status()
-        service.reconcile()
+        # Observing must work when nothing can be written (a read-only or full store).
+        with service.records_optional():
+            service.check_status()
+            service.reconcile()
         return service
 
     def _finish_interrupted(self, service: Service) -> bool:
@@ -338,7 +343,7 @@ class ModelDeployer(StackComponent):
         from shipyard.secrets import SecretStore, split_credentials
 
         uri, found = split_credentials(config.model_uri)
-        if not found:
+        if not found or not self.RESOLVES_SECRETS:
             return config
         secrets = SecretStore(self.store)
         for name, value in found.items():
@@ -361,7 +366,9 @@ class ModelDeployer(StackComponent):
         full = self.resolve_uuid(uuid)
         with self._service_lock(full, timeout):
             service = self.get_model_server(full)
-            with self.change(service, "stop", timeout):
+            # Stopping must work when nothing can be written: the server stops, and the
+            # next command that can write records it (``service.unrecorded`` says why not).
+            with service.records_optional(), self.change(service, "stop", timeout):
                 self.perform_stop_model(service, timeout, force)
         return service
 

@@ -90,6 +90,9 @@ def load_model(
     name: str | None = None,
     method: str | None = None,
     tracking_uri: str | None = None,
+    trusted: bool = False,
+    sha256: str | None = None,
+    trusted_types: list[str] | None = None,
 ) -> LoadedModel:
     """Load the model at ``uri`` (path, ``file://`` or any fsspec URL) and its predictor.
 
@@ -98,12 +101,24 @@ def load_model(
     (``models:/name/version``, ``models:/name@alias``, ``runs:/``) are resolved by MLflow's
     client against ``tracking_uri`` (default: ``MLFLOW_TRACKING_URI``).
 
+    Trust (see ``models._trust``): a model whose loading runs code (pickle, joblib, an
+    MLflow pyfunc, a saved predictor class) from a remote URI loads only with
+    ``trusted=True``, a matching ``sha256`` of its content, or a URI prefix listed in
+    ``SHIPYARD_TRUSTED_MODEL_URIS``; local paths and MLflow registry URIs are the user's own
+    choice. skops types beyond the safe defaults come from ``trusted_types`` (or
+    ``SHIPYARD_TRUSTED_TYPES``; all with ``trusted=True``), never from the model's manifest.
+
     Raises ``ModelNotFoundError`` when nothing is there, ``MissingDependencyError`` when
     the model's framework is not installed (naming the extra to install) and
-    ``ModelLoadError`` for anything else; it never returns a half-loaded model.
+    ``ModelLoadError`` for anything else (``UntrustedModelError`` for a refused one); it
+    never returns a half-loaded model.
     """
+    from shipyard.models._trust import check_trust, skops_types
+
     local = resolve_model_uri(uri, tracking_uri=tracking_uri)
     model_dir, manifest = detect_model(local)
+    explicit = check_trust(uri, local, manifest, trusted=trusted, sha256=sha256)
+    manifest = skops_types(manifest, trusted_types or [], explicit)
     if method is not None:
         manifest = manifest.model_copy(update={"method": method})
     model_name = name or manifest.name or uri_stem(uri)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import MissingDependencyError, ModelLoadError, ModelNotFoundError
+from shipyard._imports import require
+from shipyard.errors import ModelLoadError, ModelNotFoundError
 from shipyard.models._cache import COMPLETE, cache_root, publish_entry
 
 __all__ = [
@@ -60,11 +61,7 @@ class MLflowModelRef:
 
 
 def _mlflow() -> Any:
-    try:
-        import mlflow
-    except ImportError as err:
-        raise MissingDependencyError("mlflow", "mlflow", "MLflow model URIs") from err
-    return mlflow
+    return require("mlflow", package="mlflow", extra="mlflow", purpose="MLflow model URIs")
 
 
 def _check_reachable(tracking_uri: str) -> None:

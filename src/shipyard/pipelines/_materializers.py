@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol
 
 import fsspec
 
+from shipyard._imports import require
 from shipyard.errors import MissingDependencyError
 from shipyard.pipelines._errors import ArtifactError
 from shipyard.pipelines._service_materializer import ServiceMaterializer
@@ -132,10 +133,7 @@ class PandasMaterializer:
     def save(self, value: Any, uri: str) -> dict[str, Any]:
         import pandas as pd
 
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError as err:
-            raise MissingDependencyError("pyarrow", "batch", "pandas step outputs") from err
+        require("pyarrow", package="pyarrow", extra="batch", purpose="pandas step outputs")
         is_series = isinstance(value, pd.Series)
         frame = value.to_frame() if is_series else value
         with fsspec.open(posixpath.join(uri, "data.parquet"), "wb") as handle:

@@ -10,11 +10,13 @@ or leaked ``store.db`` therefore reveals no secret value.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard.errors import SecretError
+from shipyard.errors import SecretError, StoreUnwritableError
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet
@@ -26,19 +28,36 @@ KEY_FILE = "secrets.key"
 
 
 def _create_key(path: Path) -> None:
+    """Write a new key next to ``path`` and link it into place: a crash or a full disk
+    never leaves a partial key, and of two processes creating it at once one wins."""
     from cryptography.fernet import Fernet
 
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
     try:
-        # O_EXCL: two processes creating the first secret at once keep one key, not two.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    try:
-        os.write(fd, Fernet.generate_key())
-        os.fsync(fd)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, Fernet.generate_key())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with contextlib.suppress(FileExistsError):  # another process was first: use theirs
+            os.link(tmp, path)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StoreUnwritableError(
+                f"Cannot create the secrets key {path}: the disk is full ({err.strerror}). "
+                "Free some space and retry."
+            ) from err
+        if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise StoreUnwritableError(
+                f"Cannot create the secrets key {path}: the folder is read-only "
+                f"({err.strerror}). Make it writable to store secrets."
+            ) from err
+        raise SecretError(f"Cannot create the secrets key {path}: {err}.") from err
     finally:
-        os.close(fd)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def cipher(home: Path, *, create: bool) -> Fernet:

@@ -21,7 +21,7 @@ from pydantic import model_validator
 
 from shipyard._redact import mask_credentials
 from shipyard.config import get_settings
-from shipyard.errors import ServiceError
+from shipyard.errors import ServiceError, StoreUnwritableError
 from shipyard.services import process
 from shipyard.services.service import Service
 from shipyard.services.state import ServiceState
@@ -101,8 +101,22 @@ class LocalDaemonService(Service):
 
     def persist(self) -> None:
         if self.run_path.is_dir():
-            self._write_config()
+            try:
+                self._write_config()
+            except OSError as err:
+                self.not_recorded(
+                    StoreUnwritableError(
+                        f"Cannot write {self.run_path / 'service.json'}: {err}. Free some "
+                        "space or make the folder writable."
+                    )
+                )
         super().persist()
+
+    def _forget_pid(self) -> None:
+        # A pid file that cannot be removed (read-only folder) is harmless: the recorded
+        # start time no longer matches a live process, so it reads as "not running".
+        with contextlib.suppress(OSError):
+            self.pid_file.unlink(missing_ok=True)
 
     def pid_info(self) -> tuple[int, int] | None:
         """(pid, start time) of the last process started, if it was not stopped."""
@@ -173,7 +187,7 @@ class LocalDaemonService(Service):
             reason = self._gone_reason(pid, start_time)
             # Clear up what a killed supervisor leaves behind (workers holding the port).
             process.terminate(pid, start_time, timeout=5.0)
-            self.pid_file.unlink(missing_ok=True)
+            self._forget_pid()
             if self.admin_state == ServiceState.ACTIVE:
                 tail = self._log_tail()
                 self.status.update(
@@ -289,7 +303,7 @@ class LocalDaemonService(Service):
             self.status.update(ServiceState.PENDING_SHUTDOWN)
             self.persist()
             process.terminate(*info, timeout=timeout, force=force)
-            self.pid_file.unlink(missing_ok=True)
+            self._forget_pid()
         self.status.update(ServiceState.INACTIVE)
         self.persist()
 

@@ -7,16 +7,17 @@ reconciles them, so a server killed behind the registry's back shows up as it is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid as uuid_module
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from shipyard._imports import import_object
-from shipyard.errors import ServiceError
+from shipyard.errors import ServiceError, StoreUnwritableError
 from shipyard.services.endpoints import ServiceEndpoint
 from shipyard.services.intent import Intent, ServedModel
 from shipyard.services.state import ServiceState, check_transition
@@ -96,6 +97,9 @@ class Service(BaseModel):
 
     _on_change: Callable[[Service], None] | None = PrivateAttr(default=None)
     _resolve_secrets: Callable[[str], str] | None = PrivateAttr(default=None)
+    _records_optional: bool = PrivateAttr(default=False)
+    #: Why the last change of state could not be recorded ("" when it was).
+    _unrecorded: str = PrivateAttr(default="")
 
     @model_validator(mode="after")
     def _set_type(self) -> Service:
@@ -148,7 +152,34 @@ class Service(BaseModel):
     def persist(self) -> None:
         """Save the current state wherever this service is kept (the registry)."""
         if self._on_change is not None:
-            self._on_change(self)
+            try:
+                self._on_change(self)
+            except StoreUnwritableError as err:
+                self.not_recorded(err)
+
+    @contextlib.contextmanager
+    def records_optional(self) -> Iterator[None]:
+        """Within: a state change the registry cannot record (a read-only or full store)
+        is kept in memory and in :attr:`unrecorded`, not raised. For what must work when
+        nothing can be written: observing a server (list, describe, logs) and stopping
+        it; the next command that can write records what it then observes."""
+        before = self._records_optional
+        self._records_optional = True
+        try:
+            yield
+        finally:
+            self._records_optional = before
+
+    def not_recorded(self, err: StoreUnwritableError) -> None:
+        """A write of this service's record failed: raise, unless records are optional."""
+        if not self._records_optional:
+            raise err
+        self._unrecorded = str(err)
+
+    @property
+    def unrecorded(self) -> str:
+        """Why the last change of state was not recorded ("" if it was)."""
+        return self._unrecorded
 
     # -- desired state and reconciliation (``services.intent``) ---------------------------
 

@@ -43,6 +43,8 @@ def build_config(
     auth_token_file: Path | None = None,
     open_paths: str | None = None,
     insecure: bool = False,
+    trust: bool = False,
+    sha256: str | None = None,
 ) -> ServerConfig:
     """A ``ServerConfig`` from command-line values; unset ones come from the environment
     (``SHIPYARD_SERVER_*``) or the defaults. A bad value raises ``ConfigError`` with one
@@ -51,8 +53,12 @@ def build_config(
         raise ConfigError("--name applies to exactly one model URI; drop it or pass one URI.")
     # Plain dicts, validated in one go below, so every mistake gets the same one line.
     values: dict[str, Any] = {}
+    if sha256 is not None and len(model_uris) != 1:
+        raise ConfigError("--sha256 pins exactly one model URI; drop it or pass one URI.")
     if model_uris:
-        values["models"] = [{"uri": u, "name": name} for u in model_uris]
+        values["models"] = [
+            {"uri": u, "name": name, "trusted": trust, "sha256": sha256} for u in model_uris
+        ]
     for key, value in (
         ("model_repository", model_repository),
         ("host", host),
@@ -141,6 +147,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--insecure", action="store_true", help="allow a non-loopback host without a token"
     )
+    p.add_argument(
+        "--trust", action="store_true", help="trust the models' code (remote pickle/joblib)"
+    )
+    p.add_argument("--sha256", help="the model's content SHA-256; checked, and trusts it")
     return p
 
 
@@ -171,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             auth_token_file=args.auth_token_file,
             open_paths=args.open_paths,
             insecure=args.insecure,
+            trust=args.trust,
+            sha256=args.sha256,
         )
     except ShipyardError as err:
         sys.stderr.write(f"Error: {err}\n")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -89,6 +89,22 @@ class ModelSpec(BaseModel):
     """This model's request timeout in seconds; ``None`` uses the server's."""
     max_queue: int | None = Field(default=None, ge=1)
     """Requests of this model one worker holds at once; ``None`` uses the server's."""
+    trusted: bool = False
+    """The caller trusts this model's code: a pickle/joblib model from a remote URI loads
+    (see ``shipyard.models.load_model``), and a skops file gets every type it needs."""
+    sha256: str | None = None
+    """The SHA-256 of the model's content, pinned by the caller: checked before loading,
+    and a match trusts the model."""
+    trusted_types: list[str] = Field(default_factory=list)
+    """skops types this model may load beyond skops' safe defaults."""
+
+    def load_options(self) -> dict[str, Any]:
+        """The trust options ``load_model`` takes for this spec."""
+        return {
+            "trusted": self.trusted,
+            "sha256": self.sha256,
+            "trusted_types": list(self.trusted_types),
+        }
 
 
 class ServerConfig(BaseSettings):

@@ -122,7 +122,7 @@ class DataPlane:
         """Load ``spec`` (blocking) and build its entry; not yet served."""
         from shipyard.models import load_model
 
-        model = load_model(spec.uri, name=spec.name)
+        model = load_model(spec.uri, name=spec.name, **spec.load_options())
         return self.build_entry(model, spec.uri, batching, spec.name, admission)
 
     def add(self, entry: ModelEntry) -> None:
@@ -149,7 +149,11 @@ class DataPlane:
             ) from err
 
     async def prepare_reload(
-        self, uri: str, name: str, batching: BatchingConfig | None = None
+        self,
+        uri: str,
+        name: str,
+        batching: BatchingConfig | None = None,
+        trust: dict[str, Any] | None = None,
     ) -> ReloadHandle:
         """Load ``uri`` to replace model ``name`` and health-check it; serve nothing yet.
 
@@ -158,7 +162,7 @@ class DataPlane:
         current = self.registry.find(name)
         config = batching or (current.batching if current else BatchingConfig())
         admission = current.admission if current else None
-        spec = ModelSpec(uri=uri, name=name)
+        spec = ModelSpec(uri=uri, name=name, **(trust or {}))
         try:
             entry = await asyncio.to_thread(self.load_model, spec, config, admission)
         except ShipyardError as err:

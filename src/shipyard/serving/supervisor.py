@@ -407,7 +407,11 @@ class Supervisor:
                 deadline = _deadline_of(command)
             except ValueError as err:
                 return {"ok": False, "error": f"reload refused: {err}"}
-            return await self.reload(uri, str(name), deadline)
+            try:
+                trust = _trust_of(command)
+            except ValueError as err:
+                return {"ok": False, "error": f"reload refused: {err}"}
+            return await self.reload(uri, str(name), deadline, trust)
         return {"ok": False, "error": f"unknown op {op!r}; use 'status' or 'reload'"}
 
     def status(self) -> dict[str, Any]:
@@ -429,7 +433,9 @@ class Supervisor:
             "reload": self._reloading,
         }
 
-    async def reload(self, uri: str, name: str, deadline: float) -> dict[str, Any]:
+    async def reload(
+        self, uri: str, name: str, deadline: float, trust: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Two-phase hot reload across every worker (see ``control``), abandoned (the old
         model keeps serving) when ``deadline`` (epoch seconds) passes first or the caller
         cancels it."""
@@ -443,7 +449,7 @@ class Supervisor:
             self._reloading = {"model_uri": uri, "name": name, "deadline": deadline}
             committed = False
             try:
-                command = {"op": "prepare", "model_uri": uri, "name": name}
+                command = {"op": "prepare", "model_uri": uri, "name": name, "trust": trust}
                 answers = await asyncio.gather(
                     *(w.request(command, prepare_id, _left(deadline)) for w in workers)
                 )
@@ -460,7 +466,11 @@ class Supervisor:
                 # Past this point the reload completes even if the caller cancels it: a
                 # half-committed reload (some workers switched) is worse than a late one.
                 committed = True
-                commit = asyncio.create_task(self._commit(workers, prepare_id, uri, name, before))
+                commit = asyncio.create_task(
+                    self._commit(
+                        workers, prepare_id, ModelSpec(uri=uri, name=name, **(trust or {})), before
+                    )
+                )
                 self._fingerprints[uri] = fingerprint
                 return await asyncio.shield(commit)
             finally:
@@ -479,10 +489,10 @@ class Supervisor:
         self,
         workers: list[_WorkerProc],
         prepare_id: int,
-        uri: str,
-        name: str,
+        spec: ModelSpec,
         before: set[tuple[Any, Any]],
     ) -> dict[str, Any]:
+        name = spec.name
         for w in workers:
             answer = await w.request(
                 {"op": "commit", "prepare_id": prepare_id}, next(self._ids), 30
@@ -496,8 +506,22 @@ class Supervisor:
             for s in self.specs
             if s.name != name and not (s.name is None and (s.uri, name) in before)
         ]
-        self.specs.append(ModelSpec(uri=uri, name=name))
+        # With its trust options: a restarted worker loads it as the reload did.
+        self.specs.append(spec)
         return {"ok": True, "models": self.status()["models"]}
+
+
+def _trust_of(command: dict[str, Any]) -> dict[str, Any] | None:
+    """The reload's trust options (``trusted``, ``sha256``, ``trusted_types``), checked."""
+    trust = command.get("trust")
+    if trust is None:
+        return None
+    if not isinstance(trust, dict):
+        raise ValueError('"trust" must be an object')
+    try:
+        return ModelSpec(uri="-", **trust).load_options()
+    except (TypeError, ValueError) as err:
+        raise ValueError(f'bad "trust": {err}') from err
 
 
 def _left(deadline: float) -> float:

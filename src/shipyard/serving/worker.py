@@ -299,7 +299,9 @@ class Worker:
         cid = int(command.get("id", 0))
         if op == "prepare":
             try:
-                handle = await self.dataplane.prepare_reload(command["model_uri"], command["name"])
+                handle = await self.dataplane.prepare_reload(
+                    command["model_uri"], command["name"], trust=command.get("trust")
+                )
             except ShipyardError as err:
                 return {"ok": False, "error": str(err)}
             self._pending[cid] = handle

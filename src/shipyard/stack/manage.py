@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, SecretStr
 
 from shipyard.errors import StackError
 from shipyard.stack.component import ComponentType, config_for_storage
@@ -25,7 +28,7 @@ def register_component(
 ) -> ComponentRecord:
     """Validate ``values`` against the flavor's config and store a new component."""
     config = registry.get(type, flavor).validate_config(values)
-    return store.create_component(name, type.value, flavor, config_for_storage(config))
+    return store.create_component(name, type.value, flavor, _stored(store, type, name, config))
 
 
 def update_component(
@@ -41,7 +44,24 @@ def update_component(
         raise StackError(f"No {type.label} named '{name}'. See `shipyard {type.cli_name} list`.")
     merged = {**record.configuration, **values}
     config = registry.get(type, record.flavor).validate_config(merged)
-    return store.update_component(name, type.value, config_for_storage(config))
+    return store.update_component(name, type.value, _stored(store, type, name, config))
+
+
+def _stored(store: Store, type: ComponentType, name: str, config: BaseModel) -> dict[str, Any]:
+    """The config as the store keeps it: each ``SecretStr`` field's value moves into the
+    secrets store (``<type>.<component>.<field>``) and the config keeps a reference."""
+    from shipyard.secrets import SecretStore, has_references, reference
+
+    data = config_for_storage(config)
+    for field, value in list(data.items()):
+        if not isinstance(getattr(config, field, None), SecretStr) or not value:
+            continue
+        if isinstance(value, str) and has_references(value):
+            continue  # already a reference, e.g. token={{secret.api-token}}
+        secret = re.sub(r"[^A-Za-z0-9_.-]", "-", f"{type.value}.{name}.{field}")[:128]
+        SecretStore(store).set(secret, str(value))
+        data[field] = reference(secret)
+    return data
 
 
 def register_stack(

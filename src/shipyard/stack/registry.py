@@ -100,8 +100,22 @@ class FlavorRegistry:
         """The live component of a stored record."""
         type_ = ComponentType(record.type)
         flavor = self.get(type_, record.flavor)
-        config: ComponentConfig = flavor.validate_config(record.configuration)
+        config: ComponentConfig = flavor.validate_config(_resolved(record.configuration, store))
         implementation = flavor.load_implementation()
         return implementation(
             name=record.name, id=record.id, flavor=record.flavor, config=config, store=store
         )
+
+
+def _resolved(value: Any, store: Store) -> Any:
+    """``value`` with ``{{secret.NAME}}`` references replaced by the secrets' values: only
+    for the live component, never in what is stored or shown."""
+    from shipyard.secrets import SecretStore, has_references
+
+    if isinstance(value, str):
+        return SecretStore(store).resolve(value) if has_references(value) else value
+    if isinstance(value, dict):
+        return {key: _resolved(item, store) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_resolved(item, store) for item in value]
+    return value

@@ -27,8 +27,9 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_store_engine(url: str) -> Engine:
-    """An engine for ``url``, tuned for concurrent CLI processes when it is SQLite."""
+def create_store_engine(url: str, read_only: bool = False) -> Engine:
+    """An engine for ``url``, tuned for concurrent CLI processes when it is SQLite
+    (``read_only``: a file opened with ``mode=ro``, whose journal mode stays as it is)."""
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True)
     engine = sa.create_engine(
@@ -42,8 +43,9 @@ def create_store_engine(url: str) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
+        if not read_only:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 

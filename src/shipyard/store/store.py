@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -18,17 +17,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from shipyard.config import Settings, get_settings
-from shipyard.errors import StackError, StoreError
+from shipyard.errors import StackError, StoreError, StoreUnwritableError
 from shipyard.store import _schema as t
-from shipyard.store._engine import WRITE_OPTION, create_store_engine, is_sqlite
+from shipyard.store._engine import WRITE_OPTION, is_sqlite
 from shipyard.store._locks import named_lock
-from shipyard.store._migrate import ACTIVE_STACK, current_revision, is_bootstrapped, upgrade
+from shipyard.store._migrate import ACTIVE_STACK
+from shipyard.store._open import open_engine, prepare_home
 from shipyard.store._records import (
     ComponentRecord,
     FlavorSourceRecord,
     ServiceRecord,
     StackRecord,
 )
+from shipyard.store._safety import database_error, sqlite_path
 
 __all__ = ["Store"]
 
@@ -44,76 +45,35 @@ _SERVICE_FILTERS = (
 )
 
 
-def _masked(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (it goes to terminals and CI logs)."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except (sa.exc.ArgumentError, ValueError):
-        return "<unparsable SHIPYARD_STORE_URL>"
-
-
-def _password(url: str) -> str | None:
-    try:
-        return sa.engine.make_url(url).password
-    except (sa.exc.ArgumentError, ValueError):
-        return None
-
-
 class Store:
     """Open with :meth:`open`; pass it to whatever needs it (nothing global)."""
 
-    def __init__(self, engine: Engine, lock_dir: Path | None, settings: Settings) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        lock_dir: Path | None,
+        settings: Settings,
+        read_only: StoreUnwritableError | None = None,
+    ) -> None:
         self._engine = engine
         self._lock_dir = lock_dir
         #: The settings this store was opened from (home, services dir, ...).
         self.settings = settings
+        #: Why this store was opened read-only (a read-only file or folder, a full disk);
+        #: None when it can be written. Every write then raises this error.
+        self.read_only = read_only
+        self._path = sqlite_path(settings.database_url)
 
     # -- lifecycle ---------------------------------------------------------------------
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> Store:
-        """Open (creating, migrating and bootstrapping when needed) the configured store."""
+        """Open (creating, migrating and bootstrapping when needed) the configured store;
+        read-only when nothing can be written (``read_only`` says why)."""
         settings = settings or get_settings()
-        lock_dir: Path | None = None
-        if not settings.store_url:
-            home = settings.home.expanduser()
-            try:
-                home.mkdir(mode=0o700, parents=True, exist_ok=True)
-                _make_private(home)
-            except OSError as err:
-                raise StoreError(
-                    f"Cannot create SHIPYARD_HOME at {home}: {err}. "
-                    "Set SHIPYARD_HOME to a writable directory."
-                ) from err
-            lock_dir = home / "locks"
-        shown = _masked(settings.database_url)
-        try:
-            engine = create_store_engine(settings.database_url)
-            store = cls(engine, lock_dir, settings)
-            if current_revision(engine) != t.HEAD_REVISION or not is_bootstrapped(engine):
-                # Two processes opening a fresh home at once: one migrates, one waits.
-                with store.lock("store-migration"):
-                    upgrade(engine)
-            if lock_dir is not None:
-                for path in (lock_dir, *settings.home.expanduser().glob("*.db*")):
-                    _make_private(path)
-        except ImportError as err:
-            raise StoreError(
-                f"Cannot open the store at {shown}: its database driver is not installed "
-                f"({err.name or err}). Supported: sqlite, postgresql+psycopg "
-                "(pip install 'psycopg[binary]')."
-            ) from err
-        except (sa.exc.SQLAlchemyError, ValueError) as err:
-            # The driver's message may quote the URL, password included: never print it.
-            reason = str(err).replace(settings.database_url, shown)
-            password = _password(settings.database_url)
-            if password:
-                reason = reason.replace(password, "***")
-            raise StoreError(
-                f"Cannot open the store at {shown}: {reason}. "
-                "Check SHIPYARD_STORE_URL (or SHIPYARD_HOME)."
-            ) from err
-        return store
+        lock_dir = prepare_home(settings)
+        engine, read_only = open_engine(settings, lock_dir)
+        return cls(engine, lock_dir, settings, read_only)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -131,6 +91,9 @@ class Store:
     @contextlib.contextmanager
     def lock(self, name: str, timeout: float = 600.0) -> Iterator[None]:
         """A lock shared by every process using this store (e.g. one deploy per model)."""
+        if self.read_only is not None:
+            yield  # nobody can change the registry now: there is nothing to take turns on
+            return
         with named_lock(self._engine, self._lock_dir, name, timeout):
             yield
 
@@ -141,14 +104,16 @@ class Store:
         ``write=True`` takes SQLite's write lock up front (see ``_engine``). Every table
         of the database is the store's; other layers (pipeline runs) write through this.
         """
+        if write and self.read_only is not None:
+            raise StoreUnwritableError(str(self.read_only))
         options = {WRITE_OPTION: True} if write and is_sqlite(self._engine) else {}
         try:
             with self._engine.connect().execution_options(**options) as conn, conn.begin():
                 yield conn
         except sa.exc.IntegrityError as err:
             raise StoreError(f"The store refused a write: {err.orig}") from err
-        except sa.exc.OperationalError as err:
-            raise StoreError(f"The store at {self.url} failed: {err.orig}") from err
+        except sa.exc.DBAPIError as err:
+            raise database_error(err, self._path, self.url) from err
 
     # -- custom flavors ------------------------------------------------------------------
 
@@ -393,13 +358,3 @@ class Store:
     def delete_service(self, uuid_: str) -> bool:
         with self.transaction(write=True) as conn:
             return conn.execute(t.services.delete().where(t.services.c.uuid == uuid_)).rowcount > 0
-
-
-def _make_private(path: Path) -> None:
-    """Owner-only access (0700 folders, 0600 files): the home holds the registry, service
-    configs and logs. Only what we own is changed (a shared folder is left as it is)."""
-    try:
-        if path.stat().st_uid == os.getuid():
-            path.chmod(0o700 if path.is_dir() else 0o600)
-    except OSError:
-        pass  # gone or not ours: nothing to tighten

@@ -20,10 +20,10 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from shipyard.models import save_model
+from shipyard.serving.dataplane import DataPlane
 from shipyard.serving.grpc import GrpcServerHandle, start_grpc_server
 from shipyard.serving.grpc._generated import grpc_predict_v2_pb2 as pb
 from shipyard.serving.grpc._generated import grpc_predict_v2_pb2_grpc as pb_grpc
-from shipyard.serving.grpc._servicer import DataPlaneLike
 
 RNG = np.random.default_rng(7)
 FEATURES = RNG.normal(size=(120, 4))
@@ -48,7 +48,7 @@ def save_grpc_models(root: Path) -> Path:
 
 @contextlib.asynccontextmanager
 async def serving(
-    dataplane: DataPlaneLike, **options: Any
+    dataplane: DataPlane, **options: Any
 ) -> AsyncIterator[tuple[GrpcServerHandle, pb_grpc.GRPCInferenceServiceStub]]:
     """A real gRPC server for ``dataplane`` on 127.0.0.1 and a client stub talking to it."""
     handle = await start_grpc_server(dataplane, "127.0.0.1", 0, **options)

@@ -71,3 +71,15 @@ def test_public_api() -> None:
     assert callable(grpc_package.start_grpc_server)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = grpc_package.nope
+
+
+def test_messages_pickle_by_their_package_module() -> None:
+    # Ray Serve's gRPC proxy pickles each request on its way to a replica: the classes
+    # must be found under the module they are imported from.
+    import pickle
+
+    from shipyard.serving.grpc._generated import grpc_predict_v2_pb2 as pb
+
+    assert pb.ModelInferRequest.__module__ == pb.__name__
+    request = pb.ModelInferRequest(model_name="m", inputs=[{"name": "x", "shape": [1]}])
+    assert pickle.loads(pickle.dumps(request)) == request

@@ -20,7 +20,12 @@ from shipyard.deployers._kubernetes._deployer import (
     merge_patch,
     spec_patches,
 )
-from shipyard.deployers._kubernetes._labels import label_value, resource_name, selector
+from shipyard.deployers._kubernetes._labels import (
+    annotations_of,
+    label_value,
+    resource_name,
+    selector,
+)
 from shipyard.deployers._kubernetes._service import KubernetesModelService, Observation
 from shipyard.deployers._kubernetes._storage import (
     ModelFacts,
@@ -43,6 +48,7 @@ __all__ = [
     "ModelFacts",
     "Observation",
     "ResourceTypeNotFoundError",
+    "annotations_of",
     "check_dns_label",
     "inspect_model",
     "is_remote",

@@ -18,6 +18,7 @@ from shipyard.deployers._kubernetes._labels import (
     ANNOTATION_CONFIG,
     ANNOTATION_SERVICE_TYPE,
     LABEL_UUID,
+    annotations_of,
     ownership,
     selector,
 )
@@ -264,7 +265,7 @@ class KubernetesModelDeployer(ModelDeployer):
         return adopted
 
     def _rebuild(self, uuid: str, resource: dict[str, Any]) -> KubernetesModelService | None:
-        annotations = (resource.get("metadata") or {}).get("annotations") or {}
+        annotations = annotations_of(resource)
         if annotations.get(ANNOTATION_SERVICE_TYPE) != service_type_of(self.SERVICE_CLASS):
             return None
         try:

@@ -17,6 +17,7 @@ __all__ = [
     "LABEL_FLAVOR",
     "LABEL_MANAGED_BY",
     "LABEL_UUID",
+    "annotations_of",
     "label_value",
     "ownership",
     "resource_name",
@@ -83,3 +84,9 @@ def ownership(
 def selector(flavor: str) -> str:
     """The label selector of every resource this flavor manages."""
     return f"{LABEL_MANAGED_BY}=shipyard,{LABEL_FLAVOR}={flavor}"
+
+
+def annotations_of(resource: dict[str, Any] | None) -> dict[str, Any]:
+    """The annotations of a resource as the API returned it (none: an empty dict; the
+    API leaves out empty ``metadata`` parts, and a resource may be gone)."""
+    return ((resource or {}).get("metadata") or {}).get("annotations") or {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard.deployers._kubernetes import CustomResource
+from shipyard.deployers._kubernetes._pod import serve_args
 
 __all__ = [
     "CLUSTER_SERVING_RUNTIME",
@@ -71,16 +72,16 @@ def predictor_spec(
     if env:
         model["env"] = [{"name": key, "value": value} for key, value in sorted(env.items())]
     predictor: dict[str, Any] = {"model": model}
-    if min_replicas is not None:
-        predictor["minReplicas"] = min_replicas
-    if max_replicas is not None:
-        predictor["maxReplicas"] = max_replicas
-    if timeout is not None:
-        predictor["timeout"] = timeout
-    if service_account_name:
-        predictor["serviceAccountName"] = service_account_name
-    if canary_traffic_percent is not None:
-        predictor["canaryTrafficPercent"] = canary_traffic_percent
+    # Only the fields given: an absent one keeps KServe's default.
+    for key, value in (
+        ("minReplicas", min_replicas),
+        ("maxReplicas", max_replicas),
+        ("timeout", timeout),
+        ("serviceAccountName", service_account_name or None),
+        ("canaryTrafficPercent", canary_traffic_percent),
+    ):
+        if value is not None:
+            predictor[key] = value
     return predictor
 
 
@@ -107,22 +108,8 @@ def cluster_serving_runtime(image: str, name: str = "shipyard") -> dict[str, Any
                 {
                     "name": "kserve-container",
                     "image": image,
-                    "args": [
-                        "serve",
-                        "/mnt/models",
-                        # KServe fills in the InferenceService's name: the V2 model name.
-                        "--name",
-                        "{{.Name}}",
-                        "--host",
-                        "0.0.0.0",
-                        "--http-port",
-                        str(HTTP_PORT),
-                        "--grpc-port",
-                        str(GRPC_PORT),
-                        # In-cluster access control is the cluster's job (README,
-                        # "Security"); the activator and probes carry no token.
-                        "--insecure",
-                    ],
+                    # KServe fills in the InferenceService's name: the V2 model name.
+                    "args": serve_args("{{.Name}}", HTTP_PORT, GRPC_PORT),
                     "ports": [{"containerPort": HTTP_PORT, "protocol": "TCP"}],
                     "readinessProbe": {
                         "httpGet": {"path": "/v2/health/ready", "port": HTTP_PORT},

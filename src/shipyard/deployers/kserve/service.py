@@ -6,7 +6,12 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from shipyard.deployers._kubernetes import CustomResource, KubernetesModelService, Observation
+from shipyard.deployers._kubernetes import (
+    CustomResource,
+    KubernetesModelService,
+    Observation,
+    annotations_of,
+)
 from shipyard.deployers.kserve.config import KServeDeploymentConfig
 from shipyard.deployers.kserve.manifest import INFERENCE_SERVICE, STOP_ANNOTATION
 from shipyard.services.state import ServiceState
@@ -33,7 +38,7 @@ class KServeDeploymentService(KubernetesModelService):
 
     def observe(self, resource: dict[str, Any]) -> Observation:
         metadata = resource.get("metadata") or {}
-        annotations = metadata.get("annotations") or {}
+        annotations = annotations_of(resource)
         status = resource.get("status") or {}
         url = status.get("url") or (status.get("address") or {}).get("url") or ""
         self.deployment_mode = status.get("deploymentMode") or self.deployment_mode
@@ -77,7 +82,7 @@ class KServeDeploymentService(KubernetesModelService):
             self.admin_state = ServiceState.INACTIVE
             self.check_status()
             return
-        annotations = (resource.get("metadata") or {}).get("annotations") or {}
+        annotations = annotations_of(resource)
         if not annotations.get(STOPPED_ANNOTATION):
             mode = (resource.get("status") or {}).get("deploymentMode") or self.deployment_mode
             if mode in ("Serverless", "Knative"):
@@ -103,7 +108,7 @@ class KServeDeploymentService(KubernetesModelService):
     def start(self, timeout: float = 60.0) -> None:
         """Undo ``stop`` and wait until KServe reports the model ready."""
         resource = self.fetch()
-        annotations = ((resource or {}).get("metadata") or {}).get("annotations") or {}
+        annotations = annotations_of(resource)
         marker = str(annotations.get(STOPPED_ANNOTATION) or "")
         patch: dict[str, Any] = {"metadata": {"annotations": {STOPPED_ANNOTATION: None}}}
         if marker.startswith("min-replicas="):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -20,7 +22,7 @@ from shipyard.services.service import Service, ServiceConfig
 from shipyard.stack.component import ComponentConfig
 from shipyard.store import Store
 
-__all__ = ["LocalModelDeployer", "LocalModelDeployerConfig", "discard_unstarted"]
+__all__ = ["LocalModelDeployer", "LocalModelDeployerConfig", "discarded_unless_started"]
 
 
 class LocalModelDeployerConfig(ComponentConfig):
@@ -35,6 +37,7 @@ class LocalModelDeployer(ModelDeployer):
     CONFIG_CLASS = LocalModelDeployerConfig
     DEPLOYMENT_CONFIG = LocalModelServerConfig
     SERVICE_CLASS = LocalModelServer
+    RESOLVES_SECRETS = True
 
     @property
     def settings(self) -> LocalModelDeployerConfig:
@@ -56,15 +59,12 @@ class LocalModelDeployer(ModelDeployer):
             ),
         )
         self.register_service(service)
-        try:
-            with self.change(service, "deploy", timeout, config, service.model_fingerprint):
-                service.start(timeout=timeout)
-        except ServiceError as err:
-            reason = discard_unstarted(self.store, service, err)
-            raise DeploymentError(
-                f"Deploying the model '{config.model_name}' from {config.model_uri} failed: "
-                f"the server failed to start: {reason}"
-            ) from err
+        what = f"the model '{config.model_name}' from {config.model_uri}"
+        with (
+            discarded_unless_started(self.store, service, what),
+            self.change(service, "deploy", timeout, config, service.model_fingerprint),
+        ):
+            service.start(timeout=timeout)
         return service
 
     def perform_update_model(
@@ -171,16 +171,24 @@ def _check_local_model(config: LocalModelServerConfig) -> None:
         )
 
 
-def discard_unstarted(store: Store, service: LocalDaemonService, err: ServiceError) -> str:
-    """Remove a server that failed its first start, process and record, and say why.
+@contextlib.contextmanager
+def discarded_unless_started(
+    store: Store, service: LocalDaemonService, what: str
+) -> Iterator[None]:
+    """Around the first start of ``service``: if it fails, the server is removed, process
+    and record, and DeploymentError says why deploying ``what`` failed.
 
     A server that never ran is no use in the registry (it would only have to be deleted
-    by hand): the caller's error carries the reason returned here, and nothing is left
-    behind."""
-    reason = _failure_reason(service, err)
-    service.delete(timeout=10.0, force=True)
-    store.delete_service(service.uuid)
-    return reason
+    by hand): the error carries the server's own reason, and nothing is left behind."""
+    try:
+        yield
+    except ServiceError as err:
+        reason = _failure_reason(service, err)
+        service.delete(timeout=10.0, force=True)
+        store.delete_service(service.uuid)
+        raise DeploymentError(
+            f"Deploying {what} failed: the server failed to start: {reason}"
+        ) from err
 
 
 def _failure_reason(service: LocalDaemonService, err: ServiceError) -> str:

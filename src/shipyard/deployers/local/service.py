@@ -33,6 +33,7 @@ __all__ = [
     "new_control_socket_path",
     "predict_over_v2",
     "remove_control_socket",
+    "send_reload",
 ]
 
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -62,6 +63,14 @@ class LocalModelServerConfig(ServiceConfig):
     host: str | None = Field(default=None, description="Interface to bind; default 127.0.0.1.")
     port: int | None = Field(default=None, ge=1, le=65535, description="HTTP port; default free.")
     grpc_port: int | None = Field(default=None, ge=1, le=65535, description="gRPC port.")
+    trusted: bool = Field(
+        default=False,
+        description="Trust the model's code: a pickle/joblib model from a remote URI loads.",
+    )
+    sha256: str | None = Field(
+        default=None,
+        description="SHA-256 of the model's content, checked before loading (and trusting it).",
+    )
     auth: bool = Field(
         default=True,
         description="Require a bearer token (generated per server, in a 0600 file of its "
@@ -128,6 +137,8 @@ _RELOADABLE = {
     "replicas",
     "implementation",
     "secret_name",
+    "trusted",
+    "sha256",
 }
 
 
@@ -210,6 +221,8 @@ class LocalModelServer(LocalDaemonService):
                 self.served_model_uri(self.config),
                 "--name",
                 self.served_name,
+                *(["--trust"] if self.config.trusted else []),
+                *(["--sha256", self.config.sha256] if self.config.sha256 else []),
             ]
         )
         return [
@@ -263,7 +276,16 @@ class LocalModelServer(LocalDaemonService):
             # Read by ServerConfig (pydantic-settings, prefix SHIPYARD_SERVER_). Only the
             # owner can read a process's environment (/proc/<pid>/environ is 0400).
             uri = self.resolve_secrets(self.served_model_uri(self.config))
-            env["SHIPYARD_SERVER_MODELS"] = json.dumps([{"uri": uri, "name": self.served_name}])
+            env["SHIPYARD_SERVER_MODELS"] = json.dumps(
+                [
+                    {
+                        "uri": uri,
+                        "name": self.served_name,
+                        "trusted": self.config.trusted,
+                        "sha256": self.config.sha256,
+                    }
+                ]
+            )
         return env
 
     def delete(self, timeout: float = 60.0, force: bool = False) -> None:
@@ -286,8 +308,6 @@ class LocalModelServer(LocalDaemonService):
         old model keeps serving) once it passes, or as soon as this caller hangs up."""
         import time
 
-        from shipyard.serving.control import send_command
-
         deadline = time.time() + timeout
         command = {
             "op": "reload",
@@ -295,20 +315,13 @@ class LocalModelServer(LocalDaemonService):
             "model_uri": self.resolve_secrets(self.served_model_uri(config)),
             "name": self.served_name,
             "deadline": deadline,
+            "trust": {"trusted": config.trusted, "sha256": config.sha256},
         }
-        try:
-            # A little longer than the deadline: the supervisor's own "too late" answer
-            # is worth waiting for, it tells what happened.
-            answer = send_command(self._socket_path(), command, timeout + 5.0)
-        except ServiceError as err:
-            raise DeploymentError(
-                f"Could not update the model server {self.uuid} to {config.model_uri}: {err}"
-            ) from err
-        if not answer.get("ok"):
-            raise DeploymentError(
-                f"The model server {self.uuid} rejected the new model {config.model_uri}: "
-                f"{answer.get('error', 'no reason given')}. The previous model keeps serving."
-            )
+        # A little longer than the deadline: the supervisor's own "too late" answer is
+        # worth waiting for, it tells what happened.
+        answer = send_reload(
+            self.uuid, self._socket_path(), command, timeout + 5.0, config.model_uri
+        )
         served = _served_fingerprint(answer.get("models", []), config.model_uri)
         self.config = config
         self.model_fingerprint = served or model_fingerprint(config.model_uri)
@@ -494,3 +507,25 @@ def _rows_tensor(data: Any) -> dict[str, Any]:
 def _preview(data: Any, limit: int = 60) -> str:
     text = repr(data)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def send_reload(
+    uuid: str, socket_path: str | Path, command: dict[str, Any], timeout: float, target: str
+) -> dict[str, Any]:
+    """Send a ``reload`` to a server's control socket; its answer if the server took the
+    new model (``target`` names it), else DeploymentError saying why (the previous model
+    keeps serving: a reload switches only once everything has loaded)."""
+    from shipyard.serving.control import send_command
+
+    try:
+        answer = send_command(socket_path, command, timeout)
+    except ServiceError as err:
+        raise DeploymentError(
+            f"Could not update the model server {uuid} to {target}: {err}"
+        ) from err
+    if not answer.get("ok"):
+        raise DeploymentError(
+            f"The model server {uuid} rejected the new model {target}: "
+            f"{answer.get('error', 'no reason given')}. The previous model keeps serving."
+        )
+    return answer

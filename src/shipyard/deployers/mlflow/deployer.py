@@ -16,7 +16,7 @@ from typing import Any, cast
 import yaml
 
 from shipyard.deployers.base import ModelDeployer
-from shipyard.deployers.local.deployer import discard_unstarted
+from shipyard.deployers.local.deployer import discarded_unless_started
 from shipyard.deployers.mlflow.config import MLFlowDeploymentConfig, MLFlowModelDeployerConfig
 from shipyard.deployers.mlflow.service import (
     MLFlowDeploymentService,
@@ -138,15 +138,12 @@ class MLFlowModelDeployer(ModelDeployer):
         new, pin = self._prepare(config)
         service = self._new_service(new, pin)
         self.register_service(service)
-        try:
-            with self.change(service, "deploy", timeout, new, pin.identity):
-                service.start(timeout=timeout)
-        except ServiceError as err:
-            reason = discard_unstarted(self.store, service, err)
-            raise DeploymentError(
-                f"Deploying the MLflow model {pin.pinned_uri} (engine {new.engine}) failed: "
-                f"the server failed to start: {reason}"
-            ) from err
+        what = f"the MLflow model {pin.pinned_uri} (engine {new.engine})"
+        with (
+            discarded_unless_started(self.store, service, what),
+            self.change(service, "deploy", timeout, new, pin.identity),
+        ):
+            service.start(timeout=timeout)
         return service
 
     def _new_service(self, config: MLFlowDeploymentConfig, pin: RegistryPin) -> MLFlowServer:

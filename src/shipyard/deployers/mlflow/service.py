@@ -21,9 +21,10 @@ from shipyard.deployers.local.service import (
     LocalModelServerConfig,
     new_control_socket_path,
     remove_control_socket,
+    send_reload,
 )
 from shipyard.deployers.mlflow.config import MLFlowDeploymentConfig
-from shipyard.errors import BadRequestError, DeploymentError, ServiceError
+from shipyard.errors import BadRequestError, ServiceError
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.intent import ServedModel
 from shipyard.services.local_daemon import LocalDaemonService
@@ -227,20 +228,8 @@ class MLFlowDeploymentService(LocalDaemonService):
     def reload(self, config: MLFlowDeploymentConfig, pin: RegistryPin, timeout: float) -> None:
         """Swap in ``pin``'s model on the same socket; on failure the old one keeps serving
         and DeploymentError names the cause."""
-        from shipyard.serving.control import send_command
-
         command = {"op": "reload", "model_dir": pin.model_dir, "timeout": timeout}
-        try:
-            answer = send_command(self.control_socket, command, timeout + 30)
-        except ServiceError as err:
-            raise DeploymentError(
-                f"Could not update the model server {self.uuid} to {pin.pinned_uri}: {err}"
-            ) from err
-        if not answer.get("ok"):
-            raise DeploymentError(
-                f"The model server {self.uuid} refused {pin.pinned_uri}: "
-                f"{answer.get('error', 'no reason given')}. The previous model keeps serving."
-            )
+        send_reload(self.uuid, self.control_socket, command, timeout + 30, pin.pinned_uri)
         self.config = config
         self.registry = pin
         self.persist()

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from shipyard.errors import DeploymentError, MissingDependencyError
 
-__all__ = ["connect", "disconnect", "ensure_serve", "import_ray"]
+__all__ = ["GRPC_SERVICER", "ServeProxies", "connect", "disconnect", "ensure_serve", "import_ray"]
 
 _connected: str | None = None
 #: The proxy's (host, port) once Serve was started (or found) by this driver.
-_serve: tuple[str, int] | None = None
+_serve: ServeProxies | None = None
 
 
 def import_ray() -> Any:
@@ -58,22 +59,57 @@ def connect(address: str) -> None:
     _connected = address
 
 
-def ensure_serve(host: str, port: int, proxy_location: str) -> tuple[str, int]:
-    """Start Serve if it is not running; (host, port) of its HTTP proxy either way."""
+#: What Serve's gRPC proxy registers to speak the Open Inference Protocol: the import path
+#: of the generated ``add_..._to_server`` function (the proxy imports it on its node).
+GRPC_SERVICER = (
+    "shipyard.serving.grpc._generated.grpc_predict_v2_pb2_grpc."
+    "add_GRPCInferenceServiceServicer_to_server"
+)
+
+
+@dataclass(frozen=True)
+class ServeProxies:
+    """Where Serve's proxies listen, as this machine reaches them."""
+
+    host: str
+    http_port: int
+    grpc_port: int | None
+    """None when Serve's gRPC proxy is off or does not carry our service."""
+
+
+def ensure_serve(
+    host: str, port: int, proxy_location: str, grpc_port: int | None = None
+) -> ServeProxies:
+    """Start Serve if it is not running (with the gRPC proxy on ``grpc_port`` if given);
+    where its proxies listen either way.
+
+    Serve's gRPC servicers are fixed when Serve starts: on a Serve that someone else
+    started without ours, there is no gRPC (``grpc_port`` None in the answer).
+    """
     global _serve
     if _serve is not None:
         return _serve
+    import ray
     from ray import serve
     from ray.serve.context import _get_global_client
 
+    grpc_options = (
+        None
+        if grpc_port is None
+        else {"port": grpc_port, "grpc_servicer_functions": [GRPC_SERVICER]}
+    )
     serve.start(
         http_options={"host": host, "port": port},
         proxy_location=proxy_location,
+        grpc_options=grpc_options,
     )
-    config = _get_global_client().http_config
+    client = _get_global_client()
+    config = client.http_config
+    grpc_config = ray.get(client._controller.get_grpc_config.remote())
+    served = grpc_config.port > 0 and GRPC_SERVICER in grpc_config.grpc_servicer_functions
     # A proxy listening on all interfaces is reached on loopback from this machine.
     shown = "127.0.0.1" if config.host in ("0.0.0.0", "") else str(config.host)
-    _serve = (shown, int(config.port))
+    _serve = ServeProxies(shown, int(config.port), int(grpc_config.port) if served else None)
     return _serve
 
 

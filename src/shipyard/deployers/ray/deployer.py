@@ -38,6 +38,13 @@ class RayModelDeployerConfig(ComponentConfig):
     http_port: int = Field(
         default=8000, ge=1, le=65535, description="Port of Serve's proxy, if we start Serve."
     )
+    grpc_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of Serve's gRPC proxy (Open Inference Protocol), if we start "
+        "Serve; none by default: Ray binds it on every interface ([::]), not loopback.",
+    )
     proxy_location: Literal["HeadOnly", "EveryNode", "Disabled"] = Field(
         default="HeadOnly", description="Where Serve runs HTTP proxies, if we start Serve."
     )
@@ -111,6 +118,7 @@ class RayModelDeployer(ModelDeployer):
             http_host=self.settings.http_host,
             http_port=self.settings.http_port,
             proxy_location=self.settings.proxy_location,
+            grpc_port=self.settings.grpc_port,
         )
         name = _APP_NAME.sub("-", config.model_name or "model")
         service.app_name = f"shipyard-{name}-{service.uuid[:8]}"
@@ -176,6 +184,10 @@ class RayModelDeployer(ModelDeployer):
                     "RAY_ADDRESS": service.address,
                     "SERVE_APPLICATION": service.app_name,
                     "ROUTE_PREFIX": service.route_prefix,
+                    "GRPC_ADDRESS": service.grpc_address,
+                    "GRPC_METADATA": f"application={service.app_name}"
+                    if service.grpc_address
+                    else None,
                     "INVOCATIONS_URL": service.invocations_url,
                     "HEALTH_CHECK_URL": f"{service.base_url}/v2/health/ready"
                     if service.base_url

@@ -3,8 +3,9 @@
 Every replica loads the model through the one Predictor contract, health-checks it with its
 input example, and answers with Shipyard's ASGI app, so the Open Inference Protocol (V2),
 ``/invocations``, KServe V1 and Seldon work under the application's route prefix exactly
-as on ``shipyard serve``; concurrent requests share one ``predict`` call (adaptive
-batching). A plain Serve deployment calls ``model.predict`` once per request.
+as on ``shipyard serve``, and the V2 gRPC service through Serve's gRPC proxy; concurrent
+requests share one ``predict`` call (adaptive batching). A plain Serve deployment calls
+``model.predict`` once per request.
 
 Imported only in the deployer that builds the application and in the replicas.
 """
@@ -16,8 +17,10 @@ from typing import Any
 
 from ray import serve
 
+from shipyard.deployers.ray._grpc import GrpcMethods
 from shipyard.serving.config import BatchingConfig, ModelSpec
 from shipyard.serving.dataplane import DataPlane
+from shipyard.serving.grpc._servicer import InferenceServicer
 from shipyard.serving.http.app import HttpApp
 
 __all__ = ["ShipyardReplica", "build_application"]
@@ -41,8 +44,10 @@ class _StripRootPath:
 
 
 @serve.ingress()
-class ShipyardReplica:
-    """One replica: the model loaded and checked before Serve routes a request here."""
+class ShipyardReplica(GrpcMethods):
+    """One replica: the model loaded and checked before Serve routes a request here.
+    HTTP comes through the ASGI app; gRPC, when Serve's gRPC proxy carries the Open
+    Inference Protocol, through ``GrpcMethods``."""
 
     # Serve awaits an async constructor; the model loads off the replica's event loop.
     async def __init__(  # type: ignore[misc]
@@ -57,6 +62,7 @@ class ShipyardReplica:
         # the previous replicas serving (surge rollout) and reports DEPLOY_FAILED.
         await self.dataplane.check(entry)
         self.dataplane.add(entry)
+        self.grpc_servicer = InferenceServicer(self.dataplane)
 
     def __serve_build_asgi_app__(self) -> _StripRootPath:
         return _StripRootPath(HttpApp(self.dataplane))

@@ -110,6 +110,13 @@ class RayModelServer(Service):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     proxy_location: str = "HeadOnly"
+    #: Serve's gRPC proxy port used when Shipyard starts Serve (None: no gRPC proxy).
+    grpc_port: int | None = None
+    grpc_address: str | None = Field(
+        default=None,
+        description="host:port of Serve's gRPC proxy carrying inference.GRPCInferenceService "
+        "(call with the metadata application=<app_name>); None when Serve runs without it.",
+    )
 
     @property
     def served_name(self) -> str:
@@ -136,7 +143,11 @@ class RayModelServer(Service):
         from shipyard.deployers.ray._connect import connect, ensure_serve
 
         connect(self.address)
-        host, port = ensure_serve(self.http_host, self.http_port, self.proxy_location)
+        proxies = ensure_serve(self.http_host, self.http_port, self.proxy_location, self.grpc_port)
+        host, port = proxies.host, proxies.http_port
+        grpc = None if proxies.grpc_port is None else f"{host}:{proxies.grpc_port}"
+        if grpc != self.grpc_address:
+            self.grpc_address = grpc
         if (self.endpoint.host, self.endpoint.port) != (host, port):
             self.endpoint = self.endpoint.model_copy(update={"host": host, "port": port})
             self.endpoint.health_check = HTTPHealthCheck(

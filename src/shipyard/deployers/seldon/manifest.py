@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard.deployers._kubernetes import CustomResource
+from shipyard.deployers._kubernetes._pod import serve_args
 
 __all__ = ["GRPC_PORT", "HTTP_PORT", "SELDON_DEPLOYMENT", "seldon_deployment"]
 
@@ -45,20 +46,7 @@ def seldon_deployment(
     if image:
         container.update(
             image=image,
-            args=[
-                "serve",
-                "/mnt/models",
-                "--name",
-                node,
-                "--host",
-                "0.0.0.0",
-                "--http-port",
-                str(HTTP_PORT),
-                "--grpc-port",
-                str(GRPC_PORT),
-                # In-cluster access control is the cluster's job (README, "Security").
-                "--insecure",
-            ],
+            args=serve_args(node, HTTP_PORT, GRPC_PORT),
             ports=[
                 {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
                 {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},

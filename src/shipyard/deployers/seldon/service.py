@@ -8,7 +8,12 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from shipyard.deployers._kubernetes import CustomResource, KubernetesModelService, Observation
+from shipyard.deployers._kubernetes import (
+    CustomResource,
+    KubernetesModelService,
+    Observation,
+    annotations_of,
+)
 from shipyard.deployers.seldon.config import SeldonDeploymentConfig
 from shipyard.deployers.seldon.manifest import SELDON_DEPLOYMENT
 from shipyard.services.state import ServiceState
@@ -48,7 +53,7 @@ class SeldonDeploymentService(KubernetesModelService):
         return None  # the ingress routes by path, not by host
 
     def observe(self, resource: dict[str, Any]) -> Observation:
-        annotations = (resource.get("metadata") or {}).get("annotations") or {}
+        annotations = annotations_of(resource)
         status = resource.get("status") or {}
         url = str((status.get("address") or {}).get("url") or "")
         if annotations.get(STOPPED_ANNOTATION):
@@ -64,7 +69,7 @@ class SeldonDeploymentService(KubernetesModelService):
     def stop(self, timeout: float = 60.0, force: bool = False) -> None:
         """Scale every predictor to zero replicas; the SeldonDeployment stays."""
         resource = self.fetch()
-        annotations = ((resource or {}).get("metadata") or {}).get("annotations") or {}
+        annotations = annotations_of(resource)
         if resource is not None and not annotations.get(STOPPED_ANNOTATION):
             predictors = copy.deepcopy((resource.get("spec") or {}).get("predictors") or [])
             before = ",".join(str(p.get("replicas", 1)) for p in predictors)
@@ -82,7 +87,7 @@ class SeldonDeploymentService(KubernetesModelService):
     def start(self, timeout: float = 60.0) -> None:
         """Restore the replicas ``stop`` saved and wait until Seldon says Available."""
         resource = self.fetch()
-        annotations = ((resource or {}).get("metadata") or {}).get("annotations") or {}
+        annotations = annotations_of(resource)
         saved = str(annotations.get(STOPPED_ANNOTATION) or "")
         if resource is not None and saved:
             predictors = copy.deepcopy((resource.get("spec") or {}).get("predictors") or [])

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from shipyard.errors import InvalidInputError, MissingDependencyError, ModelLoadError
+from shipyard._imports import require
+from shipyard.errors import InvalidInputError, ModelLoadError
 from shipyard.models._signature import is_dataframe
 from shipyard.models.manifest import ModelManifest, read_manifest
 from shipyard.models.predictor import Predictor
 
 __all__ = ["FileRuntime", "require", "rows", "save_booster", "single_array"]
-
-
-def require(module: str, *, package: str, extra: str, purpose: str) -> ModuleType:
-    """Import an optional framework, or raise ``MissingDependencyError`` naming the extra."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        raise MissingDependencyError(package, extra, purpose) from err
 
 
 class FileRuntime(Predictor):

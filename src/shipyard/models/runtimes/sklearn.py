@@ -16,7 +16,7 @@ from shipyard.errors import (
     ModelLoadError,
 )
 from shipyard.models._signature import is_dataframe
-from shipyard.models.manifest import MANIFEST_FILE
+from shipyard.models._trust import ALL_TYPES, refuse_skops
 from shipyard.models.runtimes._base import FileRuntime, require, single_array
 from shipyard.models.runtimes._forest import FastPredict, forest_fast_path
 
@@ -159,23 +159,12 @@ class SklearnPredictor(FileRuntime):
                 return pickle.load(fh)
         sio = require("skops.io", package="skops", extra="sklearn", purpose="skops files")
         needed = sorted(sio.get_untrusted_types(file=path))
+        # Set by load_model from the caller and the allow-list (``models._trust``), never
+        # from the file's own shipyard.yaml: a file cannot vouch for itself.
         trusted = set(self.manifest.trusted_types) if self.manifest else set()
-        refused = [t for t in needed if t not in trusted]
+        refused = [] if ALL_TYPES in trusted else [t for t in needed if t not in trusted]
         if refused:
-            if (path.parent / MANIFEST_FILE).is_file():
-                how = "list them under 'trusted_types' in its shipyard.yaml"
-            else:
-                # A bare file: give the whole manifest to write beside it.
-                listed = "".join(f"\n  - {t}" for t in refused)
-                how = (
-                    f"write {path.parent / MANIFEST_FILE} with:\nformat: sklearn\n"
-                    f"model_file: {path.name}\nserialization: skops\ntrusted_types:{listed}\n"
-                )
-            raise ModelLoadError(
-                f"The skops file {path} needs types that are not trusted: "
-                f"{', '.join(refused)}. If you trust this file, {how} "
-                "(save_model records them for you)."
-            )
+            raise refuse_skops(path, refused)
         return sio.load(path, trusted=needed)
 
     def _prepare(self, inputs: Any) -> Any:

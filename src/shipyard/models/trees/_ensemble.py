@@ -43,10 +43,11 @@ PERFECT_GROWTH = 8
 def floor32(t: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """The largest float32 not above each float64 ``t``: for a float32 x, x <= t iff
     x <= floor32(t), so a float32 comparison decides exactly as the float64 one."""
+    # Below -max float32 the answer is -inf: an overflow, but the right one.
     with np.errstate(over="ignore"):
         t32 = t.astype(np.float32)
-    above = t32.astype(np.float64) > t
-    t32[above] = np.nextafter(t32[above], np.float32(-np.inf))
+        above = t32.astype(np.float64) > t
+        t32[above] = np.nextafter(t32[above], np.float32(-np.inf))
     return t32
 
 

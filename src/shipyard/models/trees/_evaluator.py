@@ -49,7 +49,8 @@ class TreeEvaluator:
     def note(self) -> str:
         ens = self.ensemble
         return (
-            f"compiled trees ({self.engine}, {len(ens.roots)} trees, "
+            f"compiled trees ({self.engine}{', AVX-512' if self.kernel.vector else ''}, "
+            f"{len(ens.roots)} trees, "
             f"{len(ens.nodes)} nodes; cache {self.cache})"
         )
 

@@ -137,8 +137,10 @@ class Kernel:
     def __init__(self, path: Path) -> None:
         try:
             lib = ctypes.CDLL(str(path))
-            if lib.shipyard_trees_abi() != 4:
+            if lib.shipyard_trees_abi() != 5:
                 raise NoCompiler(f"{path} is a kernel of another ABI")
+            #: Whether the AVX-512 walk is compiled in (``-march=native`` on such a CPU).
+            self.vector = bool(lib.shipyard_trees_vector())
         except (OSError, AttributeError) as err:
             raise NoCompiler(f"cannot load the compiled kernel {path}: {err}") from err
         self.path = path

@@ -213,14 +213,22 @@ def encode_response(
         header["id"] = response.id
     if response.parameters:
         header["parameters"] = response.parameters
+    return _body(header, "outputs", response.outputs, binary_outputs)
+
+
+def _body(
+    header: dict[str, Any], key: str, tensors: list[Tensor], binary: set[str] | bool
+) -> tuple[bytes, int | None]:
+    """``header`` with ``tensors`` as JSON under ``key`` (in its place); those ``binary``
+    selects (all, or by name) use the binary extension, their bytes after the JSON.
+    Returns the body and, when some tensor is binary, the JSON header length."""
     blobs: list[bytes] = []
-    for tensor in response.outputs:
-        as_binary = binary_outputs is True or (
-            isinstance(binary_outputs, set) and tensor.name in binary_outputs
-        )
-        header["outputs"].append(
-            _binary_tensor_json(tensor, blobs) if as_binary else tensor_to_json(tensor)
-        )
+    header[key] = [
+        _binary_tensor_json(tensor, blobs)
+        if binary is True or (isinstance(binary, set) and tensor.name in binary)
+        else tensor_to_json(tensor)
+        for tensor in tensors
+    ]
     head = orjson.dumps(header, option=_DUMP_OPTS)
     if not blobs:
         return head, None
@@ -268,15 +276,7 @@ def encode_request(
             {"name": o.name, **({"parameters": o.parameters} if o.parameters else {})}
             for o in outputs
         ]
-    blobs: list[bytes] = []
-    for tensor in inputs:
-        header["inputs"].append(
-            _binary_tensor_json(tensor, blobs) if binary else tensor_to_json(tensor)
-        )
-    head = orjson.dumps(header, option=_DUMP_OPTS)
-    if not binary:
-        return head, None
-    return head + b"".join(blobs), len(head)
+    return _body(header, "inputs", inputs, binary)
 
 
 def decode_response(body: bytes, header_length: int | None = None) -> InferenceResponse:

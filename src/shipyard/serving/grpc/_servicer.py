@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import DecodeError, Message
 
@@ -21,38 +21,17 @@ from shipyard.serving.grpc._generated import grpc_predict_v2_pb2 as pb
 from shipyard.serving.grpc._status import RpcError, StatusCode, status_for
 from shipyard.serving.grpc.codec import decode_infer_request, encode_infer_response
 from shipyard.serving.metrics import Metrics
-from shipyard.serving.types import InferenceRequest, InferenceResponse
 
-__all__ = ["SERVICE", "DataPlaneLike", "InferenceServicer", "status_for"]
+if TYPE_CHECKING:
+    # The one inference path the REST side uses too; only a type here, so importing the
+    # gRPC layer does not import the data plane's dependencies.
+    from shipyard.serving.dataplane import DataPlane
+
+__all__ = ["SERVICE", "InferenceServicer", "status_for"]
 
 _log = logging.getLogger(__name__)
 
 SERVICE = "inference.GRPCInferenceService"
-
-
-class DataPlaneLike(Protocol):
-    """What the gRPC layer needs from ``shipyard.serving.dataplane.DataPlane``."""
-
-    @property
-    def metrics(self) -> Metrics | None: ...
-
-    def live(self) -> bool: ...
-
-    def ready(self) -> bool: ...
-
-    def server_metadata(self) -> dict[str, Any]: ...
-
-    def model_metadata(self, name: str, version: str | None) -> dict[str, Any]: ...
-
-    def model_ready(self, name: str, version: str | None) -> bool: ...
-
-    async def infer(
-        self,
-        name: str,
-        version: str | None,
-        request: InferenceRequest,
-        timeout: float | None = None,
-    ) -> InferenceResponse: ...
 
 
 def _http_status(err: BaseException | None) -> int:
@@ -103,7 +82,7 @@ def _model_metadata(meta: Mapping[str, Any]) -> pb.ModelMetadataResponse:
 class InferenceServicer:
     """The RPCs of ``inference.GRPCInferenceService`` over one data plane."""
 
-    def __init__(self, dataplane: DataPlaneLike) -> None:
+    def __init__(self, dataplane: DataPlane) -> None:
         self._dataplane = dataplane
 
     def methods(self) -> dict[str, Method]:

@@ -8,6 +8,9 @@ response uses raw bytes when its request did, as Triton does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeAlias
+
 from shipyard.errors import InvalidInputError
 from shipyard.serving.grpc._generated import grpc_predict_v2_pb2 as pb
 from shipyard.serving.grpc._parameters import decode_parameters, encode_parameters
@@ -20,6 +23,21 @@ from shipyard.serving.grpc._tensors import (
 )
 from shipyard.serving.types import InferenceRequest, InferenceResponse, RequestedOutput, Tensor
 
+if TYPE_CHECKING:
+    from google.protobuf.internal.containers import (
+        RepeatedCompositeFieldContainer,
+        RepeatedScalarFieldContainer,
+    )
+
+    _WireTensor: TypeAlias = (
+        pb.ModelInferRequest.InferInputTensor | pb.ModelInferResponse.InferOutputTensor
+    )
+    #: A message's inputs or outputs.
+    _WireTensors: TypeAlias = (
+        RepeatedCompositeFieldContainer[pb.ModelInferRequest.InferInputTensor]
+        | RepeatedCompositeFieldContainer[pb.ModelInferResponse.InferOutputTensor]
+    )
+
 __all__ = [
     "decode_infer_request",
     "decode_infer_response",
@@ -30,33 +48,7 @@ __all__ = [
 
 def decode_infer_request(message: pb.ModelInferRequest) -> InferenceRequest:
     """The ``InferenceRequest`` a ``ModelInferRequest`` carries (model name/version aside)."""
-    raw = message.raw_input_contents
-    if raw and len(raw) != len(message.inputs):
-        raise InvalidInputError(
-            f"The request has {len(message.inputs)} inputs but {len(raw)} "
-            "raw_input_contents entries; send one raw entry per input, in the same order."
-        )
-    inputs: list[Tensor] = []
-    for index, tensor in enumerate(message.inputs):
-        name, datatype, shape = tensor.name, tensor.datatype, list(tensor.shape)
-        if raw:
-            if tensor.HasField("contents"):
-                raise InvalidInputError(
-                    f"Input '{name}' sets contents while the request uses "
-                    "raw_input_contents; a request uses one form for all inputs."
-                )
-            data = raw_to_array(name, datatype, shape, raw[index])
-        else:
-            data = contents_to_array(name, datatype, shape, tensor.contents)
-        inputs.append(
-            Tensor(
-                name=name,
-                datatype=datatype,
-                shape=shape,
-                data=data,
-                parameters=decode_parameters(tensor.parameters, f"input '{name}'"),
-            )
-        )
+    inputs = _decode_tensors(message.inputs, message.raw_input_contents, "input")
     outputs = (
         [
             RequestedOutput(
@@ -87,14 +79,7 @@ def encode_infer_response(response: InferenceResponse, *, raw: bool) -> pb.Model
         id=response.id or "",
     )
     encode_parameters(response.parameters, message.parameters)
-    raw = raw or any(requires_raw(out.datatype) for out in response.outputs)
-    for out in response.outputs:
-        entry = message.outputs.add(name=out.name, datatype=out.datatype, shape=out.shape)
-        encode_parameters(out.parameters, entry.parameters)
-        if raw:
-            message.raw_output_contents.append(array_to_raw(out.name, out.datatype, out.data))
-        else:
-            array_to_contents(out.name, out.datatype, out.data, entry.contents)
+    _encode_tensors(response.outputs, message.outputs, message.raw_output_contents, raw)
     return message
 
 
@@ -110,16 +95,7 @@ def encode_infer_request(
         model_name=model_name, model_version=model_version or "", id=request.id or ""
     )
     encode_parameters(request.parameters, message.parameters)
-    raw = raw or any(requires_raw(tensor.datatype) for tensor in request.inputs)
-    for tensor in request.inputs:
-        entry = message.inputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
-        encode_parameters(tensor.parameters, entry.parameters)
-        if raw:
-            message.raw_input_contents.append(
-                array_to_raw(tensor.name, tensor.datatype, tensor.data)
-            )
-        else:
-            array_to_contents(tensor.name, tensor.datatype, tensor.data, entry.contents)
+    _encode_tensors(request.inputs, message.inputs, message.raw_input_contents, raw)
     for requested in request.outputs or ():
         out = message.outputs.add(name=requested.name)
         encode_parameters(requested.parameters, out.parameters)
@@ -128,28 +104,7 @@ def encode_infer_request(
 
 def decode_infer_response(message: pb.ModelInferResponse) -> InferenceResponse:
     """The ``InferenceResponse`` a ``ModelInferResponse`` carries."""
-    raw = message.raw_output_contents
-    if raw and len(raw) != len(message.outputs):
-        raise InvalidInputError(
-            f"The response has {len(message.outputs)} outputs but {len(raw)} "
-            "raw_output_contents entries; a server must send one per output."
-        )
-    outputs: list[Tensor] = []
-    for index, tensor in enumerate(message.outputs):
-        name, datatype, shape = tensor.name, tensor.datatype, list(tensor.shape)
-        if raw:
-            data = raw_to_array(name, datatype, shape, raw[index], kind="Output")
-        else:
-            data = contents_to_array(name, datatype, shape, tensor.contents, kind="Output")
-        outputs.append(
-            Tensor(
-                name=name,
-                datatype=datatype,
-                shape=shape,
-                data=data,
-                parameters=decode_parameters(tensor.parameters, f"output '{name}'"),
-            )
-        )
+    outputs = _decode_tensors(message.outputs, message.raw_output_contents, "output")
     return InferenceResponse(
         model_name=message.model_name,
         outputs=outputs,
@@ -157,3 +112,64 @@ def decode_infer_response(message: pb.ModelInferResponse) -> InferenceResponse:
         id=message.id or None,
         parameters=decode_parameters(message.parameters, "the response"),
     )
+
+
+def _decode_tensors(
+    tensors: Sequence[_WireTensor], raw: Sequence[bytes], role: str
+) -> list[Tensor]:
+    """The tensors of a message, each from its typed ``contents`` or, when the message has
+    ``raw_*_contents``, from the raw entry at its index. ``role`` ("input" or "output")
+    names them in errors. An input may not mix the two forms (a server refuses
+    it); a response's contents are ignored when it is raw."""
+    if raw and len(raw) != len(tensors):
+        message, fix = (
+            ("request", "send one raw entry per input, in the same order.")
+            if role == "input"
+            else ("response", "a server must send one per output.")
+        )
+        raise InvalidInputError(
+            f"The {message} has {len(tensors)} {role}s but {len(raw)} raw_{role}_contents "
+            f"entries; {fix}"
+        )
+    kind = role.capitalize()
+    decoded: list[Tensor] = []
+    for index, tensor in enumerate(tensors):
+        name, datatype, shape = tensor.name, tensor.datatype, list(tensor.shape)
+        if not raw:
+            data = contents_to_array(name, datatype, shape, tensor.contents, kind=kind)
+        elif role == "input" and tensor.HasField("contents"):
+            raise InvalidInputError(
+                f"Input '{name}' sets contents while the request uses "
+                "raw_input_contents; a request uses one form for all inputs."
+            )
+        else:
+            data = raw_to_array(name, datatype, shape, raw[index], kind=kind)
+        decoded.append(
+            Tensor(
+                name=name,
+                datatype=datatype,
+                shape=shape,
+                data=data,
+                parameters=decode_parameters(tensor.parameters, f"{role} '{name}'"),
+            )
+        )
+    return decoded
+
+
+def _encode_tensors(
+    tensors: Sequence[Tensor],
+    entries: _WireTensors,
+    raw_contents: RepeatedScalarFieldContainer[bytes],
+    raw: bool,
+) -> None:
+    """Add ``tensors`` to a message's ``entries`` (its inputs or outputs), their data as
+    typed contents, or as ``raw_contents`` when ``raw`` (forced by FP16, which has no
+    typed field)."""
+    raw = raw or any(requires_raw(tensor.datatype) for tensor in tensors)
+    for tensor in tensors:
+        entry = entries.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
+        encode_parameters(tensor.parameters, entry.parameters)
+        if raw:
+            raw_contents.append(array_to_raw(tensor.name, tensor.datatype, tensor.data))
+        else:
+            array_to_contents(tensor.name, tensor.datatype, tensor.data, entry.contents)

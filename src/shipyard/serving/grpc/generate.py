@@ -32,6 +32,10 @@ _INIT = (
 # protoc writes a top-level import, which only works with the folder on sys.path;
 # inside a package the stubs must import their sibling relatively.
 _ABSOLUTE_IMPORT = re.compile(r"^import grpc_predict_v2_pb2 as ", re.MULTILINE)
+# protoc names the messages' module "grpc_predict_v2_pb2", which does not import inside the
+# package: pickle (Ray Serve's gRPC proxy pickles each request to its replica) could not
+# find their classes. The module's real name makes them picklable.
+_MODULE_NAME = "(DESCRIPTOR, 'grpc_predict_v2_pb2', _globals)"
 
 
 def generate(out_dir: Path) -> list[Path]:
@@ -69,6 +73,14 @@ def generate(out_dir: Path) -> list[Path]:
             f"{__file__}."
         )
     grpc_module.write_text(fixed, encoding="utf-8")
+    messages = out_dir / "grpc_predict_v2_pb2.py"
+    text = messages.read_text(encoding="utf-8")
+    if _MODULE_NAME not in text:
+        raise ShipyardError(
+            f"{messages} does not name its module the way this generator expects "
+            f"(protobuf changed its output?); update _MODULE_NAME in {__file__}."
+        )
+    messages.write_text(text.replace(_MODULE_NAME, "(DESCRIPTOR, __name__, _globals)"))
     (out_dir / "__init__.py").write_text(_INIT, encoding="utf-8")
     return [out_dir / name for name in STUB_FILES]
 

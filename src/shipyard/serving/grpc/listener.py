@@ -15,12 +15,16 @@ import contextlib
 import logging
 import socket
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from shipyard.errors import ServiceError
 from shipyard.serving.auth import BearerAuth
 from shipyard.serving.grpc._calls import GrpcConnection
 from shipyard.serving.grpc._http2 import Http2Limits
-from shipyard.serving.grpc._servicer import DataPlaneLike, InferenceServicer
+from shipyard.serving.grpc._servicer import InferenceServicer
+
+if TYPE_CHECKING:
+    from shipyard.serving.dataplane import DataPlane
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "GrpcServerHandle", "start_grpc_server"]
 
@@ -63,7 +67,7 @@ def _address(host: str, port: int) -> str:
 
 
 async def start_grpc_server(
-    dataplane: DataPlaneLike,
+    dataplane: DataPlane,
     host: str,
     port: int,
     *,
