@@ -21,9 +21,11 @@ test: install
 	$(PY) -m pytest -n 2 --dist loadfile -q --ignore=tests/deployers/mlflow --ignore=tests/on_ray
 
 # The mlflow flavor against a real MLflow tracking server: the mlflow extra (about 70 s
-# more to install) in the same venv, and its own run, so `make test` stays quick.
+# more to install) in the same venv, and its own run, so `make test` stays quick. uv (for
+# the env_manager: uv test) goes beside the venv's bin: another test needs a PATH without it.
 test-mlflow:
 	$(MAKE) install EXTRAS=$(EXTRAS),mlflow
+	test -x $(VENV)/uv-tool/bin/uv || $(PY) -m pip install -q --target $(VENV)/uv-tool uv
 	SHIPYARD_TEST_SKIPS_FAIL=1 $(PY) -m pytest -q -p no:cacheprovider tests/deployers/mlflow
 
 # The PyTorch formats (TorchScript, torch.export) with the torch extra (the CPU build of

@@ -125,7 +125,18 @@ def run(duration: float, rounds: int) -> dict[str, Any]:
 
         for args in (
             ["model-deployer", "register", "mlf", "--flavor", "mlflow", "--tracking-uri", uri],
-            ["stack", "register", "mlf", "-a", "default", "-o", "default", "-d", "mlf", "--set"],
+            [
+                "stack",
+                "register",
+                "mlf",
+                "-a",
+                "default",
+                "--orchestrator",
+                "default",
+                "-d",
+                "mlf",
+                "--set",
+            ],
         ):
             result = CliRunner().invoke(app, args)
             if result.exit_code != 0:
@@ -140,6 +151,8 @@ def run(duration: float, rounds: int) -> dict[str, Any]:
                     model_uri="models:/bench-rf/1",
                     engine=engine,  # type: ignore[arg-type]
                     workers=1,
+                    # Like for like: MLflow's scoring server checks no token either.
+                    auth=False,
                     pipeline_step_name=engine,
                 ),
                 timeout=600,
@@ -181,7 +194,8 @@ def section(r: dict[str, Any]) -> list[str]:
         "`mlflow.sklearn`) on a real MLflow tracking server, deployed by the `mlflow` model "
         "deployer twice: `engine: shipyard` (Shipyard's server loading the pyfunc) and "
         "`engine: mlflow` (MLflow's scoring server behind Shipyard's socket keeper), one "
-        'worker each. Same body to both: `POST /invocations` with `{"inputs": rows}`; wrk, '
+        "worker each, no bearer token on either (MLflow's server has none). "
+        'Same body to both: `POST /invocations` with `{"inputs": rows}`; wrk, '
         "interleaved rounds. Rerun: `make bench`, or this section alone: `cd benchmarks && "
         "../.venv/bin/python -m harness.mlflow_flavor`.",
         "",

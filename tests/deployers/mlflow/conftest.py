@@ -19,7 +19,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from shipyard.cli.main import app
 from shipyard.testing import free_port
 
 pytest.importorskip("mlflow", reason="the mlflow tests run with `make test-mlflow`")
@@ -132,3 +134,35 @@ def registry(tracking_uri: str) -> Registry:
         if path.name.startswith("model."):
             path.write_bytes(b"not a model")
     return Registry(tracking_uri=tracking_uri, name=MODEL, run_id=run_ids[0], rows=x[:8])
+
+
+def cli(*args: str) -> str:
+    """Run ``shipyard ARGS`` in-process; its output, after checking it succeeded."""
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def activate_mlflow_stack(registry: Registry) -> None:
+    """Register an ``mlflow`` deployer on the test tracking server, in an active stack."""
+    cli(
+        "model-deployer",
+        "register",
+        "mlf",
+        "--flavor",
+        "mlflow",
+        "--tracking-uri",
+        registry.tracking_uri,
+    )
+    cli(
+        "stack",
+        "register",
+        "mlf",
+        "-a",
+        "default",
+        "--orchestrator",
+        "default",
+        "-d",
+        "mlf",
+        "--set",
+    )

@@ -5,15 +5,16 @@ looping client; a broken v3 is refused and v2 keeps serving; the CLI; stop/start
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from shipyard.cli.main import app
 from shipyard.deployers.mlflow import (
     MLFlowDeploymentConfig,
     MLFlowDeploymentService,
@@ -22,14 +23,9 @@ from shipyard.deployers.mlflow import (
 )
 from shipyard.errors import ConfigError, DeploymentError
 from shipyard.services import ServiceState
+from shipyard.testing import free_port
 
-from .conftest import Registry
-
-
-def _cli(*args: str) -> str:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    return result.output
+from .conftest import Registry, activate_mlflow_stack, cli
 
 
 class Client(threading.Thread):
@@ -64,31 +60,6 @@ def _predictions(url: str, rows: list[list[float]], headers: dict[str, str]) -> 
     return [int(v) for v in answer.json()["predictions"]]
 
 
-def _activate_mlflow_stack(registry: Registry) -> None:
-    """Register an ``mlflow`` deployer on the test tracking server, in an active stack."""
-    _cli(
-        "model-deployer",
-        "register",
-        "mlf",
-        "--flavor",
-        "mlflow",
-        "--tracking-uri",
-        registry.tracking_uri,
-    )
-    _cli(
-        "stack",
-        "register",
-        "mlf",
-        "-a",
-        "default",
-        "--orchestrator",
-        "default",
-        "-d",
-        "mlf",
-        "--set",
-    )
-
-
 # Five server starts and loads of MLflow (seconds each, minutes on a busy machine).
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("engine", ["shipyard", "mlflow"])
@@ -97,7 +68,7 @@ def test_promote_update_refuse_and_lifecycle(home: Path, registry: Registry, eng
     alias = f"live-{engine}"
     client: Any = registry.client()
     client.set_registered_model_alias(registry.name, alias, "1")
-    _activate_mlflow_stack(registry)
+    activate_mlflow_stack(registry)
     deployer = MLFlowModelDeployer.get_active_model_deployer()
     config = MLFlowDeploymentConfig(
         registry_model_name=registry.name,
@@ -150,31 +121,31 @@ def test_promote_update_refuse_and_lifecycle(home: Path, registry: Registry, eng
     assert _predictions(invocations, rows, auth) == v2
 
     # The CLI shows the resolved version and the engine.
-    listed = json.loads(_cli("model-deployer", "models", "list", "--output", "json"))
+    listed = json.loads(cli("model-deployer", "models", "list", "--output", "json"))
     assert [(r["uuid"], r["model_version"]) for r in listed] == [(service.uuid, "2")]
     described = json.loads(
-        _cli("model-deployer", "models", "describe", service.uuid[:8], "--output", "json")
+        cli("model-deployer", "models", "describe", service.uuid[:8], "--output", "json")
     )
     assert described["info"]["ENGINE"] == engine
     assert described["info"]["REGISTRY_MODEL_VERSION"] == "2"
     assert described["info"]["REGISTRY_MODEL_ALIAS"] == alias
-    assert "VERSION" in _cli("model-deployer", "models", "list")
+    assert "VERSION" in cli("model-deployer", "models", "list")
 
     # Stop, start on the same URL, delete.
-    _cli("model-deployer", "models", "stop", service.uuid)
+    cli("model-deployer", "models", "stop", service.uuid)
     assert deployer.get_model_server(service.uuid).status.state is ServiceState.INACTIVE
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{base}/ping", timeout=5)
-    _cli("model-deployer", "models", "start", service.uuid, "--timeout", "240")
+    cli("model-deployer", "models", "start", service.uuid, "--timeout", "240")
     assert _predictions(invocations, rows, auth) == v2
-    _cli("model-deployer", "models", "delete", service.uuid, "--yes")
+    cli("model-deployer", "models", "delete", service.uuid, "--yes")
     assert deployer.find_model_server() == []
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{base}/ping", timeout=5)
 
 
 def test_config_errors_are_named(home: Path, registry: Registry) -> None:
-    _activate_mlflow_stack(registry)
+    activate_mlflow_stack(registry)
     deployer = MLFlowModelDeployer.get_active_model_deployer()
     with pytest.raises(ConfigError, match="needs engine: mlflow"):
         deployer.deploy_model(
@@ -186,3 +157,148 @@ def test_config_errors_are_named(home: Path, registry: Registry) -> None:
         )
     with pytest.raises(DeploymentError, match="not an MLflow model"):
         deployer.deploy_model({"model_uri": str(home), "engine": "mlflow"})
+
+
+# Four server starts (two engines), each loading MLflow.
+@pytest.mark.timeout(900)
+def test_engine_port_and_workers_changes_keep_the_service(home: Path, registry: Registry) -> None:
+    rows = registry.rows.tolist()
+    activate_mlflow_stack(registry)
+    deployer = MLFlowModelDeployer.get_active_model_deployer()
+    fields: dict[str, Any] = {
+        "registry_model_name": registry.name,
+        "registry_model_version": "1",
+        "engine": "shipyard",
+        "pipeline_name": "train",
+        "pipeline_step_name": "deploy",
+    }
+    first = deployer.deploy_model(fields, timeout=240)
+    assert isinstance(first, MLFlowShipyardServer) and first.workers == 1
+    base = str(first.endpoint.url)
+    auth = first.request_headers()
+    v1 = _predictions(f"{base}/invocations", rows, auth)
+
+    # More workers: the same service on the same URL, answering all along (a rolling
+    # replacement of the processes).
+    looping = Client(f"{base}/invocations", rows, auth)
+    looping.start()
+    try:
+        wider = deployer.deploy_model({**fields, "workers": 2}, timeout=240)
+    finally:
+        looping.stop.set()
+        looping.join(timeout=120)
+    assert (wider.uuid, wider.endpoint.url) == (first.uuid, base)
+    assert looping.failures == [] and looping.ok > 0
+    recorded = deployer.get_model_server(first.uuid)
+    assert isinstance(recorded, MLFlowShipyardServer) and recorded.workers == 2
+    assert recorded.config.workers == 2 and recorded.intent is None
+
+    # Another port: the same service, now on that port; the old one is closed.
+    port = free_port()
+    moved = deployer.deploy_model({**fields, "workers": 2, "port": port}, timeout=240)
+    assert moved.uuid == first.uuid and moved.endpoint.port == port
+    moved_base = str(moved.endpoint.url)
+    assert _predictions(f"{moved_base}/invocations", rows, auth) == v1
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{base}/v2/health/ready", timeout=5)
+    recorded = deployer.get_model_server(first.uuid)
+    assert recorded.endpoint.port == port and recorded.status.state is ServiceState.ACTIVE
+
+    # Another engine: the same service (UUID, URL), now MLflow's scoring server; the
+    # record says so, and the next listing agrees.
+    switched = deployer.deploy_model(
+        {**fields, "workers": 2, "port": port, "engine": "mlflow"}, timeout=240
+    )
+    assert isinstance(switched, MLFlowDeploymentService)
+    assert (switched.uuid, switched.endpoint.url) == (first.uuid, moved_base)
+    # MLflow's scoring server takes no token.
+    assert _predictions(f"{moved_base}/invocations", rows, {}) == v1
+    assert httpx.get(f"{moved_base}/ping", timeout=10).status_code == 200
+    [listed] = deployer.find_model_server(pipeline_name="train")
+    assert isinstance(listed, MLFlowDeploymentService) and listed.is_running
+    assert listed.config.engine == "mlflow" and listed.workers == 2 and listed.intent is None
+    described = json.loads(
+        cli("model-deployer", "models", "describe", first.uuid, "--output", "json")
+    )
+    assert described["info"]["ENGINE"] == "mlflow"
+    deployer.delete_model_server(first.uuid)
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{moved_base}/ping", timeout=5)
+
+
+@pytest.mark.parametrize(("env_manager", "tool"), [("uv", "uv"), ("virtualenv", "pyenv")])
+def test_env_manager_without_its_tool_is_one_clear_error(
+    home: Path,
+    registry: Registry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    env_manager: str,
+    tool: str,
+) -> None:
+    activate_mlflow_stack(registry)
+    deployer = MLFlowModelDeployer.get_active_model_deployer()
+    # A real PATH: the system's directories and this environment's bin, neither with it.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    path = os.pathsep.join([str(bin_dir), "/usr/bin", "/bin"])
+    assert shutil.which(tool, path=path) is None
+    monkeypatch.setenv("PATH", path)
+    with pytest.raises(ConfigError) as caught:
+        deployer.deploy_model(
+            {
+                "registry_model_name": registry.name,
+                "registry_model_version": "1",
+                "env_manager": env_manager,
+            }
+        )
+    message = str(caught.value)
+    assert message.startswith(f"env_manager: {env_manager} needs {tool}")
+    assert ("pip install uv" if tool == "uv" else "github.com/pyenv") in message
+    assert "or use env_manager: local" in message
+    assert "\n" not in message
+    assert deployer.find_model_server() == []
+
+
+#: ``make test-mlflow`` installs uv here, outside the venv's bin, so that the test above
+#: still sees a PATH without it.
+UV_BIN = Path(sys.executable).parent.parent / "uv-tool" / "bin"
+
+
+# MLflow builds the model's environment with uv from PyPI (about 100 s cold, 650 MB).
+@pytest.mark.timeout(1200)
+def test_env_manager_uv_builds_the_environment_and_serves(
+    home: Path, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not (UV_BIN / "uv").is_file():
+        pytest.fail(f"uv is not installed in {UV_BIN}: run `make test-mlflow`, which installs it")
+    monkeypatch.setenv("PATH", os.pathsep.join([str(UV_BIN), os.environ["PATH"]]))
+    envs = tmp_path / "envs"
+    monkeypatch.setenv("MLFLOW_ENV_ROOT", str(envs))  # inherited by the server
+    activate_mlflow_stack(registry)
+    deployer = MLFlowModelDeployer.get_active_model_deployer()
+    rows = registry.rows.tolist()
+    fields: dict[str, Any] = {
+        "registry_model_name": registry.name,
+        "registry_model_version": "1",
+        "env_manager": "uv",
+        "pipeline_name": "train",
+        "pipeline_step_name": "deploy",
+    }
+    service = deployer.deploy_model(fields, timeout=900)
+    assert isinstance(service, MLFlowDeploymentService) and not service.hot_reloadable
+    base = str(service.endpoint.url)
+    v1 = _predictions(f"{base}/invocations", rows, {})
+    # The server runs in the environment uv built, not in this one.
+    [built] = [p for p in envs.iterdir() if p.name.startswith("mlflow-")]
+    assert (built / "bin" / "python").exists()
+    assert "uv" in service.log_path.read_text()
+
+    # v2 (the same requirements: the same environment): same UUID and URL, new answers.
+    updated = deployer.deploy_model({**fields, "registry_model_version": "2"}, timeout=900)
+    assert (updated.uuid, updated.endpoint.url) == (service.uuid, base)
+    assert updated.model_version == "2"
+    assert _predictions(f"{base}/invocations", rows, {}) == [1 - v for v in v1]
+    deployer.delete_model_server(service.uuid)
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{base}/ping", timeout=5)

@@ -22,18 +22,30 @@ from shipyard.deployers.mlflow.service import (
     MLFlowDeploymentService,
     MLFlowShipyardServer,
     RegistryPin,
+    mlflow_environment,
 )
 from shipyard.errors import ConfigError, DeploymentError, MissingDependencyError, ServiceError
 from shipyard.models._uri import uri_stem
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
+from shipyard.services.intent import confirm_intent
 from shipyard.services.service import Service, ServiceConfig
+from shipyard.serving.fingerprint import model_fingerprint
 
 __all__ = ["MLFlowModelDeployer"]
 
 MLFlowServer = MLFlowShipyardServer | MLFlowDeploymentService
 
 #: Config fields an in-place update may change; others (engine, ports...) need a restart.
-_RESTART_FIELDS = ("engine", "env_manager", "host", "port", "grpc_port", "workers", "timeout")
+_RESTART_FIELDS = (
+    "engine",
+    "env_manager",
+    "host",
+    "port",
+    "grpc_port",
+    "workers",
+    "timeout",
+    "auth",
+)
 
 
 class MLFlowModelDeployer(ModelDeployer):
@@ -88,7 +100,10 @@ class MLFlowModelDeployer(ModelDeployer):
 
             model_dir = resolve_model_uri(source)
             pin = RegistryPin(
-                source_uri=source, pinned_uri=str(model_dir), model_dir=str(model_dir)
+                source_uri=source,
+                pinned_uri=str(model_dir),
+                model_dir=str(model_dir),
+                fingerprint=model_fingerprint(str(model_dir)),
             )
         _check_flavor(model_dir, config.engine, source)
         updates = {"model_uri": source, "model_name": config.model_name or uri_stem(source)}
@@ -103,12 +118,31 @@ class MLFlowModelDeployer(ModelDeployer):
         new, pin = self._prepare(config)
         return service.config == new and service.registry.pinned_uri == pin.pinned_uri
 
+    def fingerprint_of(self, config: ServiceConfig) -> str:
+        """The identity of the model ``config`` names now (``RegistryPin.identity``): the
+        pinned ``models:/name/version``, or a local model's file fingerprint. Nothing is
+        downloaded: an alias is only resolved."""
+        from shipyard.models._mlflow_uri import is_mlflow_uri, pin_mlflow_uri
+
+        config = cast(MLFlowDeploymentConfig, config)
+        source = config.source_uri()
+        if is_mlflow_uri(source):
+            tracking = config.tracking_uri or self.settings.tracking_uri
+            return pin_mlflow_uri(source, tracking).pinned_uri
+        from shipyard.models import resolve_model_uri
+
+        path = str(resolve_model_uri(source))
+        return model_fingerprint(path) or path
+
     def perform_deploy_model(self, config: ServiceConfig, timeout: float) -> Service:
         new, pin = self._prepare(config)
         service = self._new_service(new, pin)
         self.register_service(service)
         what = f"the MLflow model {pin.pinned_uri} (engine {new.engine})"
-        with discarded_unless_started(self.store, service, what):
+        with (
+            discarded_unless_started(self.store, service, what),
+            self.change(service, "deploy", timeout, new, pin.identity),
+        ):
             service.start(timeout=timeout)
         return service
 
@@ -149,8 +183,10 @@ class MLFlowModelDeployer(ModelDeployer):
         )
         if hot and isinstance(server, MLFlowDeploymentService) and server.hot_reloadable:
             return self._reload(server, new, pin, timeout)
-        if hot and isinstance(server, MLFlowShipyardServer):
-            return self._reload(server, new, pin, timeout)
+        if isinstance(server, MLFlowShipyardServer) and new.engine == "shipyard":
+            if hot:
+                return self._reload(server, new, pin, timeout)
+            return self._roll(server, new, pin, timeout)
         return self._replace(server, new, pin, timeout)
 
     def _reload(
@@ -161,10 +197,16 @@ class MLFlowModelDeployer(ModelDeployer):
             if isinstance(server, MLFlowDeploymentService):
                 server.reload(new, pin, timeout)
             else:
+                # Recorded before the server is told: an interrupted reload is reconciled
+                # against both pins (``MLFlowShipyardServer.served_model``).
+                server.pending_registry = pin
+                server.persist()
                 server.registry = pin  # what served_model_uri gives the reload
                 server.reload(new, timeout=timeout)
         except DeploymentError as err:
             server.registry = old_pin
+            if isinstance(server, MLFlowShipyardServer):
+                server.pending_registry = None
             message = str(err)
             if pin.pinned_uri != new.model_uri:  # say which version the alias named
                 message = message.replace(new.model_uri, f"{new.model_uri} ({pin.pinned_uri})")
@@ -172,6 +214,52 @@ class MLFlowModelDeployer(ModelDeployer):
             server.persist()
             raise DeploymentError(message) from err
         server.registry = pin
+        if isinstance(server, MLFlowShipyardServer):
+            server.pending_registry = None
+        server.persist()
+        server.check_status()
+        return server
+
+    def _roll(
+        self,
+        server: MLFlowShipyardServer,
+        new: MLFlowDeploymentConfig,
+        pin: RegistryPin,
+        timeout: float,
+    ) -> Service:
+        """Workers, ports or host of an ``engine: shipyard`` server: the local flavor's
+        rolling replacement (the new processes ready before the old ones stop, the URL
+        answering throughout); on failure the old processes keep serving, as recorded."""
+        from shipyard.deployers.local._rolling import roll
+
+        was_running = server.is_running
+        before = server.model_dump(include={"config", "registry", "workers", "grpc_port"})
+        endpoint = server.endpoint
+        server.pending_registry = pin
+        server.persist()
+        server.config, server.registry = new, pin
+        server.workers = new.workers or self.settings.workers
+        server.grpc_port = new.grpc_port or server.grpc_port
+        server.endpoint = endpoint.model_copy(
+            update={"port": new.port or endpoint.port, "host": new.host or endpoint.host}
+        )
+        try:
+            if was_running:
+                roll(server, timeout)
+            else:
+                server.start(timeout=timeout)
+        except ServiceError as err:
+            server.config = MLFlowDeploymentConfig.model_validate(before["config"])
+            server.registry = RegistryPin.model_validate(before["registry"])
+            server.workers, server.grpc_port = before["workers"], before["grpc_port"]
+            server.endpoint, server.pending_registry = endpoint, None
+            message = f"Updating the model server {server.uuid} to {pin.pinned_uri} failed: {err}"
+            if was_running:
+                message += " The previous processes keep serving."
+            server.status.update(server.status.state, message)
+            server.persist()
+            raise DeploymentError(message) from err
+        server.pending_registry = None
         server.persist()
         server.check_status()
         return server
@@ -179,8 +267,10 @@ class MLFlowModelDeployer(ModelDeployer):
     def _replace(
         self, server: MLFlowServer, new: MLFlowDeploymentConfig, pin: RegistryPin, timeout: float
     ) -> Service:
-        """A change a hot swap cannot make (engine, ports, workers, a built environment):
-        a server of the new kind on the same UUID and port; the old one back on failure."""
+        """A change no reload or rolling replacement can make (another engine, or an
+        ``engine: mlflow`` server's ports, workers or built environment): a server of the
+        new kind on the same UUID and port, started once the old one has stopped (the URL
+        refuses connections meanwhile); the old one back on failure."""
         was_running = server.is_running
         server.stop(timeout=timeout)
         replacement = self._new_service(new, pin)
@@ -189,6 +279,8 @@ class MLFlowModelDeployer(ModelDeployer):
         replacement.endpoint = replacement.endpoint.model_copy(
             update={"port": new.port or server.endpoint.port}
         )
+        # The change under way goes with the record: a killed caller leaves it to reconcile.
+        replacement.intent = server.intent
         self.register_service(replacement)
         try:
             replacement.start(timeout=timeout)
@@ -202,6 +294,11 @@ class MLFlowModelDeployer(ModelDeployer):
             server.status.update(server.status.state, message)
             server.persist()
             raise DeploymentError(message) from err
+        # The replacement is the record now: the old object (which the caller confirms the
+        # change on) must not write its stale state over it, in the registry or run dir.
+        server.bind(None)
+        server.intent = None
+        confirm_intent(replacement)
         return replacement
 
     def get_model_server_info(self, service: Service) -> dict[str, str | None]:
@@ -250,12 +347,16 @@ def _check_engine(config: MLFlowDeploymentConfig) -> None:
             f"env_manager: {config.env_manager} needs engine: mlflow; engine: shipyard runs "
             "in this environment (env_manager: local)."
         )
-    needed = {"uv": ["uv"], "virtualenv": ["virtualenv", "pyenv"]}.get(config.env_manager, [])
-    missing = [tool for tool in needed if shutil.which(tool) is None]
-    if missing:
+    # What MLflow runs to build the environment (MLflow 3: uv, or pyenv for the Python
+    # of virtualenv's `python -m venv`), looked up on the PATH the server will get.
+    tool, install = {
+        "uv": ("uv", "pip install uv"),
+        "virtualenv": ("pyenv", "install it: https://github.com/pyenv/pyenv#installation"),
+    }.get(config.env_manager, ("", ""))
+    if tool and shutil.which(tool, path=mlflow_environment("")["PATH"]) is None:
         raise ConfigError(
-            f"env_manager: {config.env_manager} needs {' and '.join(missing)} on PATH "
-            f"(pip install {' '.join(missing)}), or use env_manager: local."
+            f"env_manager: {config.env_manager} needs {tool} on PATH ({install}), or use "
+            "env_manager: local."
         )
 
 

@@ -26,6 +26,7 @@ from shipyard.deployers.local.service import (
 from shipyard.deployers.mlflow.config import MLFlowDeploymentConfig
 from shipyard.errors import BadRequestError, ServiceError
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
+from shipyard.services.intent import ServedModel
 from shipyard.services.local_daemon import LocalDaemonService
 
 __all__ = ["MLFlowDeploymentService", "MLFlowShipyardServer", "RegistryPin"]
@@ -44,9 +45,20 @@ class RegistryPin(BaseModel):
     alias: str = ""
     stage: str = ""
     model_dir: str = Field(default="", description="The local copy the server loads.")
+    fingerprint: str = Field(
+        default="", description="Fingerprint of a local model's files (empty for MLflow URIs)."
+    )
+
+    @property
+    def identity(self) -> str:
+        """What tells this model from another when a server reports what it serves: a
+        local model's file fingerprint, else the pinned URI (a registry version's files
+        never change)."""
+        return self.fingerprint or self.pinned_uri
 
 
-def _mlflow_environment(tracking_uri: str) -> dict[str, str]:
+def mlflow_environment(tracking_uri: str) -> dict[str, str]:
+    """The environment an MLflow server (or the tools that build its env) runs in."""
     env = dict(os.environ)
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
@@ -57,25 +69,86 @@ def _mlflow_environment(tracking_uri: str) -> dict[str, str]:
 
 
 class MLFlowShipyardServer(LocalModelServer):
-    """``engine: shipyard``: Shipyard's server loading the pinned MLflow model."""
+    """``engine: shipyard``: Shipyard's server loading the pinned MLflow model.
+
+    Its supervisor reports what it serves (the pinned URI, or a local model's
+    fingerprint), so an interrupted change is reconciled like the local flavor's
+    (``services.intent``). The record's config keeps the URI as asked
+    (``models:/iris@champion``); the pin says which version that was, and the pin of a
+    change under way (``pending_registry``) is recorded before the server is told.
+    """
 
     config: MLFlowDeploymentConfig = Field(default_factory=MLFlowDeploymentConfig)
     registry: RegistryPin = Field(default_factory=RegistryPin)
+    pending_registry: RegistryPin | None = Field(
+        default=None, description="The pin an update under way is switching to."
+    )
 
     @property
     def model_version(self) -> str:
         return self.registry.model_version
 
-    # Its server reports the resolved registry URI (models:/name/N), which the record's
-    # config does not hold as such: the flavor's own update path keeps the record true.
-    REPORTS_SERVED_MODEL: ClassVar[bool] = False
+    REPORTS_SERVED_MODEL: ClassVar[bool] = True
 
     def served_model_uri(self, config: LocalModelServerConfig) -> str:
         # The version resolved at deploy time: a restart never drifts to a moved alias.
         return self.registry.pinned_uri or config.model_uri
 
     def environment(self) -> dict[str, str]:
-        return _mlflow_environment(self.registry.tracking_uri)
+        return mlflow_environment(self.registry.tracking_uri)
+
+    # -- what it serves (``services.intent``) -----------------------------------------------
+
+    def served_model(self) -> ServedModel | None:
+        """What the supervisor serves, in the record's terms: the config URI that named it
+        (``models:/iris@champion``) with the pin's identity as the fingerprint, so an alias
+        that moved from one version to another is told apart."""
+        served = super().served_model()
+        if served is None:
+            return None
+        identity = served.fingerprint or served.model_uri
+        if identity == self.registry.identity:
+            uri = self.config.model_uri
+        elif self.pending_registry is not None and identity == self.pending_registry.identity:
+            uri = self.pending_registry.source_uri
+        else:
+            uri = served.model_uri  # neither: the record will name it as served
+        return ServedModel(model_uri=uri, fingerprint=identity, changing=served.changing)
+
+    def recorded_fingerprint(self) -> str:
+        return self.registry.identity
+
+    def apply_config(self, config: dict[str, Any], fingerprint: str = "") -> None:
+        # As the local flavor: ports, host and workers stay as the processes run them.
+        self.config = MLFlowDeploymentConfig.model_validate(
+            {
+                **config,
+                "workers": self.config.workers,
+                "host": self.config.host,
+                "port": self.config.port,
+                "grpc_port": self.config.grpc_port,
+            }
+        )
+        pending, self.pending_registry = self.pending_registry, None
+        if pending is not None and fingerprint == pending.identity:
+            self.registry = pending
+        elif fingerprint and fingerprint != self.registry.identity:
+            self.registry = _pin_of_served(self.config.model_uri, fingerprint, self.registry)
+
+
+def _pin_of_served(uri: str, identity: str, old: RegistryPin) -> RegistryPin:
+    """The pin of a model the server serves that no recorded pin names (the record then
+    follows the server): ``uri`` is what it reports, ``identity`` its fingerprint or URI."""
+    name, _, version = uri.removeprefix("models:/").partition("/")
+    registered = uri.startswith("models:/") and version.isdigit()
+    return RegistryPin(
+        source_uri=uri,
+        pinned_uri=uri,
+        tracking_uri=old.tracking_uri,
+        registered_model_name=name if registered else "",
+        model_version=version if registered else "",
+        fingerprint="" if identity == uri else identity,
+    )
 
 
 class MLFlowDeploymentService(LocalDaemonService):
@@ -108,7 +181,7 @@ class MLFlowDeploymentService(LocalDaemonService):
         return self.config.env_manager == "local"
 
     def environment(self) -> dict[str, str]:
-        env = _mlflow_environment(self.registry.tracking_uri)
+        env = mlflow_environment(self.registry.tracking_uri)
         env["MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"] = str(self.config.timeout)
         return env
 
