@@ -139,7 +139,8 @@ def check_trust(
     risk = code_risk(manifest)
     if risk is None or explicit:
         return explicit
-    if is_local_uri(text):
+    # memory:// lives in this process: only its own code can have written it.
+    if is_local_uri(text) or text.startswith("memory://"):
         _log.info("%s is %s: loading it runs code from it.", local, risk)
         return False
     if is_mlflow_uri(text):

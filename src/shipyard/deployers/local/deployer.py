@@ -20,6 +20,8 @@ from shipyard.deployers.local._snapshot import (
 )
 from shipyard.deployers.local.service import LocalModelServer, LocalModelServerConfig
 from shipyard.errors import DeploymentError, ServiceError, ShipyardError
+from shipyard.models._detect import detect_model
+from shipyard.models._trust import check_trust
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.local_daemon import LocalDaemonService
 from shipyard.services.service import Service, ServiceConfig
@@ -178,7 +180,17 @@ class LocalModelDeployer(ModelDeployer):
         """Pin ``config``'s model for ``owner``; a model that cannot be fetched or read
         is a DeploymentError naming it (nothing was started)."""
         try:
-            return pin(self._usable_uri(config.model_uri), owner)
+            snapshot = pin(self._usable_uri(config.model_uri), owner)
+            # The server loads the local copy, so the remote URI's trust rule is applied
+            # here, to what was fetched: a copy must not launder an untrusted pickle.
+            check_trust(
+                config.model_uri,
+                snapshot.path,
+                detect_model(snapshot.path)[1],
+                trusted=config.trusted,
+                sha256=config.sha256,
+            )
+            return snapshot
         except DeploymentError:
             raise
         except ShipyardError as err:
