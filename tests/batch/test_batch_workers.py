@@ -129,7 +129,11 @@ def test_the_model_loads_once_for_all_workers(
     assert summary.workers == 2
     loaders = loads.read_text().split()
     who = set(read_output(tmp_path / "out")["prediction"].tolist())
-    # One load, in the loader process; two workers forked from it did the predicting.
-    assert len(loaders) == 1 and len(who) == 2
+    workers = {c.proc.pid for p in started.pools for c in p.started if c.proc.pid is not None}
+    # One load, in the loader process, for two workers forked from it. Which of the two
+    # took the shards is up to the scheduler (one fast worker may take all of them), so
+    # the test asks only that every prediction came from one of the forked workers.
+    assert len(loaders) == 1 and started.workers() == [2]
+    assert who and who <= workers
     assert int(loaders[0]) not in who
     assert int(loaders[0]) in [p.loader.pid for p in started.pools if p.loader is not None]
