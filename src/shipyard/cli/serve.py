@@ -90,10 +90,21 @@ def serve(
     trust: bool = typer.Option(
         False,
         "--trust",
+        envvar="SHIPYARD_MODEL_TRUSTED",
         help="Trust the models' code: load a pickle/joblib model from a remote URI.",
     ),
     sha256: str | None = typer.Option(
-        None, "--sha256", help="SHA-256 of the model's content: checked before loading."
+        None,
+        "--sha256",
+        envvar="SHIPYARD_MODEL_SHA256",
+        help="SHA-256 of the model's content: checked before loading.",
+    ),
+    origin: str | None = typer.Option(
+        None,
+        "--origin",
+        envvar="SHIPYARD_MODEL_ORIGIN",
+        help="The URI the model's files were copied from (a pod's /mnt/models): its trust "
+        "rule applies, not the local path's.",
     ),
     tracking_uri: str | None = typer.Option(
         None, "--tracking-uri", help="MLflow tracking server for models:/ and runs:/ URIs."
@@ -133,7 +144,8 @@ def serve(
         open_paths=open_paths,
         insecure=insecure,
         trust=trust,
-        sha256=sha256,
+        sha256=sha256 or None,
+        origin=origin,
     )
     code = run_supervisor(config)
     if code:

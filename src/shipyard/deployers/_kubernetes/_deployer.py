@@ -9,11 +9,15 @@ store): their labels and annotations carry the service UUID and the deployment c
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any, ClassVar, cast
 
 from shipyard.deployers._kubernetes._client import KubernetesClient
-from shipyard.deployers._kubernetes._config import KubernetesDeployerConfig
+from shipyard.deployers._kubernetes._config import (
+    KubernetesDeployerConfig,
+    KubernetesDeploymentConfig,
+)
 from shipyard.deployers._kubernetes._labels import (
     ANNOTATION_CONFIG,
     ANNOTATION_SERVICE_TYPE,
@@ -22,8 +26,19 @@ from shipyard.deployers._kubernetes._labels import (
     ownership,
     selector,
 )
+from shipyard.deployers._kubernetes._pod import server_env
+from shipyard.deployers._kubernetes._secrets import (
+    TOKEN_KEY,
+    decoded,
+    env_entries,
+    new_token,
+    pod_secret_name,
+    secret_manifest,
+    storage_credentials,
+)
 from shipyard.deployers._kubernetes._service import KubernetesModelService, Observation
-from shipyard.deployers._kubernetes._storage import inspect_model, upload_model
+from shipyard.deployers._kubernetes._storage import ModelFacts, inspect_model, upload_model
+from shipyard.deployers._kubernetes._trust import check_deploy_trust
 from shipyard.deployers.base import ModelDeployer
 from shipyard.errors import DeploymentError, ServiceError
 from shipyard.services.service import Service, ServiceConfig, service_type_of
@@ -55,6 +70,9 @@ class KubernetesModelDeployer(ModelDeployer):
     """A model deployer whose services are custom resources; flavors build the manifest."""
 
     SERVICE_CLASS: ClassVar[type[KubernetesModelService]]
+    #: Credentials in a model URI go into the secrets store (the stored config keeps
+    #: references) and reach the pods through their Kubernetes Secret.
+    RESOLVES_SECRETS: ClassVar[bool] = True
 
     _client: KubernetesClient | None = None
 
@@ -90,20 +108,131 @@ class KubernetesModelDeployer(ModelDeployer):
         """Move the running resource to the ``new`` manifest; revert and raise on failure."""
         self.patch_and_wait(service, new, timeout)
 
+    def runs_shipyard_server(self, service: KubernetesModelService) -> bool:
+        """Whether the pods run ``shipyard serve`` (a token and a trust decision apply)."""
+        return False
+
+    def code_risk(self, service: KubernetesModelService, facts: ModelFacts) -> str | None:
+        """What in a remote model runs code when the pods load it, if the flavor can tell
+        (its runtime loads pickles); None: nothing, or the pod's own loader decides."""
+        return None
+
     # -- shared pieces ---------------------------------------------------------------------
 
     def new_service(self, config: ServiceConfig, dry_run: bool = False) -> KubernetesModelService:
-        """The service for ``config``, its model uploaded (unless ``dry_run``), not saved."""
+        """The service for ``config``, its model uploaded (unless ``dry_run``), not saved.
+
+        A remote model that runs code when loaded is refused here unless trusted (see
+        ``_trust``): before anything is uploaded or sent to the cluster."""
         service = self.make_service(config)
         settings = self.settings
+        # The URI without its credentials (they reach the pods through the Secret).
+        plain, _ = storage_credentials(config.model_uri, lambda text: text)
+        facts = inspect_model(plain)
+        config = cast(KubernetesDeploymentConfig, service.config)
+        service.model_trusted = check_deploy_trust(
+            plain,
+            remote=facts.local_dir is None,
+            risk=self.code_risk(service, facts),
+            trusted=config.trusted,
+            sha256=config.sha256,
+            checks_pin=self.runs_shipyard_server(service),
+        )
         service.storage_uri = upload_model(
-            inspect_model(config.model_uri),
+            facts,
             config.model_name or "model",
             settings.model_store,
             settings.model_store_uri,
             dry_run=dry_run,
         )
         return service
+
+    # -- the pods' Secret ------------------------------------------------------------------
+
+    def pod_env(self, service: KubernetesModelService) -> list[dict[str, Any]]:
+        """The model container's env: the config's (credentials as ``secretKeyRef``s) and,
+        for Shipyard's server, its token and trust decision."""
+        config = cast(KubernetesDeploymentConfig, service.config)
+        secret = pod_secret_name(service.resource_name)
+        entries, _ = env_entries(config.env, secret, lambda text: text)
+        if self.runs_shipyard_server(service):
+            entries += server_env(
+                secret=secret,
+                auth=config.auth,
+                origin=service.storage_uri,
+                trusted=service.model_trusted,
+                sha256=config.sha256,
+            )
+        return entries
+
+    def storage_secret(self, service: KubernetesModelService) -> bool:
+        """Whether the model URI's credentials go to the storage initializer in the
+        pods' Secret."""
+        return bool(storage_credentials(service.config.model_uri, lambda text: text)[1])
+
+    def pod_secret_data(
+        self, service: KubernetesModelService, token: str, resolve: Any = None
+    ) -> dict[str, str]:
+        """What the pods' Secret holds, resolved from the secrets store ({} for none)."""
+        config = cast(KubernetesDeploymentConfig, service.config)
+        resolve = resolve or self._resolver()
+        secret = pod_secret_name(service.resource_name)
+        _, data = env_entries(config.env, secret, resolve)
+        data.update(storage_credentials(config.model_uri, resolve)[1])
+        if self.runs_shipyard_server(service) and config.auth:
+            data[TOKEN_KEY] = token
+        return data
+
+    def _resolver(self) -> Any:
+        from shipyard.secrets import SecretStore
+
+        return SecretStore(self.store).resolve
+
+    def pod_secret(self, service: KubernetesModelService, masked: bool = False) -> dict[str, Any]:
+        """The pods' Secret manifest (values hidden with ``masked``); {} when none."""
+        data = (
+            self.pod_secret_data(service, "", lambda text: text)
+            if masked
+            else self.pod_secret_data(service, new_token())
+        )
+        if not data:
+            return {}
+        labels, _ = ownership(self.flavor, service.uuid, service_type_of(type(service)), {})
+        return secret_manifest(
+            pod_secret_name(service.resource_name),
+            service.cluster.namespace,
+            labels,
+            data,
+            masked=masked,
+        )
+
+    def apply_secret(
+        self, service: KubernetesModelService, owner: dict[str, Any] | None = None
+    ) -> None:
+        """Create or update the pods' Secret (its token kept), owned by ``owner`` (the
+        resource, once it exists): the cluster deletes it with the resource."""
+        name = pod_secret_name(service.resource_name)
+        client = self.client()
+        current = client.get_secret(name)
+        data = self.pod_secret_data(service, decoded(current, TOKEN_KEY) or new_token())
+        if not data:
+            if current is not None:
+                client.delete_secret(name)
+            service.secret = ""
+            return
+        labels, _ = ownership(self.flavor, service.uuid, service_type_of(type(service)), {})
+        body = secret_manifest(name, service.cluster.namespace, labels, data)
+        if owner is not None and (owner.get("metadata") or {}).get("uid"):
+            body["metadata"]["ownerReferences"] = [
+                {
+                    "apiVersion": owner["apiVersion"],
+                    "kind": owner["kind"],
+                    "name": owner["metadata"]["name"],
+                    "uid": owner["metadata"]["uid"],
+                }
+            ]
+        client.apply_secret(body)
+        service.secret = name
 
     def manifest(self, service: KubernetesModelService) -> dict[str, Any]:
         """``build_manifest`` plus the ownership labels and annotations."""
@@ -122,8 +251,18 @@ class KubernetesModelDeployer(ModelDeployer):
     def render_deployment(self, config: ServiceConfig | dict[str, Any]) -> list[dict[str, Any]]:
         """The manifests ``deploy_model`` would apply (``--dry-run``): nothing is sent or
         uploaded."""
-        service = self.new_service(self._coerce_config(config), dry_run=True)
-        return [*self.extra_manifests(service), self.manifest(service)]
+        from shipyard.secrets import reference_form
+
+        config = self._coerce_config(config)
+        # As deploy_model would store it (references), but nothing is written.
+        shown = config.model_copy(update={"model_uri": reference_form(config.model_uri)})
+        service = self.new_service(_references_only(shown, None), dry_run=True)
+        secret = self.pod_secret(service, masked=True)
+        return [
+            *([secret] if secret else []),
+            *self.extra_manifests(service),
+            self.manifest(service),
+        ]
 
     def _attach(self, service: KubernetesModelService) -> KubernetesModelService:
         service.use_client(self.client())
@@ -187,8 +326,17 @@ class KubernetesModelDeployer(ModelDeployer):
     def perform_deploy_model(self, config: ServiceConfig, timeout: float) -> Service:
         service = self._attach(self.new_service(config))
         body = self.manifest(service)
-        self.apply_extra(service)
-        self.client().create(service.RESOURCE, body)
+        # The Secret first: the pods find their token and credentials when they start.
+        self.apply_secret(service)
+        try:
+            self.apply_extra(service)
+            created = self.client().create(service.RESOURCE, body)
+        except ServiceError:
+            if service.secret:
+                self.client().delete_secret(service.secret)
+            raise
+        if service.secret:
+            self.apply_secret(service, owner=created)
         service.admin_state = ServiceState.ACTIVE
         self.register_service(service)
         try:
@@ -215,6 +363,7 @@ class KubernetesModelDeployer(ModelDeployer):
         fresh = self.new_service(config)
         server.config, server.storage_uri = fresh.config, fresh.storage_uri
         try:
+            self.apply_secret(server, owner=server.fetch())
             self.apply_extra(server)
             self.update_resource(server, self.manifest(server), timeout)
         except ServiceError as err:  # the operator's "no", or the API server's
@@ -227,6 +376,14 @@ class KubernetesModelDeployer(ModelDeployer):
         server.persist()
         server.check_status()
         return server
+
+    def _keep_credentials_out(self, config: ServiceConfig) -> ServiceConfig:
+        """Also a credential-named ``env`` value (``AWS_SECRET_ACCESS_KEY=...``): into the
+        secrets store, the stored config keeps a reference (the pods get it through
+        their Secret)."""
+        from shipyard.secrets import SecretStore
+
+        return _references_only(super()._keep_credentials_out(config), SecretStore(self.store).set)
 
     def is_up_to_date(self, service: Service, config: ServiceConfig) -> bool:
         if not super().is_up_to_date(service, config):
@@ -280,7 +437,10 @@ class KubernetesModelDeployer(ModelDeployer):
         service.storage_uri = self.storage_uri_of(resource)
         service.served_name = self.served_name_of(resource) or service.served_name
         service.admin_state = ServiceState.ACTIVE
-        return self._attach(service)
+        self._attach(service)
+        if self.client().get_secret(pod_secret_name(service.resource_name)) is not None:
+            service.secret = pod_secret_name(service.resource_name)
+        return service
 
     def storage_uri_of(self, resource: dict[str, Any]) -> str:
         """The model URI the resource's pods download (flavor-specific path)."""
@@ -304,9 +464,28 @@ class KubernetesModelDeployer(ModelDeployer):
                     "STORAGE_URI": service.storage_uri,
                     "STATUS_URL": service.url or None,
                     "HOST_HEADER": service.host_header,
+                    "SECRET": service.secret or None,
                 }
             )
         return info
+
+
+def _references_only(config: ServiceConfig, save: Any) -> ServiceConfig:
+    """``config`` with each credential-named ``env`` value replaced by a ``{{secret.X}}``
+    reference, the value given to ``save(X, value)`` (None: a dry run, nothing saved)."""
+    from shipyard._redact import secret_key_name
+    from shipyard.secrets import has_references, reference
+
+    env: dict[str, str] = dict(getattr(config, "env", None) or {})
+    moved = dict(env)
+    for name, value in env.items():
+        if value and secret_key_name(name) and not has_references(value):
+            # Named by model and variable: a redeploy of the same config is a no-op.
+            key = re.sub(r"[^A-Za-z0-9_.-]", "-", f"env-{config.model_name}-{name}")[:128]
+            if save is not None:
+                save(key, value)
+            moved[name] = reference(key)
+    return config.model_copy(update={"env": moved}) if moved != env else config
 
 
 def spec_patches(current: dict[str, Any], new: dict[str, Any]) -> tuple[Any, Any]:
