@@ -9,7 +9,6 @@ store): their labels and annotations carry the service UUID and the deployment c
 from __future__ import annotations
 
 import json
-import re
 import time
 from typing import Any, ClassVar, cast
 
@@ -26,16 +25,8 @@ from shipyard.deployers._kubernetes._labels import (
     ownership,
     selector,
 )
-from shipyard.deployers._kubernetes._pod import server_env
-from shipyard.deployers._kubernetes._secrets import (
-    TOKEN_KEY,
-    decoded,
-    env_entries,
-    new_token,
-    pod_secret_name,
-    secret_manifest,
-    storage_credentials,
-)
+from shipyard.deployers._kubernetes._pod_secret import PodSecrets, references_only
+from shipyard.deployers._kubernetes._secrets import pod_secret_name, storage_credentials
 from shipyard.deployers._kubernetes._service import KubernetesModelService, Observation
 from shipyard.deployers._kubernetes._storage import ModelFacts, inspect_model, upload_model
 from shipyard.deployers._kubernetes._trust import check_deploy_trust
@@ -66,7 +57,7 @@ def merge_patch(old: Any, new: Any) -> Any:
     return patch
 
 
-class KubernetesModelDeployer(ModelDeployer):
+class KubernetesModelDeployer(PodSecrets, ModelDeployer):
     """A model deployer whose services are custom resources; flavors build the manifest."""
 
     SERVICE_CLASS: ClassVar[type[KubernetesModelService]]
@@ -147,93 +138,6 @@ class KubernetesModelDeployer(ModelDeployer):
         )
         return service
 
-    # -- the pods' Secret ------------------------------------------------------------------
-
-    def pod_env(self, service: KubernetesModelService) -> list[dict[str, Any]]:
-        """The model container's env: the config's (credentials as ``secretKeyRef``s) and,
-        for Shipyard's server, its token and trust decision."""
-        config = cast(KubernetesDeploymentConfig, service.config)
-        secret = pod_secret_name(service.resource_name)
-        entries, _ = env_entries(config.env, secret, lambda text: text)
-        if self.runs_shipyard_server(service):
-            entries += server_env(
-                secret=secret,
-                auth=config.auth,
-                origin=service.storage_uri,
-                trusted=service.model_trusted,
-                sha256=config.sha256,
-            )
-        return entries
-
-    def storage_secret(self, service: KubernetesModelService) -> bool:
-        """Whether the model URI's credentials go to the storage initializer in the
-        pods' Secret."""
-        return bool(storage_credentials(service.config.model_uri, lambda text: text)[1])
-
-    def pod_secret_data(
-        self, service: KubernetesModelService, token: str, resolve: Any = None
-    ) -> dict[str, str]:
-        """What the pods' Secret holds, resolved from the secrets store ({} for none)."""
-        config = cast(KubernetesDeploymentConfig, service.config)
-        resolve = resolve or self._resolver()
-        secret = pod_secret_name(service.resource_name)
-        _, data = env_entries(config.env, secret, resolve)
-        data.update(storage_credentials(config.model_uri, resolve)[1])
-        if self.runs_shipyard_server(service) and config.auth:
-            data[TOKEN_KEY] = token
-        return data
-
-    def _resolver(self) -> Any:
-        from shipyard.secrets import SecretStore
-
-        return SecretStore(self.store).resolve
-
-    def pod_secret(self, service: KubernetesModelService, masked: bool = False) -> dict[str, Any]:
-        """The pods' Secret manifest (values hidden with ``masked``); {} when none."""
-        data = (
-            self.pod_secret_data(service, "", lambda text: text)
-            if masked
-            else self.pod_secret_data(service, new_token())
-        )
-        if not data:
-            return {}
-        labels, _ = ownership(self.flavor, service.uuid, service_type_of(type(service)), {})
-        return secret_manifest(
-            pod_secret_name(service.resource_name),
-            service.cluster.namespace,
-            labels,
-            data,
-            masked=masked,
-        )
-
-    def apply_secret(
-        self, service: KubernetesModelService, owner: dict[str, Any] | None = None
-    ) -> None:
-        """Create or update the pods' Secret (its token kept), owned by ``owner`` (the
-        resource, once it exists): the cluster deletes it with the resource."""
-        name = pod_secret_name(service.resource_name)
-        client = self.client()
-        current = client.get_secret(name)
-        data = self.pod_secret_data(service, decoded(current, TOKEN_KEY) or new_token())
-        if not data:
-            if current is not None:
-                client.delete_secret(name)
-            service.secret = ""
-            return
-        labels, _ = ownership(self.flavor, service.uuid, service_type_of(type(service)), {})
-        body = secret_manifest(name, service.cluster.namespace, labels, data)
-        if owner is not None and (owner.get("metadata") or {}).get("uid"):
-            body["metadata"]["ownerReferences"] = [
-                {
-                    "apiVersion": owner["apiVersion"],
-                    "kind": owner["kind"],
-                    "name": owner["metadata"]["name"],
-                    "uid": owner["metadata"]["uid"],
-                }
-            ]
-        client.apply_secret(body)
-        service.secret = name
-
     def manifest(self, service: KubernetesModelService) -> dict[str, Any]:
         """``build_manifest`` plus the ownership labels and annotations."""
         body = self.build_manifest(service)
@@ -256,7 +160,7 @@ class KubernetesModelDeployer(ModelDeployer):
         config = self._coerce_config(config)
         # As deploy_model would store it (references), but nothing is written.
         shown = config.model_copy(update={"model_uri": reference_form(config.model_uri)})
-        service = self.new_service(_references_only(shown, None), dry_run=True)
+        service = self.new_service(references_only(shown, None), dry_run=True)
         secret = self.pod_secret(service, masked=True)
         return [
             *([secret] if secret else []),
@@ -383,7 +287,7 @@ class KubernetesModelDeployer(ModelDeployer):
         their Secret)."""
         from shipyard.secrets import SecretStore
 
-        return _references_only(super()._keep_credentials_out(config), SecretStore(self.store).set)
+        return references_only(super()._keep_credentials_out(config), SecretStore(self.store).set)
 
     def is_up_to_date(self, service: Service, config: ServiceConfig) -> bool:
         if not super().is_up_to_date(service, config):
@@ -468,24 +372,6 @@ class KubernetesModelDeployer(ModelDeployer):
                 }
             )
         return info
-
-
-def _references_only(config: ServiceConfig, save: Any) -> ServiceConfig:
-    """``config`` with each credential-named ``env`` value replaced by a ``{{secret.X}}``
-    reference, the value given to ``save(X, value)`` (None: a dry run, nothing saved)."""
-    from shipyard._redact import secret_key_name
-    from shipyard.secrets import has_references, reference
-
-    env: dict[str, str] = dict(getattr(config, "env", None) or {})
-    moved = dict(env)
-    for name, value in env.items():
-        if value and secret_key_name(name) and not has_references(value):
-            # Named by model and variable: a redeploy of the same config is a no-op.
-            key = re.sub(r"[^A-Za-z0-9_.-]", "-", f"env-{config.model_name}-{name}")[:128]
-            if save is not None:
-                save(key, value)
-            moved[name] = reference(key)
-    return config.model_copy(update={"env": moved}) if moved != env else config
 
 
 def spec_patches(current: dict[str, Any], new: dict[str, Any]) -> tuple[Any, Any]:
