@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from shipyard._redact import FIELD_MASK, has_credentials, mask_credentials, secret_key_name
+from shipyard._redact import has_credentials, mask_credentials, secret_key_name
 from shipyard.errors import DeploymentError
 
 __all__ = [
@@ -42,6 +42,8 @@ __all__ = [
 
 #: The key of the pods' bearer token in the Secret.
 TOKEN_KEY = "auth-token"
+#: A dry run's Secret lists its keys here instead of holding values.
+KEYS_ANNOTATION = "shipyard.dev/secret-keys"
 
 
 def pod_secret_name(resource_name: str) -> str:
@@ -124,7 +126,9 @@ def secret_manifest(
     *,
     masked: bool = False,
 ) -> dict[str, Any]:
-    """The Secret; ``masked`` (a dry run's output) shows no value."""
+    """The Secret; ``masked`` (a dry run's output) has no value at all, only the names
+    of its keys (an annotation): applied by hand it cannot serve a guessable token, and
+    the pods wait for the real one (a missing key stops a container from starting)."""
     body: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -132,7 +136,7 @@ def secret_manifest(
         "type": "Opaque",
     }
     if masked:
-        body["stringData"] = {key: FIELD_MASK for key in sorted(data)}
+        body["metadata"]["annotations"] = {KEYS_ANNOTATION: ",".join(sorted(data))}
     else:
         body["data"] = {
             key: base64.b64encode(value.encode()).decode() for key, value in sorted(data.items())
