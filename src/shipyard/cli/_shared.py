@@ -29,6 +29,7 @@ __all__ = [
     "print_manifests",
     "print_table",
     "read_json_argument",
+    "resolve_uri_secrets",
 ]
 
 #: Lets a command take arbitrary ``--key=value`` options (component configs).
@@ -54,6 +55,23 @@ def open_store() -> Iterator[Store]:
         yield store
     finally:
         store.close()
+
+
+def resolve_uri_secrets(uri: str) -> str:
+    """``uri`` with its ``{{secret.NAME}}`` references replaced by the secrets' values.
+
+    So a URI with credentials (``https://user:pw@host/m``, a presigned URL) is stored once
+    with ``shipyard secret create`` and named on the command line by reference, never
+    typed where ``ps`` and the shell history show it. Messages mask the value.
+    """
+    from shipyard.secrets import has_references, resolve_references
+
+    if not has_references(uri):
+        return uri
+    from shipyard.secrets import get_secret
+
+    with open_store() as store:
+        return resolve_references(uri, lambda name: get_secret(name, store=store))
 
 
 def parse_key_values(args: Sequence[str]) -> dict[str, Any]:
