@@ -22,11 +22,13 @@ __all__ = [
     "EXTRA_ARGS",
     "OutputFormat",
     "OutputOption",
+    "PredictionsOutputOption",
     "mask_secrets",
     "open_store",
     "parse_key_values",
     "print_json",
     "print_manifests",
+    "print_predictions",
     "print_table",
     "read_json_argument",
     "resolve_uri_secrets",
@@ -44,6 +46,35 @@ class OutputFormat(enum.StrEnum):
 OutputOption = typer.Option(
     OutputFormat.table, "--output", "-O", help="table for people, json for scripts."
 )
+
+#: Predictions print as JSON unless a person asks for a table.
+PredictionsOutputOption = typer.Option(
+    OutputFormat.json, "--output", "-O", help="json (the default) for scripts, table for people."
+)
+
+
+def print_predictions(result: dict[str, Any], output: OutputFormat) -> None:
+    """``{"predictions": [...]}`` (or a V2 answer's ``outputs``) as JSON, or one table row
+    per prediction."""
+    if output is OutputFormat.json:
+        print_json(result)
+        return
+    from rich.table import Table
+
+    if "predictions" in result:
+        columns = {"prediction": result["predictions"]}
+    else:
+        columns = {o["name"]: o.get("data", []) for o in result.get("outputs", [])}
+    if any(isinstance(v, dict) for v in columns.values()):  # named outputs (label, ...)
+        columns = {k: v for value in columns.values() for k, v in value.items()}
+    table = Table(
+        *(["#", *columns]), title=str(result.get("model") or result.get("model_name") or "")
+    )
+    count = max((len(v) for v in columns.values() if isinstance(v, list)), default=0)
+    for i in range(count):
+        cells = [v[i] if isinstance(v, list) and i < len(v) else "" for v in columns.values()]
+        table.add_row(str(i), *(json.dumps(c) if not isinstance(c, str) else c for c in cells))
+    print_table(table)
 
 
 @contextmanager

@@ -13,7 +13,9 @@ import typer
 from shipyard.cli._shared import (
     OutputFormat,
     OutputOption,
+    PredictionsOutputOption,
     print_json,
+    print_predictions,
     print_table,
     resolve_uri_secrets,
 )
@@ -193,6 +195,7 @@ def predict(
     ),
     trust: bool = _TRUST,
     sha256: str | None = _SHA256,
+    output: OutputFormat = PredictionsOutputOption,
 ) -> None:
     """Load the model in this process and print its prediction as JSON."""
     from shipyard.models import load_model
@@ -218,4 +221,4 @@ def predict(
             f"The predictor of model {loaded.name!r} raised {type(err).__name__}: {err} "
             "(run with --debug for the traceback)"
         ) from err
-    print_json({"model": loaded.name, "predictions": _jsonable(predictions)})
+    print_predictions({"model": loaded.name, "predictions": _jsonable(predictions)}, output)
