@@ -562,8 +562,9 @@ class Supervisor:
                 if _left(deadline) <= 0:
                     return {
                         "ok": False,
+                        # The caller says what serves now (send_reload: the previous model).
                         "error": "the deadline passed before every worker had loaded the "
-                        "new model; the previous model keeps serving",
+                        "new model",
                     }
                 if failed or not workers:
                     error = failed[0].get("error") if failed else "no worker is ready"
