@@ -563,8 +563,7 @@ class Supervisor:
                     return {
                         "ok": False,
                         # The caller says what serves now (send_reload: the previous model).
-                        "error": "the deadline passed before every worker had loaded the "
-                        "new model",
+                        "error": "the deadline passed before every worker had loaded the new model",
                     }
                 if failed or not workers:
                     error = failed[0].get("error") if failed else "no worker is ready"
