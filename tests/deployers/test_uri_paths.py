@@ -49,6 +49,7 @@ def test_a_batch_job_writes_no_credential_and_a_failed_load_leaves_no_job(
     with pytest.raises(ShipyardError) as info:
         shipyard.batch.predict(auth_server.uri(wrong), str(rows), str(out))
     assert wrong not in str(info.value) and "http://***@127.0.0.1" in str(info.value)
+    assert "refused access (HTTP 401): check the credentials" in str(info.value)
     assert _files_holding(tmp_path, wrong.encode()) == []
     # Nothing was started, so the same command with the right password just runs.
     summary = shipyard.batch.predict(auth_server.uri(), str(rows), str(out))

@@ -162,6 +162,20 @@ def _make_private(folder: Path) -> None:
         path.chmod(0o700 if path.is_dir() else 0o600)
 
 
+def _refused_status(err: BaseException) -> int | None:
+    """401 or 403 when ``err`` stands for an HTTP refusal: fsspec's HTTP file system reports
+    every failed lookup as FileNotFoundError, the status is on the cause it wraps."""
+    cause: BaseException | None = err
+    for _ in range(5):  # a short chain; never loop on a cycle
+        if cause is None:
+            return None
+        status = getattr(cause, "status", None)
+        if status in (401, 403):
+            return int(status)
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def _fetch_cached(uri: str) -> Path:
     import fsspec  # imported here: local loads (the common case) do not need it
 
@@ -176,6 +190,13 @@ def _fetch_cached(uri: str) -> Path:
     try:
         info = fs.info(remote)
     except FileNotFoundError as err:
+        status = _refused_status(err)
+        if status is not None:
+            raise ModelLoadError(
+                f"The server of {display_uri(uri)!r} refused access (HTTP {status}): check the "
+                "credentials in the URI (user:password@, a token parameter) or in the secret "
+                "it refers to."
+            ) from err
         raise ModelNotFoundError(
             f"No model at {display_uri(uri)!r}: nothing exists at that URL."
         ) from err
