@@ -16,6 +16,7 @@ import httpx
 import pandas as pd
 import pytest
 
+import shipyard
 import shipyard.batch
 from shipyard.errors import ShipyardError
 from shipyard.testing import free_port, wait_until
@@ -113,3 +114,18 @@ def test_cli_paths_take_a_secret_reference_instead_of_the_uri(
     assert PASSWORD not in log.read_text()
     assert _files_holding(home, PASSWORD.encode()) == []
     assert _files_holding(tmp_path, PASSWORD.encode()) == []
+
+
+def test_load_model_names_a_secret_reference_and_takes_its_value(
+    home: Path, auth_server: AuthServer
+) -> None:
+    from shipyard.errors import ModelNotFoundError
+    from shipyard.secrets import SecretStore, get_secret, resolve_references
+    from shipyard.store import Store
+
+    with Store.open() as store:
+        SecretStore(store).set("model-uri", auth_server.uri())
+    with pytest.raises(ModelNotFoundError, match="holds a secret reference"):
+        shipyard.load_model("{{secret.model-uri}}")
+    loaded = shipyard.load_model(resolve_references("{{secret.model-uri}}", get_secret))
+    assert len(loaded.predict(auth_server.rows.astype("float32"))["label"]) == len(auth_server.rows)

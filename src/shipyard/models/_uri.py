@@ -99,6 +99,14 @@ def resolve_model_uri(uri: str | os.PathLike[str], *, tracking_uri: str | None =
         return download_mlflow_model(text, tracking_uri)[0]
     if is_local_uri(text):
         path = _local_path(text)
+        if not path.exists() and "{{secret." in text:
+            # The CLI resolves references; from Python the caller does (models/ reads no
+            # store).
+            raise ModelNotFoundError(
+                f"The model URI {text!r} holds a secret reference, which load_model does "
+                "not resolve: pass shipyard.secrets.resolve_references(uri, get_secret), "
+                "or the URI itself."
+            )
         if not path.exists():
             raise ModelNotFoundError(
                 f"No model at {text!r}: the path does not exist. Pass a model directory "
