@@ -37,5 +37,6 @@ def test_old_processes_a_killed_replacement_left_running_are_stopped(
         old.process.wait(timeout=120)  # told to drain and stop: it leaves on its own
         [again] = deployer.find_model_server(model_name="clf")
     assert not (server.run_path / PREVIOUS_PID_FILE).exists()
-    assert again.is_running and again.running_pid() == server.running_pid()
+    assert isinstance(again, LocalModelServer) and again.is_running
+    assert again.running_pid() == server.running_pid()
     assert [int(v) for v in again.predict(models.rows)] == models.expected_a()
