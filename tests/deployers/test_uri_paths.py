@@ -19,6 +19,7 @@ import pytest
 import shipyard
 import shipyard.batch
 from shipyard.errors import ShipyardError
+from shipyard.store import Store
 from shipyard.testing import free_port, wait_until
 
 from .test_uri_credentials import PASSWORD, AuthServer, _command_lines, _files_holding, auth_server
@@ -77,6 +78,20 @@ def test_cli_paths_take_a_secret_reference_instead_of_the_uri(
     assert batch.returncode == 0, batch.stderr
     assert len(pd.read_parquet(out)) == len(auth_server.rows)
 
+    deployed = _run(home, "deploy", ref, "--name", "clf-ref", "-O", "json")
+    assert deployed.returncode == 0, deployed.stderr
+    daemon = json.loads(deployed.stdout)
+    assert daemon["model_uri"].startswith("http://***@") and PASSWORD not in deployed.stdout
+    with Store.open() as store:
+        (record,) = store.find_services(model_name="clf-ref")
+        assert "{{secret.uri-" in record.model_uri
+    described = _run(home, "model-deployer", "models", "describe", "clf-ref", "-O", "json")
+    assert described.returncode == 0, described.stderr
+    lines = _command_lines(int(json.loads(described.stdout)["info"]["DAEMON_PID"]))
+    assert lines and not [line for line in lines if PASSWORD in line]
+    stopped = _run(home, "model-deployer", "models", "delete", "clf-ref", "--yes")
+    assert stopped.returncode == 0, stopped.stderr
+
     port = free_port()
     log = tmp_path / "serve.log"
     env = {**os.environ, "SHIPYARD_HOME": str(home)}
@@ -121,7 +136,6 @@ def test_load_model_names_a_secret_reference_and_takes_its_value(
 ) -> None:
     from shipyard.errors import ModelNotFoundError
     from shipyard.secrets import SecretStore, get_secret, resolve_references
-    from shipyard.store import Store
 
     with Store.open() as store:
         SecretStore(store).set("model-uri", auth_server.uri())

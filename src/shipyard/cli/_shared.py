@@ -88,7 +88,7 @@ def open_store() -> Iterator[Store]:
         store.close()
 
 
-def resolve_uri_secrets(uri: str) -> str:
+def resolve_uri_secrets(uri: str, store: Store | None = None) -> str:
     """``uri`` with its ``{{secret.NAME}}`` references replaced by the secrets' values.
 
     So a URI with credentials (``https://user:pw@host/m``, a presigned URL) is stored once
@@ -101,8 +101,10 @@ def resolve_uri_secrets(uri: str) -> str:
         return uri
     from shipyard.secrets import get_secret
 
-    with open_store() as store:
+    if store is not None:
         return resolve_references(uri, lambda name: get_secret(name, store=store))
+    with open_store() as opened:
+        return resolve_references(uri, lambda name: get_secret(name, store=opened))
 
 
 def parse_key_values(args: Sequence[str]) -> dict[str, Any]:
