@@ -14,7 +14,10 @@ __all__ = ["serve"]
 
 def serve(
     model_uris: list[str] = typer.Argument(
-        None, metavar="MODEL_URI...", help="Models to serve: paths, file:// or fsspec URLs."
+        None,
+        metavar="MODEL_URI...",
+        help="Models to serve: paths, file:// or fsspec URLs ({{secret.NAME}} for a URL "
+        "with credentials).",
     ),
     model_repository: Path | None = typer.Option(
         None, "--model-repository", help="A folder with one model per subfolder."
@@ -116,11 +119,13 @@ def serve(
 
         # The workers resolve models:/ URIs themselves; they inherit this environment.
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    from shipyard.cli._shared import resolve_uri_secrets
     from shipyard.serving.__main__ import build_config
     from shipyard.serving.supervisor import run_supervisor
 
     config = build_config(
-        list(model_uris or []),
+        # The workers get the resolved URIs in their environment, never in argv.
+        [resolve_uri_secrets(uri) for uri in model_uris or []],
         model_repository=model_repository,
         name=name,
         host=host,
