@@ -27,11 +27,13 @@ from typing import Any
 from shipyard.errors import ServiceError
 
 __all__ = [
+    "MlflowServer",
     "ServerProcess",
     "async_wait_until",
     "free_port",
     "metric_value",
     "parse_metrics",
+    "start_mlflow_server",
     "start_server",
     "wait_until",
 ]
@@ -275,6 +277,113 @@ def start_server(
     )
     try:
         server.wait_ready(timeout)
+    except BaseException:
+        server.stop(timeout=10)
+        raise
+    return server
+
+
+class MlflowServer:
+    """An MLflow tracking server started by ``start_mlflow_server``, in its own process
+    group (its uvicorn workers are in it), stopped by that group, never by name."""
+
+    def __init__(self, process: subprocess.Popen[bytes], uri: str, log_path: Path) -> None:
+        self.process = process
+        self.uri = uri
+        self.log_path = log_path
+
+    def log(self) -> str:
+        """Everything the server printed so far."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM to the process group, then SIGKILL after ``timeout``."""
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            self.process.wait()
+
+    def __enter__(self) -> MlflowServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def start_mlflow_server(root: str | os.PathLike[str], timeout: float = 300.0) -> MlflowServer:
+    """Start ``mlflow server`` (needs ``shipyard[mlflow]``) on a free loopback port: SQLite
+    backend ``root/mlflow.db``, artifacts under ``root/artifacts``, log
+    ``root/mlflow-server.log``; wait until ``/health`` answers.
+
+    One uvicorn worker and no job runner (MLflow's async jobs start 8 more processes).
+    Raises ``ServiceError`` with the log if it dies or is not up within ``timeout``.
+    """
+    import urllib.error
+    import urllib.request
+
+    root = Path(root)
+    port = free_port()
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--default-artifact-root",
+        str(root / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    log_path = root / "mlflow-server.log"
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
+    server = MlflowServer(process, f"http://127.0.0.1:{port}", log_path)
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise ServiceError(
+                f"The MLflow server exited with code {process.returncode}. "
+                f"Its log:\n{server.log()[-2000:]}"
+            )
+        try:
+            with urllib.request.urlopen(f"{server.uri}/health", timeout=2) as answer:
+                return int(answer.status) == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    try:
+        deadline = time.monotonic() + timeout
+        while not healthy():
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"The MLflow server was not up after {timeout} s. "
+                    f"Its log:\n{server.log()[-2000:]}"
+                )
+            time.sleep(0.5)
     except BaseException:
         server.stop(timeout=10)
         raise
