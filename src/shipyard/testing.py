@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from shipyard.errors import ServiceError
 
@@ -111,7 +111,35 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-class ServerProcess:
+class _Started:
+    """A process a helper here started, with its log: stopped on leaving a ``with``."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        """Everything the process printed so far (stdout and stderr)."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 30.0) -> object:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ServerProcess(_Started):
     """A model server started by ``start_server``: its ports, control socket and log."""
 
     def __init__(
@@ -146,13 +174,6 @@ class ServerProcess:
         if self.grpc_port is None:
             raise ServiceError("This server was started without gRPC.")
         return f"{self.host}:{self.grpc_port}"
-
-    def log(self) -> str:
-        """Everything the server printed so far (stdout and stderr)."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
 
     def command(self, command: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
         """Send a control command (see ``shipyard.serving.control``)."""
@@ -207,17 +228,6 @@ class ServerProcess:
                 if worker.get("pid"):
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(int(worker["pid"]), signal.SIGKILL)
-
-    def __enter__(self) -> ServerProcess:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def start_server(
@@ -283,7 +293,7 @@ def start_server(
     return server
 
 
-class MlflowServer:
+class MlflowServer(_Started):
     """An MLflow tracking server started by ``start_mlflow_server``, in its own process
     group (its uvicorn workers are in it), stopped by that group, never by name."""
 
@@ -291,13 +301,6 @@ class MlflowServer:
         self.process = process
         self.uri = uri
         self.log_path = log_path
-
-    def log(self) -> str:
-        """Everything the server printed so far."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM to the process group, then SIGKILL after ``timeout``."""
@@ -310,17 +313,6 @@ class MlflowServer:
             self.process.wait()
         except ProcessLookupError:
             self.process.wait()
-
-    def __enter__(self) -> MlflowServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def start_mlflow_server(root: str | os.PathLike[str], timeout: float = 300.0) -> MlflowServer:
