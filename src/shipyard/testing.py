@@ -230,6 +230,21 @@ class ServerProcess(_Started):
                         os.kill(int(worker["pid"]), signal.SIGKILL)
 
 
+def _spawn(
+    command: list[str], log_path: Path, env: dict[str, str], new_session: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` with no stdin, stdout and stderr into ``log_path``."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=new_session,
+            env=env,
+        )
+
+
 def start_server(
     *model_uris: str | os.PathLike[str],
     args: list[str] | None = None,
@@ -268,14 +283,7 @@ def start_server(
     command += ["--grpc-port", str(grpc_port)] if grpc_port is not None else ["--no-grpc"]
     command += args or []
     log_path = root / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
-        )
+    process = _spawn(command, log_path, {**os.environ, **(env or {})})
     server = ServerProcess(
         process,
         host=host,
@@ -344,15 +352,7 @@ def start_mlflow_server(root: str | os.PathLike[str], timeout: float = 300.0) ->
     ]
     log_path = root / "mlflow-server.log"
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=env,
-        )
+    process = _spawn(command, log_path, env, new_session=True)
     server = MlflowServer(process, f"http://127.0.0.1:{port}", log_path)
 
     def healthy() -> bool:
