@@ -20,6 +20,7 @@ import shipyard
 from shipyard.deployers.local import LocalDeploymentConfig, LocalModelDeployer, LocalModelServer
 from shipyard.errors import DeploymentError
 from shipyard.serving.control import send_command
+from shipyard.testing import wait_until
 
 from .slow_models import answer_of, slow_model
 
@@ -50,20 +51,23 @@ def _served_uri(server: LocalModelServer) -> str:
 
 
 def _wait_for_load_started(marks: Path, count: int) -> None:
-    deadline = time.monotonic() + 60
-    while len(list(marks.iterdir())) < count:
-        assert time.monotonic() < deadline, "the slow model never started loading"
-        time.sleep(0.05)
+    wait_until(lambda: len(list(marks.iterdir())) >= count, "the slow model to start loading", 60)
 
 
-def test_update_past_its_timeout_is_abandoned_and_the_registry_agrees(
-    home: Path, tmp_path: Path, marks: Path
-) -> None:
+def _serving_fast(tmp_path: Path, marks: Path) -> tuple[str, str, LocalModelDeployer]:
+    """A fast and a slow-loading model; the fast one deployed as ``k1``."""
     fast = slow_model(tmp_path, "fast", answer=1.0, delay=0.0, marks=marks)
     slow = slow_model(tmp_path, "slow", answer=2.0, delay=LOAD_S, marks=marks)
     deployer = LocalModelDeployer.get_active_model_deployer()
     server = deployer.deploy_model(_config(fast), timeout=120)
     assert isinstance(server, LocalModelServer)
+    return fast, slow, deployer
+
+
+def test_update_past_its_timeout_is_abandoned_and_the_registry_agrees(
+    home: Path, tmp_path: Path, marks: Path
+) -> None:
+    fast, slow, deployer = _serving_fast(tmp_path, marks)
 
     with pytest.raises(DeploymentError):
         deployer.deploy_model(_config(slow), timeout=1.5)
@@ -104,11 +108,7 @@ def _deploy_in_child(home: Path, uri: str, timeout: float) -> subprocess.Popen[b
 def test_killed_cli_mid_update_is_reconciled_by_the_next_command(
     home: Path, tmp_path: Path, marks: Path
 ) -> None:
-    fast = slow_model(tmp_path, "fast", answer=1.0, delay=0.0, marks=marks)
-    slow = slow_model(tmp_path, "slow", answer=2.0, delay=LOAD_S, marks=marks)
-    deployer = LocalModelDeployer.get_active_model_deployer()
-    server = deployer.deploy_model(_config(fast), timeout=120)
-    assert isinstance(server, LocalModelServer)
+    fast, slow, deployer = _serving_fast(tmp_path, marks)
     _wait_for_load_started(marks, 1)
 
     child = _deploy_in_child(home, slow, timeout=120)
