@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,7 +10,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 from shipyard.deployers.testing import isolated_home, kill_services_under
-from shipyard.testing import free_port
 
 if TYPE_CHECKING:
     from shipyard.store import Store
@@ -75,45 +71,25 @@ def store(home: Path) -> Iterator[Store]:
         yield opened
 
 
-def _as_postgres(command: list[str]) -> list[str]:
-    # PostgreSQL refuses to run as root.
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A throwaway local PostgreSQL cluster on 127.0.0.1; yields its URL without a database.
 
     Runs where the PostgreSQL server binaries and psycopg are installed (Debian package
-    `postgresql`, `pip install 'shipyard[postgres]'`); skips, saying so, elsewhere.
+    `postgresql`, `pip install 'shipyard[postgres]'`); skips, saying so, elsewhere. Stopped
+    by its process group; clusters of killed runs are removed (``pg_cluster``).
     """
+    from pg_cluster import server_bindir, start_cluster, stop_cluster
+
     pytest.importorskip("psycopg", reason="needs psycopg: pip install 'shipyard[postgres]'")
-    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not bins:
+    bindir = server_bindir()
+    if bindir is None:
         pytest.skip("needs the PostgreSQL server binaries (Debian package postgresql)")
-    bindir = bins[-1].parent
-    data = Path(tempfile.mkdtemp(prefix="shipyard-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres", "postgres")
-    port = free_port()
-    db = str(data / "db")
-    subprocess.run(
-        _as_postgres([str(bindir / "initdb"), "-D", db, "-U", "postgres", "--auth=trust"]),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
-    start = [str(bindir / "pg_ctl"), "-D", db, "-l", str(data / "log"), "-w", "-o", options]
-    subprocess.run(_as_postgres([*start, "start"]), check=True, capture_output=True)
+    cluster = start_cluster(bindir)
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+        yield cluster.url
     finally:
-        subprocess.run(
-            _as_postgres([str(bindir / "pg_ctl"), "-D", db, "-m", "fast", "stop"]),
-            check=False,
-            capture_output=True,
-        )
-        shutil.rmtree(data, ignore_errors=True)
+        stop_cluster(cluster.data)
 
 
 # Targets that install an optional part (`make test-torch`, `make test-mlflow`) set this, so

@@ -37,34 +37,6 @@ def _ensure_mlflow() -> None:
         )
 
 
-def _tracking_server() -> tuple[procs.Server, str]:
-    port = procs.free_port()
-    server = procs.Server(
-        name="mlflow-tracking",
-        argv=[
-            str(Path(sys.executable).parent / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{WORK / 'mlflow.db'}",
-            "--default-artifact-root",
-            str(WORK / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=WORK,
-        log=WORK / "tracking.log",
-        env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )
-    server.start()
-    uri = f"http://127.0.0.1:{port}"
-    procs.wait_until(server, lambda: procs.http("GET", f"{uri}/health")[0] == 200, 600, 0.5)
-    return server, uri
-
-
 def _register(uri: str) -> Any:
     import mlflow
     from sklearn.datasets import make_classification
@@ -115,32 +87,28 @@ def run(duration: float, rounds: int) -> dict[str, Any]:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     os.environ["SHIPYARD_HOME"] = str(WORK / "home")
-    tracking, uri = _tracking_server()
+    from shipyard.testing import start_mlflow_server
+
+    tracking = start_mlflow_server(WORK, timeout=600)
+    uri = tracking.uri
     deployer: Any = None
     try:
         x = _register(uri)
-        from typer.testing import CliRunner
+        from shipyard.stack import ComponentType, FlavorRegistry, register_component, register_stack
+        from shipyard.store import Store
 
-        from shipyard.cli.main import app
-
-        for args in (
-            ["model-deployer", "register", "mlf", "--flavor", "mlflow", "--tracking-uri", uri],
-            [
-                "stack",
-                "register",
-                "mlf",
-                "-a",
-                "default",
-                "--orchestrator",
-                "default",
-                "-d",
-                "mlf",
-                "--set",
-            ],
-        ):
-            result = CliRunner().invoke(app, args)
-            if result.exit_code != 0:
-                raise RuntimeError(result.output)
+        with Store.open() as store:
+            deployer_type = ComponentType.MODEL_DEPLOYER
+            registry = FlavorRegistry(store)
+            register_component(
+                store, registry, deployer_type, "mlf", "mlflow", {"tracking_uri": uri}
+            )
+            stack = {
+                ComponentType.ARTIFACT_STORE: "default",
+                ComponentType.ORCHESTRATOR: "default",
+                deployer_type: "mlf",
+            }
+            register_stack(store, "mlf", stack, activate=True)
         from shipyard.deployers.mlflow import MLFlowDeploymentConfig, MLFlowModelDeployer
 
         deployer = MLFlowModelDeployer.get_active_model_deployer()

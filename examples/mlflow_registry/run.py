@@ -16,51 +16,12 @@
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import httpx
-
-
-def start_tracking_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    from shipyard.services.process import free_port
-
-    port = free_port()
-    command = [
-        str(Path(sys.executable).parent / "mlflow"),
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
-        "--default-artifact-root",
-        str(root / "artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    log = (root / "mlflow-server.log").open("w")
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no async-job workers
-    proc = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
-    )
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"{uri}/health", timeout=2).status_code == 200:
-                return proc, uri
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise SystemExit(f"The MLflow server did not start; see {root / 'mlflow-server.log'}")
 
 
 def register_versions(tracking_uri: str) -> None:
@@ -129,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     if not args.tracking_uri:
         print("Starting an MLflow tracking server ...", flush=True)
-        server, args.tracking_uri = start_tracking_server(work)
+        from shipyard.testing import start_mlflow_server
+
+        server = start_mlflow_server(work)
+        args.tracking_uri = server.uri
     print(f"Tracking server: {args.tracking_uri}")
     try:
         register_versions(args.tracking_uri)
@@ -183,8 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             deployer.delete_model_server(service.uuid)
     finally:
         if server is not None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=60)
+            server.stop(timeout=60)
     return 0
 
 

@@ -22,16 +22,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from shipyard.errors import ServiceError
 
 __all__ = [
+    "MlflowServer",
     "ServerProcess",
     "async_wait_until",
     "free_port",
     "metric_value",
     "parse_metrics",
+    "start_mlflow_server",
     "start_server",
     "wait_until",
 ]
@@ -109,7 +111,35 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-class ServerProcess:
+class _Started:
+    """A process a helper here started, with its log: stopped on leaving a ``with``."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        """Everything the process printed so far (stdout and stderr)."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 30.0) -> object:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ServerProcess(_Started):
     """A model server started by ``start_server``: its ports, control socket and log."""
 
     def __init__(
@@ -144,13 +174,6 @@ class ServerProcess:
         if self.grpc_port is None:
             raise ServiceError("This server was started without gRPC.")
         return f"{self.host}:{self.grpc_port}"
-
-    def log(self) -> str:
-        """Everything the server printed so far (stdout and stderr)."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
 
     def command(self, command: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
         """Send a control command (see ``shipyard.serving.control``)."""
@@ -206,16 +229,20 @@ class ServerProcess:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(int(worker["pid"]), signal.SIGKILL)
 
-    def __enter__(self) -> ServerProcess:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+def _spawn(
+    command: list[str], log_path: Path, env: dict[str, str], new_session: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` with no stdin, stdout and stderr into ``log_path``."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=new_session,
+            env=env,
+        )
 
 
 def start_server(
@@ -256,14 +283,7 @@ def start_server(
     command += ["--grpc-port", str(grpc_port)] if grpc_port is not None else ["--no-grpc"]
     command += args or []
     log_path = root / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
-        )
+    process = _spawn(command, log_path, {**os.environ, **(env or {})})
     server = ServerProcess(
         process,
         host=host,
@@ -275,6 +295,87 @@ def start_server(
     )
     try:
         server.wait_ready(timeout)
+    except BaseException:
+        server.stop(timeout=10)
+        raise
+    return server
+
+
+class MlflowServer(_Started):
+    """An MLflow tracking server started by ``start_mlflow_server``, in its own process
+    group (its uvicorn workers are in it), stopped by that group, never by name."""
+
+    def __init__(self, process: subprocess.Popen[bytes], uri: str, log_path: Path) -> None:
+        self.process = process
+        self.uri = uri
+        self.log_path = log_path
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM to the process group, then SIGKILL after ``timeout``."""
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            self.process.wait()
+
+
+def start_mlflow_server(root: str | os.PathLike[str], timeout: float = 300.0) -> MlflowServer:
+    """Start ``mlflow server`` (needs ``shipyard[mlflow]``) on a free loopback port: SQLite
+    backend ``root/mlflow.db``, artifacts under ``root/artifacts``, log
+    ``root/mlflow-server.log``; wait until ``/health`` answers.
+
+    One uvicorn worker and no job runner (MLflow's async jobs start 8 more processes).
+    Raises ``ServiceError`` with the log if it dies or is not up within ``timeout``.
+    """
+    import urllib.error
+    import urllib.request
+
+    root = Path(root)
+    port = free_port()
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--default-artifact-root",
+        str(root / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    log_path = root / "mlflow-server.log"
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    process = _spawn(command, log_path, env, new_session=True)
+    server = MlflowServer(process, f"http://127.0.0.1:{port}", log_path)
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise ServiceError(
+                f"The MLflow server exited with code {process.returncode}. "
+                f"Its log:\n{server.log()[-2000:]}"
+            )
+        try:
+            with urllib.request.urlopen(f"{server.uri}/health", timeout=2) as answer:
+                return int(answer.status) == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    try:
+        deadline = time.monotonic() + timeout
+        while not healthy():
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"The MLflow server was not up after {timeout} s. "
+                    f"Its log:\n{server.log()[-2000:]}"
+                )
+            time.sleep(0.5)
     except BaseException:
         server.stop(timeout=10)
         raise

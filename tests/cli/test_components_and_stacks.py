@@ -63,17 +63,13 @@ def test_a_wrong_key_is_one_red_line(home: Path) -> None:
     assert "unknown key 'port'; allowed keys: host, workers" in message
 
 
+def _register_vault(*config: str) -> None:
+    """Register artifact store ``v`` of the custom ``vault`` flavor with ``--key=value``s."""
+    ok("artifact-store", "register", "v", "--flavor", "vault", "--source", SECRET_SOURCE, *config)
+
+
 def test_secrets_are_stored_but_never_shown(home: Path) -> None:
-    ok(
-        "artifact-store",
-        "register",
-        "v",
-        "--flavor",
-        "vault",
-        "--source",
-        SECRET_SOURCE,
-        "--token=s3cr3t-value",
-    )
+    _register_vault("--token=s3cr3t-value")
     assert "s3cr3t-value" not in ok("artifact-store", "describe", "v")
     shown = json.loads(ok("artifact-store", "describe", "v", "-O", "json"))
     assert shown["config"]["token"] == "**********"
@@ -99,17 +95,7 @@ def test_secrets_are_stored_but_never_shown(home: Path) -> None:
 def test_configs_refer_to_secrets_resolved_only_when_used(home: Path) -> None:
     ok("secret", "create", "vault-token", "--value", "tok-1")
     ok("secret", "create", "vault-url", "--value", "s3://private-bucket")
-    ok(
-        "artifact-store",
-        "register",
-        "v",
-        "--flavor",
-        "vault",
-        "--source",
-        SECRET_SOURCE,
-        "--token={{secret.vault-token}}",
-        "--url={{secret.vault-url}}",
-    )
+    _register_vault("--token={{secret.vault-token}}", "--url={{secret.vault-url}}")
     shown = json.loads(ok("artifact-store", "describe", "v", "-O", "json"))
     assert shown["config"]["url"] == "{{secret.vault-url}}"
     with Store.open() as store:

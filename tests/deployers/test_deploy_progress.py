@@ -13,24 +13,13 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
-import shipyard
 from shipyard.deployers.local import LocalDeploymentConfig, LocalModelDeployer, LocalModelServer
 from shipyard.services import process
 from shipyard.testing import wait_until
 
-from .slow_load_predictor import SlowLoad
+from .slow_models import answer_of, slow_model
 
 CLI = [sys.executable, "-m", "shipyard.cli.main"]
-
-
-def _slow_model(root: Path, name: str, answer: float, delay: float, marks: Path) -> str:
-    path = shipyard.save_model(None, root / name, predictor=SlowLoad)
-    (path / "delay").write_text(str(delay))
-    (path / "answer").write_text(str(answer))
-    (path / "marks").write_text(str(marks))
-    return str(path)
 
 
 def _on_a_terminal(*args: str, timeout: float = 600) -> tuple[int, str]:
@@ -68,22 +57,13 @@ def _on_a_terminal(*args: str, timeout: float = 600) -> tuple[int, str]:
     return code, b"".join(chunks).decode(errors="replace").replace("\r", "")
 
 
-def _answer(server: LocalModelServer) -> float:
-    body = {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [1.0]}]}
-    response = httpx.post(
-        str(server.prediction_url), json=body, headers=server.request_headers(), timeout=30
-    )
-    assert response.status_code == 200, response.text
-    return float(response.json()["outputs"][0]["data"][0])
-
-
 def test_deploy_shows_its_phases_on_a_terminal_and_only_json_with_output_json(
     home: Path, tmp_path: Path
 ) -> None:
     marks = tmp_path / "marks"
     marks.mkdir()
-    one = _slow_model(tmp_path, "one", answer=1.0, delay=0.0, marks=marks)
-    two = _slow_model(tmp_path, "two", answer=2.0, delay=0.0, marks=marks)
+    one = slow_model(tmp_path, "one", answer=1.0, delay=0.0, marks=marks)
+    two = slow_model(tmp_path, "two", answer=2.0, delay=0.0, marks=marks)
 
     code, shown = _on_a_terminal("deploy", one, "--name", "p", "--workers", "1", "--access-log")
     assert code == 0, shown
@@ -100,7 +80,7 @@ def test_deploy_shows_its_phases_on_a_terminal_and_only_json_with_output_json(
     # by the redeploy that left it out), each request.
     [server] = LocalModelDeployer.get_active_model_deployer().find_model_server(model_name="p")
     assert isinstance(server, LocalModelServer) and server.config.access_log
-    assert _answer(server) == 2.0
+    assert answer_of(server) == 2.0
     log = server.log_path
     wait_until(lambda: '"POST /v2/models/p/infer" 200' in log.read_text(), "the access line")
     swaps = [line for line in log.read_text().splitlines() if "swapped model 'p'" in line]
@@ -132,7 +112,7 @@ def test_ctrl_c_during_a_first_deploy_leaves_nothing_and_says_so(
 ) -> None:
     marks = tmp_path / "marks"
     marks.mkdir()
-    slow = _slow_model(tmp_path, "slow", answer=2.0, delay=120.0, marks=marks)
+    slow = slow_model(tmp_path, "slow", answer=2.0, delay=120.0, marks=marks)
     code, said = _interrupt_when_loading(["deploy", slow, "--name", "k2"], marks, 0)
     assert code == 130, said
     assert "Interrupted: no model server serves 'k2'" in said
@@ -148,8 +128,8 @@ def test_ctrl_c_during_an_update_keeps_the_old_model_and_says_so(
 ) -> None:
     marks = tmp_path / "marks"
     marks.mkdir()
-    fast = _slow_model(tmp_path, "fast", answer=1.0, delay=0.0, marks=marks)
-    slow = _slow_model(tmp_path, "slow", answer=2.0, delay=120.0, marks=marks)
+    fast = slow_model(tmp_path, "fast", answer=1.0, delay=0.0, marks=marks)
+    slow = slow_model(tmp_path, "slow", answer=2.0, delay=120.0, marks=marks)
     deployer = LocalModelDeployer.get_active_model_deployer()
     server = deployer.deploy_model(
         LocalDeploymentConfig(model_uri=fast, model_name="k3", workers=1), timeout=300
@@ -164,4 +144,4 @@ def test_ctrl_c_during_an_update_keeps_the_old_model_and_says_so(
     [now] = deployer.find_model_server(model_name="k3")
     assert isinstance(now, LocalModelServer)
     assert now.config.model_uri == fast and now.intent is None
-    assert _answer(now) == 1.0
+    assert answer_of(now) == 1.0

@@ -21,18 +21,11 @@ import shipyard
 from shipyard.deployers.local import LocalDeploymentConfig, LocalModelDeployer, LocalModelServer
 from shipyard.errors import DeploymentError
 from shipyard.serving.control import send_command
+from shipyard.testing import wait_until
 
-from .slow_load_predictor import SlowLoad
+from .slow_models import answer_of, slow_model
 
 LOAD_S = 4.0
-
-
-def _slow_model(root: Path, name: str, answer: float, delay: float, marks: Path) -> str:
-    path = shipyard.save_model(None, root / name, predictor=SlowLoad)
-    (path / "delay").write_text(str(delay))
-    (path / "answer").write_text(str(answer))
-    (path / "marks").write_text(str(marks))
-    return str(path)
 
 
 @pytest.fixture
@@ -48,15 +41,6 @@ def _config(uri: str) -> LocalDeploymentConfig:
     )
 
 
-def _answer(server: LocalModelServer) -> float:
-    body = {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [1.0]}]}
-    response = httpx.post(
-        str(server.prediction_url), json=body, headers=server.request_headers(), timeout=30
-    )
-    assert response.status_code == 200, response.text
-    return float(response.json()["outputs"][0]["data"][0])
-
-
 def _served_uri(server: LocalModelServer) -> str:
     answer = send_command(server.control_socket, {"op": "status"}, timeout=30)
     [model] = answer["models"]
@@ -68,20 +52,23 @@ def _served_uri(server: LocalModelServer) -> str:
 
 
 def _wait_for_load_started(marks: Path, count: int) -> None:
-    deadline = time.monotonic() + 60
-    while len(list(marks.iterdir())) < count:
-        assert time.monotonic() < deadline, "the slow model never started loading"
-        time.sleep(0.05)
+    wait_until(lambda: len(list(marks.iterdir())) >= count, "the slow model to start loading", 60)
+
+
+def _serving_fast(tmp_path: Path, marks: Path) -> tuple[str, str, LocalModelDeployer]:
+    """A fast and a slow-loading model; the fast one deployed as ``k1``."""
+    fast = slow_model(tmp_path, "fast", answer=1.0, delay=0.0, marks=marks)
+    slow = slow_model(tmp_path, "slow", answer=2.0, delay=LOAD_S, marks=marks)
+    deployer = LocalModelDeployer.get_active_model_deployer()
+    server = deployer.deploy_model(_config(fast), timeout=120)
+    assert isinstance(server, LocalModelServer)
+    return fast, slow, deployer
 
 
 def test_update_past_its_timeout_is_abandoned_and_the_registry_agrees(
     home: Path, tmp_path: Path, marks: Path
 ) -> None:
-    fast = _slow_model(tmp_path, "fast", answer=1.0, delay=0.0, marks=marks)
-    slow = _slow_model(tmp_path, "slow", answer=2.0, delay=LOAD_S, marks=marks)
-    deployer = LocalModelDeployer.get_active_model_deployer()
-    server = deployer.deploy_model(_config(fast), timeout=120)
-    assert isinstance(server, LocalModelServer)
+    fast, slow, deployer = _serving_fast(tmp_path, marks)
 
     with pytest.raises(DeploymentError):
         deployer.deploy_model(_config(slow), timeout=1.5)
@@ -90,17 +77,17 @@ def test_update_past_its_timeout_is_abandoned_and_the_registry_agrees(
     time.sleep(LOAD_S + 1.5)
     [now] = deployer.find_model_server(model_name="k1")
     assert isinstance(now, LocalModelServer)
-    assert _answer(now) == 1.0
+    assert answer_of(now) == 1.0
     assert _served_uri(now) == now.config.model_uri == fast
     assert now.intent is None
 
     # Redeploying either model converges to it.
     updated = deployer.deploy_model(_config(slow), timeout=120)
     assert isinstance(updated, LocalModelServer)
-    assert _answer(updated) == 2.0 and updated.config.model_uri == slow
+    assert answer_of(updated) == 2.0 and updated.config.model_uri == slow
     back = deployer.deploy_model(_config(fast), timeout=120)
     assert isinstance(back, LocalModelServer)
-    assert _answer(back) == 1.0 and _served_uri(back) == back.config.model_uri == fast
+    assert answer_of(back) == 1.0 and _served_uri(back) == back.config.model_uri == fast
 
 
 def _deploy_in_child(home: Path, uri: str, timeout: float) -> subprocess.Popen[bytes]:
@@ -122,11 +109,7 @@ def _deploy_in_child(home: Path, uri: str, timeout: float) -> subprocess.Popen[b
 def test_killed_cli_mid_update_is_reconciled_by_the_next_command(
     home: Path, tmp_path: Path, marks: Path
 ) -> None:
-    fast = _slow_model(tmp_path, "fast", answer=1.0, delay=0.0, marks=marks)
-    slow = _slow_model(tmp_path, "slow", answer=2.0, delay=LOAD_S, marks=marks)
-    deployer = LocalModelDeployer.get_active_model_deployer()
-    server = deployer.deploy_model(_config(fast), timeout=120)
-    assert isinstance(server, LocalModelServer)
+    fast, slow, deployer = _serving_fast(tmp_path, marks)
     _wait_for_load_started(marks, 1)
 
     child = _deploy_in_child(home, slow, timeout=120)
@@ -143,19 +126,19 @@ def test_killed_cli_mid_update_is_reconciled_by_the_next_command(
     [later] = deployer.find_model_server(model_name="k1")
     assert isinstance(later, LocalModelServer)
     assert _served_uri(later) == later.config.model_uri
-    assert _answer(later) == (1.0 if later.config.model_uri == fast else 2.0)
+    assert answer_of(later) == (1.0 if later.config.model_uri == fast else 2.0)
     assert later.intent is None
     assert "interrupted" in later.status.last_error
 
     # And a redeploy of either model converges.
     again = deployer.deploy_model(_config(slow), timeout=120)
     assert isinstance(again, LocalModelServer)
-    assert _answer(again) == 2.0 and _served_uri(again) == again.config.model_uri == slow
+    assert answer_of(again) == 2.0 and _served_uri(again) == again.config.model_uri == slow
 
 
 def test_describe_shows_a_change_under_way(home: Path, tmp_path: Path, marks: Path) -> None:
-    fast = _slow_model(tmp_path, "fast", answer=1.0, delay=0.0, marks=marks)
-    slow = _slow_model(tmp_path, "slow", answer=2.0, delay=LOAD_S, marks=marks)
+    fast = slow_model(tmp_path, "fast", answer=1.0, delay=0.0, marks=marks)
+    slow = slow_model(tmp_path, "slow", answer=2.0, delay=LOAD_S, marks=marks)
     deployer = LocalModelDeployer.get_active_model_deployer()
     deployer.deploy_model(_config(fast), timeout=120)
     _wait_for_load_started(marks, 1)

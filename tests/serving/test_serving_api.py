@@ -31,11 +31,13 @@ def test_public_names() -> None:
         "worker_env",
     ]
     assert testing.__all__ == [
+        "MlflowServer",
         "ServerProcess",
         "async_wait_until",
         "free_port",
         "metric_value",
         "parse_metrics",
+        "start_mlflow_server",
         "start_server",
         "wait_until",
     ]

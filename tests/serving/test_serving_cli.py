@@ -194,3 +194,26 @@ def test_a_core_install_gets_install_advice_not_a_traceback() -> None:
         "Error: The package 'orjson' is needed for the model server but is not installed. "
         "Install it with: pip install 'shipyard[serve]'"
     )
+
+
+def test_shipyard_serve_and_python_m_serving_take_the_same_options() -> None:
+    # Both front ends hand their values to build_config by keyword name (Typer for its
+    # help, argparse for a fast start): an option added to one and not the others fails here.
+    import inspect
+
+    import typer.core
+    import typer.main
+
+    from shipyard.cli.main import app
+    from shipyard.serving.__main__ import _parser, build_config
+
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    command = group.commands["serve"]
+    typer_flags = {p.name: set(p.opts) for p in command.params if p.name != "tracking_uri"}
+    argparse_flags = {a.dest: set(a.option_strings) for a in _parser()._actions if a.dest != "help"}
+    assert (
+        set(typer_flags) == set(argparse_flags) == set(inspect.signature(build_config).parameters)
+    )
+    for name, flags in argparse_flags.items():
+        assert flags <= typer_flags[name], name

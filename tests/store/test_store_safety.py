@@ -1,5 +1,6 @@
-"""A store that cannot be trusted or written: never re-initialised, one line naming the
-file and the next step, and reading commands and ``stop`` keep working.
+"""A store that cannot be written: one line naming the file and the next step, and
+reading commands and ``stop`` keep working (an empty or damaged store through the CLI:
+``tests/cli/test_store_errors.py``).
 
 The full disk is a real one (a 8 MiB tmpfs, filled) and the read-only home a real
 read-only mount, each in a user and mount namespace of its own (``unshare -rm``: no root
@@ -7,7 +8,6 @@ needed where unprivileged user namespaces are enabled)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -19,59 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.errors import StoreError
 from shipyard.services import process
-from shipyard.store import Store
-
-
-def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shipyard.cli.main", *args],
-        env={**os.environ, "SHIPYARD_HOME": str(home), "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def _one_line(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 1, result
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    return lines[0]
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def test_an_empty_store_file_is_refused_not_recreated(home: Path) -> None:
-    home.mkdir(parents=True, exist_ok=True)
-    db = home / "store.db"
-    db.touch()
-    line = _one_line(_cli(home, "model-deployer", "models", "list"))
-    assert str(db) in line and "empty (0 bytes)" in line and f"mv {db}" in line
-    assert db.stat().st_size == 0  # nothing was written over it
-    with pytest.raises(StoreError, match="Restore it from a backup"):
-        Store.open()
-    assert db.stat().st_size == 0
-
-
-def test_a_damaged_store_is_one_line_and_left_as_it_is(home: Path) -> None:
-    assert _cli(home, "secret", "create", "a", "-v", "b").returncode == 0
-    db = home / "store.db"
-    data = bytearray(db.read_bytes())
-    page = 4096
-    # Keep the header page; every other page becomes garbage (a bad sector, a torn copy).
-    data[page:] = hashlib.sha256(b"x").digest() * ((len(data) - page) // 32)
-    db.write_bytes(bytes(data))
-    before = _digest(db)
-    for command in (("model-deployer", "models", "list"), ("secret", "list")):
-        line = _one_line(_cli(home, *command))
-        assert f"The store {db} is damaged" in line and ".recover" in line
-        assert "Traceback" not in line
-    assert _digest(db) == before
-
 
 # -- a full disk and a read-only home, for real ------------------------------------------
 

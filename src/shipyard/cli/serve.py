@@ -13,6 +13,7 @@ __all__ = ["serve"]
 
 
 def serve(
+    ctx: typer.Context,
     model_uris: list[str] = typer.Argument(
         None,
         metavar="MODEL_URI...",
@@ -123,35 +124,12 @@ def serve(
     from shipyard.serving.__main__ import build_config
     from shipyard.serving.supervisor import run_supervisor
 
-    config = build_config(
-        # The workers get the resolved URIs in their environment, never in argv.
-        [resolve_uri_secrets(uri) for uri in model_uris or []],
-        model_repository=model_repository,
-        name=name,
-        host=host,
-        http_port=http_port,
-        grpc_port=grpc_port,
-        no_grpc=no_grpc,
-        workers=workers,
-        max_batch_size=max_batch_size,
-        max_batch_delay=max_batch_delay,
-        no_batching=no_batching,
-        max_body_size=max_body_size,
-        max_buffered_bytes=max_buffered_bytes,
-        control_socket=control_socket,
-        run_dir=run_dir,
-        request_timeout=request_timeout,
-        max_queue=max_queue,
-        idle_timeout=idle_timeout,
-        expose_errors=expose_errors,
-        access_log=access_log,
-        auth_token_file=auth_token_file,
-        open_paths=open_paths,
-        insecure=insecure,
-        trust=trust,
-        sha256=sha256 or None,
-        origin=origin,
-    )
+    # Every option but --tracking-uri is a build_config keyword of the same name (a test
+    # pins it), so the values pass through as they are: one list to keep, in build_config.
+    options = {k: v for k, v in ctx.params.items() if k not in ("model_uris", "tracking_uri")}
+    options["sha256"] = options.get("sha256") or None
+    # The workers get the resolved URIs in their environment, never in argv.
+    config = build_config([resolve_uri_secrets(uri) for uri in model_uris or []], **options)
     code = run_supervisor(config)
     if code:
         raise typer.Exit(code)

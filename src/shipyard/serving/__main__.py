@@ -178,34 +178,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
-        config = build_config(
-            args.model_uris,
-            model_repository=args.model_repository,
-            name=args.name,
-            host=args.host,
-            http_port=args.http_port,
-            grpc_port=args.grpc_port,
-            no_grpc=args.no_grpc,
-            workers=args.workers,
-            max_batch_size=args.max_batch_size,
-            max_batch_delay=args.max_batch_delay,
-            no_batching=args.no_batching,
-            max_body_size=args.max_body_size,
-            max_buffered_bytes=args.max_buffered_bytes,
-            control_socket=args.control_socket,
-            run_dir=args.run_dir,
-            request_timeout=args.request_timeout,
-            max_queue=args.max_queue,
-            idle_timeout=args.idle_timeout,
-            expose_errors=args.expose_errors,
-            access_log=args.access_log,
-            auth_token_file=args.auth_token_file,
-            open_paths=args.open_paths,
-            insecure=args.insecure,
-            trust=args.trust,
-            sha256=args.sha256,
-            origin=args.origin,
-        )
+        # The parser's destinations are build_config's keywords (a test pins it).
+        config = build_config(**vars(args))
     except ShipyardError as err:
         sys.stderr.write(f"Error: {err}\n")
         return 2

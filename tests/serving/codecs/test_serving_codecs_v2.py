@@ -56,20 +56,21 @@ def _same(a: Tensor, b: Tensor) -> None:
         np.testing.assert_array_equal(a.data, b.data)
 
 
+def _text_safe(tensors: list[Tensor]) -> None:
+    """Make every BYTES tensor valid UTF-8 in place (what JSON text can carry)."""
+    for t in tensors:
+        if t.datatype == "BYTES" and t.data.size:
+            t.data = np.vectorize(lambda b: b.decode("utf-8", "replace").encode(), otypes=[object])(
+                t.data
+            )
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(tensors(), min_size=1, max_size=3, unique_by=lambda t: t.name), st.booleans())
 def test_request_round_trip(inputs: list[Tensor], binary: bool) -> None:
     # Text BYTES must be valid UTF-8 to survive JSON; binary carries any bytes.
     if not binary:
-        for t in inputs:
-            if t.datatype == "BYTES":
-                t.data = (
-                    np.vectorize(lambda b: b.decode("utf-8", "replace").encode(), otypes=[object])(
-                        t.data
-                    )
-                    if t.data.size
-                    else t.data
-                )
+        _text_safe(inputs)
     body, header = v2.encode_request(inputs, request_id="r1", binary=binary)
     decoded = v2.decode_request(body, header)
     assert decoded.id == "r1"
@@ -82,15 +83,7 @@ def test_request_round_trip(inputs: list[Tensor], binary: bool) -> None:
 @given(st.lists(tensors(), min_size=1, max_size=3, unique_by=lambda t: t.name), st.booleans())
 def test_response_round_trip(outputs: list[Tensor], binary: bool) -> None:
     if not binary:
-        for t in outputs:
-            if t.datatype == "BYTES":
-                t.data = (
-                    np.vectorize(lambda b: b.decode("utf-8", "replace").encode(), otypes=[object])(
-                        t.data
-                    )
-                    if t.data.size
-                    else t.data
-                )
+        _text_safe(outputs)
     response = InferenceResponse(model_name="m", model_version="3", id="x", outputs=outputs)
     body, header = v2.encode_response(response, binary)
     back = v2.decode_response(body, header)
