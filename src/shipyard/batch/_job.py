@@ -32,8 +32,12 @@ __all__ = ["run_job"]
 
 def _job_options(opts: BatchOptions, plan: Plan, output: Output) -> dict[str, Any]:
     """What decides the rows of the output; a resume must see the same."""
+    from shipyard._redact import mask_credentials
+
     return {
-        "model": opts.model_uri,
+        # Written to the output's manifest: never a URI's credentials (they do not decide
+        # the rows, so a resume with a new password still matches).
+        "model": None if opts.model_uri is None else mask_credentials(opts.model_uri),
         "service": opts.service,
         "inputs": [f.path for f in plan.files],
         "columns": opts.columns,
