@@ -328,8 +328,12 @@ def serving(args: argparse.Namespace, address: str, pgids: list[int], work: Path
     )
     plain_body = work / "plain.json"
     plain_body.write_text(json.dumps({"inputs": [row]}))
+    ours = load.write_lua(work / "a.lua", v2)
+    # The replica requires the service's bearer token, as a client sends it.
+    headers = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in service.request_headers().items())
+    ours.write_text(headers + ours.read_text())
     targets = {
-        "shipyard": (str(service.prediction_url), load.write_lua(work / "a.lua", v2)),
+        "shipyard": (str(service.prediction_url), ours),
         "plain": (f"http://127.0.0.1:{port}/plain", load.write_lua(work / "b.lua", plain_body)),
     }
     for url, lua in targets.values():

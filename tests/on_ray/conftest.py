@@ -10,8 +10,9 @@ joined to it, each in its own process group, stopped by that group at the end: n
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -127,3 +128,89 @@ def ray_stack(home: Path, ray_cluster: Cluster) -> Cluster:
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
     return ray_cluster
+
+
+#: The basic-auth credentials of ``remote_model``'s server (made up for the tests).
+USER = "reader"
+PASSWORD = "Pw-3b9e-ray-test-only"
+
+
+@dataclass
+class RemoteModel:
+    """A joblib model behind a 127.0.0.1 HTTP server that requires basic auth."""
+
+    port: int
+    rows: np.ndarray
+    expected: list[int]
+    #: The served file, to compare predictions with.
+    path: Path
+    authorized: list[str] = field(default_factory=list)
+
+    def uri(self, password: str = PASSWORD) -> str:
+        return f"http://{USER}:{password}@127.0.0.1:{self.port}/clf.joblib"
+
+
+@pytest.fixture(scope="session")
+def remote_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteModel]:
+    """A pickle (joblib) from a remote URI with credentials: what needs both a secret
+    and the caller's trust to load."""
+    import base64
+    import http.server
+    import threading
+
+    import joblib
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    root = tmp_path_factory.mktemp("remote")
+    x, y = make_classification(n_samples=300, n_features=4, random_state=0)
+    model = LogisticRegression().fit(x, y)
+    joblib.dump(model, root / "clf.joblib")
+    expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    seen = RemoteModel(
+        port=0,
+        rows=x[:6],
+        expected=[int(v) for v in model.predict(x[:6])],
+        path=root / "clf.joblib",
+    )
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def _allowed(self) -> bool:
+            if self.headers.get("Authorization") == expected:
+                seen.authorized.append(self.path)
+                return True
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="models"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return False
+
+        def do_GET(self) -> None:
+            if self._allowed():
+                super().do_GET()
+
+        def do_HEAD(self) -> None:
+            if self._allowed():
+                super().do_HEAD()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    seen.port = int(httpd.server_address[1])
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+def files_holding(root: Path, needle: bytes) -> list[Path]:
+    """Files under ``root`` whose bytes contain ``needle``."""
+    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]

@@ -16,9 +16,9 @@ from shipyard.batch._job import run_job
 from shipyard.batch._manifest import JobManifest
 from shipyard.batch._ray import start_ray_pool
 from shipyard.batch._worker import WorkerSpec
-from shipyard.errors import PredictorError
+from shipyard.errors import PredictorError, UntrustedModelError
 
-from .conftest import RAY_WARNINGS, Cluster
+from .conftest import PASSWORD, RAY_WARNINGS, Cluster, RemoteModel, files_holding
 
 pytestmark = RAY_WARNINGS
 
@@ -131,3 +131,45 @@ def test_actors_are_placed_where_their_cpus_are_free() -> None:
     # More actors than free CPUs share them.
     assert placements({"a": 1.0}, 3) == [("a", 0.33)] * 3
     assert placements({"a": 0.0}, None) == []
+
+
+def test_a_remote_pickle_needs_trust_and_its_credentials_stay_out_of_the_actors(
+    home: Path, ray_cluster: Cluster, remote_model: RemoteModel, tmp_path: Path
+) -> None:
+    import joblib
+    import ray
+    from ray.experimental.internal_kv import _internal_kv_list
+
+    from shipyard.deployers.ray._secrets import NAMESPACE
+
+    data = _input(tmp_path / "in.parquet")
+    common = {"id_column": "id", "shard_rows": 5_000, "address": ray_cluster.address}
+    # Not trusted: refused where the actors load it, the way out named, password masked.
+    with pytest.raises(UntrustedModelError) as refused:
+        predict(remote_model.uri(), str(data), str(tmp_path / "no.parquet"), engine="ray", **common)  # type: ignore[arg-type]
+    assert "--trust" in str(refused.value) and PASSWORD not in str(refused.value)
+
+    # Trusted: the actors fetch it with the password, which their arguments never hold.
+    spec = WorkerSpec(remote_model.uri(), None, "auto", 1, trust={"trusted": True})
+    pool = start_ray_pool(ray_cluster.address, None, spec)
+    given = [ray.get(c.actor.__ray_call__.remote(lambda actor: actor.spec)) for c in pool.children]
+    assert given and all(
+        PASSWORD not in repr(g) and "{{secret.uri-" in str(g.model_uri) for g in given
+    )
+    opts = BatchOptions(
+        model_uri=remote_model.uri(),
+        input=str(data),
+        output=f"{tmp_path / 'out'}/",  # a directory: its manifest stays, to be read
+        engine="ray",
+        trusted=True,
+        **common,  # type: ignore[arg-type]
+    )
+    summary = run_job(opts.model_copy(update={"workers": 2}), pool)  # type: ignore[arg-type]
+    assert summary.rows == ROWS and remote_model.authorized
+    frame = pd.read_parquet(data)
+    expected = joblib.load(remote_model.path).predict(frame[list("abcd")].to_numpy())
+    np.testing.assert_array_equal(pd.read_parquet(tmp_path / "out").iloc[:, -1], expected)
+    assert files_holding(tmp_path / "out", PASSWORD.encode()) == []  # the manifest too
+    # The job's secrets are gone from the cluster once it ended; none in the home.
+    assert _internal_kv_list("batch-", namespace=NAMESPACE) == []
+    assert files_holding(home, PASSWORD.encode()) == []

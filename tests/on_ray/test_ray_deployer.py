@@ -68,7 +68,8 @@ def _check_grpc(
     from shipyard.serving.grpc._generated import grpc_predict_v2_pb2_grpc as pb_grpc
 
     assert service.grpc_address is not None
-    route = (("application", service.app_name),)
+    open_route = (("application", service.app_name),)
+    route = (*open_route, *service.request_headers().items())
 
     def request(data: list[list[float]]) -> pb.ModelInferRequest:
         tensor = pb.ModelInferRequest.InferInputTensor(
@@ -83,6 +84,11 @@ def _check_grpc(
         stub = pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
         ready = stub.ModelReady(pb.ModelReadyRequest(name="clf"), metadata=route, timeout=30)
         assert ready.ready
+        # The token is required as on `shipyard serve`; the health methods stay open.
+        assert stub.ServerReady(pb.ServerReadyRequest(), metadata=open_route, timeout=30).ready
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ModelInfer(request(rows), metadata=open_route, timeout=30)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
         reply = stub.ModelInfer(request(rows), metadata=route, timeout=30)
         assert tuple(reply.outputs[0].contents.int64_contents) == expected
         # A malformed request: the status and message `shipyard serve` gives.
@@ -95,16 +101,17 @@ def _check_grpc(
 class Client(threading.Thread):
     """Sends requests in a loop until stopped, counting answers and failures."""
 
-    def __init__(self, url: str, rows: list[list[float]]) -> None:
+    def __init__(self, url: str, rows: list[list[float]], headers: dict[str, str]) -> None:
         super().__init__(daemon=True)
         self.url = url
+        self.headers = headers
         self.body = _v2(rows)
         self.stop = threading.Event()
         self.answers: list[tuple[int, ...]] = []
         self.failures: list[str] = []
 
     def run(self) -> None:
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, headers=self.headers) as client:
             while not self.stop.is_set() and len(self.answers) + len(self.failures) < 20_000:
                 try:
                     response = client.post(self.url, json=self.body)
@@ -134,13 +141,20 @@ def test_deploy_predict_update_and_refuse_a_broken_model(
 
     expected_a = tuple(int(v) for v in shipyard.load_model(models.a).predict(models.rows))
     expected_b = tuple(1 - v for v in expected_a)
-    answer = httpx.post(url, json=_v2(rows), timeout=30).json()
+    # The replicas require the service's token (health stays open); predict sends it.
+    auth = service.request_headers()
+    assert httpx.post(url, json=_v2(rows), timeout=30).status_code == 401
+    assert httpx.get(f"{service.base_url}/v2/health/ready", timeout=30).status_code == 200
+    assert tuple(int(v) for v in service.predict(models.rows)) == expected_a
+    answer = httpx.post(url, json=_v2(rows), headers=auth, timeout=30).json()
     assert tuple(answer["outputs"][0]["data"]) == expected_a
     invocations = httpx.post(
-        f"{service.base_url}/invocations", json={"inputs": rows}, timeout=30
+        f"{service.base_url}/invocations", json={"inputs": rows}, headers=auth, timeout=30
     ).json()
     assert tuple(invocations["predictions"]) == expected_a
-    bad = httpx.post(f"{service.base_url}/invocations", json={"inputs": [[1.0]]}, timeout=30)
+    bad = httpx.post(
+        f"{service.base_url}/invocations", json={"inputs": [[1.0]]}, headers=auth, timeout=30
+    )
     assert bad.status_code == 400 and "expected" in bad.json()["error"]
 
     _check_grpc(service, rows, expected_a)
@@ -149,7 +163,7 @@ def test_deploy_predict_update_and_refuse_a_broken_model(
     assert len(_replica_nodes(service.app_name)) == 2
 
     # Rolling update in place under load: same UUID and URL, no failed request.
-    client = Client(url, rows)
+    client = Client(url, rows, auth)
     client.start()
     try:
         updated = deployer.deploy_model(_config(models.b), timeout=240)
@@ -182,7 +196,7 @@ def test_deploy_predict_update_and_refuse_a_broken_model(
     deployer.stop_model_server(service.uuid, timeout=120)
     stopped = deployer.get_model_server(service.uuid)
     assert stopped.status.state == ServiceState.INACTIVE
-    assert httpx.post(url, json=_v2(rows), timeout=30).status_code == 404
+    assert httpx.post(url, json=_v2(rows), headers=auth, timeout=30).status_code == 404
     deployer.start_model_server(service.uuid, timeout=240)
     assert deployer.get_model_server(service.uuid).is_running
     deployer.delete_model_server(service.uuid, timeout=120)

@@ -10,6 +10,11 @@ every block through the object store).
 
 No deadlock: one actor per free CPU of the cluster at most, and no other tasks are needed
 (Ray Data's read tasks need CPUs of their own, which actors holding every CPU starve).
+
+Credentials (a model URI's, a model server's bearer token) never go into the actors'
+arguments, which Ray keeps and shows: the arguments carry ``{{secret.NAME}}`` references,
+the values wait on the cluster under the job's own scope (``deployers.ray._secrets``) and
+are dropped when the pool stops. Trust is checked where each actor loads the model.
 """
 
 from __future__ import annotations
@@ -36,16 +41,17 @@ class _ShardActor:
             os.environ.setdefault(var, str(spec.threads))
         import ray
 
-        from shipyard.batch._shard import error_payload
         from shipyard.batch._worker import make_scorer
 
+        #: What Ray created the actor with: references, never the credentials.
+        self.spec = spec
         self.node: str = ray.get_runtime_context().get_node_id()
         self.error: tuple[str, str] | None = None
         self.scorer: Any = None
         try:
-            self.scorer = make_scorer(spec)
+            self.scorer = make_scorer(_resolved(spec))
         except Exception as err:
-            self.error = error_payload(err)
+            self.error = _masked_payload(err)
 
     def ready(self) -> tuple[Any, ...]:
         if self.error is not None:
@@ -55,7 +61,7 @@ class _ShardActor:
     def run(self, task: ShardTask) -> tuple[Any, ...]:
         import dataclasses
 
-        from shipyard.batch._shard import error_payload, run_shard
+        from shipyard.batch._shard import run_shard
 
         if self.error is not None:  # shards may be queued before the model failed to load
             return ("fatal", *self.error)
@@ -68,9 +74,64 @@ class _ShardActor:
         try:
             result = run_shard(task, self.scorer, progress)
         except Exception as err:
-            return ("fatal", *error_payload(err))
+            return ("fatal", *_masked_payload(err))
         # The node that read and predicted the shard goes into the job's manifest.
         return ("done", dataclasses.replace(result, node=self.node), counts[0], counts[1])
+
+
+def _masked_payload(err: BaseException) -> tuple[str, str]:
+    """``error_payload`` with credentials masked (a fetch library's message may quote the
+    URI the actor resolved)."""
+    from shipyard._redact import mask_credentials
+    from shipyard.batch._shard import error_payload
+
+    name, message = error_payload(err)
+    return name, mask_credentials(message)
+
+
+def _resolved(spec: WorkerSpec) -> WorkerSpec:
+    """``spec`` with its references replaced by the values kept on the cluster."""
+    if spec.secrets_scope is None:
+        return spec
+    from shipyard.deployers.ray._secrets import resolve_on_cluster
+
+    scope = spec.secrets_scope
+    headers = spec.service_headers
+    return dataclasses.replace(
+        spec,
+        model_uri=None if spec.model_uri is None else resolve_on_cluster(spec.model_uri, scope),
+        service_headers=None
+        if headers is None
+        else {k: resolve_on_cluster(v, scope) for k, v in headers.items()},
+    )
+
+
+def _without_secrets(spec: WorkerSpec) -> tuple[WorkerSpec, dict[str, str]]:
+    """``spec`` with references in place of its credentials, and their values."""
+    from shipyard.secrets import reference, split_credentials
+
+    values: dict[str, str] = {}
+    uri = spec.model_uri
+    if uri is not None:
+        uri, values = split_credentials(uri)
+    headers = spec.service_headers
+    if headers:
+        for i, value in enumerate(headers.values()):
+            values[f"header-{i}"] = value
+        headers = {key: reference(f"header-{i}") for i, key in enumerate(headers)}
+    return dataclasses.replace(spec, model_uri=uri, service_headers=headers), values
+
+
+def _caller_trust(spec: WorkerSpec) -> dict[str, Any] | None:
+    """The trust options with the caller's allow-list applied here: the actors'
+    environment is the cluster's, not the caller's (``SHIPYARD_TRUSTED_MODEL_URIS``)."""
+    if spec.model_uri is None or spec.trust is None:
+        return spec.trust
+    from shipyard.config import get_settings
+    from shipyard.models._trust import allow_listed
+
+    listed = allow_listed(spec.model_uri, get_settings().trusted_model_uris)
+    return {**spec.trust, "trusted": bool(spec.trust.get("trusted")) or listed}
 
 
 class _Conn:
@@ -107,6 +168,8 @@ class RayPool:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         remote: Any = ray.remote(_ShardActor)
+        #: What every actor is created with (references in place of credentials).
+        self.spec = spec
         #: The node of each actor, in order.
         self.placed = [node for node, _ in placements]
         self.children = [
@@ -208,6 +271,14 @@ class RayPool:
 
         for child in self.children:
             ray.kill(child.actor)
+        _drop(self.spec)
+
+
+def _drop(spec: WorkerSpec) -> None:
+    if spec.secrets_scope is not None:
+        from shipyard.deployers.ray._secrets import drop_secrets
+
+        drop_secrets(spec.secrets_scope)
 
 
 def _free_cpus_per_node(ray: Any, wait: float = 15.0) -> dict[str, float]:
@@ -278,5 +349,19 @@ def start_ray_pool(address: str | None, workers: int | None, spec: WorkerSpec) -
             "The Ray cluster has no free CPU for batch actors (Serve replicas or other jobs "
             "hold them all); free some, or add a node."
         )
-    # One thread per actor (each holds its CPUs); everything else, service headers too, as given.
-    return RayPool(where, dataclasses.replace(spec, threads=1))
+    import uuid
+
+    from shipyard.deployers.ray._secrets import put_secrets
+
+    clean, values = _without_secrets(dataclasses.replace(spec, trust=_caller_trust(spec)))
+    # One thread per actor (each holds its CPUs).
+    clean = dataclasses.replace(
+        clean, threads=1, secrets_scope=f"batch-{uuid.uuid4().hex}" if values else None
+    )
+    if clean.secrets_scope is not None:
+        put_secrets(clean.secrets_scope, values)
+    try:
+        return RayPool(where, clean)
+    except BaseException:
+        _drop(clean)
+        raise

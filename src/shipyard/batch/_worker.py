@@ -51,6 +51,9 @@ class WorkerSpec:
     service_headers: dict[str, str] | None = None
     #: ``load_model``'s trust options for ``model_uri`` (``trusted``, ``sha256``).
     trust: dict[str, Any] | None = None
+    #: ``engine="ray"``: where on the cluster the values of the ``{{secret.NAME}}``
+    #: references in ``model_uri`` and ``service_headers`` are (``deployers.ray._secrets``).
+    secrets_scope: str | None = None
 
 
 def _die_with_parent(parent: int) -> None:

@@ -62,6 +62,9 @@ class RayModelDeployer(ModelDeployer):
     FLAVOR_NAME = "ray"
     CONFIG_CLASS = RayModelDeployerConfig
     DEPLOYMENT_CONFIG = RayDeploymentConfig
+    #: Credentials in a model URI go into the secrets store; the replicas get their values
+    #: through the cluster's secrets (``_secrets``), never through Ray's arguments.
+    RESOLVES_SECRETS = True
 
     @property
     def settings(self) -> RayModelDeployerConfig:

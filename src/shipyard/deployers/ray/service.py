@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -112,6 +113,9 @@ class RayModelServer(Service):
     proxy_location: str = "HeadOnly"
     #: Serve's gRPC proxy port used when Shipyard starts Serve (None: no gRPC proxy).
     grpc_port: int | None = None
+    #: The bearer-token file of the service (0600, in SHIPYARD_HOME; '' when ``auth`` is
+    #: off): the replicas get the token through the cluster's secrets, clients from here.
+    auth_token_file: str = ""
     grpc_address: str | None = Field(
         default=None,
         description="host:port of Serve's gRPC proxy carrying inference.GRPCInferenceService "
@@ -153,6 +157,62 @@ class RayModelServer(Service):
             self.endpoint.health_check = HTTPHealthCheck(
                 path=f"{self.route_prefix}/v2/health/ready"
             )
+
+    # -- credentials -------------------------------------------------------------------
+
+    def _token(self) -> str | None:
+        """The service's bearer token (made on first use, kept across redeploys so a
+        client's copy stays valid); None when ``auth`` is off."""
+        from shipyard.serving.auth import read_token_file, write_token_file
+
+        check = self.endpoint.health_check
+        if not self.config.auth:
+            self.auth_token_file = ""
+            return None
+        if not self.auth_token_file:
+            from shipyard.config import get_settings
+
+            folder = get_settings().home / "ray" / "tokens"
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.auth_token_file = str(folder / self.uuid)
+        path = Path(self.auth_token_file)
+        if not path.is_file() or not path.read_text().strip():
+            write_token_file(path)
+        if isinstance(check, HTTPHealthCheck):
+            check.token_file = self.auth_token_file
+        return read_token_file(path)
+
+    def request_headers(self) -> dict[str, str]:
+        if not self.auth_token_file:
+            return {}
+        from shipyard.serving.auth import read_token_file
+
+        return {"authorization": f"Bearer {read_token_file(self.auth_token_file)}"}
+
+    def _hand_secrets(self, config: RayDeploymentConfig) -> tuple[str | None, dict[str, Any]]:
+        """Put the values the replicas need (the model URI's credentials, the token) into
+        the cluster's secrets under this application; (their scope, the trust options).
+
+        An allow-listed URI (``SHIPYARD_TRUSTED_MODEL_URIS``) is the caller's decision,
+        made here: the replicas' environment is the cluster's, not the caller's."""
+        from shipyard.config import get_settings
+        from shipyard.deployers.ray._secrets import put_secrets, secret_values
+        from shipyard.deployers.ray.replica import TOKEN_SECRET
+        from shipyard.models._trust import allow_listed
+
+        values = secret_values([config.model_uri], self.resolve_secrets)
+        token = self._token()
+        if token is not None:
+            values[TOKEN_SECRET] = token
+        if values:
+            put_secrets(self.app_name, values)
+        trusted = config.trusted or allow_listed(
+            config.model_uri, get_settings().trusted_model_uris
+        )
+        return (self.app_name if values else None), {
+            "trusted": trusted,
+            "sha256": config.sha256,
+        }
 
     def serve_status(self) -> tuple[str, str] | None:
         """(Serve's application status, its message), or None if there is no application."""
@@ -221,14 +281,18 @@ class RayModelServer(Service):
         # Serve started first with our proxy settings (run_many would start it on 8000).
         self._connect()
         config = self.config
+        scope, trust = self._hand_secrets(config)
         app = build_application(
-            model_uri=config.model_uri,
+            model_uri=config.model_uri,  # references only: the values are in ``scope``
             model_name=self.served_name,
             batching={
                 "max_batch_size": config.max_batch_size,
                 "max_batch_delay": config.max_batch_delay,
             },
             options=config.serve_options(),
+            trust=trust,
+            secrets_scope=scope,
+            auth=config.auth,
         )
         serve.run_many(
             [serve.RunTarget(app, name=self.app_name, route_prefix=self.route_prefix)],
@@ -276,8 +340,16 @@ class RayModelServer(Service):
             self.status.update(ServiceState.PENDING_SHUTDOWN)
             self.persist()
             serve.delete(self.app_name)
+        from shipyard.deployers.ray._secrets import drop_secrets
+
+        drop_secrets(self.app_name)
         self.status.update(ServiceState.INACTIVE)
         self.persist()
+
+    def delete(self, timeout: float = 60.0, force: bool = False) -> None:
+        super().delete(timeout=timeout, force=force)
+        if self.auth_token_file:
+            Path(self.auth_token_file).unlink(missing_ok=True)
 
     def get_logs(self, follow: bool = False, tail: int | None = None) -> Generator[str, None, None]:
         """The replicas' log files, read on every node of the cluster."""
