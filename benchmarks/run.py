@@ -273,7 +273,9 @@ def main(argv: list[str]) -> int:
         )
     if "trees" in sections:
         setup.log("trees: compiled evaluator, batch fixed cost, online with and without")
-        results["trees"] = attempt("trees", trees.run_all, args.duration, args.warmup, args.rounds)
+        results["trees"] = attempt(
+            "trees", trees.run_all, args.duration, args.warmup, args.rounds, wanted
+        )
     if "profile" in sections and "shipyard" in wanted:
         setup.log("profile: shipyard rf, 1 row, c=32, py-spy")
         results["profile"] = attempt("profile", profile.profile_shipyard, min(args.duration, 10))

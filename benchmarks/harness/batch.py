@@ -58,6 +58,7 @@ def _timed(
     warm_s = warm_page_cache(warm) if warm is not None else None
     busy = wait_for_quiet(QUIET_WAIT)
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    load_before = os.getloadavg()[0]
     with CpuAccount(None) as acc:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
@@ -84,6 +85,7 @@ def _timed(
         "busy_before_pct": busy,
         "foreign_cpu_pct": acc.foreign_pct,
         "started_at": when,
+        "loadavg_1m": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "page_cache_warm_read_s": warm_s,
         "stdout": stdout[-2000:],
         "spawned_at": t0,
@@ -248,6 +250,7 @@ def mlflow(data: Path, rows: int, subset: int) -> dict[str, Any]:
         "peak_pss_mb": big["peak_pss_mb"],
         "peak_processes": big["peak_processes"],
         "started_at": small["started_at"],
+        "loadavg_1m": [*small["loadavg_1m"], *big["loadavg_1m"]],
         "foreign_cpu_pct": max(small["foreign_cpu_pct"], big["foreign_cpu_pct"]),
     }
 
@@ -272,12 +275,19 @@ def run_all(
         "pandas_all_in_memory": lambda: baseline("pandas", data, rows),
         "mlflow_models_predict": lambda: mlflow(data, rows, mlflow_rows),
     }
+    # `--servers batch:shipyard,batch:mlflow_models_predict` runs only the jobs named
+    # (e.g. a rerun of one ratio); the others keep their previous results.
+    only = {w.removeprefix("batch:") for w in wanted if w.startswith("batch:")}
     for name, job in jobs.items():
-        if name != "mlflow_models_predict" and "shipyard" not in wanted:
+        if only and name not in only:
             if name in keep:
                 result[name] = keep[name]
             continue
-        if name == "mlflow_models_predict" and "mlflow" not in wanted:
+        if not only and name != "mlflow_models_predict" and "shipyard" not in wanted:
+            if name in keep:
+                result[name] = keep[name]
+            continue
+        if not only and name == "mlflow_models_predict" and "mlflow" not in wanted:
             if name in keep:
                 result[name] = keep[name]
             continue

@@ -41,6 +41,9 @@ class LoadResult:
     p99_ms: float | None
     mean_ms: float | None
     generator: str
+    # Filled in by the caller that measured them (online._rounds): CPU seconds.
+    server_cpu_s: float | None = None
+    client_cpu_s: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

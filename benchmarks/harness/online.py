@@ -81,7 +81,15 @@ def _combine(parts: list[LoadResult], foreign: list[float], rows: int) -> dict[s
         return statistics.median(known) if known else None
 
     rps = requests / seconds if seconds else 0.0
+
+    def per_request_us(values: list[float | None]) -> float | None:
+        if not requests or any(v is None for v in values):
+            return None
+        return sum(v for v in values if v is not None) / requests * 1e6
+
     return {
+        "server_cpu_us_per_request": per_request_us([p.server_cpu_s for p in parts]),
+        "client_cpu_us_per_request": per_request_us([p.client_cpu_s for p in parts]),
         "requests": requests,
         "seconds": seconds,
         "rps": rps,
@@ -114,6 +122,7 @@ def _rounds(
                 res = run(slice_s)
             if not target.server.alive():
                 raise RuntimeError(f"{target.key} died under load:\n{target.server.tail()}")
+            res.server_cpu_s, res.client_cpu_s = acc.server_cpu_s, acc.client_cpu_s
             got[key][0].append(res)
             got[key][1].append(acc.foreign_pct)
     return got

@@ -247,6 +247,10 @@ class CpuAccount:
         me = (sum(os.times()[:2]) - self._self0) * _TICK
         total = max(total1 - self._total0, 1)
         self.foreign_pct = max(0.0, (busy1 - self._busy0 - own - kids - me) / total * 100)
+        #: CPU seconds of the server's tree, and of the children reaped meanwhile (the
+        #: load generator), over the measured time.
+        self.server_cpu_s = own / _TICK
+        self.client_cpu_s = kids / _TICK
 
 
 def wait_for_quiet(max_wait: float, threshold_pct: float = 15.0) -> float:

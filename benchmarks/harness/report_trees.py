@@ -53,7 +53,12 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             )
         )
     on = t.get("online") or {}
-    ev, fw = on.get("evaluator") or {}, on.get("framework") or {}
+    ev = on.get("evaluator") or {}
+    # Against the path before issue 16 when measured, else without the evaluator only.
+    fw = on.get("today") or on.get("framework") or {}
+    before = "before issue 16 (no evaluator, no compiled JSON decoding)"
+    if not on.get("today"):
+        before = "without the evaluator"
     for label, need, what in (
         ("100 rows, c=8", 2.0, "≥ 2x"),
         ("1 row, c=32", 1.0, "no slower than"),
@@ -63,7 +68,7 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             ratio = a["rows_per_s"] / b["rows_per_s"] if b["rows_per_s"] else 0.0
             rows.append(
                 (
-                    f"Online RF, {label}: rows/s {what} Shipyard without the evaluator (same run)",
+                    f"Online RF, {label}: rows/s {what} Shipyard {before} (same run)",
                     f"{a['rows_per_s']:,.0f} vs {b['rows_per_s']:,.0f} rows/s",
                     f"{ratio:.2f}x",
                     _verdict(ratio >= need * (0.95 if need == 1.0 else 1.0)),
@@ -195,6 +200,24 @@ def lines(r: dict[str, Any]) -> list[str]:
                 f"{_f(a.get('p99_ms'), '{:.2f}')} / {_f(b.get('p99_ms'), '{:.2f}')} | "
                 f"{_f(a.get('foreign_cpu_pct'), '{:.0f}')}% |"
             )
+        if on.get("today"):
+            out += [
+                "",
+                "Before issue 16 (`SHIPYARD_TREES=off SHIPYARD_FAST_JSON=off`) in the same "
+                "rounds, and the CPU each arm's server tree and the load generator (wrk) "
+                "used per request:",
+                "",
+                "| scenario | arm | rows/s | server CPU µs/request | wrk CPU µs/request |",
+                "|---|---|---:|---:|---:|",
+            ]
+            for label in on["evaluator"]:
+                for arm in ("evaluator", "framework", "today"):
+                    r = on[arm].get(label) or {}
+                    out.append(
+                        f"| {label} | {arm} | {_f(r.get('rows_per_s'))} | "
+                        f"{_f(r.get('server_cpu_us_per_request'), '{:.0f}')} | "
+                        f"{_f(r.get('client_cpu_us_per_request'), '{:.0f}')} |"
+                    )
     for name, err in (t.get("errors") or {}).items():
         out.append(f"\n- `trees/{name}` failed: {str(err).splitlines()[0][:300]}")
     out.append("")

@@ -26,6 +26,7 @@ import uvicorn
 from shipyard.errors import ConfigError, ServiceError, ShipyardError
 from shipyard.serving._budget import BufferBudget
 from shipyard.serving.auth import AuthApp, BearerAuth
+from shipyard.serving.codecs._numbers import load_number_parser
 from shipyard.serving.config import ServerConfig
 from shipyard.serving.control import (
     WORKER_AUTH_TOKEN_ENV,
@@ -181,7 +182,11 @@ class Worker:
 
     async def _start_http(self, socks: list[socket.socket]) -> asyncio.Task[None] | None:
         """Serve HTTP on ``socks``; the task, or None if uvicorn stopped while starting."""
-        app: Any = HttpApp(self.dataplane, self.metrics, self.config.max_body_size, self.budget)
+        # Compiled once per machine (cached); None without a compiler: orjson alone.
+        numbers = load_number_parser()
+        app: Any = HttpApp(
+            self.dataplane, self.metrics, self.config.max_body_size, self.budget, numbers
+        )
         if self.auth is not None:
             app = AuthApp(app, self.auth)  # wrapped only when on: no cost otherwise
         cfg = self.config

@@ -42,6 +42,18 @@ typedef struct {
  * once per block, too much for a handful of rows (an online request). */
 #define VEC_MIN_ROWS 32
 
+/* Each row of the block adds its leaf's values (TV + leaf * width) to its sums of tree
+ * t's columns, in tree order (used inside KERNEL and PERFECT). */
+#define ADD_LEAVES(ACC, TV)                                                                \
+    {                                                                                      \
+        int32_t g = groups[t];                                                             \
+        for (int64_t k = 0; k < nb; k++) {                                                 \
+            const double *lv = (TV) + (int64_t)idx[k] * width;                             \
+            ACC *o = ob + k * nout + g;                                                    \
+            for (int64_t j = 0; j < width; j++) o[j] += (ACC)lv[j];                        \
+        }                                                                                  \
+    }
+
 #define KERNEL(NAME, XT, NT, ACC, NAN)                                                     \
     void NAME(const XT *x, int64_t n, int64_t nf, const NT *nodes, const int32_t *roots,  \
               const int32_t *depths, const int32_t *groups, int64_t ntrees,                \
@@ -75,12 +87,7 @@ typedef struct {
                     }                                                                      \
                     if (!moved) break;                                                     \
                 }                                                                          \
-                int32_t g = groups[t];                                                     \
-                for (int64_t k = 0; k < nb; k++) {                                         \
-                    const double *lv = values + (int64_t)idx[k] * width;                   \
-                    ACC *o = ob + k * nout + g;                                            \
-                    for (int64_t j = 0; j < width; j++) o[j] += (ACC)lv[j];                \
-                }                                                                          \
+                ADD_LEAVES(ACC, values)                                                    \
             }                                                                              \
         }                                                                                  \
     }
@@ -132,6 +139,18 @@ typedef struct {
  * nodes is looked up with register permutes from a table loaded once per tree and
  * block (no gather); deeper levels gather the nodes. Blocks holding a NaN take the
  * scalar walk. The decision is the scalar one: left iff x <= thr (ordered compare). */
+/* One level for the 16 rows of vector v at nodes idx, whose thresholds are t and
+ * features f: row x goes to 2i+1 (left) iff x[f] <= t, else to 2i+2. */
+static inline __m512i step16(const float *xt, int v, __m512i idx, __m512 t, __m512i f) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i at = _mm512_add_epi32(_mm512_slli_epi32(f, BLOCK_SHIFT),
+                                  _mm512_add_epi32(lane, _mm512_set1_epi32(16 * v)));
+    __m512 x = _mm512_i32gather_ps(at, xt, 4);
+    __mmask16 left = _mm512_cmp_ps_mask(x, t, _CMP_LE_OQ);
+    __m512i next = _mm512_add_epi32(_mm512_slli_epi32(idx, 1), _mm512_set1_epi32(2));
+    return _mm512_mask_sub_epi32(next, left, next, _mm512_set1_epi32(1));
+}
+
 static inline void perfect_tree_vec(const float *xt, const pnode32_t *tree, int32_t depth,
                                     int nv, int32_t *leaf) {
     const float *tf = (const float *)tree;
@@ -139,7 +158,6 @@ static inline void perfect_tree_vec(const float *xt, const pnode32_t *tree, int3
     const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
     const __m512i one = _mm512_set1_epi32(1);
     const __m512i two = _mm512_set1_epi32(2);
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odds = _mm512_add_epi32(evens, one);
     __m512i idx[BLOCK / 16];
@@ -208,23 +226,13 @@ static inline void perfect_tree_vec(const float *xt, const pnode32_t *tree, int3
                     f = _mm512_mask_blend_epi32(hi, _mm512_permutex2var_epi32(feat[0], r, feat[1]),
                                                 _mm512_permutex2var_epi32(feat[2], r, feat[3]));
                 }
-                __m512i at = _mm512_add_epi32(_mm512_slli_epi32(f, BLOCK_SHIFT),
-                                              _mm512_add_epi32(lane, _mm512_set1_epi32(16 * v)));
-                __m512 x = _mm512_i32gather_ps(at, xt, 4);
-                __mmask16 left = _mm512_cmp_ps_mask(x, t, _CMP_LE_OQ);
-                __m512i next = _mm512_add_epi32(_mm512_slli_epi32(idx[v], 1), two);
-                idx[v] = _mm512_mask_sub_epi32(next, left, next, one);
+                idx[v] = step16(xt, v, idx[v], t, f);
             }
         } else {
             for (int v = 0; v < nv; v++) {
                 __m512 t = _mm512_i32gather_ps(idx[v], tf, 8);
                 __m512i f = _mm512_and_si512(_mm512_i32gather_epi32(idx[v], ti + 1, 8), absmask);
-                __m512i at = _mm512_add_epi32(_mm512_slli_epi32(f, BLOCK_SHIFT),
-                                              _mm512_add_epi32(lane, _mm512_set1_epi32(16 * v)));
-                __m512 x = _mm512_i32gather_ps(at, xt, 4);
-                __mmask16 left = _mm512_cmp_ps_mask(x, t, _CMP_LE_OQ);
-                __m512i next = _mm512_add_epi32(_mm512_slli_epi32(idx[v], 1), two);
-                idx[v] = _mm512_mask_sub_epi32(next, left, next, one);
+                idx[v] = step16(xt, v, idx[v], t, f);
             }
         }
     }
@@ -232,36 +240,27 @@ static inline void perfect_tree_vec(const float *xt, const pnode32_t *tree, int3
 }
 
 /* acc[c * BLOCK + k] += tv[leaf[k] * width + j] for the tree's columns c = g + j, eight
- * rows a gather; the same additions, in the same order, as the scalar loop. */
-static inline void accumulate_f64(double *acc, const int32_t *leaf, const double *tv,
-                                  int64_t width, int32_t g, int rows) {
-    const __m256i w = _mm256_set1_epi32((int32_t)width);
-    for (int64_t j = 0; j < width; j++) {
-        double *a = acc + (g + j) * BLOCK;
-        const __m256i vj = _mm256_set1_epi32((int32_t)j);
-        for (int k = 0; k < rows; k += 8) {
-            __m256i at = _mm256_add_epi32(
-                _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)(leaf + k)), w), vj);
-            __m512d lv = _mm512_i32gather_pd(at, tv, 8);
-            _mm512_storeu_pd(a + k, _mm512_add_pd(_mm512_loadu_pd(a + k), lv));
-        }
+ * rows a gather; the same additions, in the same order, as the scalar loop. LOAD, ADD
+ * and STORE work on eight sums of type T; CVT turns eight gathered doubles into them. */
+#define ACCUMULATE(NAME, T, LOAD, ADD, STORE, CVT)                                         \
+    static inline void NAME(T *acc, const int32_t *leaf, const double *tv, int64_t width,  \
+                            int32_t g, int rows) {                                         \
+        const __m256i w = _mm256_set1_epi32((int32_t)width);                               \
+        for (int64_t j = 0; j < width; j++) {                                              \
+            T *a = acc + (g + j) * BLOCK;                                                  \
+            const __m256i vj = _mm256_set1_epi32((int32_t)j);                              \
+            for (int k = 0; k < rows; k += 8) {                                            \
+                __m256i at = _mm256_add_epi32(                                             \
+                    _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)(leaf + k)), w), \
+                    vj);                                                                   \
+                STORE(a + k, ADD(LOAD(a + k), CVT(_mm512_i32gather_pd(at, tv, 8))));       \
+            }                                                                              \
+        }                                                                                  \
     }
-}
-
-static inline void accumulate_f32(float *acc, const int32_t *leaf, const double *tv,
-                                  int64_t width, int32_t g, int rows) {
-    const __m256i w = _mm256_set1_epi32((int32_t)width);
-    for (int64_t j = 0; j < width; j++) {
-        float *a = acc + (g + j) * BLOCK;
-        const __m256i vj = _mm256_set1_epi32((int32_t)j);
-        for (int k = 0; k < rows; k += 8) {
-            __m256i at = _mm256_add_epi32(
-                _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)(leaf + k)), w), vj);
-            __m256 lv = _mm512_cvtpd_ps(_mm512_i32gather_pd(at, tv, 8));
-            _mm256_storeu_ps(a + k, _mm256_add_ps(_mm256_loadu_ps(a + k), lv));
-        }
-    }
-}
+#define AS_IS(v) (v)
+ACCUMULATE(accumulate_f64, double, _mm512_loadu_pd, _mm512_add_pd, _mm512_storeu_pd, AS_IS)
+ACCUMULATE(accumulate_f32, float, _mm256_loadu_ps, _mm256_add_ps, _mm256_storeu_ps,
+           _mm512_cvtpd_ps)
 #else
 #define HAVE_VECTOR 0
 static inline void accumulate_f64(double *acc, const int32_t *leaf, const double *tv,
@@ -334,12 +333,7 @@ static inline void perfect_tree_vec(const float *xt, const pnode32_t *tree, int3
                     PERFECT_STEP(XT, NT, 0)                                                \
                 }                                                                          \
                 const double *tv = values + ((int64_t)leafbase[t] - ((1 << depth) - 1)) * width; \
-                int32_t g = groups[t];                                                     \
-                for (int64_t k = 0; k < nb; k++) {                                         \
-                    const double *lv = tv + (int64_t)idx[k] * width;                       \
-                    ACC *o = ob + k * nout + g;                                            \
-                    for (int64_t j = 0; j < width; j++) o[j] += (ACC)lv[j];                \
-                }                                                                          \
+                ADD_LEAVES(ACC, tv)                                                        \
             }                                                                              \
         }                                                                                  \
         free(xt);                                                                          \

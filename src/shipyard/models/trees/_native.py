@@ -23,7 +23,15 @@ import numpy as np
 
 from shipyard.models.trees._ensemble import Ensemble, Unsupported
 
-__all__ = ["ENGINE", "Kernel", "NoCompiler", "cpu_key", "engine_version", "library"]
+__all__ = [
+    "ENGINE",
+    "Kernel",
+    "NoCompiler",
+    "compile_library",
+    "cpu_key",
+    "engine_version",
+    "library",
+]
 
 #: The engine's name; its version is the hash of the kernel source (a change rebuilds).
 ENGINE = "shipyard-trees"
@@ -92,16 +100,18 @@ def compiler() -> str:
     raise NoCompiler("no C compiler (cc, gcc or clang) on PATH and $CC is not set")
 
 
-def _compile(dest: Path) -> None:
+def compile_library(source: bytes, flags: list[str], dest: Path) -> None:
+    """Compile the C ``source`` into the shared library ``dest`` (atomically), or raise
+    ``NoCompiler`` saying why not."""
     cc = compiler()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="shipyard-trees-") as tmp:
-        src = Path(tmp) / "kernel.c"
-        src.write_bytes(_source())
-        out = Path(tmp) / "kernel.so"
+    with tempfile.TemporaryDirectory(prefix="shipyard-cc-") as tmp:
+        src = Path(tmp) / "lib.c"
+        src.write_bytes(source)
+        out = Path(tmp) / "lib.so"
         try:
             done = subprocess.run(
-                [cc, *_flags(), "-o", str(out), str(src)],
+                [cc, *flags, "-o", str(out), str(src)],
                 capture_output=True,
                 text=True,
                 timeout=120,
@@ -123,7 +133,7 @@ def library(cache_dir: Path) -> Path:
     """The compiled kernel in ``cache_dir``, compiled now if it is not there yet."""
     path = cache_dir / f"kernel-{engine_version()}-{cpu_key()}.so"
     if not path.is_file():
-        _compile(path)
+        compile_library(_source(), _flags(), path)
     return path
 
 

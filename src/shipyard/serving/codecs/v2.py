@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from shipyard.errors import BadRequestError, InvalidInputError
+from shipyard.errors import BadRequestError, InvalidInputError, ShipyardError
+from shipyard.serving.codecs._numbers import MARK, NumberParser
 from shipyard.serving.codecs._tensors import (
     DATATYPE_TO_NUMPY,
     array_from_data,
@@ -43,8 +44,22 @@ def parse_json(body: bytes) -> Any:
         raise BadRequestError(f"The request body is not valid JSON: {err}") from err
 
 
-def decode_request(body: bytes, header_length: int | None = None) -> InferenceRequest:
-    """Decode a V2 infer request body (JSON, or JSON + binary tensors)."""
+def decode_request(
+    body: bytes, header_length: int | None = None, numbers: NumberParser | None = None
+) -> InferenceRequest:
+    """Decode a V2 infer request body (JSON, or JSON + binary tensors).
+
+    With ``numbers`` (the compiled parser), flat numeric ``data`` arrays of float tensors
+    skip Python objects; whatever that path does not take, or finds wrong, is decoded
+    again the ordinary way, so every answer and every error is the ordinary path's.
+    """
+    if numbers is not None and header_length is None:
+        cut = numbers.cut(body)
+        if cut is not None:
+            try:
+                return _decode_payload(orjson.loads(cut[0]), b"", dict(cut[1]))
+            except (orjson.JSONDecodeError, ShipyardError, _NotFast):
+                pass
     if header_length is None:
         payload = parse_json(body)
         binary = b""
@@ -56,6 +71,17 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferenceRe
             )
         payload = parse_json(body[:header_length])
         binary = body[header_length:]
+    return _decode_payload(payload, binary, None)
+
+
+class _NotFast(Exception):
+    """The fast path's cut does not fit this request: decode it the ordinary way."""
+
+
+def _decode_payload(
+    payload: Any, binary: bytes, arrays: dict[str, np.ndarray[Any, Any]] | None
+) -> InferenceRequest:
+    """``arrays``: the fast path's cut-out data by marker; each must be used, once."""
     if not isinstance(payload, dict):
         raise BadRequestError('An infer request must be a JSON object with "inputs".')
     raw_inputs = payload.get("inputs")
@@ -64,8 +90,10 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferenceRe
     inputs: list[Tensor] = []
     offset = 0
     for index, item in enumerate(raw_inputs):
-        tensor, offset = _decode_tensor(item, index, binary, offset)
+        tensor, offset = _decode_tensor(item, index, binary, offset, arrays)
         inputs.append(tensor)
+    if arrays:  # a marker landed somewhere else than a float tensor's data
+        raise _NotFast
     if offset != len(binary):
         raise BadRequestError(
             f"The body has {len(binary) - offset} bytes of binary data that no input claims "
@@ -83,7 +111,13 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferenceRe
     )
 
 
-def _decode_tensor(item: Any, index: int, binary: bytes, offset: int) -> tuple[Tensor, int]:
+def _decode_tensor(
+    item: Any,
+    index: int,
+    binary: bytes,
+    offset: int,
+    arrays: dict[str, np.ndarray[Any, Any]] | None = None,
+) -> tuple[Tensor, int]:
     if not isinstance(item, dict):
         raise InvalidInputError(f"Input #{index} must be a JSON object.")
     name = item.get("name")
@@ -115,11 +149,27 @@ def _decode_tensor(item: Any, index: int, binary: bytes, offset: int) -> tuple[T
     else:
         if "data" not in item:
             raise InvalidInputError(f'Input {name!r} has no "data".')
-        flat = array_from_data(name, item["data"], datatype)
+        flat = _data(name, item["data"], datatype, arrays)
     data = ensure_size(name, flat, shape)
     return Tensor(name=name, datatype=datatype, shape=shape, data=data, parameters=parameters), (
         offset
     )
+
+
+_FLOATS = ("FP64", "FP32", "FP16")
+
+
+def _data(
+    name: str, data: Any, datatype: str, arrays: dict[str, np.ndarray[Any, Any]] | None
+) -> np.ndarray[Any, Any]:
+    if arrays is not None and isinstance(data, str) and data.startswith(MARK):
+        values = arrays.pop(data, None)
+        if values is None or datatype not in _FLOATS:
+            raise _NotFast
+        # As array_from_data casts the float64 array numpy makes of the same numbers.
+        with np.errstate(over="ignore"):
+            return values.astype(DATATYPE_TO_NUMPY[datatype], copy=False)
+    return array_from_data(name, data, datatype)
 
 
 def _from_raw(name: str, datatype: str, raw: bytes) -> np.ndarray[Any, Any]:

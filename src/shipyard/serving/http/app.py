@@ -28,6 +28,7 @@ from shipyard.errors import (
 )
 from shipyard.serving._budget import BufferBudget, BufferFullError
 from shipyard.serving.codecs import kserve_v1, mlflow, seldon, v2
+from shipyard.serving.codecs._numbers import NumberParser
 from shipyard.serving.config import DEFAULT_MAX_BODY_SIZE
 from shipyard.serving.dataplane import DataPlane
 from shipyard.serving.http._router import Route, Router
@@ -114,8 +115,11 @@ class HttpApp:
         metrics: Metrics | None = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         budget: BufferBudget | None = None,
+        numbers: NumberParser | None = None,
     ) -> None:
         self.dataplane = dataplane
+        #: The compiled parser of numeric JSON tensors (None: orjson and numpy alone).
+        self.numbers = numbers
         self.metrics = metrics
         self.max_body_size = max_body_size
         #: The worker's cap on request bytes held across connections (``_budget``).
@@ -336,7 +340,7 @@ class HttpApp:
                 header_length = int(raw_length)
             except ValueError:
                 raise BadRequestError("Inference-Header-Content-Length is not a number.") from None
-        request = v2.decode_request(body, header_length)
+        request = v2.decode_request(body, header_length, self.numbers)
         response = await self.dataplane.infer(name, version, request)
         out, json_length = v2.encode_response(response, v2.binary_outputs_wanted(request))
         if json_length is None:
