@@ -100,6 +100,16 @@ def test_a_null_in_a_one_row_request_is_nan_on_every_route(deployed: Deployed) -
         f"{base}/v1/models/tumour:predict", json=bodies[2], headers=headers, timeout=30
     )
     assert answer.status_code == 200, answer.text
+    np.testing.assert_allclose(answer.json()["predictions"], want)
+    v2 = {"inputs": [{"name": k, "shape": [1], "datatype": "FP64", "data": [v]}
+                     for k, v in record.items()]}  # fmt: skip
+    answer = httpx.post(f"{base}/v2/models/tumour/infer", json=v2, headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+    np.testing.assert_allclose(answer.json()["outputs"][0]["data"], want)
+    seldon = {"data": {"names": list(record), "ndarray": [list(record.values())]}}
+    answer = httpx.post(f"{base}/api/v0.1/predictions", json=seldon, headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+    np.testing.assert_allclose(answer.json()["data"]["ndarray"], want)
     np.testing.assert_allclose(deployed.service.predict(nan_row), want)
 
 
