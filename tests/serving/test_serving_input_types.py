@@ -119,7 +119,8 @@ def test_grpc_gives_the_same_input_type(served: ServerProcess, saved: Path) -> N
     )  # fmt: skip
     request = pb.ModelInferRequest(model_name=saved.name, inputs=[tensor])
     with grpc.insecure_channel(served.grpc_target) as channel:
-        reply = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+        reply = stub.ModelInfer(request, timeout=30)
     assert list(reply.outputs[0].contents.int64_contents) == [_expected(saved)] * 2
 
 
