@@ -142,8 +142,12 @@ def test_the_cli_takes_named_columns_in_every_form(
         np.testing.assert_allclose(json.loads(proc.stdout)["predictions"], deployed.expected)
 
 
-def test_the_cli_names_what_the_user_wrote(deployed: Deployed) -> None:
-    proc = shipyard(deployed.home, "model", "predict", str(deployed.model), "--data", "[[1, 2]]")
+@pytest.mark.parametrize("command", ["predict", "model predict"])
+def test_the_cli_names_what_the_user_wrote(deployed: Deployed, command: str) -> None:
+    # In-process or through the deployed server: rows of the wrong width are told in rows
+    # and columns, never by the tensor name ('input-0') the user never wrote.
+    target = "tumour" if command == "predict" else str(deployed.model)
+    proc = shipyard(deployed.home, *command.split(), target, "--data", "[[1, 2]]")
     message = one_red_line(proc)
     assert "input-0" not in message
     assert "Each row has 2 values; the model takes 3 (radius, texture, area)" in message
