@@ -132,6 +132,9 @@ def _data_forms(rows: pd.DataFrame, tmp: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("command", ["predict", "model predict"])
+# Eight CLI processes, each importing pandas and LightGBM: past the 300 s default at a
+# load average of 24 on two cores (make test, 2026-12-03).
+@pytest.mark.timeout(900)
 def test_the_cli_takes_named_columns_in_every_form(
     deployed: Deployed, tmp_path: Path, command: str
 ) -> None:
