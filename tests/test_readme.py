@@ -112,7 +112,9 @@ def test_readme_steps_are_found() -> None:
 def test_readme_runs_line_by_line(tmp_path: Path, readme_processes: ReadmeProcesses) -> None:
     home, work = readme_processes.home, tmp_path / "work"
     work.mkdir()
-    ports = {"8080": str(free_port()), "8081": str(free_port())}
+    http_port = _free_port_pair()
+    # `serve --port N` puts gRPC on N + 1 (the README's 8081): both must be free.
+    ports = {"8080": str(http_port), "8081": str(http_port + 1)}
     env = {
         **os.environ,
         "SHIPYARD_HOME": str(home),
@@ -149,6 +151,17 @@ def test_readme_runs_line_by_line(tmp_path: Path, readme_processes: ReadmeProces
                 _wait_ready(f"http://127.0.0.1:{port.group(1)}/v2/health/ready", command)
         else:
             run(localize(text), text, shell=True)
+
+
+def _free_port_pair() -> int:
+    """A free port whose next port is free too (another user's server may hold it)."""
+    from shipyard.services.process import port_is_free
+
+    for _ in range(200):
+        port = free_port()
+        if port < 65535 and port_is_free("127.0.0.1", port + 1):
+            return port
+    raise AssertionError("no two consecutive free ports on 127.0.0.1")
 
 
 def _wait_ready(url: str, what: str, timeout: float = 120.0) -> None:

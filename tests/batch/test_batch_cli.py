@@ -26,6 +26,8 @@ def test_cli_prints_a_summary(
     assert "rows/s" in lines
     bar = [line for line in done.stderr.splitlines() if "\u2501" in line]  # the progress bar
     assert bar and bar[-1].startswith("logreg ") and "1,000/1,000 " in bar[-1]
+    # One rate, not two: the bar's last figure is the summary's.
+    assert f" {lines['rows/s']} rows/s " in bar[-1], (bar[-1], lines["rows/s"])
     assert list(pd.read_csv(out).columns) == ["id", "city", "prediction"]
 
 

@@ -37,3 +37,49 @@ def test_sklearn_style_wrappers_record_their_framework(tmp_path: Path, framework
     assert f"scikit-learn=={metadata.version('scikit-learn')}" in requirements
     assert f"numpy=={metadata.version('numpy')}" in requirements
     assert not [r for r in requirements if r.startswith("shipyard")]
+
+
+@pytest.mark.parametrize("dump", ["pickle", "joblib", "joblib-compressed"])
+def test_a_pickled_file_records_its_framework_too(tmp_path: Path, dump: str) -> None:
+    # Saving the user's own .pkl/.joblib file (not the object) recorded scikit-learn only:
+    # the file's classes were never looked at.
+    import pickle
+
+    import joblib
+
+    model = _wrapped("lightgbm")
+    file = tmp_path / ("model.pkl" if dump == "pickle" else "model.joblib")
+    if dump == "pickle":
+        file.write_bytes(pickle.dumps(model))
+    else:
+        joblib.dump(model, file, compress=3 if dump == "joblib-compressed" else 0)
+    path = save_model(file, tmp_path / "model")
+    requirements = yaml.safe_load((path / MANIFEST_FILE).read_text())["requirements"]
+    assert f"lightgbm=={metadata.version('lightgbm')}" in requirements
+    assert f"scikit-learn=={metadata.version('scikit-learn')}" in requirements
+    assert f"numpy=={metadata.version('numpy')}" in requirements
+
+
+class _Runs:
+    """Unpickling this calls os.system: a file that runs code when loaded."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> Any:
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_reading_a_files_requirements_runs_none_of_its_code(tmp_path: Path) -> None:
+    import pickle
+
+    from shipyard.models._requirements import pickled_file_requirements
+
+    marker = tmp_path / "ran"
+    file = tmp_path / "evil.pkl"
+    file.write_bytes(pickle.dumps({"model": _wrapped("lightgbm"), "hook": _Runs(marker)}))
+    pins = pickled_file_requirements(file)
+    assert f"lightgbm=={metadata.version('lightgbm')}" in pins
+    assert not marker.exists()

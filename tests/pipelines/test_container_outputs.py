@@ -72,3 +72,33 @@ def test_containers_are_saved_item_by_item(home: Path, caplog: pytest.LogCapture
     # Only the object nothing else takes went to cloudpickle, with the versions it needs.
     warnings = [r.getMessage() for r in caplog.records if "cloudpickle" in r.getMessage()]
     assert len(warnings) == 1 and "Threshold" in warnings[0] and "python 3." in warnings[0]
+
+
+@step
+def split_four() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    x = np.arange(20, dtype=float).reshape(10, 2)
+    return train_test_split(x, np.arange(10), test_size=0.3, random_state=0)  # type: ignore[no-any-return]
+
+
+@step
+def sizes(
+    x_train: np.ndarray,
+    x_test: np.ndarray,
+    y_train: np.ndarray,
+    y_test: np.ndarray,
+) -> list[int]:
+    return [len(x_train), len(x_test), len(y_train), len(y_test)]
+
+
+@pipeline
+def four_outputs() -> None:
+    sizes(*split_four())
+
+
+def test_a_list_fills_declared_outputs_as_a_tuple_does(home: Path) -> None:
+    # train_test_split returns a list: with four outputs declared (ZenML's Tuple[...]),
+    # it is the four outputs, as ZenML takes it, not "returned list".
+    run = four_outputs()
+    assert run.steps["sizes"].load() == [7, 3, 7, 3]

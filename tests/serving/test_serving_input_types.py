@@ -39,7 +39,7 @@ def saved(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture(scope="module")
 def served(saved: Path) -> Iterator[ServerProcess]:
-    with start_server(saved, workers=1) as proc:
+    with start_server(saved, workers=1, grpc=True) as proc:
         yield proc
 
 
@@ -79,6 +79,11 @@ ROUTES: dict[str, tuple[str, dict[str, Any]]] = {
     "invocations-inputs": ("/invocations", {"inputs": ARRAY.tolist()}),
     "invocations-instances": ("/invocations", {"instances": ARRAY.tolist()}),
     "kserve-v1": ("/v1/models/{name}:predict", {"instances": ARRAY.tolist()}),
+    "seldon": ("/api/v0.1/predictions", {"data": {"ndarray": ARRAY.tolist()}}),
+    "seldon-names": (
+        "/api/v0.1/predictions",
+        {"data": {"names": ["b", "a"], "ndarray": FRAME[["b", "a"]].to_numpy().tolist()}},
+    ),
 }
 
 
@@ -95,8 +100,43 @@ def test_every_route_gives_the_predictor_its_one_input_type(
         return
     assert answer.status_code == 200, answer.text
     payload = answer.json()
-    values = payload["outputs"][0]["data"] if "outputs" in payload else payload["predictions"]
+    if "data" in payload:
+        values = payload["data"]["ndarray"]
+    else:
+        values = payload["outputs"][0]["data"] if "outputs" in payload else payload["predictions"]
     assert values == [_expected(saved)] * 2
+
+
+def test_grpc_gives_the_same_input_type(served: ServerProcess, saved: Path) -> None:
+    import grpc
+
+    from shipyard.serving.grpc._generated import grpc_predict_v2_pb2 as pb
+    from shipyard.serving.grpc._generated import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name="input-0", datatype="FP64", shape=[2, 2],
+        contents=pb.InferTensorContents(fp64_contents=ARRAY.ravel().tolist()),
+    )  # fmt: skip
+    request = pb.ModelInferRequest(model_name=saved.name, inputs=[tensor])
+    with grpc.insecure_channel(served.grpc_target) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+        reply = stub.ModelInfer(request, timeout=30)
+    assert list(reply.outputs[0].contents.int64_contents) == [_expected(saved)] * 2
+
+
+def test_model_predict_cli_gives_the_same_input_type(saved: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    for data in (json.dumps(ARRAY.tolist()), json.dumps(FRAME[["b", "a"]].to_dict("records"))):
+        done = subprocess.run(
+            [sys.executable, "-m", "shipyard.cli.main", "model", "predict", str(saved),
+             "--data", data],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["predictions"] == [_expected(saved)] * 2
 
 
 @pytest.mark.parametrize("data", [ARRAY, FRAME, FRAME[["b", "a"]], ARRAY.tolist()], ids=repr)

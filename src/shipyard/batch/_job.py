@@ -343,7 +343,7 @@ def _run_shards(
         rows=sum(r.rows for r in manifest.done.values()),
         rejected=sum(r.rejected for r in manifest.done.values()),
         seconds=seconds,
-        rows_per_second=(progress.rows / seconds) if seconds > 0 else 0.0,
+        rows_per_second=progress.rate,
         output=output.location,
         rejects=rejects,
         shards=len(plan.shards),

@@ -96,7 +96,8 @@ class BatchSummary(BaseModel):
     seconds: float
     """Wall time of this run."""
     rows_per_second: float
-    """Rows predicted by this run per second of this run."""
+    """Rows predicted by this run per second of scoring (from the model being ready to
+    the last batch): the progress bar's last figure."""
     output: str
     """Where the predictions are."""
     rejects: str | None

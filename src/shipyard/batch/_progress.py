@@ -82,6 +82,8 @@ class JobProgress:
     def __init__(self, enabled: bool, total: int, done: int, description: str) -> None:
         self.rows = 0
         self.rejected = 0
+        #: Rows per second since the model was ready (the bar's figure and the summary's).
+        self.rate = 0.0
         self._started = time.perf_counter()
         self._bar: Any = None
         self._task: Any = None
@@ -109,10 +111,10 @@ class JobProgress:
     def advance(self, rows: int, rejected: int) -> None:
         self.rows += rows
         self.rejected += rejected
+        elapsed = time.perf_counter() - self._started
+        self.rate = self.rows / elapsed if elapsed > 0 else 0.0
         if self._bar is not None:
-            elapsed = time.perf_counter() - self._started
-            rate = self.rows / elapsed if elapsed > 0 else 0.0
-            self._bar.update(self._task, advance=rows, rate=rate)
+            self._bar.update(self._task, advance=rows, rate=self.rate)
 
     def correct_total(self, delta: int) -> None:
         """A text shard turned out to hold ``delta`` more rows than estimated."""

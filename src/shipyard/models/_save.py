@@ -67,12 +67,18 @@ def _pins(fmt: str, serialization: str | None) -> list[str]:
 def _requirements(model: Any, fmt: str, serialization: str | None) -> list[str]:
     """The format's packages, and for a pickled object every package its classes are from."""
     pins = _pins(fmt, serialization)
-    if fmt == "sklearn" and model is not None and not isinstance(model, (str, os.PathLike)):
-        from shipyard.models._requirements import pickled_requirements
+    if fmt != "sklearn" or model is None:
+        return pins
+    from shipyard.models._requirements import pickled_file_requirements, pickled_requirements
 
-        have = {p.split("==")[0].lower() for p in pins}
-        pins += [p for p in pickled_requirements(model) if p.split("==")[0].lower() not in have]
-    return pins
+    if not isinstance(model, (str, os.PathLike)):
+        found = pickled_requirements(model)
+    elif serialization in ("pickle", "joblib", "cloudpickle") and Path(model).is_file():
+        found = pickled_file_requirements(model)  # the user's own .pkl/.joblib file
+    else:
+        found = []
+    have = {p.split("==")[0].lower() for p in pins}
+    return pins + [p for p in found if p.split("==")[0].lower() not in have]
 
 
 def _split_format(fmt: str | None, serialization: str | None) -> tuple[str | None, str | None]:

@@ -244,6 +244,13 @@ def _check_one(spec: TensorSpec, arr: np.ndarray[Any, Any]) -> None:
             f"expected shape {spec.shape}, got {list(arr.shape)}."
         )
     for axis, (want, got) in enumerate(zip(spec.shape, arr.shape, strict=True)):
+        if want != -1 and want != got and axis == 1 and arr.ndim == 2 and spec.columns:
+            # A table model: the user sent rows (or columns), never a tensor by its name.
+            raise InvalidInputError(
+                f"Each row has {got} values; the model takes {want} "
+                f"({', '.join(spec.columns)}). Send rows of {want} values, or name the "
+                "columns (records like '[{\"column\": value, ...}]')."
+            )
         if want != -1 and want != got:
             raise InvalidInputError(
                 f"Input {spec.name!r} has size {got} on axis {axis}, expected {want}: "

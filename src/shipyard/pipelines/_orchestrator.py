@@ -255,10 +255,16 @@ class _Run:
             return {}
         if len(names) == 1:
             return {names[0]: result}
-        if not isinstance(result, tuple) or len(result) != len(names):
+        # A list counts as a tuple does (train_test_split returns one), as in ZenML.
+        if not isinstance(result, (tuple, list)) or len(result) != len(names):
+            got = (
+                f"{len(result)} values"
+                if isinstance(result, (tuple, list))
+                else type(result).__qualname__
+            )
             raise ArtifactError(
                 f"Step '{invocation.name}' declares {len(names)} outputs {list(names)} but "
-                f"returned {type(result).__qualname__}; return a tuple of {len(names)} values."
+                f"returned {got}; return a tuple of {len(names)} values"
             )
         return dict(zip(names, result, strict=True))
 

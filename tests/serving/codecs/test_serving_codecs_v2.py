@@ -143,6 +143,28 @@ def test_bad_tensors_name_the_input(tensor: dict[str, Any], fragment: str) -> No
     assert fragment in str(info.value)
 
 
+def test_a_json_null_in_a_float_tensor_is_nan() -> None:
+    # JSON has no NaN: null is how a V2 client sends a missing value (as MLflow reads it).
+    for datatype in ("FP16", "FP32", "FP64"):
+        data = (
+            v2.decode_request(_body(datatype=datatype, shape=[2, 1], data=[[None], [2.0]]))
+            .inputs[0]
+            .data
+        )
+        assert data.dtype == DATATYPE_TO_NUMPY[datatype]
+        np.testing.assert_array_equal(data, np.array([[np.nan], [2.0]], dtype=data.dtype))
+    one = v2.decode_request(_body(shape=[1], data=[None])).inputs[0].data
+    assert one.dtype == np.float32 and np.isnan(one).all()
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data"), [("INT64", [None, 1]), ("BOOL", [None, True]), ("FP32", [None, "a"])]
+)
+def test_a_null_where_no_nan_exists_is_refused(datatype: str, data: list[Any]) -> None:
+    with pytest.raises(InvalidInputError, match="'x'"):
+        v2.decode_request(_body(datatype=datatype, data=data))
+
+
 @pytest.mark.parametrize(
     "body", [b"{", b"[]", b'{"inputs": []}', b'{"inputs": {}}', b'"x"', b"\xff"]
 )

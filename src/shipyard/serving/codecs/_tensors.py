@@ -122,6 +122,10 @@ def array_from_data(name: str, data: Any, datatype: str) -> np.ndarray[Any, Any]
         exact = _exact_uint64(name, data)
         if exact is not None:
             return exact
+    if kind == "O" and target.kind == "f" and isinstance(data, list):
+        with_nan = _nulls_as_nan(name, data, target)
+        if with_nan is not None:
+            return with_nan
     if kind not in _ALLOWED_KINDS[target.kind]:
         raise InvalidInputError(
             f"Input {name!r}: datatype is {datatype} but the data holds "
@@ -141,6 +145,14 @@ def array_from_data(name: str, data: Any, datatype: str) -> np.ndarray[Any, Any]
             return raw.astype(target).reshape(-1)
     except (ValueError, TypeError, OverflowError) as err:
         raise InvalidInputError(f"Input {name!r}: cannot convert to {datatype}: {err}") from err
+
+
+def _nulls_as_nan(name: str, data: list[Any], target: np.dtype[Any]) -> np.ndarray[Any, Any] | None:
+    # JSON has no NaN, so a float tensor's null is a missing value, as MLflow reads it.
+    flat = _flatten(name, data)
+    if not all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in flat):
+        return None
+    return np.array([math.nan if v is None else v for v in flat], dtype=target)
 
 
 def _exact_uint64(name: str, data: Any) -> np.ndarray[Any, Any] | None:
