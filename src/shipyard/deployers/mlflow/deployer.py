@@ -27,7 +27,6 @@ from shipyard.deployers.mlflow.service import (
 from shipyard.errors import ConfigError, DeploymentError, MissingDependencyError, ServiceError
 from shipyard.models._uri import uri_stem
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
-from shipyard.services.intent import confirm_intent
 from shipyard.services.service import Service, ServiceConfig
 from shipyard.serving.fingerprint import model_fingerprint
 
@@ -35,7 +34,7 @@ __all__ = ["MLFlowModelDeployer"]
 
 MLFlowServer = MLFlowShipyardServer | MLFlowDeploymentService
 
-#: Config fields an in-place update may change; others (engine, ports...) need a restart.
+#: Config fields an in-place update may change; others (engine, ports...) need new processes.
 _RESTART_FIELDS = (
     "engine",
     "env_manager",
@@ -46,6 +45,9 @@ _RESTART_FIELDS = (
     "timeout",
     "auth",
 )
+#: What the socket keeper of an ``engine: mlflow`` server changes in place (new workers
+#: on the same socket): the worker count and the request timeout (auth: MLflow has none).
+_KEEPER_FIELDS = {"workers", "timeout", "auth"}
 
 
 class MLFlowModelDeployer(ModelDeployer):
@@ -54,6 +56,9 @@ class MLFlowModelDeployer(ModelDeployer):
     FLAVOR_NAME = "mlflow"
     CONFIG_CLASS = MLFlowModelDeployerConfig
     DEPLOYMENT_CONFIG = MLFlowDeploymentConfig
+    #: Credentials in a model URI or a tracking URI go into the secrets store; the
+    #: servers get them resolved in their environment (``mlflow_environment``).
+    RESOLVES_SECRETS = True
 
     @property
     def settings(self) -> MLFlowModelDeployerConfig:
@@ -70,10 +75,38 @@ class MLFlowModelDeployer(ModelDeployer):
             update={"model_uri": source, "model_name": coerced.model_name or uri_stem(source)}
         )
 
+    def _keep_credentials_out(self, config: ServiceConfig) -> ServiceConfig:
+        config = cast(MLFlowDeploymentConfig, super()._keep_credentials_out(config))
+        return config.model_copy(update={"tracking_uri": self._stored(config.tracking_uri)})
+
+    def _stored(self, uri: str) -> str:
+        """``uri`` as it may be stored: its credentials moved into the secrets store."""
+        from shipyard.secrets import SecretStore, split_credentials
+
+        stored, found = split_credentials(uri)
+        for name, value in found.items():
+            SecretStore(self.store).set(name, value)
+        return stored
+
+    def _usable(self, uri: str) -> str:
+        """``uri`` with its secret references resolved, to talk to MLflow (never stored)."""
+        from shipyard.secrets import SecretStore, has_references
+
+        return SecretStore(self.store).resolve(uri) if has_references(uri) else uri
+
+    def _tracking(self, config: MLFlowDeploymentConfig) -> str:
+        """The tracking URI as stored (the deployer's setting arrives resolved: its
+        credentials go into the secrets store before a pin records it)."""
+        from shipyard.models._mlflow_uri import tracking_uri_or_default
+
+        return self._stored(
+            tracking_uri_or_default(config.tracking_uri or self.settings.tracking_uri)
+        )
+
     def _prepare(self, config: ServiceConfig) -> tuple[MLFlowDeploymentConfig, RegistryPin]:
         """The config completed (URI, name), its pin, and the model fetched and checked."""
         config = cast(MLFlowDeploymentConfig, config)
-        _check_engine(config)
+        _check_engine(config, config.host or self.settings.host)
         source = config.source_uri()
         if not source:
             raise DeploymentError(
@@ -82,13 +115,13 @@ class MLFlowModelDeployer(ModelDeployer):
             )
         from shipyard.models._mlflow_uri import download_mlflow_model, is_mlflow_uri
 
-        tracking = config.tracking_uri or self.settings.tracking_uri
+        tracking = self._tracking(config)
         if is_mlflow_uri(source):
-            model_dir, ref = download_mlflow_model(source, tracking)
+            model_dir, ref = download_mlflow_model(source, self._usable(tracking))
             pin = RegistryPin(
                 source_uri=source,
                 pinned_uri=ref.pinned_uri,
-                tracking_uri=ref.tracking_uri,
+                tracking_uri=tracking,
                 registered_model_name=ref.registered_name,
                 model_version=ref.version,
                 alias=ref.alias,
@@ -98,7 +131,8 @@ class MLFlowModelDeployer(ModelDeployer):
         else:
             from shipyard.models import resolve_model_uri
 
-            model_dir = resolve_model_uri(source)
+            model_dir = resolve_model_uri(self._usable(source))
+            _check_remote_trust(source, model_dir, config)
             pin = RegistryPin(
                 source_uri=source,
                 pinned_uri=str(model_dir),
@@ -127,16 +161,15 @@ class MLFlowModelDeployer(ModelDeployer):
         config = cast(MLFlowDeploymentConfig, config)
         source = config.source_uri()
         if is_mlflow_uri(source):
-            tracking = config.tracking_uri or self.settings.tracking_uri
-            return pin_mlflow_uri(source, tracking).pinned_uri
+            return pin_mlflow_uri(source, self._usable(self._tracking(config))).pinned_uri
         from shipyard.models import resolve_model_uri
 
-        path = str(resolve_model_uri(source))
+        path = str(resolve_model_uri(self._usable(source)))
         return model_fingerprint(path) or path
 
     def perform_deploy_model(self, config: ServiceConfig, timeout: float) -> Service:
         new, pin = self._prepare(config)
-        service = self._new_service(new, pin)
+        service = self.new_service(new, pin)
         self.register_service(service)
         what = f"the MLflow model {pin.pinned_uri} (engine {new.engine})"
         with (
@@ -146,7 +179,11 @@ class MLFlowModelDeployer(ModelDeployer):
             service.start(timeout=timeout)
         return service
 
-    def _new_service(self, config: MLFlowDeploymentConfig, pin: RegistryPin) -> MLFlowServer:
+    def bind_service(self, service: Service) -> None:
+        """Give ``service`` this registry (saved on its next change) and its secrets."""
+        self._bind(service)
+
+    def new_service(self, config: MLFlowDeploymentConfig, pin: RegistryPin) -> MLFlowServer:
         host = config.host or self.settings.host
         workers = config.workers or self.settings.workers
         if config.engine == "shipyard":
@@ -175,27 +212,43 @@ class MLFlowModelDeployer(ModelDeployer):
     def perform_update_model(
         self, service: Service, config: ServiceConfig, timeout: float
     ) -> Service:
+        """The least disruptive way to serve ``config``: a hot reload (same processes or
+        same socket), a rolling replacement (``_update.switch``, ``_roll``), and only
+        where neither can work, stop-then-start (``_update.replace``)."""
+        from shipyard.deployers.mlflow._update import can_switch, replace, switch
+
         server = cast(MLFlowServer, service)
         new, pin = self._prepare(config)
         old = server.config
-        hot = server.is_running and not any(
-            getattr(old, key) != getattr(new, key) for key in _RESTART_FIELDS
-        )
-        if hot and isinstance(server, MLFlowDeploymentService) and server.hot_reloadable:
-            return self._reload(server, new, pin, timeout)
-        if isinstance(server, MLFlowShipyardServer) and new.engine == "shipyard":
-            if hot:
-                return self._reload(server, new, pin, timeout)
-            return self._roll(server, new, pin, timeout)
-        return self._replace(server, new, pin, timeout)
+        changed = {key for key in _RESTART_FIELDS if getattr(old, key) != getattr(new, key)}
+        workers = new.workers or self.settings.workers
+        if not server.is_running:
+            if isinstance(server, MLFlowShipyardServer) and new.engine == "shipyard":
+                return self._roll(server, new, pin, timeout)
+            return replace(self, server, new, pin, timeout)
+        if isinstance(server, MLFlowDeploymentService) and new.engine == "mlflow":
+            if server.hot_reloadable and changed <= _KEEPER_FIELDS:
+                return self._reload(server, new, pin, timeout, workers)
+        elif isinstance(server, MLFlowShipyardServer) and new.engine == "shipyard":
+            if changed:
+                return self._roll(server, new, pin, timeout)
+            return self._reload(server, new, pin, timeout, workers)
+        if can_switch(server, new, new.host or self.settings.host):
+            return switch(self, server, new, pin, timeout)
+        return replace(self, server, new, pin, timeout)
 
     def _reload(
-        self, server: MLFlowServer, new: MLFlowDeploymentConfig, pin: RegistryPin, timeout: float
+        self,
+        server: MLFlowServer,
+        new: MLFlowDeploymentConfig,
+        pin: RegistryPin,
+        timeout: float,
+        workers: int,
     ) -> Service:
         old_pin = server.registry
         try:
             if isinstance(server, MLFlowDeploymentService):
-                server.reload(new, pin, timeout)
+                server.reload(new, pin, timeout, workers)
             else:
                 # Recorded before the server is told: an interrupted reload is reconciled
                 # against both pins (``MLFlowShipyardServer.served_model``).
@@ -264,43 +317,6 @@ class MLFlowModelDeployer(ModelDeployer):
         server.check_status()
         return server
 
-    def _replace(
-        self, server: MLFlowServer, new: MLFlowDeploymentConfig, pin: RegistryPin, timeout: float
-    ) -> Service:
-        """A change no reload or rolling replacement can make (another engine, or an
-        ``engine: mlflow`` server's ports, workers or built environment): a server of the
-        new kind on the same UUID and port, started once the old one has stopped (the URL
-        refuses connections meanwhile); the old one back on failure."""
-        was_running = server.is_running
-        server.stop(timeout=timeout)
-        replacement = self._new_service(new, pin)
-        replacement.uuid = server.uuid
-        replacement.run_dir = server.run_dir
-        replacement.endpoint = replacement.endpoint.model_copy(
-            update={"port": new.port or server.endpoint.port}
-        )
-        # The change under way goes with the record: a killed caller leaves it to reconcile.
-        replacement.intent = server.intent
-        self.register_service(replacement)
-        try:
-            replacement.start(timeout=timeout)
-        except ServiceError as err:
-            replacement.stop(timeout=10.0, force=True)
-            self.register_service(server)
-            message = f"Updating the model server {server.uuid} to {pin.pinned_uri} failed: {err}"
-            if was_running:
-                server.start(timeout=timeout)
-                message += " The previous model was started again."
-            server.status.update(server.status.state, message)
-            server.persist()
-            raise DeploymentError(message) from err
-        # The replacement is the record now: the old object (which the caller confirms the
-        # change on) must not write its stale state over it, in the registry or run dir.
-        server.bind(None)
-        server.intent = None
-        confirm_intent(replacement)
-        return replacement
-
     def get_model_server_info(self, service: Service) -> dict[str, str | None]:
         info = super().get_model_server_info(service)
         if isinstance(service, MLFlowShipyardServer | MLFlowDeploymentService):
@@ -331,12 +347,21 @@ def _health_url(service: MLFlowServer) -> str | None:
     return f"{service.endpoint.url}{check.path}"
 
 
-def _check_engine(config: MLFlowDeploymentConfig) -> None:
+def _check_engine(config: MLFlowDeploymentConfig, host: str) -> None:
     """Refuse what cannot run here before anything is fetched or started."""
     import importlib.util
 
+    from shipyard.serving.auth import is_loopback
+
     if importlib.util.find_spec("mlflow") is None:
         raise MissingDependencyError("mlflow", "mlflow", "the mlflow model deployer")
+    if config.engine == "mlflow" and not is_loopback(host) and not config.insecure:
+        raise ConfigError(
+            f"Refusing to serve on {host} with engine: mlflow: MLflow's scoring server checks "
+            "no token, so anyone who can reach it could call your model. Use engine: shipyard "
+            "(it requires a bearer token), bind 127.0.0.1, or pass --insecure (insecure: "
+            "true) if the network in front of it controls access."
+        )
     if config.mlserver:
         raise ConfigError(
             "mlserver: true (Seldon MLServer) is not supported by the mlflow flavor; use "
@@ -358,6 +383,20 @@ def _check_engine(config: MLFlowDeploymentConfig) -> None:
             f"env_manager: {config.env_manager} needs {tool} on PATH ({install}), or use "
             "env_manager: local."
         )
+
+
+def _check_remote_trust(uri: str, model_dir: Path, config: MLFlowDeploymentConfig) -> None:
+    """The servers load the local copy, so the remote URI's trust rule is applied here to
+    what was fetched (as the local flavor does): a model from http(s), s3, ... whose
+    loading runs code (an MLflow pyfunc, a pickle) needs ``trusted``, a pinned
+    ``sha256`` or an allow-listed prefix. MLflow URIs go through the user's own tracking
+    server (their registry: their decision) and local paths are their own choice."""
+    from shipyard.models._detect import detect_model
+    from shipyard.models._trust import check_trust
+
+    check_trust(
+        uri, model_dir, detect_model(model_dir)[1], trusted=config.trusted, sha256=config.sha256
+    )
 
 
 def _check_flavor(model_dir: Path, engine: str, uri: str) -> None:
