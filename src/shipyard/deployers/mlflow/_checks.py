@@ -62,7 +62,10 @@ def check_remote_trust(uri: str, model_dir: Path, config: MLFlowDeploymentConfig
     server (their registry: their decision) and local paths are their own choice."""
     from shipyard.models._detect import detect_model
     from shipyard.models._trust import check_trust
+    from shipyard.models._uri import is_local_uri
 
+    if is_local_uri(uri):
+        return  # the user's own choice; the engine's checks name what is wrong with it
     check_trust(
         uri, model_dir, detect_model(model_dir)[1], trusted=config.trusted, sha256=config.sha256
     )
