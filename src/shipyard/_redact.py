@@ -21,6 +21,7 @@ __all__ = [
     "has_credentials",
     "mask_credentials",
     "mask_fields",
+    "mask_nested",
     "secret_key_name",
 ]
 
@@ -73,6 +74,19 @@ def mask_fields(data: dict[str, Any]) -> dict[str, Any]:
         else:
             shown[key] = value
     return shown
+
+
+def mask_nested(value: Any) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings) with URL credentials masked in every
+    string, however deep: for records whose shape no schema fixes (step parameters,
+    metadata, error text)."""
+    if isinstance(value, str):
+        return mask_credentials(value)
+    if isinstance(value, dict):
+        return {key: mask_nested(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_nested(item) for item in value]
+    return value
 
 
 def _is_reference(value: Any) -> bool:

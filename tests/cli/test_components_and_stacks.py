@@ -87,6 +87,13 @@ def test_secrets_are_stored_but_never_shown(home: Path) -> None:
         assert cast(VaultConfig, live.config).token.get_secret_value() == "s3cr3t-value"
     assert [p for p in home.rglob("*") if p.is_file() and b"s3cr3t-value" in p.read_bytes()] == []
     assert "vault" in ok("artifact-store", "flavor", "list")
+    # Typed on the command line: stored all the same, with a note on how to avoid argv.
+    typed = invoke("artifact-store", "update", "v", "--token=other-value")
+    assert typed.exit_code == 0, typed.output
+    assert "--token was typed on the command line" in typed.stderr
+    assert "{{secret.NAME}}" in typed.stderr and "other-value" not in typed.output
+    by_reference = invoke("artifact-store", "update", "v", "--url=s3://b2")
+    assert by_reference.exit_code == 0 and "typed" not in by_reference.stderr
 
 
 def test_configs_refer_to_secrets_resolved_only_when_used(home: Path) -> None:

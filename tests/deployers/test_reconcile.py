@@ -5,6 +5,7 @@ model converges to it."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -223,3 +224,63 @@ def test_killed_cli_mid_delete_is_finished_by_the_next_command(
         child.wait(timeout=60)
     assert deployer.find_model_server(model_name="k1") == []
     request.join(timeout=60)
+
+
+def _cli(home: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "SHIPYARD_HOME": str(home), "COLUMNS": "200"}
+    command = [sys.executable, "-m", "shipyard.cli.main", *args]
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _cli_done(home: Path, *args: str) -> tuple[int, str, str]:
+    child = _cli(home, *args)
+    out, err = child.communicate(timeout=300)
+    return child.returncode, out, err
+
+
+def _agree(home: Path, fast: str, slow: str) -> str:
+    """What `describe -O json` records and what `predict` answers are the same model;
+    returns its URI."""
+    code, out, err = _cli_done(home, "model-deployer", "models", "describe", "k1", "-O", "json")
+    assert code == 0, err
+    described = json.loads(out)
+    assert described["pending_change"] is None and described["state"] == "active"
+    code, out, err = _cli_done(home, "predict", "k1", "--data", "[[1.0]]", "-O", "json")
+    assert code == 0, err
+    answered = {1.0: fast, 2.0: slow}[json.loads(out)["predictions"][0]]
+    assert described["config"]["model_uri"] == answered, (described, answered)
+    return answered
+
+
+def test_the_cli_timed_out_or_killed_mid_update_leaves_describe_and_predict_agreeing(
+    home: Path, tmp_path: Path, marks: Path
+) -> None:
+    # As a user: `shipyard deploy` with a short --timeout, then `shipyard deploy` killed
+    # with SIGKILL while the server loads the new model; `describe` and `predict` agree.
+    fast = _slow_model(tmp_path, "fast", answer=1.0, delay=0.0, marks=marks)
+    slow = _slow_model(tmp_path, "slow", answer=2.0, delay=LOAD_S, marks=marks)
+    code, _, err = _cli_done(home, "deploy", fast, "--name", "k1", "-O", "json")
+    assert code == 0, err
+
+    code, _, err = _cli_done(home, "deploy", slow, "--name", "k1", "--timeout", "1.5")
+    assert code == 1 and "keeps serving" in err, err
+    assert err.count("keeps serving") == 1, err  # said once, not once per layer
+    time.sleep(LOAD_S + 1.5)  # an abandoned load that finished must not switch the model
+    assert _agree(home, fast, slow) == fast
+
+    loads = len(list(marks.iterdir()))
+    child = _cli(home, "deploy", slow, "--name", "k1", "--timeout", "120")
+    try:
+        _wait_for_load_started(marks, loads + 1)  # inside the worker's load()
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.communicate(timeout=60)
+    _agree(home, fast, slow)
+    time.sleep(LOAD_S + 1.5)
+    _agree(home, fast, slow)
+
+    code, _, err = _cli_done(home, "deploy", slow, "--name", "k1", "-O", "json")
+    assert code == 0, err
+    assert _agree(home, fast, slow) == slow

@@ -181,3 +181,19 @@ def test_kserve_model_server_answers_v1_and_v2(
     assert v1.json() == {"predictions": expected}
     assert v2.status_code == 200, v2.text
     assert v2.json()["outputs"][0]["data"] == expected
+
+
+def test_kserve_model_server_applies_the_origins_trust_rule(uploaded: Path, tmp_path: Path) -> None:
+    """The pod's env says the files came from a remote URI and nobody trusted them: the
+    joblib model in /mnt/models is refused, not loaded as a local file."""
+    command = [
+        sys.executable, "-m", "shipyard.deployers.kserve.model_server",
+        "--model_dir", str(uploaded), "--model_name", "iris",
+        "--http_port", str(free_port()), "--host", "127.0.0.1",
+    ]  # fmt: skip
+    env = {"SHIPYARD_MODEL_ORIGIN": "s3://other-bucket/iris", "SHIPYARD_MODEL_TRUSTED": "false"}
+    done = subprocess.run(
+        command, env={**os.environ, **env}, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode != 0
+    assert "Refusing to load s3://other-bucket/iris" in done.stdout + done.stderr

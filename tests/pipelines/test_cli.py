@@ -92,3 +92,26 @@ def test_through_the_shipyard_command_a_mistake_is_one_red_line(home: Path) -> N
         "Error: No pipeline run with id 'nope'. "
         "See `shipyard pipeline runs list` for the runs there are."
     )
+
+
+@step
+def fetch(uri: str) -> str:
+    raise ValueError(f"cannot fetch {uri}")
+
+
+@pipeline
+def fetcher(uri: str) -> None:
+    fetch(uri)
+
+
+def test_credentials_in_params_and_errors_are_masked(home: Path) -> None:
+    with pytest.raises(PipelineRunFailedError) as caught:
+        fetcher("https://bob:Pipeline-pw-77@models.example/m.onnx?token=Tok-88")
+    run_id = caught.value.run.id
+    described = _invoke("runs", "describe", run_id, "--output", "json")
+    table = _invoke("runs", "describe", run_id)
+    listed = _invoke("runs", "list", "--output", "json")
+    for shown in (described, table, listed):
+        assert "Pipeline-pw-77" not in shown and "Tok-88" not in shown
+    assert "https://***@models.example/m.onnx?token=***" in described
+    assert "https://***@models.example" in table

@@ -120,6 +120,8 @@ def _check_service_round_trip(run: PipelineRunView) -> None:
         timeout=10,
     )
     assert ready.status_code == 200
+    # The server wants its token, so the predictor step (and the finder's Service) sent it.
+    assert httpx.post(loaded.prediction_url, json={}, timeout=10).status_code == 401
 
 
 def test_deploy_update_keep_find_and_the_service_round_trip(home: Path) -> None:

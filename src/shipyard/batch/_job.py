@@ -16,8 +16,9 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from typing import Any
 
+from shipyard._redact import mask_credentials
 from shipyard.batch._db import DatabaseOutput, is_database_url
-from shipyard.batch._manifest import JobManifest, ShardRecord
+from shipyard.batch._manifest import MANIFEST_NAME, JobManifest, ShardRecord
 from shipyard.batch._options import BatchOptions, BatchSummary
 from shipyard.batch._output import FileOutput, Output
 from shipyard.batch._plan import Plan, Shard, make_plan
@@ -33,7 +34,9 @@ __all__ = ["run_job"]
 def _job_options(opts: BatchOptions, plan: Plan, output: Output) -> dict[str, Any]:
     """What decides the rows of the output; a resume must see the same."""
     return {
-        "model": opts.model_uri,
+        # Masked: the manifest is a plain file beside the output, and the credentials in a
+        # URI do not change which model it names.
+        "model": None if opts.model_uri is None else mask_credentials(opts.model_uri),
         "service": opts.service,
         "inputs": [f.path for f in plan.files],
         "columns": opts.columns,
@@ -46,8 +49,10 @@ def _job_options(opts: BatchOptions, plan: Plan, output: Output) -> dict[str, An
     }
 
 
-def _open_manifest(opts: BatchOptions, plan: Plan, output: Output) -> JobManifest:
+def _open_manifest(opts: BatchOptions, plan: Plan, output: Output) -> tuple[JobManifest, bool]:
+    """The job's manifest, and whether the job is new (nothing of it was there before)."""
     options = _job_options(opts, plan, output)
+    fresh = False
     if opts.overwrite:
         output.clear()
     manifest = JobManifest.read(output.staging) if output.staging.exists() else None
@@ -67,6 +72,7 @@ def _open_manifest(opts: BatchOptions, plan: Plan, output: Output) -> JobManifes
         )
     else:
         manifest = JobManifest(options=options)
+        fresh = True
     output.prepare()
     # Keep only shards whose input is unchanged (same file, size, mtime and range).
     keys = {s.index: s.key(plan) for s in plan.shards}
@@ -75,7 +81,18 @@ def _open_manifest(opts: BatchOptions, plan: Plan, output: Output) -> JobManifes
     manifest.shards_total = len(plan.shards)
     manifest.complete = False
     manifest.write(output.staging)
-    return manifest
+    return manifest, fresh
+
+
+def _forget_unstarted(output: Output) -> None:
+    """A new job that failed before its first shard (the model did not load, say) leaves
+    nothing behind, so the same command, once fixed, runs again with no --overwrite. Only
+    what the job created and left empty is removed."""
+    with contextlib.suppress(OSError):
+        (output.staging / MANIFEST_NAME).unlink()
+    for folder in (output.staging / "_rejects", output.staging):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _features(opts: BatchOptions, default: list[str] | None, plan: Plan) -> list[str]:
@@ -262,7 +279,23 @@ def _run_with(
         shard_rows=opts.shard_rows,
         shard_bytes=opts.shard_bytes,
     )
-    manifest = _open_manifest(opts, plan, output)
+    manifest, fresh = _open_manifest(opts, plan, output)
+    try:
+        return _run_shards(opts, plan, output, manifest, started, pool)
+    except BaseException:
+        if fresh and not manifest.done:
+            _forget_unstarted(output)
+        raise
+
+
+def _run_shards(
+    opts: BatchOptions,
+    plan: Plan,
+    output: Output,
+    manifest: JobManifest,
+    started: float,
+    pool: Pool | None,
+) -> BatchSummary:
     todo = [s for s in plan.shards if s.index not in manifest.done]
     procs = max(1, min(opts.workers, len(todo)))
     if pool is not None and not todo:

@@ -22,13 +22,16 @@ __all__ = [
     "EXTRA_ARGS",
     "OutputFormat",
     "OutputOption",
+    "PredictionsOutputOption",
     "mask_secrets",
     "open_store",
     "parse_key_values",
     "print_json",
     "print_manifests",
+    "print_predictions",
     "print_table",
     "read_json_argument",
+    "resolve_uri_secrets",
 ]
 
 #: Lets a command take arbitrary ``--key=value`` options (component configs).
@@ -44,6 +47,35 @@ OutputOption = typer.Option(
     OutputFormat.table, "--output", "-O", help="table for people, json for scripts."
 )
 
+#: Predictions print as JSON unless a person asks for a table.
+PredictionsOutputOption = typer.Option(
+    OutputFormat.json, "--output", "-O", help="json (the default) for scripts, table for people."
+)
+
+
+def print_predictions(result: dict[str, Any], output: OutputFormat) -> None:
+    """``{"predictions": [...]}`` (or a V2 answer's ``outputs``) as JSON, or one table row
+    per prediction."""
+    if output is OutputFormat.json:
+        print_json(result)
+        return
+    from rich.table import Table
+
+    if "predictions" in result:
+        columns = {"prediction": result["predictions"]}
+    else:
+        columns = {o["name"]: o.get("data", []) for o in result.get("outputs", [])}
+    if any(isinstance(v, dict) for v in columns.values()):  # named outputs (label, ...)
+        columns = {k: v for value in columns.values() for k, v in value.items()}
+    table = Table(
+        *(["#", *columns]), title=str(result.get("model") or result.get("model_name") or "")
+    )
+    count = max((len(v) for v in columns.values() if isinstance(v, list)), default=0)
+    for i in range(count):
+        cells = [v[i] if isinstance(v, list) and i < len(v) else "" for v in columns.values()]
+        table.add_row(str(i), *(json.dumps(c) if not isinstance(c, str) else c for c in cells))
+    print_table(table)
+
 
 @contextmanager
 def open_store() -> Iterator[Store]:
@@ -54,6 +86,25 @@ def open_store() -> Iterator[Store]:
         yield store
     finally:
         store.close()
+
+
+def resolve_uri_secrets(uri: str, store: Store | None = None) -> str:
+    """``uri`` with its ``{{secret.NAME}}`` references replaced by the secrets' values.
+
+    So a URI with credentials (``https://user:pw@host/m``, a presigned URL) is stored once
+    with ``shipyard secret create`` and named on the command line by reference, never
+    typed where ``ps`` and the shell history show it. Messages mask the value.
+    """
+    from shipyard.secrets import has_references, resolve_references
+
+    if not has_references(uri):
+        return uri
+    from shipyard.secrets import get_secret
+
+    if store is not None:
+        return resolve_references(uri, lambda name: get_secret(name, store=store))
+    with open_store() as opened:
+        return resolve_references(uri, lambda name: get_secret(name, store=opened))
 
 
 def parse_key_values(args: Sequence[str]) -> dict[str, Any]:

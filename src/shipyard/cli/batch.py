@@ -259,11 +259,14 @@ def predict(
         raise typer.BadParameter("give MODEL_URI or --service, not both")
     if model_uri is None and service is None:
         raise typer.BadParameter("give the model: MODEL_URI, or --service for a model server")
+    from shipyard.cli._shared import resolve_uri_secrets
+
     try:
         summary = _run(
-            model_uri,
+            # {{secret.NAME}} keeps a URL's credentials (model, database) out of argv.
+            None if model_uri is None else resolve_uri_secrets(model_uri),
             input,
-            output,
+            resolve_uri_secrets(output),
             format=format.value if format else None,
             columns=_split(columns),
             id_column=id_column,

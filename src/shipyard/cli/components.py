@@ -33,6 +33,30 @@ def _shown_config(registry: Any, type_: Any, flavor: str, raw: dict[str, Any]) -
     return config.model_dump(mode="json")
 
 
+def _warn_if_typed(given: dict[str, Any], stored: dict[str, Any]) -> None:
+    """A secret field given its value on the command line: it is stored encrypted now,
+    but `ps` and the shell history saw it; say how to avoid that next time."""
+    from shipyard.secrets import has_references
+
+    typed = sorted(
+        key
+        for key, value in given.items()
+        if isinstance(value, str)
+        and not has_references(value)
+        and isinstance(stored.get(key), str)
+        and has_references(stored[key])
+    )
+    if typed:
+        options = ", ".join(f"--{key}" for key in typed)
+        typer.echo(
+            f"Note: {options} was typed on the command line, where `ps` and the shell "
+            "history see it (it is stored encrypted now). Next time store it with "
+            f"`shipyard secret create NAME` (reads stdin) and pass --{typed[0]}="
+            "{{secret.NAME}}.",
+            err=True,
+        )
+
+
 def make_component_app(type_name: str) -> typer.Typer:
     """The command group for one component type (``"model_deployer"``, ...).
 
@@ -73,8 +97,9 @@ def make_component_app(type_name: str) -> typer.Typer:
                         f"'{source}' is the flavor '{custom.name}', not '{flavor}'; "
                         f"use --flavor={custom.name}."
                     )
-            register_component(store, registry, type_, name, flavor, values)
+            record = register_component(store, registry, type_, name, flavor, values)
         typer.echo(f"Registered {label} '{name}' (flavor {flavor}).")
+        _warn_if_typed(values, record.configuration)
 
     @app.command("update", context_settings=EXTRA_ARGS)
     def update(
@@ -85,8 +110,9 @@ def make_component_app(type_name: str) -> typer.Typer:
 
         values = parse_key_values(ctx.args)
         with open_store() as store:
-            update_component(store, FlavorRegistry(store), component_type(), name, values)
+            record = update_component(store, FlavorRegistry(store), component_type(), name, values)
         typer.echo(f"Updated {label} '{name}'.")
+        _warn_if_typed(values, record.configuration)
 
     @app.command("list")
     def list_(output: OutputFormat = OutputOption) -> None:

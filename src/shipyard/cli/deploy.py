@@ -13,6 +13,7 @@ from shipyard.cli._shared import (
     parse_key_values,
     print_json,
     print_manifests,
+    resolve_uri_secrets,
 )
 
 __all__ = ["deploy"]
@@ -74,6 +75,11 @@ def deploy(
     try:
         with open_store() as store, deploy_progress(output is not OutputFormat.json) as report:
             deployer = active_model_deployer(store)
+            if deployer.RESOLVES_SECRETS:
+                # A whole-URI reference ('{{secret.NAME}}') becomes the URI here; the
+                # deployer moves its credentials back into the secrets store before it
+                # records anything, so argv and the registry hold references only.
+                values["model_uri"] = resolve_uri_secrets(model_uri, store)
             deployer.progress = report
             service = deployer.deploy_model(values, replace=replace, timeout=timeout)
     except KeyboardInterrupt:

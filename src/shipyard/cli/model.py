@@ -13,8 +13,11 @@ import typer
 from shipyard.cli._shared import (
     OutputFormat,
     OutputOption,
+    PredictionsOutputOption,
     print_json,
+    print_predictions,
     print_table,
+    resolve_uri_secrets,
 )
 from shipyard.errors import BadRequestError, PredictorError, ShipyardError
 
@@ -53,11 +56,13 @@ def _describe(uri: str) -> dict[str, Any]:
 
 @model.command("inspect")
 def inspect(
-    uri: str = typer.Argument(..., help="Model directory, model file or URL."),
+    uri: str = typer.Argument(
+        ..., help="Model directory, model file or URL ({{secret.NAME}} for one with credentials)."
+    ),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Show a model's format, files, requirements and signature (nothing is loaded)."""
-    _show(_describe(uri), output)
+    _show(_describe(resolve_uri_secrets(uri)), output)
 
 
 #: Model trust (``shipyard.models.load_model``): the same two options on every command
@@ -72,7 +77,9 @@ _SHA256 = typer.Option(
 
 @model.command("describe")
 def describe(
-    uri: str = typer.Argument(..., help="Model directory, model file or URL."),
+    uri: str = typer.Argument(
+        ..., help="Model directory, model file or URL ({{secret.NAME}} for one with credentials)."
+    ),
     output: OutputFormat = OutputOption,
     trust: bool = _TRUST,
     sha256: str | None = _SHA256,
@@ -84,6 +91,7 @@ def describe(
     """
     from shipyard.models import load_model
 
+    uri = resolve_uri_secrets(uri)
     info = _describe(uri)
     loaded = load_model(uri, trusted=trust, sha256=sha256)
     note = getattr(loaded.predictor, "engine_note", None)
@@ -172,7 +180,9 @@ def _jsonable(value: Any) -> Any:
 
 @model.command("predict")
 def predict(
-    uri: str = typer.Argument(..., help="Model directory, model file or URL."),
+    uri: str = typer.Argument(
+        ..., help="Model directory, model file or URL ({{secret.NAME}} for one with credentials)."
+    ),
     data: str | None = typer.Option(
         None,
         "--data",
@@ -185,13 +195,14 @@ def predict(
     ),
     trust: bool = _TRUST,
     sha256: str | None = _SHA256,
+    output: OutputFormat = PredictionsOutputOption,
 ) -> None:
     """Load the model in this process and print its prediction as JSON."""
     from shipyard.models import load_model
 
     if (data is None) == (not example):
         raise BadRequestError("Give exactly one of --data JSON|@FILE and --example.")
-    loaded = load_model(uri, method=method, trusted=trust, sha256=sha256)
+    loaded = load_model(resolve_uri_secrets(uri), method=method, trusted=trust, sha256=sha256)
     if example:
         if loaded.input_example is None:
             raise BadRequestError(
@@ -210,4 +221,4 @@ def predict(
             f"The predictor of model {loaded.name!r} raised {type(err).__name__}: {err} "
             "(run with --debug for the traceback)"
         ) from err
-    print_json({"model": loaded.name, "predictions": _jsonable(predictions)})
+    print_predictions({"model": loaded.name, "predictions": _jsonable(predictions)}, output)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import typer
 
+from shipyard._redact import mask_credentials
 from shipyard.cli._shared import OutputFormat, OutputOption, open_store, print_json, print_table
 from shipyard.cli.components import make_component_app
 from shipyard.errors import ServiceError
 
 if TYPE_CHECKING:
+    from shipyard.services import Service
     from shipyard.store import Store
 
 __all__ = ["model_deployer"]
@@ -139,7 +142,7 @@ def describe(uuid: str = _UUID, output: OutputFormat = OutputOption) -> None:
 
 
 @models.command("get-url")
-def get_url(uuid: str = _UUID) -> None:
+def get_url(uuid: str = _UUID, output: OutputFormat = OutputOption) -> None:
     """Print the model server's prediction URL."""
     from shipyard.cli._deployer import named_server
 
@@ -150,20 +153,41 @@ def get_url(uuid: str = _UUID) -> None:
             f"The model server {service.uuid} has no URL yet; start it with "
             f"`shipyard model-deployer models start {service.uuid}`."
         )
-    typer.echo(service.prediction_url)
     host = getattr(service, "host_header", None)
+    if output is OutputFormat.json:
+        shown = {"uuid": service.uuid, "prediction_url": service.prediction_url}
+        print_json({**shown, "host_header": host} if host else shown)
+        return
+    typer.echo(service.prediction_url)
     if host:
         # On stderr, so `$(shipyard ... get-url)` stays the URL alone.
         typer.echo(f"Send it with the header 'Host: {host}' (the ingress routes on it).", err=True)
 
 
+def _state_json(service: Service, **extra: object) -> None:
+    print_json(
+        {
+            "uuid": service.uuid,
+            "state": service.status.state.value,
+            "prediction_url": service.prediction_url,
+            "last_error": mask_credentials(service.status.last_error),
+            **extra,
+        }
+    )
+
+
 @models.command("start")
-def start(uuid: str = _UUID, timeout: float = _TIMEOUT) -> None:
+def start(
+    uuid: str = _UUID, timeout: float = _TIMEOUT, output: OutputFormat = OutputOption
+) -> None:
     """Start a stopped model server (same port, same URL)."""
     from shipyard.cli._deployer import named_server
 
     with named_server(uuid) as (deployer, full):
         service = deployer.start_model_server(full, timeout=timeout)
+    if output is OutputFormat.json:
+        _state_json(service)
+        return
     typer.echo(f"Model server {service.uuid} is running at {service.prediction_url}")
 
 
@@ -172,12 +196,16 @@ def stop(
     uuid: str = _UUID,
     timeout: float = _TIMEOUT,
     force: bool = typer.Option(False, "--force", help="Kill without draining."),
+    output: OutputFormat = OutputOption,
 ) -> None:
     """Stop a model server; in-flight requests finish unless --force."""
     from shipyard.cli._deployer import named_server
 
     with named_server(uuid) as (deployer, full):
         service = deployer.stop_model_server(full, timeout=timeout, force=force)
+    if output is OutputFormat.json:
+        _state_json(service, unrecorded=service.unrecorded or None)
+        return
     typer.echo(f"Model server {service.uuid} stopped.")
     if service.unrecorded:
         typer.echo(
@@ -193,6 +221,7 @@ def delete(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     timeout: float = _TIMEOUT,
     force: bool = typer.Option(False, "--force", help="Kill without draining."),
+    output: OutputFormat = OutputOption,
 ) -> None:
     """Stop a model server and remove it from the registry."""
     from shipyard.cli._deployer import named_server
@@ -201,6 +230,9 @@ def delete(
         if not yes:
             typer.confirm(f"Delete the model server {full}?", abort=True)
         deployer.delete_model_server(full, timeout=timeout, force=force)
+    if output is OutputFormat.json:
+        print_json({"uuid": full, "deleted": True})
+        return
     typer.echo(f"Model server {full} deleted.")
 
 
@@ -209,14 +241,18 @@ def logs(
     uuid: str = _UUID,
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
     tail: int | None = typer.Option(None, "--tail", "-n", min=0, help="Only the last N lines."),
+    output: OutputFormat = OutputOption,
 ) -> None:
-    """Print a model server's log."""
+    """Print a model server's log (``-O json``: one ``{"uuid", "line"}`` object a line)."""
     from shipyard.cli._deployer import named_server
 
     with named_server(uuid) as (deployer, full):
         lines = deployer.get_model_server_logs(full, follow=follow, tail=tail)
     try:
         for line in lines:
-            typer.echo(line)
+            if output is OutputFormat.json:
+                typer.echo(json.dumps({"uuid": full, "line": line}))
+            else:
+                typer.echo(line)
     except KeyboardInterrupt:
         pass

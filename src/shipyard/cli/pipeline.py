@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from shipyard._redact import mask_credentials, mask_nested
 from shipyard.cli._shared import OutputFormat, OutputOption, open_store, print_json, print_table
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def list_(
     with open_store() as store:
         found = RunRecords(store).list_runs(pipeline_name, limit)
     if output is OutputFormat.json:
-        print_json([_run_json(run, with_steps=False) for run in found])
+        print_json(mask_nested([_run_json(run, with_steps=False) for run in found]))
         return
     table = Table(title="Pipeline runs")
     for column in ("", "RUN ID", "STARTED (UTC)", "DURATION", "STEPS"):
@@ -146,7 +147,7 @@ def list_(
             _seconds(run.duration),
             " ".join(f"{_ICONS.get(status, status)}{n}" for status, n in counts.items()),
             escape(run.pipeline_name),
-            escape(_metadata_text(run.metadata, short=True)),
+            escape(_metadata_text(mask_nested(run.metadata), short=True)),
         )
     if not found:
         typer.echo("No pipeline runs yet. Run a @pipeline function to make one.")
@@ -169,16 +170,16 @@ def describe(
     with open_store() as store:
         run = RunRecords(store).get_run(run_id)
     if output is OutputFormat.json:
-        print_json(_run_json(run, with_steps=True))
+        print_json(mask_nested(_run_json(run, with_steps=True)))
         return
     console = Console(soft_wrap=True)
     console.print(f"[bold]Run[/] {run.id}  {_ICONS.get(run.status.value, '')} {run.status.value}")
     console.print(f"Pipeline: {escape(run.pipeline_name)}")
     console.print(f"Started:  {run.started_at:%Y-%m-%d %H:%M:%S} UTC   {_seconds(run.duration)}")
     if run.metadata:
-        console.print(escape(_metadata_text(run.metadata, short=False)))
+        console.print(escape(_metadata_text(mask_nested(run.metadata), short=False)))
     if run.error:
-        console.print(f"[red]Error:[/] {escape(run.error)}")
+        console.print(f"[red]Error:[/] {escape(mask_credentials(run.error))}")
     table = Table(title="Steps")
     for column in ("", "STEP", "STATUS", "DURATION"):
         table.add_column(column, no_wrap=True)
@@ -200,7 +201,9 @@ def describe(
                 f"at {escape(str(service['prediction_url']))}"
             )
         if step.error:
-            notes.append(f"[red]{escape(step.name)} failed:[/] {escape(step.error)}")
+            notes.append(
+                f"[red]{escape(step.name)} failed:[/] {escape(mask_credentials(step.error))}"
+            )
     print_table(table)
     for note in notes:
         console.print(note)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from shipyard.cli._data import read_data
-from shipyard.cli._shared import print_json
+from shipyard.cli._shared import OutputFormat, PredictionsOutputOption, print_predictions
 from shipyard.errors import ServiceNotFoundError
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ def predict(
         help="Rows, records, columns, MLflow dataframe_split/records, a V2 request, "
         "@FILE.json or @FILE.csv.",
     ),
+    output: OutputFormat = PredictionsOutputOption,
 ) -> None:
     """Send one prediction request and print the answer as JSON."""
     from shipyard.cli._deployer import active_model_deployer
@@ -59,4 +60,4 @@ def predict(
     result = service.predict(payload)
     if not isinstance(result, dict):
         result = {"predictions": result.tolist() if hasattr(result, "tolist") else result}
-    print_json(result)
+    print_predictions(result, output)

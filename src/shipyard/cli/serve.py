@@ -14,7 +14,10 @@ __all__ = ["serve"]
 
 def serve(
     model_uris: list[str] = typer.Argument(
-        None, metavar="MODEL_URI...", help="Models to serve: paths, file:// or fsspec URLs."
+        None,
+        metavar="MODEL_URI...",
+        help="Models to serve: paths, file:// or fsspec URLs ({{secret.NAME}} for a URL "
+        "with credentials).",
     ),
     model_repository: Path | None = typer.Option(
         None, "--model-repository", help="A folder with one model per subfolder."
@@ -90,10 +93,21 @@ def serve(
     trust: bool = typer.Option(
         False,
         "--trust",
+        envvar="SHIPYARD_MODEL_TRUSTED",
         help="Trust the models' code: load a pickle/joblib model from a remote URI.",
     ),
     sha256: str | None = typer.Option(
-        None, "--sha256", help="SHA-256 of the model's content: checked before loading."
+        None,
+        "--sha256",
+        envvar="SHIPYARD_MODEL_SHA256",
+        help="SHA-256 of the model's content: checked before loading.",
+    ),
+    origin: str | None = typer.Option(
+        None,
+        "--origin",
+        envvar="SHIPYARD_MODEL_ORIGIN",
+        help="The URI the model's files were copied from (a pod's /mnt/models): its trust "
+        "rule applies, not the local path's.",
     ),
     tracking_uri: str | None = typer.Option(
         None, "--tracking-uri", help="MLflow tracking server for models:/ and runs:/ URIs."
@@ -105,11 +119,13 @@ def serve(
 
         # The workers resolve models:/ URIs themselves; they inherit this environment.
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    from shipyard.cli._shared import resolve_uri_secrets
     from shipyard.serving.__main__ import build_config
     from shipyard.serving.supervisor import run_supervisor
 
     config = build_config(
-        list(model_uris or []),
+        # The workers get the resolved URIs in their environment, never in argv.
+        [resolve_uri_secrets(uri) for uri in model_uris or []],
         model_repository=model_repository,
         name=name,
         host=host,
@@ -133,7 +149,8 @@ def serve(
         open_paths=open_paths,
         insecure=insecure,
         trust=trust,
-        sha256=sha256,
+        sha256=sha256 or None,
+        origin=origin,
     )
     code = run_supervisor(config)
     if code:

@@ -93,6 +93,7 @@ def load_model(
     trusted: bool = False,
     sha256: str | None = None,
     trusted_types: list[str] | None = None,
+    origin: str | None = None,
 ) -> LoadedModel:
     """Load the model at ``uri`` (path, ``file://`` or any fsspec URL) and its predictor.
 
@@ -107,6 +108,8 @@ def load_model(
     ``SHIPYARD_TRUSTED_MODEL_URIS``; local paths and MLflow registry URIs are the user's own
     choice. skops types beyond the safe defaults come from ``trusted_types`` (or
     ``SHIPYARD_TRUSTED_TYPES``; all with ``trusted=True``), never from the model's manifest.
+    ``origin`` names the URI the files at ``uri`` were copied from (a pod's /mnt/models):
+    its trust rule is the one applied.
 
     Raises ``ModelNotFoundError`` when nothing is there, ``MissingDependencyError`` when
     the model's framework is not installed (naming the extra to install) and
@@ -117,7 +120,7 @@ def load_model(
 
     local = resolve_model_uri(uri, tracking_uri=tracking_uri)
     model_dir, manifest = detect_model(local)
-    explicit = check_trust(uri, local, manifest, trusted=trusted, sha256=sha256)
+    explicit = check_trust(origin or uri, local, manifest, trusted=trusted, sha256=sha256)
     manifest = skops_types(manifest, trusted_types or [], explicit)
     if method is not None:
         manifest = manifest.model_copy(update={"method": method})

@@ -99,6 +99,14 @@ def resolve_model_uri(uri: str | os.PathLike[str], *, tracking_uri: str | None =
         return download_mlflow_model(text, tracking_uri)[0]
     if is_local_uri(text):
         path = _local_path(text)
+        if not path.exists() and "{{secret." in text:
+            # The CLI resolves references; from Python the caller does (models/ reads no
+            # store).
+            raise ModelNotFoundError(
+                f"The model URI {text!r} holds a secret reference, which load_model does "
+                "not resolve: pass shipyard.secrets.resolve_references(uri, get_secret), "
+                "or the URI itself."
+            )
         if not path.exists():
             raise ModelNotFoundError(
                 f"No model at {text!r}: the path does not exist. Pass a model directory "
@@ -162,6 +170,20 @@ def _make_private(folder: Path) -> None:
         path.chmod(0o700 if path.is_dir() else 0o600)
 
 
+def _refused_status(err: BaseException) -> int | None:
+    """401 or 403 when ``err`` stands for an HTTP refusal: fsspec's HTTP file system reports
+    every failed lookup as FileNotFoundError, the status is on the cause it wraps."""
+    cause: BaseException | None = err
+    for _ in range(5):  # a short chain; never loop on a cycle
+        if cause is None:
+            return None
+        status = getattr(cause, "status", None)
+        if status in (401, 403):
+            return int(status)
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def _fetch_cached(uri: str) -> Path:
     import fsspec  # imported here: local loads (the common case) do not need it
 
@@ -176,6 +198,13 @@ def _fetch_cached(uri: str) -> Path:
     try:
         info = fs.info(remote)
     except FileNotFoundError as err:
+        status = _refused_status(err)
+        if status is not None:
+            raise ModelLoadError(
+                f"The server of {display_uri(uri)!r} refused access (HTTP {status}): check the "
+                "credentials in the URI (user:password@, a token parameter) or in the secret "
+                "it refers to."
+            ) from err
         raise ModelNotFoundError(
             f"No model at {display_uri(uri)!r}: nothing exists at that URL."
         ) from err

@@ -47,6 +47,7 @@ def build_config(
     insecure: bool = False,
     trust: bool = False,
     sha256: str | None = None,
+    origin: str | None = None,
 ) -> ServerConfig:
     """A ``ServerConfig`` from command-line values; unset ones come from the environment
     (``SHIPYARD_SERVER_*``) or the defaults. A bad value raises ``ConfigError`` with one
@@ -57,9 +58,12 @@ def build_config(
     values: dict[str, Any] = {}
     if sha256 is not None and len(model_uris) != 1:
         raise ConfigError("--sha256 pins exactly one model URI; drop it or pass one URI.")
+    if origin and len(model_uris) != 1:
+        raise ConfigError("--origin names where one model URI came from; pass one URI.")
     if model_uris:
         values["models"] = [
-            {"uri": u, "name": name, "trusted": trust, "sha256": sha256} for u in model_uris
+            {"uri": u, "name": name, "trusted": trust, "sha256": sha256, "origin": origin or None}
+            for u in model_uris
         ]
     for key, value in (
         ("model_repository", model_repository),
@@ -165,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
         "--trust", action="store_true", help="trust the models' code (remote pickle/joblib)"
     )
     p.add_argument("--sha256", help="the model's content SHA-256; checked, and trusts it")
+    p.add_argument("--origin", help="the URI the model's files were copied from (its trust rule)")
     return p
 
 
@@ -199,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             insecure=args.insecure,
             trust=args.trust,
             sha256=args.sha256,
+            origin=args.origin,
         )
     except ShipyardError as err:
         sys.stderr.write(f"Error: {err}\n")

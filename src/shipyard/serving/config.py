@@ -102,6 +102,10 @@ class ModelSpec(BaseModel):
     and a match trusts the model."""
     trusted_types: list[str] = Field(default_factory=list)
     """skops types this model may load beyond skops' safe defaults."""
+    origin: str | None = None
+    """Where the files at ``uri`` were fetched from, when they are a copy (a Kubernetes
+    pod's storage initializer downloads the model URI to /mnt/models): the trust rule of
+    that URI applies, not the local path's, so a copy cannot launder a remote pickle."""
 
     def load_options(self) -> dict[str, Any]:
         """The trust options ``load_model`` takes for this spec."""
@@ -109,6 +113,7 @@ class ModelSpec(BaseModel):
             "trusted": self.trusted,
             "sha256": self.sha256,
             "trusted_types": list(self.trusted_types),
+            "origin": self.origin,
         }
 
 

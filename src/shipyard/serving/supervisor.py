@@ -562,8 +562,8 @@ class Supervisor:
                 if _left(deadline) <= 0:
                     return {
                         "ok": False,
-                        "error": "the deadline passed before every worker had loaded the "
-                        "new model; the previous model keeps serving",
+                        # The caller says what serves now (send_reload: the previous model).
+                        "error": "the deadline passed before every worker had loaded the new model",
                     }
                 if failed or not workers:
                     error = failed[0].get("error") if failed else "no worker is ready"

@@ -38,6 +38,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         )
         running.declare("machinelearning.seldon.io/v1", "seldondeployments", "SeldonDeployment")
         running.declare("v1", "serviceaccounts", "ServiceAccount")
+        running.declare("v1", "secrets", "Secret")
         running.write_kubeconfig(tmp_path, NAMESPACE)
         yield running
 

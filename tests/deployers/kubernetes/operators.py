@@ -21,9 +21,13 @@ STORE_URI = "s3://models-bucket/shipyard"
 class Operator:
     """Shared bookkeeping: one pending round per new generation, the loads, the checks."""
 
-    def __init__(self, bucket: Path, mode: str = "Standard") -> None:
+    def __init__(
+        self, bucket: Path, mode: str = "Standard", remote: dict[str, str] | None = None
+    ) -> None:
         self.bucket = bucket
         self.mode = mode
+        #: Remote storage URIs the "storage initializer" finds, and the folder each holds.
+        self.remote = dict(remote or {})
         self.problems: list[str] = []
         #: (name, generation) -> rounds seen; the first round reports "not ready yet".
         self.rounds: dict[tuple[str, int], int] = {}
@@ -34,7 +38,11 @@ class Operator:
     def load(self, uri: str) -> str:
         """'' when the model at ``uri`` loads, else why not."""
         if uri not in self.loads:
-            path = self.bucket / uri.removeprefix(STORE_URI + "/")
+            path = (
+                Path(self.remote[uri])
+                if uri in self.remote
+                else self.bucket / uri.removeprefix(STORE_URI + "/")
+            )
             try:
                 shipyard.load_model(str(path))
                 self.loads[uri] = ""

@@ -23,7 +23,12 @@ from .emulator import Cluster, running_cluster
 from .operators import KServeOperator
 
 ISVC = ("serving.kserve.io/v1beta1", "inferenceservices")
-REMOTE = {"model_uri": "s3://bucket/iris", "model_name": "iris", "predictor": "sklearn"}
+REMOTE = {
+    "model_uri": "s3://bucket/iris",
+    "model_name": "iris",
+    "predictor": "sklearn",
+    "trusted": True,
+}
 
 
 def _deployer(cluster: Cluster, tmp_path: Path) -> KServeModelDeployer:

@@ -68,9 +68,14 @@ def valid(manifest: dict[str, Any]) -> dict[str, Any]:
 def test_every_kserve_model_format_gives_a_valid_inference_service(
     store: Store, tmp_path: Path, predictor: str
 ) -> None:
-    [isvc] = kserve(store, tmp_path).render_deployment(
-        KServeDeploymentConfig(model_uri=REMOTE, model_name="iris", predictor=predictor)
+    # Trusted: the sklearn, mlflow and pytorch runtimes unpickle a remote model.
+    *secret, isvc = kserve(store, tmp_path).render_deployment(
+        KServeDeploymentConfig(
+            model_uri=REMOTE, model_name="iris", predictor=predictor, trusted=True
+        )
     )
+    # Shipyard's server gets its token from the pods' Secret (shown without values).
+    assert [m["kind"] for m in secret] == (["Secret"] if predictor == "custom" else [])
     model = valid(isvc)["spec"]["predictor"]["model"]
     assert model["protocolVersion"] == "v2"
     assert model["storageUri"] == REMOTE
@@ -86,6 +91,7 @@ def test_kserve_everything_set_is_valid_and_on_the_right_fields(
         model_uri=REMOTE,
         model_name="Iris Classifier",
         predictor="sklearn",
+        trusted=True,
         replicas=2,
         max_replicas=5,
         timeout=30,
@@ -131,7 +137,7 @@ def test_a_local_model_picks_the_platform_runtime_or_shipyards(
         input_example=models.rows[:2],
         method="predict_proba",
     )
-    [custom] = deployer.render_deployment({"model_uri": str(proba), "model_name": "iris"})
+    *_, custom = deployer.render_deployment({"model_uri": str(proba), "model_name": "iris"})
     model = valid(custom)["spec"]["predictor"]["model"]
     assert (model["modelFormat"], model["runtime"]) == ({"name": "shipyard"}, "shipyard")
 
@@ -139,8 +145,8 @@ def test_a_local_model_picks_the_platform_runtime_or_shipyards(
 @pytest.mark.parametrize("mode", ["Standard", "Knative"])
 def test_kserve_canary_manifests_are_valid(store: Store, tmp_path: Path, mode: str) -> None:
     deployer = kserve(store, tmp_path)
-    [old] = deployer.render_deployment({"model_uri": REMOTE, "model_name": "iris"})
-    [new] = deployer.render_deployment(
+    *_, old = deployer.render_deployment({"model_uri": REMOTE, "model_name": "iris"})
+    *_, new = deployer.render_deployment(
         {"model_uri": REMOTE + "-v2", "model_name": "iris", "canary_traffic_percent": 20}
     )
     current = copy.deepcopy(old)
@@ -159,6 +165,10 @@ def test_the_shipyard_cluster_serving_runtime_is_valid() -> None:
     runtime = valid(cluster_serving_runtime("registry.example/shipyard:1"))
     container = runtime["spec"]["containers"][0]
     assert container["args"][:2] == ["serve", "/mnt/models"]
+    # A token from each InferenceService's Secret, not --insecure; the probes stay open.
+    assert "--insecure" not in container["args"]
+    open_paths = container["args"][container["args"].index("--open-paths") + 1].split(",")
+    assert container["readinessProbe"]["httpGet"]["path"] in open_paths
     assert runtime["spec"]["supportedModelFormats"][0]["name"] == "shipyard"
     # The same container spec is a valid namespaced ServingRuntime too.
     valid({**runtime, "kind": "ServingRuntime"})
@@ -173,13 +183,14 @@ def test_every_seldon_implementation_gives_a_valid_seldon_deployment(
         model_name="iris",
         replicas=3,
         implementation=implementation,
+        trusted=True,
         secret_name="s3-credentials",
         resources={"limits": {"cpu": "2", "memory": "1Gi"}},
         pipeline_name="p",
         pipeline_step_name="s",
         pipeline_run_id="r",
     )
-    [sdep] = seldon(store, tmp_path).render_deployment(config)
+    *_, sdep = seldon(store, tmp_path).render_deployment(config)
     valid(sdep)
     assert sdep["spec"]["protocol"] == "v2"
     predictor = sdep["spec"]["predictors"][0]

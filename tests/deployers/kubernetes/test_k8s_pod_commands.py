@@ -43,7 +43,7 @@ def uploaded(store: Store, tmp_path: Path) -> tuple[Path, str]:
     )
     deployer = KServeModelDeployer(name="k", id="k", flavor="kserve", config=config, store=store)
     service = deployer.new_service(KServeDeploymentConfig(model_uri=str(model_dir), model_name="s"))
-    [isvc] = deployer.render_deployment({"model_uri": str(model_dir), "model_name": "s"})
+    *_, isvc = deployer.render_deployment({"model_uri": str(model_dir), "model_name": "s"})
     assert isvc["spec"]["predictor"]["model"]["runtime"] == "shipyard"
     folder = tmp_path / "bucket" / service.storage_uri.removeprefix(STORE_URI + "/")
     assert not (folder / "model-settings.json").exists()  # not an MLServer model
@@ -59,7 +59,7 @@ def _kserve_args(name: str) -> list[str]:
 def _seldon_args(store: Store, tmp_path: Path, name: str) -> list[str]:
     config = SeldonModelDeployerConfig(model_store=str(tmp_path / "b2"), image="img:1")
     deployer = SeldonModelDeployer(name="s", id="s", flavor="seldon", config=config, store=store)
-    [sdep] = deployer.render_deployment(
+    *_, sdep = deployer.render_deployment(
         {"model_uri": "s3://x/y", "model_name": "s", "implementation": "custom"}
     )
     predictor = sdep["spec"]["predictors"][0]
@@ -75,8 +75,9 @@ def test_the_pod_command_serves_the_uploaded_custom_predictor(
     folder, name = uploaded
     args = _kserve_args(name) if platform == "kserve" else _seldon_args(store, tmp_path, name)
     assert args[:2] == ["serve", "/mnt/models"]
-    # The pod binds 0.0.0.0: without --insecure (or a token) the server would refuse to.
-    assert "--insecure" in args and "0.0.0.0" in args
+    # The pod binds 0.0.0.0 with a token from its Secret (see test_k8s_pod_auth); here,
+    # on loopback, the server runs without one.
+    assert "--insecure" not in args and "0.0.0.0" in args
     http, grpc = free_port(), free_port()
     pod_ports = {"8080", "9000"}
     ports = {

@@ -176,6 +176,67 @@ class KubernetesClient:
         except ApiException as err:
             raise self._explain(err, "apply", account, name) from err
 
+    # -- Secrets (the core API): a model server's token and credentials ------------------
+
+    def _core(self) -> Any:
+        self._objects()
+        from kubernetes import client
+
+        return client.CoreV1Api(self._api.api_client)
+
+    def get_secret(self, name: str) -> dict[str, Any] | None:
+        """The Secret as a plain dict (``data`` base64), or ``None`` if there is none."""
+        return self._core_call("get", name, None)
+
+    def apply_secret(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create the Secret ``body``, or patch the existing one to ``body``'s data (keys
+        it no longer has removed), labels and ``ownerReferences`` (kept if it has none)."""
+        name = body["metadata"]["name"]
+        current = self.get_secret(name)
+        if current is None:
+            return self._core_call("create", name, body) or {}
+        data: dict[str, Any] = {key: None for key in current.get("data") or {}}
+        data.update(body.get("data") or {})
+        patch: dict[str, Any] = {"metadata": {"labels": body["metadata"].get("labels") or {}}}
+        if body["metadata"].get("ownerReferences"):
+            patch["metadata"]["ownerReferences"] = body["metadata"]["ownerReferences"]
+        patch["data"] = data
+        return self._core_call("patch", name, patch) or {}
+
+    def delete_secret(self, name: str) -> bool:
+        """Delete the Secret; ``False`` if it was already gone."""
+        return self._core_call("delete", name, None) is not None
+
+    def _core_call(
+        self, verb: str, name: str, body: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """One Secret call; ``None`` for a Secret that is not there (get, delete)."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        core = self._core()
+        kind = CustomResource("", "v1", "secrets", "Secret", "Kubernetes")
+        try:
+            if verb == "get":
+                result = core.read_namespaced_secret(name, self.namespace)
+            elif verb == "create":
+                result = core.create_namespaced_secret(self.namespace, body)
+            elif verb == "patch":
+                result = core.patch_namespaced_secret(name, self.namespace, body)
+            else:
+                result = core.delete_namespaced_secret(name, self.namespace)
+        except ApiException as err:
+            if err.status == 404 and verb in ("get", "delete"):
+                return None
+            raise self._explain(err, verb, kind, name) from err
+        except HTTPError as err:
+            raise KubernetesError(
+                f"Cannot reach the Kubernetes API at {self.host or '(unknown host)'} "
+                f"({verb} Secret '{name}'): {err}."
+            ) from err
+        found = core.api_client.sanitize_for_serialization(result)
+        return found if isinstance(found, dict) else {}
+
     def _call(
         self, verb: str, kind: CustomResource, name: str, body: dict[str, Any] | None
     ) -> dict[str, Any]:

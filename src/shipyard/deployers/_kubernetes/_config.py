@@ -160,7 +160,29 @@ class KubernetesDeploymentConfig(ServiceConfig):
         description="Image running `shipyard serve` for custom predictors; default: the "
         "deployer's (build one with `shipyard build`).",
     )
-    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra environment variables. A value that is a {{secret.NAME}} "
+        "reference, or whose name says it is a credential (…_TOKEN, …_PASSWORD, …_KEY), "
+        "reaches the pods through the server's Kubernetes Secret, never the manifest.",
+    )
+    auth: bool = Field(
+        default=True,
+        description="Shipyard's server in the pods requires a bearer token (generated, kept "
+        "in the server's Kubernetes Secret; `service.predict` sends it). False serves "
+        "without one: only where the cluster controls who reaches the pods.",
+    )
+    trusted: bool = Field(
+        default=False,
+        description="Trust the model's code: a pickle/joblib model from a remote URI may "
+        "be deployed, and the pods' loader is told so.",
+    )
+    sha256: str | None = Field(
+        default=None,
+        description="SHA-256 of the remote model's content (what `shipyard serve "
+        "--sha256` checks): Shipyard's server in the pods checks it before loading, and a "
+        "match trusts the model.",
+    )
 
     @field_validator("model_uri")
     @classmethod

@@ -13,7 +13,10 @@ import time
 from typing import Any, ClassVar, cast
 
 from shipyard.deployers._kubernetes._client import KubernetesClient
-from shipyard.deployers._kubernetes._config import KubernetesDeployerConfig
+from shipyard.deployers._kubernetes._config import (
+    KubernetesDeployerConfig,
+    KubernetesDeploymentConfig,
+)
 from shipyard.deployers._kubernetes._labels import (
     ANNOTATION_CONFIG,
     ANNOTATION_SERVICE_TYPE,
@@ -22,8 +25,11 @@ from shipyard.deployers._kubernetes._labels import (
     ownership,
     selector,
 )
+from shipyard.deployers._kubernetes._pod_secret import PodSecrets, references_only
+from shipyard.deployers._kubernetes._secrets import pod_secret_name, storage_credentials
 from shipyard.deployers._kubernetes._service import KubernetesModelService, Observation
-from shipyard.deployers._kubernetes._storage import inspect_model, upload_model
+from shipyard.deployers._kubernetes._storage import ModelFacts, inspect_model, upload_model
+from shipyard.deployers._kubernetes._trust import check_deploy_trust
 from shipyard.deployers.base import ModelDeployer
 from shipyard.errors import DeploymentError, ServiceError
 from shipyard.services.service import Service, ServiceConfig, service_type_of
@@ -51,10 +57,13 @@ def merge_patch(old: Any, new: Any) -> Any:
     return patch
 
 
-class KubernetesModelDeployer(ModelDeployer):
+class KubernetesModelDeployer(PodSecrets, ModelDeployer):
     """A model deployer whose services are custom resources; flavors build the manifest."""
 
     SERVICE_CLASS: ClassVar[type[KubernetesModelService]]
+    #: Credentials in a model URI go into the secrets store (the stored config keeps
+    #: references) and reach the pods through their Kubernetes Secret.
+    RESOLVES_SECRETS: ClassVar[bool] = True
 
     _client: KubernetesClient | None = None
 
@@ -90,14 +99,38 @@ class KubernetesModelDeployer(ModelDeployer):
         """Move the running resource to the ``new`` manifest; revert and raise on failure."""
         self.patch_and_wait(service, new, timeout)
 
+    def runs_shipyard_server(self, service: KubernetesModelService) -> bool:
+        """Whether the pods run ``shipyard serve`` (a token and a trust decision apply)."""
+        return False
+
+    def code_risk(self, service: KubernetesModelService, facts: ModelFacts) -> str | None:
+        """What in a remote model runs code when the pods load it, if the flavor can tell
+        (its runtime loads pickles); None: nothing, or the pod's own loader decides."""
+        return None
+
     # -- shared pieces ---------------------------------------------------------------------
 
     def new_service(self, config: ServiceConfig, dry_run: bool = False) -> KubernetesModelService:
-        """The service for ``config``, its model uploaded (unless ``dry_run``), not saved."""
+        """The service for ``config``, its model uploaded (unless ``dry_run``), not saved.
+
+        A remote model that runs code when loaded is refused here unless trusted (see
+        ``_trust``): before anything is uploaded or sent to the cluster."""
         service = self.make_service(config)
         settings = self.settings
+        # The URI without its credentials (they reach the pods through the Secret).
+        plain, _ = storage_credentials(config.model_uri, lambda text: text)
+        facts = inspect_model(plain)
+        config = cast(KubernetesDeploymentConfig, service.config)
+        service.model_trusted = check_deploy_trust(
+            plain,
+            remote=facts.local_dir is None,
+            risk=self.code_risk(service, facts),
+            trusted=config.trusted,
+            sha256=config.sha256,
+            checks_pin=self.runs_shipyard_server(service),
+        )
         service.storage_uri = upload_model(
-            inspect_model(config.model_uri),
+            facts,
             config.model_name or "model",
             settings.model_store,
             settings.model_store_uri,
@@ -122,8 +155,18 @@ class KubernetesModelDeployer(ModelDeployer):
     def render_deployment(self, config: ServiceConfig | dict[str, Any]) -> list[dict[str, Any]]:
         """The manifests ``deploy_model`` would apply (``--dry-run``): nothing is sent or
         uploaded."""
-        service = self.new_service(self._coerce_config(config), dry_run=True)
-        return [*self.extra_manifests(service), self.manifest(service)]
+        from shipyard.secrets import reference_form
+
+        config = self._coerce_config(config)
+        # As deploy_model would store it (references), but nothing is written.
+        shown = config.model_copy(update={"model_uri": reference_form(config.model_uri)})
+        service = self.new_service(references_only(shown, None), dry_run=True)
+        secret = self.pod_secret(service, masked=True)
+        return [
+            *([secret] if secret else []),
+            *self.extra_manifests(service),
+            self.manifest(service),
+        ]
 
     def _attach(self, service: KubernetesModelService) -> KubernetesModelService:
         service.use_client(self.client())
@@ -187,8 +230,17 @@ class KubernetesModelDeployer(ModelDeployer):
     def perform_deploy_model(self, config: ServiceConfig, timeout: float) -> Service:
         service = self._attach(self.new_service(config))
         body = self.manifest(service)
-        self.apply_extra(service)
-        self.client().create(service.RESOURCE, body)
+        # The Secret first: the pods find their token and credentials when they start.
+        self.apply_secret(service)
+        try:
+            self.apply_extra(service)
+            created = self.client().create(service.RESOURCE, body)
+        except ServiceError:
+            if service.secret:
+                self.client().delete_secret(service.secret)
+            raise
+        if service.secret:
+            self.apply_secret(service, owner=created)
         service.admin_state = ServiceState.ACTIVE
         self.register_service(service)
         try:
@@ -215,6 +267,7 @@ class KubernetesModelDeployer(ModelDeployer):
         fresh = self.new_service(config)
         server.config, server.storage_uri = fresh.config, fresh.storage_uri
         try:
+            self.apply_secret(server, owner=server.fetch())
             self.apply_extra(server)
             self.update_resource(server, self.manifest(server), timeout)
         except ServiceError as err:  # the operator's "no", or the API server's
@@ -227,6 +280,14 @@ class KubernetesModelDeployer(ModelDeployer):
         server.persist()
         server.check_status()
         return server
+
+    def _keep_credentials_out(self, config: ServiceConfig) -> ServiceConfig:
+        """Also a credential-named ``env`` value (``AWS_SECRET_ACCESS_KEY=...``): into the
+        secrets store, the stored config keeps a reference (the pods get it through
+        their Secret)."""
+        from shipyard.secrets import SecretStore
+
+        return references_only(super()._keep_credentials_out(config), SecretStore(self.store).set)
 
     def is_up_to_date(self, service: Service, config: ServiceConfig) -> bool:
         if not super().is_up_to_date(service, config):
@@ -280,7 +341,10 @@ class KubernetesModelDeployer(ModelDeployer):
         service.storage_uri = self.storage_uri_of(resource)
         service.served_name = self.served_name_of(resource) or service.served_name
         service.admin_state = ServiceState.ACTIVE
-        return self._attach(service)
+        self._attach(service)
+        if self.client().get_secret(pod_secret_name(service.resource_name)) is not None:
+            service.secret = pod_secret_name(service.resource_name)
+        return service
 
     def storage_uri_of(self, resource: dict[str, Any]) -> str:
         """The model URI the resource's pods download (flavor-specific path)."""
@@ -304,6 +368,7 @@ class KubernetesModelDeployer(ModelDeployer):
                     "STORAGE_URI": service.storage_uri,
                     "STATUS_URL": service.url or None,
                     "HOST_HEADER": service.host_header,
+                    "SECRET": service.secret or None,
                 }
             )
         return info

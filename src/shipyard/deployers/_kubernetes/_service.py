@@ -53,6 +53,13 @@ class KubernetesModelService(Service):
     url: str = Field(default="", description="The URL the operator reported, last seen.")
     #: The served model's name in V2 paths (/v2/models/{name}/infer).
     served_name: str = ""
+    secret: str = Field(
+        default="",
+        description="The pods' Kubernetes Secret (token, credentials): its name only.",
+    )
+    model_trusted: bool = Field(
+        default=False, description="Whether the pods' loader was told to trust the model."
+    )
 
     _client: KubernetesClient | None = PrivateAttr(default=None)
 
@@ -167,6 +174,10 @@ class KubernetesModelService(Service):
     def delete(self, timeout: float = 60.0, force: bool = False) -> None:
         """Delete the resource; the operator removes its pods."""
         self.client().delete(self.RESOURCE, self.resource_name)
+        if self.secret:
+            # Owned by the resource (the cluster's garbage collector would delete it too):
+            # deleted here so nothing of the server is left once `delete` returns.
+            self.client().delete_secret(self.secret)
         self.admin_state = ServiceState.INACTIVE
         self.status.update(ServiceState.INACTIVE)
 
@@ -181,6 +192,16 @@ class KubernetesModelService(Service):
         raise NotImplementedError
 
     # -- using it --------------------------------------------------------------------------
+
+    def request_headers(self) -> dict[str, str]:
+        """``Authorization`` with the pods' bearer token, read from their Secret (never
+        stored in the registry); empty when the pods need none."""
+        from shipyard.deployers._kubernetes._secrets import TOKEN_KEY, decoded
+
+        if not self.secret or not getattr(self.config, "auth", False):
+            return {}
+        token = decoded(self.client().get_secret(self.secret), TOKEN_KEY)
+        return {"authorization": f"Bearer {token}"} if token else {}
 
     def predict(self, data: Any) -> Any:
         """Send ``data`` (a V2 request dict, or rows) to the model through the ingress."""
@@ -201,7 +222,7 @@ class KubernetesModelService(Service):
                 f"The model server {self.uuid} has no URL yet (the operator has not "
                 "reported one); check it with `shipyard model-deployer models describe`."
             )
-        headers = {"content-type": "application/json"}
+        headers = {"content-type": "application/json", **self.request_headers()}
         if self.host_header:
             headers["host"] = self.host_header
         try:

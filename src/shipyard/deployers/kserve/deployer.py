@@ -8,11 +8,14 @@ from typing import Any, cast
 from shipyard.deployers._kubernetes import (
     KubernetesModelDeployer,
     KubernetesModelService,
+    ModelFacts,
     Observation,
     inspect_model,
     resource_name,
     spec_patches,
 )
+from shipyard.deployers._kubernetes._secrets import pod_secret_name
+from shipyard.deployers._kubernetes._trust import names_pickle
 from shipyard.deployers.kserve.config import KServeDeploymentConfig, KServeModelDeployerConfig
 from shipyard.deployers.kserve.manifest import (
     CLUSTER_SERVING_RUNTIME,
@@ -30,6 +33,12 @@ from shipyard.services.state import ServiceState
 
 __all__ = ["KServeModelDeployer", "canary_manifest"]
 
+#: KServe runtimes that unpickle what they load, and how.
+_PICKLING = {
+    "sklearn": "joblib/pickle",
+    "mlflow": "MLflow's cloudpickle",
+    "pytorch": "torch.load (pickle) and handler code",
+}
 #: Shipyard's format names -> KServe's, where they differ.
 _KSERVE_FORMAT = {"torchscript": "pytorch", "torch-export": "pytorch"}
 
@@ -113,33 +122,65 @@ class KServeModelDeployer(KubernetesModelDeployer):
             max_replicas=config.max_replicas,
             timeout=config.timeout,
             resources=config.resources,
-            service_account_name=self._service_account(config),
-            env=config.env,
+            service_account_name=self._service_account(service),
+            env=self.pod_env(service) or None,
             canary_traffic_percent=canary,
         )
 
-    def _service_account(self, config: KServeDeploymentConfig) -> str:
-        """The pods' service account: the one given, else the one that carries the
-        storage secret (KServe reads storage credentials through a service account)."""
+    def runs_shipyard_server(self, service: KubernetesModelService) -> bool:
+        return self._model_format(cast(KServeDeploymentService, service)) == SHIPYARD_FORMAT
+
+    def code_risk(self, service: KubernetesModelService, facts: ModelFacts) -> str | None:
+        fmt = self._model_format(cast(KServeDeploymentService, service))
+        if fmt in _PICKLING:
+            return f"KServe's {fmt} runtime loads it with {_PICKLING[fmt]}"
+        if fmt == SHIPYARD_FORMAT and names_pickle(facts.uri):
+            return "it is a pickle/joblib file"
+        return None  # Shipyard's server in the pod decides, told by its env
+
+    def _secrets(self, service: KubernetesModelService) -> list[str]:
+        """The Secrets KServe's storage initializer reads through the service account:
+        the user's (``secret_name``) and the pods' own when the URI had credentials."""
+        config = cast(KServeDeploymentConfig, service.config)
+        found = [config.secret_name or self.kserve.secret_name]
+        if self.storage_secret(service):
+            found.append(pod_secret_name(service.resource_name))
+        return [name for name in found if name]
+
+    def _service_account(self, service: KubernetesModelService) -> str:
+        """The pods' service account: the one given, else one that carries the storage
+        secrets (KServe reads storage credentials through a service account)."""
+        config = cast(KServeDeploymentConfig, service.config)
         given = config.service_account_name or self.kserve.service_account_name
-        secret = config.secret_name or self.kserve.secret_name
-        return given or (f"shipyard-{secret}"[:63] if secret else "")
+        secrets = self._secrets(service)
+        if given and self.storage_secret(service):
+            raise DeploymentError(
+                f"The model URI of '{config.model_name}' has credentials, which KServe's "
+                f"storage initializer reads from a Secret of the pods' service account; the "
+                f"service account '{given}' is yours, so Shipyard does not change it. Put the "
+                "credentials in a Secret of that account and deploy the URI without them."
+            )
+        if given or not secrets:
+            return given
+        if len(secrets) == 1 and not self.storage_secret(service):
+            return f"shipyard-{secrets[0]}"[:63]
+        return pod_secret_name(service.resource_name)
 
     def extra_manifests(self, service: KubernetesModelService) -> list[dict[str, Any]]:
         config = cast(KServeDeploymentConfig, service.config)
-        secret = config.secret_name or self.kserve.secret_name
-        if not secret or config.service_account_name or self.kserve.service_account_name:
+        secrets = self._secrets(service)
+        if not secrets or config.service_account_name or self.kserve.service_account_name:
             return []
         return [
             {
                 "apiVersion": "v1",
                 "kind": "ServiceAccount",
                 "metadata": {
-                    "name": self._service_account(config),
+                    "name": self._service_account(service),
                     "namespace": service.cluster.namespace,
                     "labels": {"app.kubernetes.io/managed-by": "shipyard"},
                 },
-                "secrets": [{"name": secret}],
+                "secrets": [{"name": name} for name in secrets],
             }
         ]
 

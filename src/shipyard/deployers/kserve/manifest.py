@@ -56,7 +56,7 @@ def predictor_spec(
     timeout: int | None = None,
     resources: dict[str, dict[str, str]] | None = None,
     service_account_name: str = "",
-    env: dict[str, str] | None = None,
+    env: list[dict[str, Any]] | None = None,
     canary_traffic_percent: int | None = None,
 ) -> dict[str, Any]:
     """``spec.predictor`` (or a ``spec.canary[].predictor``) for one model."""
@@ -70,7 +70,8 @@ def predictor_spec(
     if resources:
         model["resources"] = resources
     if env:
-        model["env"] = [{"name": key, "value": value} for key, value in sorted(env.items())]
+        # Merged by KServe into the runtime's container: credentials only as secretKeyRef.
+        model["env"] = env
     predictor: dict[str, Any] = {"model": model}
     # Only the fields given: an absent one keeps KServe's default.
     for key, value in (

@@ -4,7 +4,8 @@ For clusters that standardise on KServe's server (its logging, metrics and V1 pr
 rather than ``shipyard serve``: the container runs
 
     python -m shipyard.deployers.kserve.model_server --model_dir /mnt/models \
-        --model_name NAME [--http_port 8080] [--host 0.0.0.0]
+        --model_name NAME [--http_port 8080] [--host 0.0.0.0] \
+        [--origin STORAGE_URI] [--trust | --sha256 HEX]
 
 and any model directory Shipyard loads (a custom predictor included) answers
 ``POST /v1/models/NAME:predict`` (``{"instances": [...]}``) and V2 ``infer``. Needs the
@@ -14,6 +15,7 @@ and any model directory Shipyard loads (a custom predictor included) answers
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 __all__ = ["main", "model_class"]
@@ -32,13 +34,14 @@ def model_class() -> type:
     class ShipyardKServeModel(kserve.Model):  # type: ignore[misc]
         """A Shipyard model directory as a KServe model."""
 
-        def __init__(self, name: str, model_dir: str) -> None:
+        def __init__(self, name: str, model_dir: str, trust: dict[str, Any] | None = None) -> None:
             super().__init__(name)
             self.model_dir = model_dir
+            self.trust = dict(trust or {})
             self.model: Any = None
 
         def load(self) -> bool:
-            self.model = shipyard.load_model(self.model_dir)
+            self.model = shipyard.load_model(self.model_dir, **self.trust)
             self.ready = True
             return True
 
@@ -73,7 +76,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model_dir", required=True, help="The model directory.")
     parser.add_argument("--model_name", default="model", help="Name in the V1/V2 paths.")
     parser.add_argument("--host", default="127.0.0.1", help="Interface to bind (a pod: 0.0.0.0).")
+    # The pod's trust decision, as the kserve/seldon flavors set it for `shipyard serve`.
+    parser.add_argument(
+        "--origin",
+        default=os.environ.get("SHIPYARD_MODEL_ORIGIN") or None,
+        help="The URI the model's files were downloaded from: its trust rule applies.",
+    )
+    parser.add_argument(
+        "--trust",
+        action="store_true",
+        default=os.environ.get("SHIPYARD_MODEL_TRUSTED", "").lower() in ("1", "true", "yes"),
+        help="Trust the model's code (a remote pickle/joblib model).",
+    )
+    parser.add_argument(
+        "--sha256",
+        default=os.environ.get("SHIPYARD_MODEL_SHA256") or None,
+        help="The model's pinned content SHA-256, checked before loading.",
+    )
     ours, _ = parser.parse_known_args(argv)
+    trust = {"origin": ours.origin, "trusted": ours.trust, "sha256": ours.sha256}
 
     # kserve reads its own flags (--http_port, --workers, ...) from sys.argv on import.
     import kserve
@@ -86,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
             self.config.host = ours.host
 
     model_server.RESTServer = _RESTServer
-    model = model_class()(ours.model_name, ours.model_dir)
+    model = model_class()(ours.model_name, ours.model_dir, trust)
     model.load()
     kserve.ModelServer(enable_grpc=False).start([model])
 

@@ -11,12 +11,17 @@ fails to come up in time it is killed and the old one keeps serving, untouched.
 
 While both run, the new process is recorded in ``pid.next.json`` (so an interrupted
 replacement leaves nothing unknown behind: the next status check kills it); it becomes
-``pid.json`` once ready.
+``pid.json`` once ready, and the old one is recorded in ``pid.previous.json`` until it has
+stopped (a caller killed between the two steps leaves it to the next status check, which
+tells it to drain and leave, rather than serving the old settings beside the new).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Protocol
@@ -24,7 +29,14 @@ from typing import Protocol
 from shipyard.errors import ServiceError
 from shipyard.services import process
 
-__all__ = ["NEXT_PID_FILE", "Rollable", "abandon_next", "roll"]
+__all__ = [
+    "NEXT_PID_FILE",
+    "PREVIOUS_PID_FILE",
+    "Rollable",
+    "abandon_next",
+    "retire_previous",
+    "roll",
+]
 
 
 class Rollable(Protocol):
@@ -49,6 +61,7 @@ class Rollable(Protocol):
 
 
 NEXT_PID_FILE = "pid.next.json"
+PREVIOUS_PID_FILE = "pid.previous.json"
 _POLL_S = 0.1
 
 
@@ -87,10 +100,13 @@ def roll(server: Rollable, timeout: float) -> None:
             f"({why}); the running ones keep serving. See its log: {server.log_path}"
         )
     # The new one serves: it becomes the server, and the old one drains and leaves.
+    previous_path = server.run_path / PREVIOUS_PID_FILE
+    previous_path.write_text(json.dumps({"pid": old[0], "start_time": old[1]}))
     server.pid_file.write_text(next_path.read_text())
     next_path.unlink(missing_ok=True)
     server.persist()
     process.terminate(*old, timeout=timeout)
+    previous_path.unlink(missing_ok=True)
     remove_control_socket(old_socket)
 
 
@@ -125,4 +141,23 @@ def abandon_next(server: Rollable) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         return
     process.terminate(pid, start_time, timeout=5.0, force=True)
+    path.unlink(missing_ok=True)
+
+
+def retire_previous(server: Rollable) -> None:
+    """Tell the old processes of a finished replacement to drain and stop, when the caller
+    died before it could (still in ``pid.previous.json``); forget them once gone."""
+    path = server.run_path / PREVIOUS_PID_FILE
+    try:
+        info = json.loads(path.read_text())
+        pid, start_time = int(info["pid"]), int(info["start_time"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if (pid, start_time) != server.pid_info() and process.process_start_time(pid) == start_time:
+        # SIGTERM, not a wait: a status check does not block on a drain; the next one
+        # finds it gone.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        return
+    process.reap(pid)
     path.unlink(missing_ok=True)

@@ -384,12 +384,14 @@ class LocalModelServer(LocalDaemonService):
         return None
 
     def check_status(self) -> tuple[ServiceState, str]:
-        from shipyard.deployers.local._rolling import abandon_next
+        from shipyard.deployers.local._rolling import abandon_next, retire_previous
         from shipyard.services.intent import intent_in_progress
 
         if self.intent is None or not intent_in_progress(self.intent):
-            # A rolling replacement whose caller is gone: its half-started processes go.
+            # A rolling replacement whose caller is gone: its half-started processes go,
+            # or, if it got as far as switching, the old ones it had not stopped yet.
             abandon_next(self)
+            retire_previous(self)
         state, error = super().check_status()
         if state == ServiceState.ERROR and self.running_pid() is not None and self.control_socket:
             # Unhealthy while running: the supervisor knows why (it gave up on a worker).

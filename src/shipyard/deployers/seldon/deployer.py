@@ -7,9 +7,12 @@ from typing import Any, cast
 from shipyard.deployers._kubernetes import (
     KubernetesModelDeployer,
     KubernetesModelService,
+    ModelFacts,
     inspect_model,
     resource_name,
 )
+from shipyard.deployers._kubernetes._secrets import pod_secret_name
+from shipyard.deployers._kubernetes._trust import names_pickle
 from shipyard.deployers.seldon.config import SeldonDeploymentConfig, SeldonModelDeployerConfig
 from shipyard.deployers.seldon.manifest import seldon_deployment
 from shipyard.deployers.seldon.service import SeldonDeploymentService
@@ -18,6 +21,8 @@ from shipyard.services.service import ServiceConfig
 
 __all__ = ["SeldonModelDeployer"]
 
+#: Seldon's prepackaged servers that unpickle what they load, and how.
+_PICKLING = {"SKLEARN_SERVER": "joblib/pickle", "MLFLOW_SERVER": "MLflow's cloudpickle"}
 #: Shipyard's formats that Seldon's prepackaged (MLServer) servers load as they are.
 _PREPACKAGED = {
     "sklearn": "SKLEARN_SERVER",
@@ -76,11 +81,37 @@ class SeldonModelDeployer(KubernetesModelDeployer):
             implementation=implementation,
             image=image,
             replicas=config.replicas,
-            secret_name=config.secret_name or self.settings.secret_name,
+            secret_name=self._storage_secret(service),
             service_account_name=config.service_account_name or self.settings.service_account_name,
             resources=config.resources,
-            env=config.env,
+            env=self.pod_env(service) or None,
         )
+
+    def _storage_secret(self, service: KubernetesModelService) -> str:
+        """The Secret whose variables Seldon gives the storage initializer
+        (``envSecretRefName``): the user's, or the pods' own when the URI had credentials."""
+        config = cast(SeldonDeploymentConfig, service.config)
+        given = config.secret_name or self.settings.secret_name
+        if not self.storage_secret(service):
+            return given
+        if given:
+            raise DeploymentError(
+                f"The model URI of '{config.model_name}' has credentials, and secret_name "
+                f"'{given}' is set too: Seldon gives its storage initializer one Secret. Put "
+                "the credentials in that Secret and deploy the URI without them."
+            )
+        return pod_secret_name(service.resource_name)
+
+    def runs_shipyard_server(self, service: KubernetesModelService) -> bool:
+        return self._implementation(cast(SeldonDeploymentConfig, service.config)) == "custom"
+
+    def code_risk(self, service: KubernetesModelService, facts: ModelFacts) -> str | None:
+        implementation = self._implementation(cast(SeldonDeploymentConfig, service.config))
+        if implementation in _PICKLING:
+            return f"Seldon's {implementation} loads it with {_PICKLING[implementation]}"
+        if implementation == "custom" and names_pickle(facts.uri):
+            return "it is a pickle/joblib file"
+        return None  # Shipyard's server in the pod decides, told by its env
 
     def storage_uri_of(self, resource: dict[str, Any]) -> str:
         predictors = (resource.get("spec") or {}).get("predictors") or [{}]

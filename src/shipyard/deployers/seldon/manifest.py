@@ -33,7 +33,7 @@ def seldon_deployment(
     secret_name: str = "",
     service_account_name: str = "",
     resources: dict[str, dict[str, str]] | None = None,
-    env: dict[str, str] | None = None,
+    env: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The SeldonDeployment: a prepackaged ``implementation``, or (``image``) a custom
     container running ``shipyard serve`` on the downloaded model."""
@@ -59,7 +59,8 @@ def seldon_deployment(
     if resources:
         container["resources"] = resources
     if env:
-        container["env"] = [{"name": key, "value": value} for key, value in sorted(env.items())]
+        # Credentials only as secretKeyRef (the server's Secret), never as values.
+        container["env"] = env
     predictor: dict[str, Any] = {"name": "default", "replicas": replicas, "graph": graph}
     if len(container) > 1:
         predictor["componentSpecs"] = [{"spec": {"containers": [container]}}]
