@@ -18,6 +18,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from shipyard._imports import require
 from shipyard.errors import ModelLoadError, ModelNotFoundError
@@ -72,9 +73,14 @@ def _check_reachable(tracking_uri: str) -> None:
 
     from shipyard.models._uri import display_uri
 
-    url = tracking_uri.rstrip("/") + "/health"
+    # Credentials as basic auth, not in the URL: httpx logs the URL of every request.
+    parts = urlsplit(tracking_uri.rstrip("/") + "/health")
+    auth = None
+    if parts.username is not None:
+        auth = httpx.BasicAuth(unquote(parts.username), unquote(parts.password or ""))
+    url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
     try:
-        httpx.get(url, timeout=5.0)
+        httpx.get(url, auth=auth, timeout=5.0)
     except httpx.HTTPError as err:
         raise ModelLoadError(
             f"Cannot reach the MLflow tracking server at {display_uri(tracking_uri)} "

@@ -49,11 +49,17 @@ def update_component(
 
 def _stored(store: Store, type: ComponentType, name: str, config: BaseModel) -> dict[str, Any]:
     """The config as the store keeps it: each ``SecretStr`` field's value moves into the
-    secrets store (``<type>.<component>.<field>``) and the config keeps a reference."""
-    from shipyard.secrets import SecretStore, has_references, reference
+    secrets store (``<type>.<component>.<field>``) and the config keeps a reference; so do
+    the credentials of a URL in any text field (``--tracking-uri http://bob:pw@host``)."""
+    from shipyard.secrets import SecretStore, has_references, reference, split_credentials
 
     data = config_for_storage(config)
     for field, value in list(data.items()):
+        if isinstance(value, str) and not isinstance(getattr(config, field, None), SecretStr):
+            data[field], found = split_credentials(value)
+            for secret_name, secret in found.items():
+                SecretStore(store).set(secret_name, secret)
+            continue
         if not isinstance(getattr(config, field, None), SecretStr) or not value:
             continue
         if isinstance(value, str) and has_references(value):

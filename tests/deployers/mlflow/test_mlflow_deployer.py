@@ -85,9 +85,10 @@ def test_promote_update_refuse_and_lifecycle(home: Path, registry: Registry, eng
     assert service.model_version == "1"
     base = service.endpoint.url
     invocations = f"{base}/invocations"
-    # engine shipyard: the local flavor's server, with its own bearer token.
+    # Both engines keep the service's bearer token (engine shipyard requires it; MLflow's
+    # server ignores it, and a switch to engine shipyard keeps the client working).
     auth = service.request_headers()
-    assert bool(auth) == (engine == "shipyard")
+    assert auth["authorization"].startswith("Bearer ")
     v1 = _predictions(invocations, rows, auth)
 
     # Same config, alias unchanged: nothing to do.
@@ -130,6 +131,12 @@ def test_promote_update_refuse_and_lifecycle(home: Path, registry: Registry, eng
     assert described["info"]["REGISTRY_MODEL_VERSION"] == "2"
     assert described["info"]["REGISTRY_MODEL_ALIAS"] == alias
     assert "VERSION" in cli("model-deployer", "models", "list")
+    url = cli("model-deployer", "models", "get-url", service.uuid[:8]).strip()
+    assert url == service.prediction_url
+    assert url.endswith("/invocations" if engine == "mlflow" else "/infer")
+    logs = cli("model-deployer", "models", "logs", service.uuid[:8])
+    # The keeper says which version folder it switched to; Shipyard's server, its reload.
+    assert ("now serving" if engine == "mlflow" else "models:/clf/2") in logs, logs
 
     # Stop, start on the same URL, delete.
     cli("model-deployer", "models", "stop", service.uuid)
@@ -159,9 +166,24 @@ def test_config_errors_are_named(home: Path, registry: Registry) -> None:
         deployer.deploy_model({"model_uri": str(home), "engine": "mlflow"})
 
 
-# Four server starts (two engines), each loading MLflow.
-@pytest.mark.timeout(900)
+def _looping(base: str, rows: list[list[float]], auth: dict[str, str], change: Any) -> Client:
+    """``change()`` under a client posting to ``base``/invocations all along; the client."""
+    looping = Client(f"{base}/invocations", rows, auth)
+    looping.start()
+    try:
+        change()
+    finally:
+        looping.stop.set()
+        looping.join(timeout=120)
+    print(f"failed requests: {len(looping.failures)} of {looping.ok + len(looping.failures)}")
+    return looping
+
+
+# Six server starts (two engines), each loading MLflow.
+@pytest.mark.timeout(1200)
 def test_engine_port_and_workers_changes_keep_the_service(home: Path, registry: Registry) -> None:
+    """Each change that needs new processes is a rolling replacement on the same UUID:
+    on the same port the URL answers throughout (0 failed requests in a looping client)."""
     rows = registry.rows.tolist()
     activate_mlflow_stack(registry)
     deployer = MLFlowModelDeployer.get_active_model_deployer()
@@ -177,50 +199,65 @@ def test_engine_port_and_workers_changes_keep_the_service(home: Path, registry: 
     base = str(first.endpoint.url)
     auth = first.request_headers()
     v1 = _predictions(f"{base}/invocations", rows, auth)
+    updated: list[Any] = []
 
-    # More workers: the same service on the same URL, answering all along (a rolling
-    # replacement of the processes).
-    looping = Client(f"{base}/invocations", rows, auth)
-    looping.start()
-    try:
-        wider = deployer.deploy_model({**fields, "workers": 2}, timeout=240)
-    finally:
-        looping.stop.set()
-        looping.join(timeout=120)
-    assert (wider.uuid, wider.endpoint.url) == (first.uuid, base)
-    assert looping.failures == [] and looping.ok > 0
-    recorded = deployer.get_model_server(first.uuid)
+    def deploy(**changes: Any) -> Any:
+        def change() -> None:
+            updated.append(deployer.deploy_model({**fields, **changes}, timeout=240))
+
+        looping = _looping(base, rows, auth, change)
+        assert looping.failures == [] and looping.ok > 0
+        assert looping.answers == {json.dumps(v1)}
+        service = updated.pop()
+        assert (service.uuid, service.endpoint.url) == (first.uuid, base)
+        recorded = deployer.get_model_server(first.uuid)
+        assert recorded.intent is None and recorded.status.state is ServiceState.ACTIVE
+        return recorded
+
+    # More workers (engine shipyard): the local flavor's rolling replacement.
+    recorded = deploy(workers=2)
     assert isinstance(recorded, MLFlowShipyardServer) and recorded.workers == 2
-    assert recorded.config.workers == 2 and recorded.intent is None
 
-    # Another port: the same service, now on that port; the old one is closed.
+    # Another engine on the same port: MLflow's scoring server behind the socket keeper,
+    # handed the supervisor's listening sockets; the record says so.
+    recorded = deploy(workers=2, engine="mlflow")
+    assert isinstance(recorded, MLFlowDeploymentService) and recorded.workers == 2
+    assert httpx.get(f"{base}/ping", timeout=10).status_code == 200
+    # MLflow's scoring server checks no token.
+    assert _predictions(f"{base}/invocations", rows, {}) == v1
+    gone = httpx.get(f"{base}/v2/health/ready", headers=auth, timeout=10)
+    assert gone.status_code == 404  # Shipyard's server has stopped
+
+    # engine mlflow, fewer workers and another request timeout: new workers on the
+    # keeper's socket, the same keeper process.
+    keeper_pid = recorded.running_pid()
+    recorded = deploy(workers=1, engine="mlflow", timeout=30)
+    assert isinstance(recorded, MLFlowDeploymentService)
+    assert (recorded.workers, recorded.config.timeout) == (1, 30)
+    assert recorded.running_pid() == keeper_pid
+
+    # And back to engine shipyard on the same port, handed the keeper's socket.
+    recorded = deploy(workers=2, engine="shipyard")
+    assert isinstance(recorded, MLFlowShipyardServer) and recorded.workers == 2
+    assert httpx.get(f"{base}/v2/health/ready", headers=auth, timeout=10).status_code == 200
+    described = json.loads(
+        cli("model-deployer", "models", "describe", first.uuid, "--output", "json")
+    )
+    assert described["info"]["ENGINE"] == "shipyard"
+
+    # Another port with engine mlflow: the new server is up before the old one stops;
+    # then the service is on the new port and the old one is closed.
     port = free_port()
-    moved = deployer.deploy_model({**fields, "workers": 2, "port": port}, timeout=240)
+    moved = deployer.deploy_model({**fields, "engine": "mlflow", "port": port}, timeout=240)
+    assert isinstance(moved, MLFlowDeploymentService)
     assert moved.uuid == first.uuid and moved.endpoint.port == port
     moved_base = str(moved.endpoint.url)
     assert _predictions(f"{moved_base}/invocations", rows, auth) == v1
     with pytest.raises(httpx.HTTPError):
-        httpx.get(f"{base}/v2/health/ready", timeout=5)
-    recorded = deployer.get_model_server(first.uuid)
-    assert recorded.endpoint.port == port and recorded.status.state is ServiceState.ACTIVE
-
-    # Another engine: the same service (UUID, URL), now MLflow's scoring server; the
-    # record says so, and the next listing agrees.
-    switched = deployer.deploy_model(
-        {**fields, "workers": 2, "port": port, "engine": "mlflow"}, timeout=240
-    )
-    assert isinstance(switched, MLFlowDeploymentService)
-    assert (switched.uuid, switched.endpoint.url) == (first.uuid, moved_base)
-    # MLflow's scoring server takes no token.
-    assert _predictions(f"{moved_base}/invocations", rows, {}) == v1
-    assert httpx.get(f"{moved_base}/ping", timeout=10).status_code == 200
+        httpx.get(f"{base}/ping", timeout=5)
     [listed] = deployer.find_model_server(pipeline_name="train")
     assert isinstance(listed, MLFlowDeploymentService) and listed.is_running
-    assert listed.config.engine == "mlflow" and listed.workers == 2 and listed.intent is None
-    described = json.loads(
-        cli("model-deployer", "models", "describe", first.uuid, "--output", "json")
-    )
-    assert described["info"]["ENGINE"] == "mlflow"
+    assert listed.endpoint.port == port and listed.intent is None
     deployer.delete_model_server(first.uuid)
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{moved_base}/ping", timeout=5)

@@ -23,22 +23,49 @@ import json
 import os
 import signal
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from shipyard.errors import ServiceError
 from shipyard.services import process
 
-if TYPE_CHECKING:
-    from shipyard.deployers.local.service import LocalModelServer
+__all__ = [
+    "NEXT_PID_FILE",
+    "PREVIOUS_PID_FILE",
+    "Rollable",
+    "abandon_next",
+    "retire_previous",
+    "roll",
+]
 
-__all__ = ["NEXT_PID_FILE", "PREVIOUS_PID_FILE", "abandon_next", "retire_previous", "roll"]
+
+class Rollable(Protocol):
+    """A local daemon whose supervisor hands over its listening sockets and answers
+    ``status`` with ``ready`` on a control socket: ``LocalModelServer``, and the mlflow
+    flavor's servers (either engine may replace the other)."""
+
+    uuid: str
+    control_socket: str
+
+    @property
+    def run_path(self) -> Path: ...
+    @property
+    def log_path(self) -> Path: ...
+    @property
+    def pid_file(self) -> Path: ...
+    def pid_info(self) -> tuple[int, int] | None: ...
+    def command(self) -> list[str]: ...
+    def environment(self) -> dict[str, str]: ...
+    def write_banner(self, command: list[str]) -> None: ...
+    def persist(self) -> None: ...
+
 
 NEXT_PID_FILE = "pid.next.json"
 PREVIOUS_PID_FILE = "pid.previous.json"
 _POLL_S = 0.1
 
 
-def roll(server: LocalModelServer, timeout: float) -> None:
+def roll(server: Rollable, timeout: float) -> None:
     """Replace ``server``'s running processes by ones started from its current fields
     (already set to the new settings by the caller). Raises ServiceError if the new
     processes do not become ready within ``timeout``; the old ones then keep serving."""
@@ -83,9 +110,7 @@ def roll(server: LocalModelServer, timeout: float) -> None:
     remove_control_socket(old_socket)
 
 
-def _wait_ready(
-    server: LocalModelServer, pid: int, start_time: int, timeout: float
-) -> tuple[bool, str]:
+def _wait_ready(server: Rollable, pid: int, start_time: int, timeout: float) -> tuple[bool, str]:
     """Whether the new supervisor reports every worker ready before ``timeout``; else why."""
     from shipyard.serving.control import send_command
 
@@ -106,7 +131,7 @@ def _wait_ready(
     return False, why
 
 
-def abandon_next(server: LocalModelServer) -> None:
+def abandon_next(server: Rollable) -> None:
     """Kill the new processes of a replacement whose caller is gone (still in
     ``pid.next.json``): the old ones, recorded in ``pid.json``, kept serving."""
     path = server.run_path / NEXT_PID_FILE
@@ -119,7 +144,7 @@ def abandon_next(server: LocalModelServer) -> None:
     path.unlink(missing_ok=True)
 
 
-def retire_previous(server: LocalModelServer) -> None:
+def retire_previous(server: Rollable) -> None:
     """Tell the old processes of a finished replacement to drain and stop, when the caller
     died before it could (still in ``pid.previous.json``); forget them once gone."""
     path = server.run_path / PREVIOUS_PID_FILE

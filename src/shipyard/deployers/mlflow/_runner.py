@@ -1,10 +1,12 @@
 """One MLflow scoring-server worker on a listening socket it is handed (``engine: mlflow``).
 
 Run by the socket keeper (``_keeper.py``) as ``python -m shipyard.deployers.mlflow._runner
---fd N --ready-fd R MODEL_DIR``. It loads MLflow's own scoring app
-(``mlflow.pyfunc.scoring_server``, what ``mlflow models serve`` runs under uvicorn), checks
-it in-process (``/ping``, then ``/invocations`` with the model's serving example when it
-has one), and only then serves on the inherited socket and writes ``ready`` to fd R.
+--fd N [--fd M ...] --ready-fd R MODEL_DIR`` (one ``--fd`` per listening socket of the
+port: several after taking over Shipyard's server, which has one per worker). It loads
+MLflow's own scoring app (``mlflow.pyfunc.scoring_server``, what ``mlflow models serve``
+runs under uvicorn), checks it in-process (``/ping``, then ``/invocations`` with the
+model's serving example when it has one), and only then serves on the inherited sockets
+and writes ``ready`` to fd R.
 A model that fails to load or to answer never accepts a connection: it writes
 ``error: <reason>`` and exits, and the keeper keeps the previous workers serving.
 """
@@ -47,7 +49,7 @@ async def _check(app: Any, model_dir: Path) -> None:
                 )
 
 
-async def _serve(app: Any, sock: socket.socket, ready_fd: int, timeout: int) -> None:
+async def _serve(app: Any, socks: list[socket.socket], ready_fd: int, timeout: int) -> None:
     import uvicorn
 
     config = uvicorn.Config(
@@ -58,7 +60,7 @@ async def _serve(app: Any, sock: socket.socket, ready_fd: int, timeout: int) -> 
         timeout_graceful_shutdown=timeout,
     )
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
+    task = asyncio.create_task(server.serve(sockets=socks))
     while not server.started:
         if task.done():
             await task
@@ -72,7 +74,7 @@ async def _serve(app: Any, sock: socket.socket, ready_fd: int, timeout: int) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shipyard-mlflow-runner")
     parser.add_argument("model_dir")
-    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--fd", type=int, action="append", required=True)
     parser.add_argument("--ready-fd", type=int, required=True)
     parser.add_argument("--timeout", type=int, default=60)
     args = parser.parse_args(argv)
@@ -91,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         _report(args.ready_fd, f"error: {type(err).__name__}: {err}")
         print(f"Error: the MLflow model in {model_dir} cannot serve: {err}", file=sys.stderr)
         return 3
-    sock = socket.socket(fileno=args.fd)  # family and type read from the socket itself
-    asyncio.run(_serve(app, sock, args.ready_fd, args.timeout))
+    # Family and type are read from each socket itself.
+    socks = [socket.socket(fileno=fd) for fd in args.fd]
+    asyncio.run(_serve(app, socks, args.ready_fd, args.timeout))
     return 0
 
 

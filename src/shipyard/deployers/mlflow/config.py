@@ -54,6 +54,11 @@ class MLFlowDeploymentConfig(LocalModelServerConfig):
         description="engine mlflow: run in this environment (local), or in one MLflow "
         "builds from the model's requirements (virtualenv, uv).",
     )
+    insecure: bool = Field(
+        default=False,
+        description="engine mlflow on a non-loopback host: MLflow's server checks no token; "
+        "serve there anyway (the network in front of it controls access).",
+    )
     mlserver: bool = Field(
         default=False, description="ZenML's switch to Seldon MLServer; not supported here."
     )

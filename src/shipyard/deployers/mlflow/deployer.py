@@ -9,25 +9,20 @@ version serving until the new one has answered a health check and a prediction.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import Any, cast
-
-import yaml
 
 from shipyard.deployers.base import ModelDeployer
 from shipyard.deployers.local.deployer import discarded_unless_started
+from shipyard.deployers.mlflow._checks import check_engine, check_flavor, check_remote_trust
 from shipyard.deployers.mlflow.config import MLFlowDeploymentConfig, MLFlowModelDeployerConfig
 from shipyard.deployers.mlflow.service import (
     MLFlowDeploymentService,
     MLFlowShipyardServer,
     RegistryPin,
-    mlflow_environment,
 )
-from shipyard.errors import ConfigError, DeploymentError, MissingDependencyError, ServiceError
+from shipyard.errors import DeploymentError, ServiceError
 from shipyard.models._uri import uri_stem
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
-from shipyard.services.intent import confirm_intent
 from shipyard.services.service import Service, ServiceConfig
 from shipyard.serving.fingerprint import model_fingerprint
 
@@ -35,7 +30,7 @@ __all__ = ["MLFlowModelDeployer"]
 
 MLFlowServer = MLFlowShipyardServer | MLFlowDeploymentService
 
-#: Config fields an in-place update may change; others (engine, ports...) need a restart.
+#: Config fields an in-place update may change; others (engine, ports...) need new processes.
 _RESTART_FIELDS = (
     "engine",
     "env_manager",
@@ -46,6 +41,9 @@ _RESTART_FIELDS = (
     "timeout",
     "auth",
 )
+#: What the socket keeper of an ``engine: mlflow`` server changes in place (new workers
+#: on the same socket): the worker count and the request timeout (auth: MLflow has none).
+_KEEPER_FIELDS = {"workers", "timeout", "auth"}
 
 
 class MLFlowModelDeployer(ModelDeployer):
@@ -54,6 +52,9 @@ class MLFlowModelDeployer(ModelDeployer):
     FLAVOR_NAME = "mlflow"
     CONFIG_CLASS = MLFlowModelDeployerConfig
     DEPLOYMENT_CONFIG = MLFlowDeploymentConfig
+    #: Credentials in a model URI or a tracking URI go into the secrets store; the
+    #: servers get them resolved in their environment (``mlflow_environment``).
+    RESOLVES_SECRETS = True
 
     @property
     def settings(self) -> MLFlowModelDeployerConfig:
@@ -70,10 +71,38 @@ class MLFlowModelDeployer(ModelDeployer):
             update={"model_uri": source, "model_name": coerced.model_name or uri_stem(source)}
         )
 
+    def _keep_credentials_out(self, config: ServiceConfig) -> ServiceConfig:
+        config = cast(MLFlowDeploymentConfig, super()._keep_credentials_out(config))
+        return config.model_copy(update={"tracking_uri": self._stored(config.tracking_uri)})
+
+    def _stored(self, uri: str) -> str:
+        """``uri`` as it may be stored: its credentials moved into the secrets store."""
+        from shipyard.secrets import SecretStore, split_credentials
+
+        stored, found = split_credentials(uri)
+        for name, value in found.items():
+            SecretStore(self.store).set(name, value)
+        return stored
+
+    def _usable(self, uri: str) -> str:
+        """``uri`` with its secret references resolved, to talk to MLflow (never stored)."""
+        from shipyard.secrets import SecretStore, has_references
+
+        return SecretStore(self.store).resolve(uri) if has_references(uri) else uri
+
+    def _tracking(self, config: MLFlowDeploymentConfig) -> str:
+        """The tracking URI as stored (the deployer's setting arrives resolved: its
+        credentials go into the secrets store before a pin records it)."""
+        from shipyard.models._mlflow_uri import tracking_uri_or_default
+
+        return self._stored(
+            tracking_uri_or_default(config.tracking_uri or self.settings.tracking_uri)
+        )
+
     def _prepare(self, config: ServiceConfig) -> tuple[MLFlowDeploymentConfig, RegistryPin]:
         """The config completed (URI, name), its pin, and the model fetched and checked."""
         config = cast(MLFlowDeploymentConfig, config)
-        _check_engine(config)
+        check_engine(config, config.host or self.settings.host)
         source = config.source_uri()
         if not source:
             raise DeploymentError(
@@ -82,13 +111,13 @@ class MLFlowModelDeployer(ModelDeployer):
             )
         from shipyard.models._mlflow_uri import download_mlflow_model, is_mlflow_uri
 
-        tracking = config.tracking_uri or self.settings.tracking_uri
+        tracking = self._tracking(config)
         if is_mlflow_uri(source):
-            model_dir, ref = download_mlflow_model(source, tracking)
+            model_dir, ref = download_mlflow_model(source, self._usable(tracking))
             pin = RegistryPin(
                 source_uri=source,
                 pinned_uri=ref.pinned_uri,
-                tracking_uri=ref.tracking_uri,
+                tracking_uri=tracking,
                 registered_model_name=ref.registered_name,
                 model_version=ref.version,
                 alias=ref.alias,
@@ -98,14 +127,15 @@ class MLFlowModelDeployer(ModelDeployer):
         else:
             from shipyard.models import resolve_model_uri
 
-            model_dir = resolve_model_uri(source)
+            model_dir = resolve_model_uri(self._usable(source))
+            check_remote_trust(source, model_dir, config)
             pin = RegistryPin(
                 source_uri=source,
                 pinned_uri=str(model_dir),
                 model_dir=str(model_dir),
                 fingerprint=model_fingerprint(str(model_dir)),
             )
-        _check_flavor(model_dir, config.engine, source)
+        check_flavor(model_dir, config.engine, source)
         updates = {"model_uri": source, "model_name": config.model_name or uri_stem(source)}
         return config.model_copy(update=updates), pin
 
@@ -127,16 +157,15 @@ class MLFlowModelDeployer(ModelDeployer):
         config = cast(MLFlowDeploymentConfig, config)
         source = config.source_uri()
         if is_mlflow_uri(source):
-            tracking = config.tracking_uri or self.settings.tracking_uri
-            return pin_mlflow_uri(source, tracking).pinned_uri
+            return pin_mlflow_uri(source, self._usable(self._tracking(config))).pinned_uri
         from shipyard.models import resolve_model_uri
 
-        path = str(resolve_model_uri(source))
+        path = str(resolve_model_uri(self._usable(source)))
         return model_fingerprint(path) or path
 
     def perform_deploy_model(self, config: ServiceConfig, timeout: float) -> Service:
         new, pin = self._prepare(config)
-        service = self._new_service(new, pin)
+        service = self.new_service(new, pin)
         self.register_service(service)
         what = f"the MLflow model {pin.pinned_uri} (engine {new.engine})"
         with (
@@ -146,7 +175,11 @@ class MLFlowModelDeployer(ModelDeployer):
             service.start(timeout=timeout)
         return service
 
-    def _new_service(self, config: MLFlowDeploymentConfig, pin: RegistryPin) -> MLFlowServer:
+    def bind_service(self, service: Service) -> None:
+        """Give ``service`` this registry (saved on its next change) and its secrets."""
+        self._bind(service)
+
+    def new_service(self, config: MLFlowDeploymentConfig, pin: RegistryPin) -> MLFlowServer:
         host = config.host or self.settings.host
         workers = config.workers or self.settings.workers
         if config.engine == "shipyard":
@@ -175,27 +208,43 @@ class MLFlowModelDeployer(ModelDeployer):
     def perform_update_model(
         self, service: Service, config: ServiceConfig, timeout: float
     ) -> Service:
+        """The least disruptive way to serve ``config``: a hot reload (same processes or
+        same socket), a rolling replacement (``_update.switch``, ``_roll``), and only
+        where neither can work, stop-then-start (``_update.replace``)."""
+        from shipyard.deployers.mlflow._update import can_switch, replace, switch
+
         server = cast(MLFlowServer, service)
         new, pin = self._prepare(config)
         old = server.config
-        hot = server.is_running and not any(
-            getattr(old, key) != getattr(new, key) for key in _RESTART_FIELDS
-        )
-        if hot and isinstance(server, MLFlowDeploymentService) and server.hot_reloadable:
-            return self._reload(server, new, pin, timeout)
-        if isinstance(server, MLFlowShipyardServer) and new.engine == "shipyard":
-            if hot:
-                return self._reload(server, new, pin, timeout)
-            return self._roll(server, new, pin, timeout)
-        return self._replace(server, new, pin, timeout)
+        changed = {key for key in _RESTART_FIELDS if getattr(old, key) != getattr(new, key)}
+        workers = new.workers or self.settings.workers
+        if not server.is_running:
+            if isinstance(server, MLFlowShipyardServer) and new.engine == "shipyard":
+                return self._roll(server, new, pin, timeout)
+            return replace(self, server, new, pin, timeout)
+        if isinstance(server, MLFlowDeploymentService) and new.engine == "mlflow":
+            if server.hot_reloadable and changed <= _KEEPER_FIELDS:
+                return self._reload(server, new, pin, timeout, workers)
+        elif isinstance(server, MLFlowShipyardServer) and new.engine == "shipyard":
+            if changed:
+                return self._roll(server, new, pin, timeout)
+            return self._reload(server, new, pin, timeout, workers)
+        if can_switch(server, new, new.host or self.settings.host):
+            return switch(self, server, new, pin, timeout)
+        return replace(self, server, new, pin, timeout)
 
     def _reload(
-        self, server: MLFlowServer, new: MLFlowDeploymentConfig, pin: RegistryPin, timeout: float
+        self,
+        server: MLFlowServer,
+        new: MLFlowDeploymentConfig,
+        pin: RegistryPin,
+        timeout: float,
+        workers: int,
     ) -> Service:
         old_pin = server.registry
         try:
             if isinstance(server, MLFlowDeploymentService):
-                server.reload(new, pin, timeout)
+                server.reload(new, pin, timeout, workers)
             else:
                 # Recorded before the server is told: an interrupted reload is reconciled
                 # against both pins (``MLFlowShipyardServer.served_model``).
@@ -264,43 +313,6 @@ class MLFlowModelDeployer(ModelDeployer):
         server.check_status()
         return server
 
-    def _replace(
-        self, server: MLFlowServer, new: MLFlowDeploymentConfig, pin: RegistryPin, timeout: float
-    ) -> Service:
-        """A change no reload or rolling replacement can make (another engine, or an
-        ``engine: mlflow`` server's ports, workers or built environment): a server of the
-        new kind on the same UUID and port, started once the old one has stopped (the URL
-        refuses connections meanwhile); the old one back on failure."""
-        was_running = server.is_running
-        server.stop(timeout=timeout)
-        replacement = self._new_service(new, pin)
-        replacement.uuid = server.uuid
-        replacement.run_dir = server.run_dir
-        replacement.endpoint = replacement.endpoint.model_copy(
-            update={"port": new.port or server.endpoint.port}
-        )
-        # The change under way goes with the record: a killed caller leaves it to reconcile.
-        replacement.intent = server.intent
-        self.register_service(replacement)
-        try:
-            replacement.start(timeout=timeout)
-        except ServiceError as err:
-            replacement.stop(timeout=10.0, force=True)
-            self.register_service(server)
-            message = f"Updating the model server {server.uuid} to {pin.pinned_uri} failed: {err}"
-            if was_running:
-                server.start(timeout=timeout)
-                message += " The previous model was started again."
-            server.status.update(server.status.state, message)
-            server.persist()
-            raise DeploymentError(message) from err
-        # The replacement is the record now: the old object (which the caller confirms the
-        # change on) must not write its stale state over it, in the registry or run dir.
-        server.bind(None)
-        server.intent = None
-        confirm_intent(replacement)
-        return replacement
-
     def get_model_server_info(self, service: Service) -> dict[str, str | None]:
         info = super().get_model_server_info(service)
         if isinstance(service, MLFlowShipyardServer | MLFlowDeploymentService):
@@ -316,6 +328,8 @@ class MLFlowModelDeployer(ModelDeployer):
                     "SERVED_MODEL_URI": pin.pinned_uri,
                     "TRACKING_URI": pin.tracking_uri or None,
                     "HEALTH_CHECK_URL": _health_url(service),
+                    # engine mlflow keeps the token for a switch; MLflow's server ignores it.
+                    "AUTH_TOKEN_FILE": service.auth_token_file or None,
                     "SERVICE_PATH": str(service.run_path),
                     "LOG_FILE": str(service.log_path),
                     "DAEMON_PID": None if pid is None else str(pid),
@@ -329,54 +343,3 @@ def _health_url(service: MLFlowServer) -> str | None:
     if service.endpoint.url is None or not isinstance(check, HTTPHealthCheck):
         return None
     return f"{service.endpoint.url}{check.path}"
-
-
-def _check_engine(config: MLFlowDeploymentConfig) -> None:
-    """Refuse what cannot run here before anything is fetched or started."""
-    import importlib.util
-
-    if importlib.util.find_spec("mlflow") is None:
-        raise MissingDependencyError("mlflow", "mlflow", "the mlflow model deployer")
-    if config.mlserver:
-        raise ConfigError(
-            "mlserver: true (Seldon MLServer) is not supported by the mlflow flavor; use "
-            "engine: shipyard for the V2 protocol, or the kserve/seldon flavors."
-        )
-    if config.engine == "shipyard" and config.env_manager != "local":
-        raise ConfigError(
-            f"env_manager: {config.env_manager} needs engine: mlflow; engine: shipyard runs "
-            "in this environment (env_manager: local)."
-        )
-    # What MLflow runs to build the environment (MLflow 3: uv, or pyenv for the Python
-    # of virtualenv's `python -m venv`), looked up on the PATH the server will get.
-    tool, install = {
-        "uv": ("uv", "pip install uv"),
-        "virtualenv": ("pyenv", "install it: https://github.com/pyenv/pyenv#installation"),
-    }.get(config.env_manager, ("", ""))
-    if tool and shutil.which(tool, path=mlflow_environment("")["PATH"]) is None:
-        raise ConfigError(
-            f"env_manager: {config.env_manager} needs {tool} on PATH ({install}), or use "
-            "env_manager: local."
-        )
-
-
-def _check_flavor(model_dir: Path, engine: str, uri: str) -> None:
-    """Both engines load MLflow models as pyfunc: one without that flavor is refused."""
-    mlmodel = model_dir / "MLmodel"
-    if not mlmodel.is_file():
-        if engine == "mlflow":
-            raise DeploymentError(
-                f"{uri} is not an MLflow model (no MLmodel file in {model_dir}); engine "
-                "mlflow serves MLflow models only: use engine: shipyard, or the local flavor."
-            )
-        return
-    try:
-        flavors = (yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}).get("flavors", {})
-    except (OSError, yaml.YAMLError) as err:
-        raise DeploymentError(f"Cannot read the MLmodel file of {uri}: {err}") from err
-    if "python_function" not in flavors:
-        raise DeploymentError(
-            f"The MLflow model {uri} has the flavor(s) {', '.join(flavors) or '(none)'} but no "
-            f"python_function flavor, which engine {engine} needs to load it; log it with "
-            "a flavor that adds python_function (mlflow.sklearn, mlflow.pyfunc, ...)."
-        )

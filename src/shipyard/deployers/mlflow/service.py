@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.deployers.local.service import (
+    TOKEN_FILE,
     LocalModelServer,
     LocalModelServerConfig,
     new_control_socket_path,
@@ -28,6 +29,7 @@ from shipyard.errors import BadRequestError, ServiceError
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.intent import ServedModel
 from shipyard.services.local_daemon import LocalDaemonService
+from shipyard.services.state import ServiceState
 
 __all__ = ["MLFlowDeploymentService", "MLFlowShipyardServer", "RegistryPin"]
 
@@ -58,7 +60,10 @@ class RegistryPin(BaseModel):
 
 
 def mlflow_environment(tracking_uri: str) -> dict[str, str]:
-    """The environment an MLflow server (or the tools that build its env) runs in."""
+    """The environment an MLflow server (or the tools that build its env) runs in:
+    ``tracking_uri`` with its secret references resolved (only a process's owner can read
+    its environment; MLflow's own ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``/``TOKEN`` pass
+    through the same way and are never written anywhere)."""
     env = dict(os.environ)
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
@@ -95,7 +100,10 @@ class MLFlowShipyardServer(LocalModelServer):
         return self.registry.pinned_uri or config.model_uri
 
     def environment(self) -> dict[str, str]:
-        return mlflow_environment(self.registry.tracking_uri)
+        # The local flavor's (a URI with credentials goes in the environment, never in
+        # argv), and the tracking server the pinned models:/ URI is resolved against.
+        tracking = mlflow_environment(self.resolve_secrets(self.registry.tracking_uri))
+        return {**super().environment(), **tracking}
 
     # -- what it serves (``services.intent``) -----------------------------------------------
 
@@ -163,6 +171,10 @@ class MLFlowDeploymentService(LocalDaemonService):
     registry: RegistryPin = Field(default_factory=RegistryPin)
     workers: int = 1
     control_socket: str = ""
+    #: The service's bearer-token file, as ``engine: shipyard`` has ('' with ``auth:
+    #: false``). MLflow's server checks no token; it is kept so that a switch to engine
+    #: shipyard (which requires it) keeps every client that sends it working.
+    auth_token_file: str = ""
     endpoint: ServiceEndpoint = Field(
         default_factory=lambda: ServiceEndpoint(health_check=HTTPHealthCheck(path="/ping"))
     )
@@ -181,11 +193,40 @@ class MLFlowDeploymentService(LocalDaemonService):
         return self.config.env_manager == "local"
 
     def environment(self) -> dict[str, str]:
-        env = mlflow_environment(self.registry.tracking_uri)
+        env = mlflow_environment(self.resolve_secrets(self.registry.tracking_uri))
         env["MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"] = str(self.config.timeout)
         return env
 
+    def request_headers(self) -> dict[str, str]:
+        if not self.auth_token_file or not Path(self.auth_token_file).is_file():
+            return {}
+        from shipyard.serving.auth import read_token_file
+
+        return {"authorization": f"Bearer {read_token_file(self.auth_token_file)}"}
+
+    def _keep_token(self) -> None:
+        from shipyard.serving.auth import write_token_file
+
+        if not self.config.auth:
+            self.auth_token_file = ""
+            return
+        self._make_run_dir()
+        path = self.run_path / TOKEN_FILE
+        if not path.is_file() or not path.read_text().strip():
+            write_token_file(path)
+        self.auth_token_file = str(path)
+
+    def check_status(self) -> tuple[ServiceState, str]:
+        from shipyard.deployers.local._rolling import abandon_next
+        from shipyard.services.intent import intent_in_progress
+
+        if self.intent is None or not intent_in_progress(self.intent):
+            # A rolling replacement whose caller is gone: its half-started processes go.
+            abandon_next(self)
+        return super().check_status()
+
     def command(self) -> list[str]:
+        self._keep_token()
         host, port = self.endpoint.host, str(self.endpoint.port)
         if not self.hot_reloadable:
             mlflow_cli = shutil.which("mlflow", path=self.environment()["PATH"]) or "mlflow"
@@ -225,13 +266,23 @@ class MLFlowDeploymentService(LocalDaemonService):
             self.control_socket,
         ]
 
-    def reload(self, config: MLFlowDeploymentConfig, pin: RegistryPin, timeout: float) -> None:
-        """Swap in ``pin``'s model on the same socket; on failure the old one keeps serving
-        and DeploymentError names the cause."""
-        command = {"op": "reload", "model_dir": pin.model_dir, "timeout": timeout}
+    def reload(
+        self, config: MLFlowDeploymentConfig, pin: RegistryPin, timeout: float, workers: int
+    ) -> None:
+        """Swap in ``pin``'s model on the same socket, with ``workers`` workers and the
+        config's request timeout; on failure the old workers keep serving and
+        DeploymentError names the cause."""
+        command = {
+            "op": "reload",
+            "model_dir": pin.model_dir,
+            "timeout": timeout,
+            "workers": workers,
+            "request_timeout": config.timeout,
+        }
         send_reload(self.uuid, self.control_socket, command, timeout + 30, pin.pinned_uri)
         self.config = config
         self.registry = pin
+        self.workers = workers
         self.persist()
 
     def delete(self, timeout: float = 60.0, force: bool = False) -> None:
@@ -256,9 +307,8 @@ class MLFlowDeploymentService(LocalDaemonService):
         except (TypeError, ValueError) as err:
             raise BadRequestError(f"The request cannot be sent as JSON: {err}") from err
         try:
-            response = httpx.post(
-                url, content=content, headers={"content-type": "application/json"}, timeout=60
-            )
+            headers = {"content-type": "application/json", **self.request_headers()}
+            response = httpx.post(url, content=content, headers=headers, timeout=60)
         except httpx.HTTPError as err:
             raise ServiceError(f"POST {url} failed: {err}") from err
         if response.status_code != 200:
