@@ -242,8 +242,8 @@ def test_the_cli_timed_out_or_killed_mid_update_leaves_describe_and_predict_agre
 ) -> None:
     # As a user: `shipyard deploy` with a short --timeout, then `shipyard deploy` killed
     # with SIGKILL while the server loads the new model; `describe` and `predict` agree.
-    fast = _slow_model(tmp_path, "fast", answer=1.0, delay=0.0, marks=marks)
-    slow = _slow_model(tmp_path, "slow", answer=2.0, delay=LOAD_S, marks=marks)
+    fast = slow_model(tmp_path, "fast", answer=1.0, delay=0.0, marks=marks)
+    slow = slow_model(tmp_path, "slow", answer=2.0, delay=LOAD_S, marks=marks)
     code, _, err = _cli_done(home, "deploy", fast, "--name", "k1", "-O", "json")
     assert code == 0, err
 

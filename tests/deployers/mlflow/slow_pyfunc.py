@@ -14,7 +14,7 @@ import mlflow
 from mlflow.pyfunc.model import PythonModel
 
 
-class SlowLoad(PythonModel):
+class SlowLoad(PythonModel):  # type: ignore[misc,unused-ignore]  # Any without mlflow
     def load_context(self, context: Any) -> None:
         config = context.model_config
         (Path(config["marks"]) / f"loading-{os.getpid()}-{time.time_ns()}").write_text("")
