@@ -5,22 +5,19 @@ listing or an error message."""
 
 from __future__ import annotations
 
-import base64
-import http.server
 import json
 import stat
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 from shipyard.cli._deployer import service_row, service_summary
 from shipyard.deployers.local import LocalDeploymentConfig, LocalModelDeployer, LocalModelServer
+from shipyard.deployers.testing import files_holding, serve_files_with_basic_auth
 from shipyard.errors import DeploymentError
 from shipyard.services import process
 from shipyard.store import Store
@@ -56,49 +53,8 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer
         options={"zipmap": False},
     )
     (root / "clf.onnx").write_bytes(proto.SerializeToString())
-    expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    seen = AuthServer(port=0, rows=x[:4])
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def _allowed(self) -> bool:
-            if self.headers.get("Authorization") == expected:
-                seen.authorized.append(self.path)
-                return True
-            seen.refused.append(self.path)
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="models"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return False
-
-        def do_GET(self) -> None:
-            if self._allowed():
-                super().do_GET()
-
-        def do_HEAD(self) -> None:
-            if self._allowed():
-                super().do_HEAD()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    seen.port = int(httpd.server_address[1])
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield seen
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
-
-
-def _files_holding(home: Path, needle: bytes) -> list[Path]:
-    return [p for p in home.rglob("*") if p.is_file() and needle in p.read_bytes()]
+    with serve_files_with_basic_auth(root, USER, PASSWORD) as served:
+        yield AuthServer(served.port, x[:4], served.authorized, served.refused)
 
 
 def _command_lines(pid: int) -> list[str]:
@@ -135,7 +91,7 @@ def test_credentials_are_used_but_never_stored_shown_or_in_argv(
 
     # Nothing under SHIPYARD_HOME holds it: store.db and its WAL, service.json, the
     # log, the model cache, the intent record.
-    assert _files_holding(home, PASSWORD.encode()) == []
+    assert files_holding(home, PASSWORD.encode()) == []
     service_json = json.loads((server.run_path / "service.json").read_text())
     assert "{{secret.uri-" in service_json["config"]["model_uri"]
     with Store.open() as store:
@@ -173,4 +129,4 @@ def test_a_wrong_password_is_masked_in_the_error(home: Path, auth_server: AuthSe
     assert wrong not in message
     assert "http://***@127.0.0.1" in message
     assert auth_server.refused
-    assert _files_holding(home, wrong.encode()) == []
+    assert files_holding(home, wrong.encode()) == []

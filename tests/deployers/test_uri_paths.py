@@ -18,11 +18,12 @@ import pytest
 
 import shipyard
 import shipyard.batch
+from shipyard.deployers.testing import files_holding
 from shipyard.errors import ShipyardError
 from shipyard.store import Store
 from shipyard.testing import free_port, wait_until
 
-from .test_uri_credentials import PASSWORD, AuthServer, _command_lines, _files_holding, auth_server
+from .test_uri_credentials import PASSWORD, AuthServer, _command_lines, auth_server
 
 __all__ = ["auth_server"]  # the fixture, shared with test_uri_credentials
 
@@ -52,12 +53,12 @@ def test_a_batch_job_writes_no_credential_and_a_failed_load_leaves_no_job(
         shipyard.batch.predict(auth_server.uri(wrong), str(rows), str(out))
     assert wrong not in str(info.value) and "http://***@127.0.0.1" in str(info.value)
     assert "refused access (HTTP 401): check the credentials" in str(info.value)
-    assert _files_holding(tmp_path, wrong.encode()) == []
+    assert files_holding(tmp_path, wrong.encode()) == []
     # Nothing was started, so the same command with the right password just runs.
     summary = shipyard.batch.predict(auth_server.uri(), str(rows), str(out))
     assert summary.rows == len(auth_server.rows)
-    assert _files_holding(tmp_path, PASSWORD.encode()) == []
-    assert _files_holding(home, PASSWORD.encode()) == []
+    assert files_holding(tmp_path, PASSWORD.encode()) == []
+    assert files_holding(home, PASSWORD.encode()) == []
 
 
 def test_cli_paths_take_a_secret_reference_instead_of_the_uri(
@@ -127,8 +128,8 @@ def test_cli_paths_take_a_secret_reference_instead_of_the_uri(
         server.terminate()
         server.wait(timeout=60)
     assert PASSWORD not in log.read_text()
-    assert _files_holding(home, PASSWORD.encode()) == []
-    assert _files_holding(tmp_path, PASSWORD.encode()) == []
+    assert files_holding(home, PASSWORD.encode()) == []
+    assert files_holding(tmp_path, PASSWORD.encode()) == []
 
 
 def test_load_model_names_a_secret_reference_and_takes_its_value(

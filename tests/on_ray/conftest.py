@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 from shipyard.deployers.ray._cluster import RayNode, start_head, start_worker
+from shipyard.deployers.testing import serve_files_with_basic_auth
 from shipyard.testing import free_port
 
 #: Ray's own deprecated uses (pydantic, its bundled libraries): not ours to fix. Every test
@@ -154,10 +154,6 @@ class RemoteModel:
 def remote_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteModel]:
     """A pickle (joblib) from a remote URI with credentials: what needs both a secret
     and the caller's trust to load."""
-    import base64
-    import http.server
-    import threading
-
     import joblib
     from sklearn.datasets import make_classification
     from sklearn.linear_model import LogisticRegression
@@ -166,51 +162,11 @@ def remote_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteMod
     x, y = make_classification(n_samples=300, n_features=4, random_state=0)
     model = LogisticRegression().fit(x, y)
     joblib.dump(model, root / "clf.joblib")
-    expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    seen = RemoteModel(
-        port=0,
-        rows=x[:6],
-        expected=[int(v) for v in model.predict(x[:6])],
-        path=root / "clf.joblib",
-    )
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def _allowed(self) -> bool:
-            if self.headers.get("Authorization") == expected:
-                seen.authorized.append(self.path)
-                return True
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="models"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return False
-
-        def do_GET(self) -> None:
-            if self._allowed():
-                super().do_GET()
-
-        def do_HEAD(self) -> None:
-            if self._allowed():
-                super().do_HEAD()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    seen.port = int(httpd.server_address[1])
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield seen
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
-
-
-def files_holding(root: Path, needle: bytes) -> list[Path]:
-    """Files under ``root`` whose bytes contain ``needle``."""
-    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+    with serve_files_with_basic_auth(root, USER, PASSWORD) as served:
+        yield RemoteModel(
+            port=served.port,
+            rows=x[:6],
+            expected=[int(v) for v in model.predict(x[:6])],
+            path=root / "clf.joblib",
+            authorized=served.authorized,
+        )

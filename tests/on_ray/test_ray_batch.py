@@ -16,9 +16,10 @@ from shipyard.batch._job import run_job
 from shipyard.batch._manifest import JobManifest
 from shipyard.batch._ray import start_ray_pool
 from shipyard.batch._worker import WorkerSpec
+from shipyard.deployers.testing import files_holding
 from shipyard.errors import PredictorError, UntrustedModelError
 
-from .conftest import PASSWORD, RAY_WARNINGS, Cluster, RemoteModel, files_holding
+from .conftest import PASSWORD, RAY_WARNINGS, Cluster, RemoteModel
 
 pytestmark = RAY_WARNINGS
 

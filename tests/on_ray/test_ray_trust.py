@@ -12,10 +12,11 @@ import httpx
 import pytest
 
 from shipyard.deployers.ray import RayDeploymentConfig, RayModelDeployer, RayModelServer
+from shipyard.deployers.testing import files_holding
 from shipyard.errors import DeploymentError
 from shipyard.store import Store
 
-from .conftest import PASSWORD, RAY_WARNINGS, USER, Cluster, RemoteModel, files_holding
+from .conftest import PASSWORD, RAY_WARNINGS, USER, Cluster, RemoteModel
 
 pytestmark = RAY_WARNINGS
 

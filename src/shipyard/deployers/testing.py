@@ -1,25 +1,34 @@
-"""Helpers for testing code that deploys models: an isolated home, and cleanup by PID and
-process group (never by name).
+"""Helpers for testing code that deploys models: an isolated home, cleanup by PID and
+process group (never by name), and a model folder served over HTTP behind basic auth (a
+model URI with credentials, really used) with a search for where a secret was written.
 
 Used by Shipyard's own tests; useful to anyone testing a custom model-deployer flavor.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import http.server
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = [
+    "BasicAuthFiles",
+    "files_holding",
     "isolated_home",
     "kill_process_groups",
     "kill_processes_under",
     "kill_services_under",
     "processes_under",
+    "serve_files_with_basic_auth",
 ]
 
 
@@ -131,3 +140,68 @@ def kill_processes_under(home: Path) -> list[int]:
     left = processes_under(home)
     kill_process_groups(left)
     return killed + left
+
+
+@dataclass
+class BasicAuthFiles:
+    """A folder served on 127.0.0.1 behind basic auth: its port, and the paths it served
+    (``authorized``) or refused with 401 (``refused``)."""
+
+    port: int
+    authorized: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def serve_files_with_basic_auth(root: Path, user: str, password: str) -> Iterator[BasicAuthFiles]:
+    """Serve ``root`` over HTTP on a free 127.0.0.1 port, answering only requests that
+    carry ``user:password`` as basic auth (others get 401); stopped on exit."""
+    expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    served = BasicAuthFiles(port=0)
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def _allowed(self) -> bool:
+            if self.headers.get("Authorization") == expected:
+                served.authorized.append(self.path)
+                return True
+            served.refused.append(self.path)
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="models"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return False
+
+        def do_GET(self) -> None:
+            if self._allowed():
+                super().do_GET()
+
+        def do_HEAD(self) -> None:
+            if self._allowed():
+                super().do_HEAD()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    served.port = int(httpd.server_address[1])
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield served
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+def files_holding(root: Path, needle: bytes) -> list[Path]:
+    """Files under ``root`` (symlinks not followed) whose bytes contain ``needle``: where
+    a secret was written that should not have been."""
+    return [
+        path
+        for path in root.rglob("*")
+        if path.is_file() and not path.is_symlink() and needle in path.read_bytes()
+    ]

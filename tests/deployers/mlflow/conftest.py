@@ -92,8 +92,9 @@ def cli(*args: str) -> str:
     return result.output
 
 
-def activate_mlflow_stack(registry: Registry) -> None:
-    """Register an ``mlflow`` deployer on the test tracking server, in an active stack."""
+def activate_mlflow_stack(registry: Registry, tracking_uri: str | None = None) -> None:
+    """Register an ``mlflow`` deployer on the test tracking server (or at ``tracking_uri``,
+    e.g. the same server's URL with credentials), in an active stack."""
     cli(
         "model-deployer",
         "register",
@@ -101,7 +102,7 @@ def activate_mlflow_stack(registry: Registry) -> None:
         "--flavor",
         "mlflow",
         "--tracking-uri",
-        registry.tracking_uri,
+        tracking_uri or registry.tracking_uri,
     )
     cli(
         "stack",

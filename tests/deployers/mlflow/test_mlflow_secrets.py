@@ -20,6 +20,7 @@ from shipyard.deployers.mlflow import (
     MLFlowModelDeployer,
     MLFlowShipyardServer,
 )
+from shipyard.deployers.testing import files_holding
 from shipyard.errors import ConfigError, ShipyardError
 from shipyard.testing import free_port
 
@@ -45,39 +46,11 @@ def _processes(pid: int) -> list[int]:
     return found
 
 
-def _files_holding(root: Path, secret: str) -> list[str]:
-    return [
-        str(path)
-        for path in root.rglob("*")
-        if path.is_file() and not path.is_symlink() and secret.encode() in path.read_bytes()
-    ]
-
-
 # Two server starts, each loading MLflow.
 @pytest.mark.timeout(900)
 def test_tracking_uri_credentials_stay_secret(home: Path, registry: Registry) -> None:
     # The deployer's tracking URI (a component setting) and a deployment's carry a password.
-    cli(
-        "model-deployer",
-        "register",
-        "mlf",
-        "--flavor",
-        "mlflow",
-        "--tracking-uri",
-        _with_credentials(registry.tracking_uri),
-    )
-    cli(
-        "stack",
-        "register",
-        "mlf",
-        "-a",
-        "default",
-        "--orchestrator",
-        "default",
-        "-d",
-        "mlf",
-        "--set",
-    )
+    activate_mlflow_stack(registry, tracking_uri=_with_credentials(registry.tracking_uri))
     deployer = MLFlowModelDeployer.get_active_model_deployer()
     rows = registry.rows.tolist()
     services: list[MLFlowShipyardServer | MLFlowDeploymentService] = []
@@ -105,7 +78,7 @@ def test_tracking_uri_credentials_stay_secret(home: Path, registry: Registry) ->
         for each in _processes(pid):
             assert PASSWORD not in Path(f"/proc/{each}/cmdline").read_text(errors="replace")
     # Nothing under SHIPYARD_HOME holds it in plain text: store.db, service.json, logs.
-    assert _files_holding(home, PASSWORD) == []
+    assert files_holding(home, PASSWORD.encode()) == []
     for command in (["list"], ["describe", services[0].uuid]):
         for output in ("table", "json"):
             shown = cli("model-deployer", "models", *command, "--output", output)

@@ -100,16 +100,9 @@ def switch(
             f"Updating the model server {server.uuid} to {pin.pinned_uri} (engine "
             f"{new.engine}) failed: {err}"
         )
-        server.status.update(server.status.state, message)
-        server.persist()
-        raise DeploymentError(message) from err
+        raise _failed(server, message) from err
     replacement.check_status()
-    # The replacement is the record now: the old object (which the caller confirms the
-    # change on) must not write its stale state over it, in the registry or run dir.
-    server.bind(None)
-    server.intent = None
-    confirm_intent(replacement)
-    return replacement
+    return _handed_over(server, replacement)
 
 
 def replace(
@@ -135,9 +128,20 @@ def replace(
         if was_running:
             server.start(timeout=timeout)
             message += " The previous model was started again."
-        server.status.update(server.status.state, message)
-        server.persist()
-        raise DeploymentError(message) from err
+        raise _failed(server, message) from err
+    return _handed_over(server, replacement)
+
+
+def _failed(server: MLFlowServer, message: str) -> DeploymentError:
+    """The error of a failed update, recorded on the server that keeps serving."""
+    server.status.update(server.status.state, message)
+    server.persist()
+    return DeploymentError(message)
+
+
+def _handed_over(server: MLFlowServer, replacement: MLFlowServer) -> MLFlowServer:
+    """Make ``replacement`` the record: the old object (which the caller confirms the
+    change on) must not write its stale state over it, in the registry or run dir."""
     server.bind(None)
     server.intent = None
     confirm_intent(replacement)
