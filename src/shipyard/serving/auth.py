@@ -26,6 +26,8 @@ from shipyard.errors import ConfigError
 __all__ = [
     "DEFAULT_OPEN_PATHS",
     "GRPC_HEALTH_METHODS",
+    "UNAUTHORIZED_BODY",
+    "UNAUTHORIZED_HEADERS",
     "AuthApp",
     "BearerAuth",
     "check_exposure",
@@ -43,14 +45,15 @@ GRPC_HEALTH_METHODS = {
     "/v2/health/ready": "/inference.GRPCInferenceService/ServerReady",
 }
 
-_UNAUTHORIZED_BODY = (
+UNAUTHORIZED_BODY = (
     b'{"error":"This server requires a bearer token: send the header '
     b'\\"Authorization: Bearer <token>\\" (the token is in the server\'s --auth-token-file)."}'
 )
-_UNAUTHORIZED_HEADERS = [
+#: The 401 answer's headers and body, the same from both ways into the HTTP app.
+UNAUTHORIZED_HEADERS = [
     (b"content-type", b"application/json"),
     (b"www-authenticate", b'Bearer realm="shipyard"'),
-    (b"content-length", b"%d" % len(_UNAUTHORIZED_BODY)),
+    (b"content-length", b"%d" % len(UNAUTHORIZED_BODY)),
 ]
 
 
@@ -80,6 +83,14 @@ class BearerAuth:
         # Constant time: how much of a guess matched must not show in the answer's timing.
         return hmac.compare_digest(token.strip(), self._token)
 
+    def admits(self, path: str, headers: Iterable[tuple[bytes, bytes]]) -> bool:
+        """Whether an HTTP request for ``path`` may go on: an open path, or the token in
+        its first ``Authorization`` header (names lower-cased, as httptools gives them).
+        Both ways into the HTTP app ask this (``AuthApp``, ``http._direct``)."""
+        if path in self.open_paths:
+            return True
+        return self.allows(next((v for k, v in headers if k == b"authorization"), None))
+
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -97,15 +108,12 @@ class AuthApp:
         self._auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in self._auth.open_paths:
-            # Header names arrive lower-cased (httptools); the first Authorization counts.
-            value = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-            if not self._auth.allows(value):
-                await send(
-                    {"type": "http.response.start", "status": 401, "headers": _UNAUTHORIZED_HEADERS}
-                )
-                await send({"type": "http.response.body", "body": _UNAUTHORIZED_BODY})
-                return
+        if scope["type"] == "http" and not self._auth.admits(scope["path"], scope["headers"]):
+            await send(
+                {"type": "http.response.start", "status": 401, "headers": UNAUTHORIZED_HEADERS}
+            )
+            await send({"type": "http.response.body", "body": UNAUTHORIZED_BODY})
+            return
         await self._app(scope, receive, send)
 
 

@@ -37,6 +37,8 @@ from shipyard.serving.control import (
     WORKER_METRICS_ENV,
 )
 from shipyard.serving.dataplane import DataPlane, ReloadHandle
+from shipyard.serving.http._direct import Direct
+from shipyard.serving.http._direct import enabled as direct_enabled
 from shipyard.serving.http.app import HttpApp
 from shipyard.serving.http.protocol import HttpLimits, protocol_class
 from shipyard.serving.metrics import Metrics
@@ -184,9 +186,10 @@ class Worker:
         """Serve HTTP on ``socks``; the task, or None if uvicorn stopped while starting."""
         # Compiled once per machine (cached); None without a compiler: orjson alone.
         numbers = load_number_parser()
-        app: Any = HttpApp(
+        http_app = HttpApp(
             self.dataplane, self.metrics, self.config.max_body_size, self.budget, numbers
         )
+        app: Any = http_app
         if self.auth is not None:
             app = AuthApp(app, self.auth)  # wrapped only when on: no cost otherwise
         cfg = self.config
@@ -200,10 +203,12 @@ class Worker:
             idle_timeout=cfg.idle_timeout,
             max_connections=cfg.max_connections,
         )
+        # POST requests (inference) skip the ASGI cycle, under the same rules (``_direct``).
+        direct = Direct(http_app, self.auth, cfg.access_log) if direct_enabled() else None
         uv_config = uvicorn.Config(
             app,
             loop="none",
-            http=protocol_class(limits),
+            http=protocol_class(limits, direct),
             lifespan="off",
             access_log=False,
             server_header=False,

@@ -12,11 +12,31 @@ import logging
 import time
 from typing import Any
 
-__all__ = ["AccessLog"]
+__all__ = ["AccessLog", "enable", "log_request"]
 
 _log = logging.getLogger("shipyard.access")
 
 Scope = dict[str, Any]
+
+
+def log_request(
+    client: tuple[str, int] | None, method: str, path: str, status: int, started: float
+) -> None:
+    """The line for one request (status 0: no answer was sent, the client went away);
+    both ways into the HTTP app write it (``AccessLog``, ``http._direct``)."""
+    _log.info(
+        '%s "%s %s" %s %.1f ms',
+        (client or ("-", 0))[0],
+        method,
+        path,
+        status or "-",
+        (time.perf_counter() - started) * 1000.0,
+    )
+
+
+def enable() -> None:
+    """Let ``shipyard.access`` lines through whatever ``log_level`` says."""
+    _log.setLevel(logging.INFO)
 
 
 class AccessLog:
@@ -24,7 +44,7 @@ class AccessLog:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        _log.setLevel(logging.INFO)
+        enable()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -42,12 +62,4 @@ class AccessLog:
         try:
             await self.app(scope, receive, sending)
         finally:
-            client = scope.get("client") or ("-", 0)
-            _log.info(
-                '%s "%s %s" %s %.1f ms',
-                client[0],
-                scope["method"],
-                scope["path"],
-                status or "-",  # "-": no answer was sent (the client went away)
-                (time.perf_counter() - started) * 1000.0,
-            )
+            log_request(scope.get("client"), scope["method"], scope["path"], status, started)

@@ -22,7 +22,6 @@ import orjson
 from shipyard.errors import (
     BadRequestError,
     MethodNotAllowedError,
-    PayloadTooLargeError,
     ShipyardError,
     UnsupportedMediaTypeError,
 )
@@ -31,6 +30,7 @@ from shipyard.serving.codecs import kserve_v1, mlflow, seldon, v2
 from shipyard.serving.codecs._numbers import NumberParser
 from shipyard.serving.config import DEFAULT_MAX_BODY_SIZE
 from shipyard.serving.dataplane import DataPlane
+from shipyard.serving.http._body import RequestBody, check_declared_length
 from shipyard.serving.http._router import Route, Router
 from shipyard.serving.http.openapi import openapi_document
 from shipyard.serving.metrics import Metrics
@@ -90,20 +90,29 @@ class _Labels:
 
 
 class _Request:
-    """What a handler gets: the ASGI scope, the headers, the body reader, the path's
-    parameters (``name``, ``version``)."""
+    """What a handler gets, the same from either way in (the ASGI app, or the direct path
+    of ``http._direct``): method, path, query string, headers, the path's parameters
+    (``name``, ``version``) and the body as it arrives."""
 
-    __slots__ = ("headers", "held", "params", "receive", "scope")
+    __slots__ = ("body", "headers", "method", "params", "path", "query", "read")
 
     def __init__(
-        self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, params: dict[str, str]
+        self,
+        method: str,
+        path: str,
+        query: bytes,
+        headers: dict[bytes, bytes],
+        body: RequestBody,
+        read: Callable[[], Awaitable[bytes]],
     ) -> None:
-        self.scope = scope
+        self.method = method
+        self.path = path
+        self.query = query
         self.headers = headers
-        self.receive = receive
-        self.params = params
-        #: Bytes of its body taken from the worker's ``BufferBudget``.
-        self.held = 0
+        self.body = body
+        #: Waits for the whole body (``body``'s refusal raised); the transport's own.
+        self.read = read
+        self.params: dict[str, str] = {}
 
 
 class HttpApp:
@@ -152,37 +161,76 @@ class HttpApp:
         )
         self._openapi_body = orjson.dumps(openapi_document())
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: bytes,
+        headers: dict[bytes, bytes],
+        read: Callable[[RequestBody], Awaitable[bytes]],
+    ) -> _Request:
+        """A request for ``serve``; ``read`` waits for the whole body, fed to its
+        ``RequestBody`` as it arrives."""
+        body = RequestBody(self.budget, self.max_body_size)
+        return _Request(method, path, query, headers, body, lambda: read(body))
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+
+        async def read(body: RequestBody) -> bytes:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise BadRequestError("The client went away before sending the whole body.")
+                body.add(message.get("body", b""))
+                if body.error is not None or not message.get("more_body", False):
+                    return body.value()
+
+        request = self.request(
+            scope["method"],
+            scope["path"],
+            scope.get("query_string", b""),
+            dict(scope["headers"]),
+            read,
+        )
+        response = await self.serve(request)
+        if response is None:
+            return
+        await send(
+            {"type": "http.response.start", "status": response.status, "headers": response.headers}
+        )
+        await send({"type": "http.response.body", "body": response.body})
+
+    async def serve(self, request: _Request) -> _Response | None:
+        """Route, run, map errors to their status, count: the answer with all its
+        headers (None: the client went away, nobody is left to answer). Both ways in
+        answer through here."""
         started = time.perf_counter()
-        method: str = scope["method"]
-        path: str = scope["path"]
-        headers = dict(scope["headers"])
+        method, path = request.method, request.path
         labels = _Labels()
         unserved: str | None = None
         unread = False  # refused before its whole body was read
         try:
-            route, params = self._router.match(method, path)
+            route, request.params = self._router.match(method, path)
             if route.protocol != "other":
                 # Set before the handler runs: a request that fails is counted under its
                 # model and protocol too.
                 labels.protocol = route.protocol
-                name = params.get("name")
+                name = request.params.get("name")
                 labels.model = self._label(
-                    name if name is not None else self._requested_model(scope)
+                    name if name is not None else self._requested_model(request.query)
                 )
-            request = _Request(scope, headers, receive, params)
             try:
-                response = await route.endpoint(request)
+                response: _Response = await route.endpoint(request)
             finally:
-                if request.held and self.budget is not None:
-                    self.budget.give(request.held)
+                request.body.release()
         except asyncio.CancelledError:
             # The client went away (see ``http.protocol``): nobody is left to answer.
+            request.body.release()
             if self.metrics is not None and labels.protocol != "other":
                 self.metrics.observe_unserved(labels.model, labels.protocol, "cancelled")
-            return
+            return None
         except ShipyardError as err:
             unserved = getattr(err, "unserved", None)
             unread = isinstance(err, BufferFullError)
@@ -215,26 +263,23 @@ class HttpApp:
         if response.status == 413 or unread:
             # The rest of the body was never read: the connection cannot be reused.
             headers_out.append((b"connection", b"close"))
-        await send(
-            {"type": "http.response.start", "status": response.status, "headers": headers_out}
-        )
-        await send({"type": "http.response.body", "body": response.body})
+        response.headers = headers_out
         if self.metrics is not None and labels.protocol != "other":
             self.metrics.observe_request(
                 labels.model, labels.protocol, response.status, time.perf_counter() - started
             )
             if unserved is not None:
                 self.metrics.observe_unserved(labels.model, labels.protocol, unserved)
+        return response
 
     def _label(self, name: str) -> str:
         # Only served names become label values: otherwise every made-up name a client
         # sends would mint a new series in /metrics.
         return name if name in self.dataplane.registry else ""
 
-    def _requested_model(self, scope: Scope) -> str:
+    def _requested_model(self, query: bytes) -> str:
         """The model an MLflow/Seldon request is for, without raising: ``?model=``, else
         the only served model, else ``""``."""
-        query = scope.get("query_string", b"")
         if query:
             names = parse_qs(query.decode("latin-1")).get("model")
             if names:
@@ -243,46 +288,9 @@ class HttpApp:
         return registry.names()[0] if len(registry) == 1 else ""
 
     async def _read_body(self, req: _Request) -> bytes:
-        headers, receive, budget = req.headers, req.receive, self.budget
-        limit = self.max_body_size
-        declared = headers.get(b"content-length")
-        if declared is not None:
-            try:
-                size = int(declared)
-            except ValueError:
-                raise BadRequestError("Content-Length is not a number.") from None
-            if size > limit:
-                raise PayloadTooLargeError(
-                    f"The request body has {size} bytes; this server accepts at most {limit} "
-                    "(set --max-body-size to change it)."
-                )
-        message = await receive()
-        body: bytes = message.get("body", b"")
-        if budget is not None:
-            if not budget.take(len(body)):
-                raise budget.refusal()
-            req.held = len(body)
-        if not message.get("more_body", False):
-            return body
-        chunks = [body]
-        total = len(body)
-        while message.get("more_body", False):
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise BadRequestError("The client went away before sending the whole body.")
-            chunk = message.get("body", b"")
-            total += len(chunk)
-            if budget is not None:
-                if not budget.take(len(chunk)):
-                    raise budget.refusal()
-                req.held += len(chunk)
-            if total > limit:
-                raise PayloadTooLargeError(
-                    f"The request body is over {limit} bytes, the most this server accepts "
-                    "(set --max-body-size to change it)."
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
+        # Refused by its declared length before a byte of it is read (nor 100 Continue).
+        check_declared_length(req.headers.get(b"content-length"), self.max_body_size)
+        return await req.read()
 
     # -- handlers --------------------------------------------------------------------
 
@@ -363,8 +371,7 @@ class HttpApp:
         response = await self.dataplane.infer(name, None, request)
         return _Response(kserve_v1.encode_response(response))
 
-    def _model_from_query(self, scope: Scope) -> str:
-        query = scope.get("query_string", b"")
+    def _model_from_query(self, query: bytes) -> str:
         if query:
             names = parse_qs(query.decode("latin-1")).get("model")
             if names:
@@ -374,7 +381,7 @@ class HttpApp:
     async def _mlflow(self, req: _Request) -> _Response:
         headers = req.headers
         body = await self._read_body(req)
-        name = self._model_from_query(req.scope)
+        name = self._model_from_query(req.query)
         entry = self.dataplane.registry.get(name)
         content_type = headers.get(b"content-type", b"application/json").decode("latin-1")
         request = mlflow.decode_request(body, content_type, entry.signature)
@@ -385,7 +392,7 @@ class HttpApp:
         headers = req.headers
         body = await self._read_body(req)
         _require_json(headers)
-        name = self._model_from_query(req.scope)
+        name = self._model_from_query(req.query)
         entry = self.dataplane.registry.get(name)
         request, form = seldon.decode_request(body, entry.signature)
         response = await self.dataplane.infer(name, None, request)

@@ -16,15 +16,22 @@ needs, which uvicorn does not have:
   gets "Server disconnected without sending a response"; a rolling replacement stops
   every old worker under a busy client). Here the next request is answered, with
   ``Connection: close``, and a connection that stays idle is closed after a short wait.
+
+POST requests (the inference routes) take the direct path of ``http._direct`` when it is
+given: the same limits apply to them, here, in one place.
 """
 
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from shipyard.serving.http._direct import Direct, DirectCycle
 
 __all__ = ["HttpLimits", "protocol_class"]
 
@@ -62,8 +69,9 @@ _IDLE, _HEADERS, _BODY, _ANSWERING = range(4)
 _DRAIN_IDLE_S = 1.0
 
 
-def protocol_class(limits: HttpLimits) -> type[HttpToolsProtocol]:
-    """uvicorn's ``http`` protocol class with ``limits`` (pass it as ``Config(http=...)``)."""
+def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[HttpToolsProtocol]:
+    """uvicorn's ``http`` protocol class with ``limits`` (pass it as ``Config(http=...)``);
+    with ``direct``, POST requests are answered on the direct path (``http._direct``)."""
 
     class LimitedHttpToolsProtocol(HttpToolsProtocol):
         _timer: asyncio.TimerHandle | None = None
@@ -85,10 +93,15 @@ def protocol_class(limits: HttpLimits) -> type[HttpToolsProtocol]:
             cycle: RequestResponseCycle | None = self.cycle
             task = getattr(cycle, "shipyard_task", None) if cycle is not None else None
             super().connection_lost(exc)
-            if task is not None and not cycle.response_complete:  # type: ignore[union-attr]
-                task.cancel()
+            if cycle is not None and not cycle.response_complete:
+                if task is not None:
+                    task.cancel()
+                if isinstance(cycle, DirectCycle):
+                    cycle.release()  # its task may be cancelled before it ever ran
             for queued, _ in self.pipeline:
                 queued.disconnected = True
+                if isinstance(queued, DirectCycle):
+                    queued.release()
             self.pipeline.clear()
 
         def data_received(self, data: bytes) -> None:
@@ -102,7 +115,15 @@ def protocol_class(limits: HttpLimits) -> type[HttpToolsProtocol]:
             self._arm(limits.header_timeout)
 
         def on_headers_complete(self) -> None:
-            super().on_headers_complete()
+            parser = self.parser
+            if (
+                direct is not None
+                and parser.get_method() == b"POST"
+                and not parser.should_upgrade()
+            ):
+                self._direct_cycle(direct)
+            else:
+                super().on_headers_complete()
             self._phase = _BODY
             self._arm(limits.body_timeout)
             if self._draining and self.cycle is not None:
@@ -115,6 +136,45 @@ def protocol_class(limits: HttpLimits) -> type[HttpToolsProtocol]:
             elif self._phase == _IDLE and not self.pipeline:
                 self._arm(min(_DRAIN_IDLE_S, limits.idle_timeout))
             # A request being read: on_headers_complete marks it the last one.
+
+        def _direct_cycle(self, direct: Direct) -> None:
+            """What uvicorn's ``on_headers_complete`` does, with a ``DirectCycle``."""
+            parser = self.parser
+            version = parser.get_http_version()
+            # The path as uvicorn decodes it (ASCII, percent-decoded once).
+            url = httptools.parse_url(self.url)
+            path = url.path.decode("ascii")
+            if "%" in path:
+                path = urllib.parse.unquote(path)
+            cycle = DirectCycle(
+                direct,
+                "POST",
+                path,
+                url.query or b"",
+                self.headers,
+                transport=self.transport,
+                flow=self.flow,
+                default_headers=self.server_state.default_headers,
+                keep_alive=version != "1.0" and parser.should_keep_alive(),
+                expect_100_continue=self.expect_100_continue,
+                on_response=self.on_response_complete,
+                client=self.client,
+            )
+            existing = self.cycle
+            self.cycle = cycle  # type: ignore[assignment]
+            if existing is None or existing.response_complete:
+                self._start_asgi_task(cycle, None)  # type: ignore[arg-type]
+            else:  # pipelined: it starts when the answer before it is sent
+                self.flow.pause_reading()
+                self.pipeline.appendleft((cycle, None))  # type: ignore[arg-type]
+
+        def on_body(self, body: bytes) -> None:
+            cycle = self.cycle
+            if isinstance(cycle, DirectCycle):
+                if not cycle.response_complete:
+                    cycle.feed(body)
+                return
+            super().on_body(body)
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
