@@ -203,9 +203,9 @@ def lines(r: dict[str, Any]) -> list[str]:
         if on.get("today"):
             out += [
                 "",
-                "Before issue 16 (`SHIPYARD_TREES=off SHIPYARD_FAST_JSON=off`) in the same "
-                "rounds, and the CPU each arm's server tree and the load generator (wrk) "
-                "used per request:",
+                "Before issue 16 (`SHIPYARD_TREES=off SHIPYARD_FAST_JSON=off "
+                "SHIPYARD_FAST_HTTP=off`) in the same rounds, and the CPU each arm's server "
+                "tree and the load generator (wrk) used per request:",
                 "",
                 "| scenario | arm | rows/s | server CPU µs/request | wrk CPU µs/request |",
                 "|---|---|---:|---:|---:|",

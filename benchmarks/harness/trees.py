@@ -5,7 +5,7 @@
   largest difference of their answers;
 - ``online``: the same Shipyard server with the evaluator and without it
   (``SHIPYARD_TREES=off``), and as it was before issue 16 (also
-  ``SHIPYARD_FAST_JSON=off``), side by side, interleaved rounds;
+  ``SHIPYARD_FAST_JSON=off SHIPYARD_FAST_HTTP=off``), side by side, interleaved rounds;
 - ``cheap_job``: 2M rows, a 30-tree depth-6 forest: ``shipyard batch predict --workers 2``
   against a plain single-core script doing the whole job (start-up included), and the
   time from command start to the first predicted shard.
@@ -65,12 +65,16 @@ def _target(key: str, env: dict[str, str]) -> Target:
 
 
 def online_on_off(duration: float, warmup: float, rounds: int) -> dict[str, Any]:
-    # "today": the path before issue 16 (no evaluator, orjson + numpy decoding alone);
+    # "today": the path before issue 16 (no evaluator, orjson + numpy decoding alone,
+    # every request through the ASGI app);
     # "framework": no evaluator but the compiled JSON decoding, to split the two gains.
     arms = {
         "evaluator": ("shipyard-trees", {}),
         "framework": ("shipyard-framework", {"SHIPYARD_TREES": "off"}),
-        "today": ("shipyard-today", {"SHIPYARD_TREES": "off", "SHIPYARD_FAST_JSON": "off"}),
+        "today": (
+            "shipyard-today",
+            {"SHIPYARD_TREES": "off", "SHIPYARD_FAST_JSON": "off", "SHIPYARD_FAST_HTTP": "off"},
+        ),
     }
     targets: dict[str, Target] = {}
     results: dict[str, Any] = {k: {} for k in arms}

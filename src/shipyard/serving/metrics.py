@@ -4,12 +4,19 @@ Each worker process keeps its numbers in memory and writes them, at most a few t
 second, to ``<metrics_dir>/worker-<pid>.json``; ``/metrics`` in any worker sums every
 file (its own freshly written first), so the numbers cover all workers, including ones
 that died and were replaced (counters never go backwards).
+
+The periodic write runs in a thread (``flush_in_thread``): replacing a file by rename can
+wait for the disk for tens of milliseconds (ext4 writes the new file's blocks out first),
+and the event loop must not stop serving meanwhile. Each write carries a sequence number,
+so a slower, older write never replaces a newer one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -54,6 +61,9 @@ class Metrics:
         self._dir = directory
         self._file = directory / f"worker-{os.getpid()}.json" if directory else None
         self.dirty = False
+        self._lock = threading.Lock()
+        self._taken = 0  # snapshots taken
+        self._written = 0  # the newest snapshot in the file
 
     def inc(self, name: str, labels: tuple[tuple[str, str], ...], value: float = 1.0) -> None:
         key = (name, labels)
@@ -101,12 +111,28 @@ class Metrics:
 
     def flush(self) -> None:
         """Write this worker's numbers to its file (atomically: write, then rename)."""
-        if self._file is None:
-            return
-        tmp = self._file.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(self.snapshot()))
-        os.replace(tmp, self._file)
+        if self._file is not None:
+            self._write(self._file, *self._take())
+
+    async def flush_in_thread(self) -> None:
+        """``flush``, with the file written in a thread (the snapshot is taken here, on
+        the event loop that changes the numbers)."""
+        if self._file is not None:
+            await asyncio.to_thread(self._write, self._file, *self._take())
+
+    def _take(self) -> tuple[int, bytes]:
+        self._taken += 1
         self.dirty = False
+        return self._taken, orjson.dumps(self.snapshot())
+
+    def _write(self, file: Path, number: int, data: bytes) -> None:
+        with self._lock:
+            if number <= self._written:
+                return  # a newer snapshot is in the file already
+            tmp = file.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, file)
+            self._written = number
 
     def collect(self) -> str:
         """Prometheus text of every worker's numbers (this one's included)."""

@@ -309,7 +309,7 @@ class Worker:
         while True:
             await asyncio.sleep(0.25)
             if self.metrics.dirty:
-                self.metrics.flush()
+                await self.metrics.flush_in_thread()
 
     async def _serve_channel(self, reader: asyncio.StreamReader) -> None:
         while True:

@@ -75,6 +75,8 @@ def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[Htt
 
     class LimitedHttpToolsProtocol(HttpToolsProtocol):
         _timer: asyncio.TimerHandle | None = None
+        _timer_at = 0.0  # when ``_timer`` fires
+        _deadline: float | None = None  # when the current phase's time is up
         _phase = _IDLE
         _refused = False
         _draining = False
@@ -90,6 +92,9 @@ def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[Htt
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             cycle: RequestResponseCycle | None = self.cycle
             task = getattr(cycle, "shipyard_task", None) if cycle is not None else None
             super().connection_lost(exc)
@@ -182,9 +187,16 @@ def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[Htt
             self._disarm()
 
         def on_response_complete(self) -> None:
-            pipelined = bool(self.pipeline)  # the next request is already under way
-            super().on_response_complete()
-            if not pipelined and self._phase == _ANSWERING and not self.transport.is_closing():
+            # uvicorn's, less its keep-alive timer (a timer set and cancelled per request):
+            # the idle timeout here is that timer.
+            self.server_state.total_requests += 1
+            if self.transport.is_closing():
+                return
+            self.flow.resume_reading()
+            if self.pipeline:  # the next request is already under way
+                cycle, app = self.pipeline.pop()
+                self._start_asgi_task(cycle, app)
+            elif self._phase == _ANSWERING:
                 self._phase = _IDLE
                 self._arm(limits.idle_timeout)
 
@@ -195,17 +207,32 @@ def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[Htt
             cycle.shipyard_task = task  # type: ignore[attr-defined]
 
         def _arm(self, seconds: float) -> None:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = self.loop.call_later(seconds, self._expired)
+            # One timer per connection, moved only when a deadline comes before it: a
+            # request on a busy connection sets numbers, not timers (three per request
+            # otherwise). A timer that fires before the deadline waits for the rest.
+            deadline = self.loop.time() + seconds
+            self._deadline = deadline
+            if self._timer is None or deadline < self._timer_at:
+                self._wait_until(deadline)
 
         def _disarm(self) -> None:
+            self._deadline = None
+
+        def _wait_until(self, when: float) -> None:
             if self._timer is not None:
                 self._timer.cancel()
-                self._timer = None
+            self._timer = self.loop.call_at(when, self._expired)
+            self._timer_at = when
 
         def _expired(self) -> None:
             self._timer = None
+            deadline = self._deadline
+            if deadline is None:
+                return  # disarmed meanwhile; the next _arm starts a timer
+            if self.loop.time() < deadline:
+                self._wait_until(deadline)
+                return
+            self._deadline = None
             transport = self.transport
             if transport is None or transport.is_closing():
                 return
