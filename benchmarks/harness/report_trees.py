@@ -205,14 +205,15 @@ def lines(r: dict[str, Any]) -> list[str]:
                 "",
                 "Before issue 16 (`SHIPYARD_TREES=off SHIPYARD_FAST_JSON=off "
                 "SHIPYARD_FAST_HTTP=off`) in the same rounds, and the CPU each arm's server "
-                "tree and the load generator (wrk) used per request:",
+                "tree and the load generator (wrk) used per request (*asgi*: the evaluator "
+                "with `SHIPYARD_FAST_HTTP=off`, every request through the ASGI app):",
                 "",
                 "| scenario | arm | rows/s | server CPU µs/request | wrk CPU µs/request |",
                 "|---|---|---:|---:|---:|",
             ]
             for label in on["evaluator"]:
-                for arm in ("evaluator", "framework", "today"):
-                    r = on[arm].get(label) or {}
+                for arm in ("evaluator", "asgi", "framework", "today"):
+                    r = on.get(arm, {}).get(label) or {}
                     out.append(
                         f"| {label} | {arm} | {_f(r.get('rows_per_s'))} | "
                         f"{_f(r.get('server_cpu_us_per_request'), '{:.0f}')} | "

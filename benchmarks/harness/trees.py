@@ -70,6 +70,8 @@ def online_on_off(duration: float, warmup: float, rounds: int) -> dict[str, Any]
     # "framework": no evaluator but the compiled JSON decoding, to split the two gains.
     arms = {
         "evaluator": ("shipyard-trees", {}),
+        # The evaluator with every request through the ASGI app: the direct path's share.
+        "asgi": ("shipyard-asgi", {"SHIPYARD_FAST_HTTP": "off"}),
         "framework": ("shipyard-framework", {"SHIPYARD_TREES": "off"}),
         "today": (
             "shipyard-today",

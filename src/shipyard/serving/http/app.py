@@ -27,7 +27,7 @@ from shipyard.errors import (
 )
 from shipyard.serving._budget import BufferBudget, BufferFullError
 from shipyard.serving.codecs import kserve_v1, mlflow, seldon, v2
-from shipyard.serving.codecs._numbers import NumberParser
+from shipyard.serving.codecs._numbers import MIN_BODY_BYTES, NumberParser
 from shipyard.serving.config import DEFAULT_MAX_BODY_SIZE
 from shipyard.serving.dataplane import DataPlane
 from shipyard.serving.http._body import RequestBody, check_declared_length
@@ -348,7 +348,8 @@ class HttpApp:
                 header_length = int(raw_length)
             except ValueError:
                 raise BadRequestError("Inference-Header-Content-Length is not a number.") from None
-        request = v2.decode_request(body, header_length, self.numbers)
+        numbers = self.numbers if len(body) >= MIN_BODY_BYTES else None
+        request = v2.decode_request(body, header_length, numbers)
         response = await self.dataplane.infer(name, version, request)
         out, json_length = v2.encode_response(response, v2.binary_outputs_wanted(request))
         if json_length is None:
