@@ -11,6 +11,7 @@ body limits exactly as the ASGI path does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
@@ -232,7 +233,9 @@ def test_an_answer_in_progress_at_sigterm_ends_its_connection(
     # Connection: close, and the connection then closes (direct path: a POST).
     marks = tmp_path / "marks"
     marks.mkdir()
-    body = b'{"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [2]}]}'
+    # The model sleeps 10 s: the stop must reach the worker while it does (the drain
+    # waits up to 30 s for it), so a slow test machine has a wide margin.
+    body = b'{"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [10]}]}'
     server = start_server(models_dir / "slow", env={"SERVING_TEST_MARKS": str(marks)})
     try:
         with socket.create_connection(("127.0.0.1", server.http_port), timeout=60) as sock:
@@ -242,8 +245,38 @@ def test_an_answer_in_progress_at_sigterm_ends_its_connection(
             head, answer = _read_answer(sock)
             assert head.startswith(b"HTTP/1.1 200"), answer
             assert b"connection: close" in head.lower()
-            assert json.loads(answer)["outputs"][0]["data"] == [4.0]
+            assert json.loads(answer)["outputs"][0]["data"] == [20.0]
             assert sock.recv(65536) == b""  # closed after the answer
         assert server.process.wait(60) == 0
     finally:
         server.stop()
+
+
+def test_a_queued_body_cut_off_by_a_timeout_gives_its_bytes_back(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    # The direct path takes a body's bytes from the worker's buffer budget as they
+    # arrive, also for a request queued behind another on its connection. Here the
+    # queued request's body stops half-way: its body timeout (1 s) closes the
+    # connection while the request before it still sleeps in predict, so the queued
+    # request never starts. Its bytes must come back all the same: afterwards a request
+    # that needs all but 8 kB of the cap is answered.
+    cap, limit = 2_008_000, 2_000_000
+    args = ["--max-buffered-bytes", str(cap), "--max-body-size", str(limit)]
+    env = {"SERVING_TEST_MARKS": str(tmp_path), "SHIPYARD_SERVER_BODY_TIMEOUT": "1"}
+    slow = b'{"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [10]}]}'
+    with start_server(models_dir / "slow", models_dir / "forest", args=args, env=env) as server:
+        head = _post(body=b" " * limit).partition(b"\r\n\r\n")[0] + b"\r\n\r\n"
+        sent = _post("/v2/models/slow/infer", slow) + head + b" " * 250_000
+        with socket.create_connection(("127.0.0.1", server.http_port), timeout=30) as sock:
+            sock.sendall(sent)
+            # Closed by the body timeout (408, or a reset: unread bytes were left).
+            with contextlib.suppress(ConnectionResetError):
+                while sock.recv(65536):
+                    pass
+        big = _post(body=BODY + b" " * (limit - len(BODY)), close=True)
+
+        def answered() -> bool:
+            return _exchange(server.http_port, big).startswith(b"HTTP/1.1 200")
+
+        wait_until(answered, "a request needing all but 8 kB of the buffer cap to be answered")
