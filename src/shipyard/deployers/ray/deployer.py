@@ -14,7 +14,8 @@ from typing import Literal, cast
 
 from pydantic import Field
 
-from shipyard.deployers.base import ModelDeployer
+from shipyard.deployers._v2 import READY_PATH
+from shipyard.deployers.base import DeployerSettings, ModelDeployer
 from shipyard.deployers.ray._cluster import RayNode, start_head
 from shipyard.deployers.ray.service import RayDeploymentConfig, RayModelServer
 from shipyard.errors import DeploymentError
@@ -66,9 +67,7 @@ class RayModelDeployer(ModelDeployer):
     #: through the cluster's secrets (``_secrets``), never through Ray's arguments.
     RESOLVES_SECRETS = True
 
-    @property
-    def settings(self) -> RayModelDeployerConfig:
-        return cast(RayModelDeployerConfig, self.config)
+    settings = DeployerSettings(RayModelDeployerConfig)
 
     # -- the cluster -----------------------------------------------------------------------
 
@@ -192,7 +191,7 @@ class RayModelDeployer(ModelDeployer):
                     if service.grpc_address
                     else None,
                     "INVOCATIONS_URL": service.invocations_url,
-                    "HEALTH_CHECK_URL": f"{service.base_url}/v2/health/ready"
+                    "HEALTH_CHECK_URL": f"{service.base_url}{READY_PATH}"
                     if service.base_url
                     else None,
                 }

@@ -15,7 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shipyard.deployers.local.service import LocalModelServerConfig, predict_over_v2
+from shipyard.deployers._predict import predict_over_v2
+from shipyard.deployers._v2 import READY_PATH, infer_url, invocations_url
+from shipyard.deployers.local._config import LocalModelServerConfig
 from shipyard.errors import DeploymentError
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.service import Service
@@ -103,9 +105,7 @@ class RayModelServer(Service):
     app_name: str = ""
     route_prefix: str = ""
     endpoint: ServiceEndpoint = Field(
-        default_factory=lambda: ServiceEndpoint(
-            health_check=HTTPHealthCheck(path="/v2/health/ready")
-        )
+        default_factory=lambda: ServiceEndpoint(health_check=HTTPHealthCheck(path=READY_PATH))
     )
     #: Serve's HTTP proxy settings used when Shipyard starts Serve on the cluster.
     http_host: str = "127.0.0.1"
@@ -134,12 +134,12 @@ class RayModelServer(Service):
     @property
     def prediction_url(self) -> str | None:
         base = self.base_url
-        return None if base is None else f"{base}/v2/models/{self.served_name}/infer"
+        return infer_url(base, self.served_name)
 
     @property
     def invocations_url(self) -> str | None:
         base = self.base_url
-        return None if base is None else f"{base}/invocations"
+        return invocations_url(base)
 
     # -- talking to Serve --------------------------------------------------------------
 
@@ -154,9 +154,7 @@ class RayModelServer(Service):
             self.grpc_address = grpc
         if (self.endpoint.host, self.endpoint.port) != (host, port):
             self.endpoint = self.endpoint.model_copy(update={"host": host, "port": port})
-            self.endpoint.health_check = HTTPHealthCheck(
-                path=f"{self.route_prefix}/v2/health/ready"
-            )
+            self.endpoint.health_check = HTTPHealthCheck(path=f"{self.route_prefix}{READY_PATH}")
 
     # -- credentials -------------------------------------------------------------------
 
