@@ -3,10 +3,16 @@ as the control plane names them: a flavor uses these instead of spelling the pat
 
 from __future__ import annotations
 
-__all__ = ["READY_PATH", "infer_url", "invocations_url"]
+__all__ = ["READY_PATH", "infer_url", "invocations_url", "served_name"]
 
 #: Readiness of every model: a health check, a pod's readiness probe.
 READY_PATH = "/v2/health/ready"
+
+
+def served_name(model_name: str) -> str:
+    """The name a server serves a deployment's model under (in its URLs): the config's
+    ``model_name``, else ``model``."""
+    return model_name or "model"
 
 
 def infer_url(base: str | None, model: str) -> str | None:

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from shipyard._redact import has_credentials
 from shipyard.deployers._predict import predict_over_v2
-from shipyard.deployers._v2 import READY_PATH, infer_url, invocations_url
+from shipyard.deployers._v2 import READY_PATH, infer_url, invocations_url, served_name
 from shipyard.deployers.local._config import (
     LocalDeploymentConfig,
     LocalModelServerConfig,
@@ -76,17 +76,15 @@ class LocalModelServer(LocalDaemonService):
 
     @property
     def served_name(self) -> str:
-        return self.config.model_name or "model"
+        return served_name(self.config.model_name)
 
     @property
     def prediction_url(self) -> str | None:
-        base = self.endpoint.url
-        return infer_url(base, self.served_name)
+        return infer_url(self.endpoint.url, self.served_name)
 
     @property
     def invocations_url(self) -> str | None:
-        base = self.endpoint.url
-        return invocations_url(base)
+        return invocations_url(self.endpoint.url)
 
     def served_model_uri(self, config: LocalModelServerConfig) -> str:
         """The URI the server process loads for ``config``: its pinned copy, if any (the

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.deployers._predict import predict_over_v2
-from shipyard.deployers._v2 import READY_PATH, infer_url, invocations_url
+from shipyard.deployers._v2 import READY_PATH, infer_url, invocations_url, served_name
 from shipyard.deployers.local._config import LocalModelServerConfig
 from shipyard.errors import DeploymentError
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
@@ -124,7 +124,7 @@ class RayModelServer(Service):
 
     @property
     def served_name(self) -> str:
-        return self.config.model_name or "model"
+        return served_name(self.config.model_name)
 
     @property
     def base_url(self) -> str | None:
@@ -133,13 +133,11 @@ class RayModelServer(Service):
 
     @property
     def prediction_url(self) -> str | None:
-        base = self.base_url
-        return infer_url(base, self.served_name)
+        return infer_url(self.base_url, self.served_name)
 
     @property
     def invocations_url(self) -> str | None:
-        base = self.base_url
-        return invocations_url(base)
+        return invocations_url(self.base_url)
 
     # -- talking to Serve --------------------------------------------------------------
 
