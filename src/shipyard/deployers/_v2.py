@@ -3,7 +3,15 @@ as the control plane names them: a flavor uses these instead of spelling the pat
 
 from __future__ import annotations
 
-__all__ = ["READY_PATH", "infer_url", "invocations_url", "served_name"]
+from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
+
+__all__ = [
+    "READY_PATH",
+    "health_check_url",
+    "infer_url",
+    "invocations_url",
+    "served_name",
+]
 
 #: Readiness of every model: a health check, a pod's readiness probe.
 READY_PATH = "/v2/health/ready"
@@ -23,3 +31,12 @@ def infer_url(base: str | None, model: str) -> str | None:
 def invocations_url(base: str | None) -> str | None:
     """Where the server at ``base`` takes MLflow-style requests (None: no address)."""
     return None if base is None else f"{base}/invocations"
+
+
+def health_check_url(endpoint: ServiceEndpoint) -> str | None:
+    """The URL ``endpoint``'s HTTP health check calls (``models describe`` shows it);
+    None without an address or an HTTP check."""
+    check = endpoint.health_check
+    if endpoint.url is None or not isinstance(check, HTTPHealthCheck):
+        return None
+    return f"{endpoint.url}{check.path}"

@@ -13,12 +13,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from shipyard.deployers._token import ensure_token_file
 from shipyard.errors import DeploymentError, ServiceError
 from shipyard.services.local_daemon import LocalDaemonService
 
 __all__ = [
     "TOKEN_FILE",
-    "bearer_headers",
     "keep_token_file",
     "new_control_socket_path",
     "remove_control_socket",
@@ -62,24 +62,12 @@ def new_control_socket_path(run_path: Path, stem: str = "control") -> Path:
 def keep_token_file(service: LocalDaemonService, auth: bool) -> str:
     """The bearer-token file of ``service`` in its run dir, made on first use and kept
     across restarts (so a client's copy of the token stays valid); '' without ``auth``."""
-    from shipyard.serving.auth import write_token_file
-
     if not auth:
         return ""
     service._make_run_dir()
     path = service.run_path / TOKEN_FILE
-    if not path.is_file() or not path.read_text().strip():
-        write_token_file(path)
+    ensure_token_file(path)
     return str(path)
-
-
-def bearer_headers(token_file: str) -> dict[str, str]:
-    """The ``authorization`` header for the token in ``token_file`` ('': no header)."""
-    if not token_file:
-        return {}
-    from shipyard.serving.auth import read_token_file
-
-    return {"authorization": f"Bearer {read_token_file(token_file)}"}
 
 
 def send_reload(

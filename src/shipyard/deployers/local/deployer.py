@@ -9,7 +9,7 @@ from typing import cast
 
 from pydantic import Field
 
-from shipyard.deployers._v2 import READY_PATH
+from shipyard.deployers._v2 import READY_PATH, health_check_url
 from shipyard.deployers.base import DeployerSettings, ModelDeployer
 from shipyard.deployers.local._config import LocalModelServerConfig, reloadable
 from shipyard.deployers.local._rolling import restart_with
@@ -31,7 +31,12 @@ from shipyard.services.service import Service, ServiceConfig
 from shipyard.stack.component import ComponentConfig
 from shipyard.store import Store
 
-__all__ = ["LocalModelDeployer", "LocalModelDeployerConfig", "discarded_unless_started"]
+__all__ = [
+    "LocalModelDeployer",
+    "LocalModelDeployerConfig",
+    "daemon_info",
+    "discarded_unless_started",
+]
 
 
 class LocalModelDeployerConfig(ComponentConfig):
@@ -182,17 +187,11 @@ class LocalModelDeployer(ModelDeployer):
     def get_model_server_info(self, service: Service) -> dict[str, str | None]:
         info = super().get_model_server_info(service)
         if isinstance(service, LocalModelServer):
-            pid = service.running_pid()
+            info.update(daemon_info(service))
             info.update(
                 {
-                    "HEALTH_CHECK_URL": f"{service.endpoint.url}{READY_PATH}"
-                    if service.endpoint.url
-                    else None,
                     "INVOCATIONS_URL": service.invocations_url,
                     "GRPC_PORT": None if service.grpc_port is None else str(service.grpc_port),
-                    "SERVICE_PATH": str(service.run_path),
-                    "LOG_FILE": str(service.log_path),
-                    "DAEMON_PID": None if pid is None else str(pid),
                     # What a restart serves: the copy pinned at deploy, and its digest.
                     "MODEL_SNAPSHOT": service.model_snapshot or None,
                     "MODEL_SHA256": digest_in_path(service.model_snapshot) or None,
@@ -202,6 +201,18 @@ class LocalModelDeployer(ModelDeployer):
                 }
             )
         return info
+
+
+def daemon_info(service: LocalDaemonService) -> dict[str, str | None]:
+    """What ``models describe`` shows of a server run as a local daemon: its health
+    check, run directory, log and supervisor's pid."""
+    pid = service.running_pid()
+    return {
+        "HEALTH_CHECK_URL": health_check_url(service.endpoint),
+        "SERVICE_PATH": str(service.run_path),
+        "LOG_FILE": str(service.log_path),
+        "DAEMON_PID": None if pid is None else str(pid),
+    }
 
 
 def _check_local_model(config: LocalModelServerConfig) -> None:

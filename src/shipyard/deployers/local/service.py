@@ -17,6 +17,7 @@ from pydantic import Field
 
 from shipyard._redact import has_credentials
 from shipyard.deployers._predict import predict_over_v2
+from shipyard.deployers._token import bearer_headers
 from shipyard.deployers._v2 import READY_PATH, infer_url, invocations_url, served_name
 from shipyard.deployers.local._config import (
     LocalDeploymentConfig,
@@ -25,7 +26,6 @@ from shipyard.deployers.local._config import (
 )
 from shipyard.deployers.local._control import (
     TOKEN_FILE,
-    bearer_headers,
     keep_token_file,
     new_control_socket_path,
     remove_control_socket,

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from shipyard.deployers._v2 import READY_PATH
 from shipyard.deployers.base import DeployerSettings, ModelDeployer
-from shipyard.deployers.local.deployer import discarded_unless_started
+from shipyard.deployers.local.deployer import daemon_info, discarded_unless_started
 from shipyard.deployers.mlflow._checks import check_engine, check_flavor, check_remote_trust
 from shipyard.deployers.mlflow.config import MLFlowDeploymentConfig, MLFlowModelDeployerConfig
 from shipyard.deployers.mlflow.service import (
@@ -289,7 +289,6 @@ class MLFlowModelDeployer(ModelDeployer):
         info = super().get_model_server_info(service)
         if isinstance(service, MLFlowShipyardServer | MLFlowDeploymentService):
             pin = service.registry
-            pid = service.running_pid()
             info.update(
                 {
                     "ENGINE": service.config.engine,
@@ -299,19 +298,9 @@ class MLFlowModelDeployer(ModelDeployer):
                     "REGISTRY_MODEL_STAGE": pin.stage or None,
                     "SERVED_MODEL_URI": pin.pinned_uri,
                     "TRACKING_URI": pin.tracking_uri or None,
-                    "HEALTH_CHECK_URL": _health_url(service),
                     # engine mlflow keeps the token for a switch; MLflow's server ignores it.
                     "AUTH_TOKEN_FILE": service.auth_token_file or None,
-                    "SERVICE_PATH": str(service.run_path),
-                    "LOG_FILE": str(service.log_path),
-                    "DAEMON_PID": None if pid is None else str(pid),
                 }
             )
+            info.update(daemon_info(service))
         return info
-
-
-def _health_url(service: MLFlowServer) -> str | None:
-    check = service.endpoint.health_check
-    if service.endpoint.url is None or not isinstance(check, HTTPHealthCheck):
-        return None
-    return f"{service.endpoint.url}{check.path}"

@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.deployers._predict import post_json
+from shipyard.deployers._token import bearer_headers
 from shipyard.deployers._v2 import invocations_url
 from shipyard.deployers.local._config import LocalModelServerConfig, keeping_processes
 from shipyard.deployers.local._control import (
-    bearer_headers,
     keep_token_file,
     new_control_socket_path,
     remove_control_socket,

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.deployers._predict import predict_over_v2
+from shipyard.deployers._token import bearer_headers, ensure_token_file
 from shipyard.deployers._v2 import READY_PATH, infer_url, invocations_url, served_name
 from shipyard.deployers.local._config import LocalModelServerConfig
 from shipyard.errors import DeploymentError
@@ -159,8 +160,6 @@ class RayModelServer(Service):
     def _token(self) -> str | None:
         """The service's bearer token (made on first use, kept across redeploys so a
         client's copy stays valid); None when ``auth`` is off."""
-        from shipyard.serving.auth import read_token_file, write_token_file
-
         check = self.endpoint.health_check
         if not self.config.auth:
             self.auth_token_file = ""
@@ -171,19 +170,13 @@ class RayModelServer(Service):
             folder = get_settings().home / "ray" / "tokens"
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.auth_token_file = str(folder / self.uuid)
-        path = Path(self.auth_token_file)
-        if not path.is_file() or not path.read_text().strip():
-            write_token_file(path)
+        token = ensure_token_file(Path(self.auth_token_file))
         if isinstance(check, HTTPHealthCheck):
             check.token_file = self.auth_token_file
-        return read_token_file(path)
+        return token
 
     def request_headers(self) -> dict[str, str]:
-        if not self.auth_token_file:
-            return {}
-        from shipyard.serving.auth import read_token_file
-
-        return {"authorization": f"Bearer {read_token_file(self.auth_token_file)}"}
+        return bearer_headers(self.auth_token_file)
 
     def _hand_secrets(self, config: RayDeploymentConfig) -> tuple[str | None, dict[str, Any]]:
         """Put the values the replicas need (the model URI's credentials, the token) into
