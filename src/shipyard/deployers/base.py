@@ -91,15 +91,6 @@ class ModelDeployer(ServiceRegistry):
 
     # -- finding servers ------------------------------------------------------------------
 
-    #: Told each phase of a deploy as it begins (copying, loading, health check,
-    #: switching): the CLI shows them; None when nobody listens.
-    progress: Callable[[str], object] | None = None
-
-    def report(self, phase: str) -> None:
-        """Tell ``progress`` (if set) that ``phase`` begins."""
-        if self.progress is not None:
-            self.progress(phase)
-
     def get_model_server(self, uuid: str) -> Service:
         """The model server ``uuid`` (or a unique prefix of it), status checked."""
         record = self.store.get_service(self.resolve_uuid(uuid))
@@ -202,6 +193,15 @@ class ModelDeployer(ServiceRegistry):
         return change(service, op, timeout, target, target_fingerprint)
 
     # -- the docs' lifecycle API ---------------------------------------------------------
+
+    #: Told each phase of a deploy as it begins (copying, loading, health check,
+    #: switching): the CLI shows them; None when nobody listens.
+    progress: Callable[[str], object] | None = None
+
+    def report(self, phase: str) -> None:
+        """Tell ``progress`` (if set) that ``phase`` begins."""
+        if self.progress is not None:
+            self.progress(phase)
 
     def _coerce_config(self, config: ServiceConfig | dict[str, Any]) -> ServiceConfig:
         """``config`` as this flavor's ``DEPLOYMENT_CONFIG`` (``_deploy_config``)."""
