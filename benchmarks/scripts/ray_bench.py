@@ -233,13 +233,13 @@ def main() -> None:
             # them, Ray Data's read tasks starved behind its map actors).
             from ray import serve
 
-            from shipyard.deployers.ray._connect import connect
+            from shipyard._ray.connect import connect
 
             connect(head.address)
             serve.shutdown()
             batch(args, head.address, work, results, [head.pid, node.pid])
     finally:
-        from shipyard.deployers.ray._connect import disconnect
+        from shipyard._ray.connect import disconnect
 
         disconnect()
         node.stop()
@@ -259,8 +259,8 @@ def main() -> None:
 def serving(args: argparse.Namespace, address: str, pgids: list[int], work: Path) -> dict[str, Any]:
     from ray import serve
 
+    from shipyard._ray.connect import connect
     from shipyard.deployers.ray import RayDeploymentConfig, RayModelServer
-    from shipyard.deployers.ray._connect import connect
     from shipyard.store import Store
 
     port = free_port()

@@ -17,7 +17,11 @@ import numpy as np
 import pytest
 
 from shipyard.deployers.ray._cluster import RayNode, start_head, start_worker
-from shipyard.deployers.testing import serve_files_with_basic_auth
+from shipyard.deployers.testing import (
+    DisagreeingModels,
+    save_disagreeing_models,
+    serve_files_with_basic_auth,
+)
 from shipyard.testing import free_port
 
 #: Ray's own deprecated uses (pydantic, its bundled libraries): not ours to fix. Every test
@@ -58,7 +62,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         )
         yield Cluster(head=head, worker=worker, serve_port=free_port(), grpc_port=free_port())
     finally:
-        from shipyard.deployers.ray._connect import disconnect
+        from shipyard._ray.connect import disconnect
 
         try:
             disconnect()
@@ -69,29 +73,10 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             head.remove_files()
 
 
-@dataclass(frozen=True)
-class Models:
-    a: str
-    b: str
-    broken: str
-    rows: np.ndarray
-
-
 @pytest.fixture(scope="session")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
-    from sklearn.datasets import make_classification
-    from sklearn.linear_model import LogisticRegression
-
-    import shipyard
-
-    root = tmp_path_factory.mktemp("models")
-    x, y = make_classification(n_samples=300, n_features=4, random_state=0)
-    shipyard.save_model(LogisticRegression().fit(x, y), root / "a", input_example=x[:2])
-    # Trained on flipped labels: it answers the opposite class of ``a`` for every row.
-    shipyard.save_model(LogisticRegression().fit(x, 1 - y), root / "b", input_example=x[:2])
-    shipyard.save_model(LogisticRegression().fit(x, y), root / "broken")
-    (root / "broken" / "model.joblib").write_bytes(b"not a joblib file")
-    return Models(a=str(root / "a"), b=str(root / "b"), broken=str(root / "broken"), rows=x[:8])
+def models(tmp_path_factory: pytest.TempPathFactory) -> DisagreeingModels:
+    """Two models that always disagree, a model that cannot load, and their input."""
+    return save_disagreeing_models(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture

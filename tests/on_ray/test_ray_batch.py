@@ -141,7 +141,7 @@ def test_a_remote_pickle_needs_trust_and_its_credentials_stay_out_of_the_actors(
     import ray
     from ray.experimental.internal_kv import _internal_kv_list
 
-    from shipyard.deployers.ray._secrets import NAMESPACE
+    from shipyard._ray.secrets import NAMESPACE
 
     data = _input(tmp_path / "in.parquet")
     common = {"id_column": "id", "shard_rows": 5_000, "address": ray_cluster.address}

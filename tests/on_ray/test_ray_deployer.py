@@ -9,10 +9,11 @@ import httpx
 import pytest
 
 from shipyard.deployers.ray import RayDeploymentConfig, RayModelDeployer, RayModelServer
+from shipyard.deployers.testing import DisagreeingModels as Models
 from shipyard.errors import DeploymentError
 from shipyard.services import ServiceState
 
-from .conftest import RAY_WARNINGS, Cluster, Models
+from .conftest import RAY_WARNINGS, Cluster
 
 pytestmark = RAY_WARNINGS
 

@@ -110,7 +110,7 @@ def test_remote_pickle_needs_trust_and_its_credentials_stay_off_ray(
     # Deleting the application forgets its secrets on the cluster too.
     from ray.experimental.internal_kv import _internal_kv_list
 
-    from shipyard.deployers.ray._secrets import NAMESPACE
+    from shipyard._ray.secrets import NAMESPACE
 
     assert _internal_kv_list(f"{service.app_name}/", namespace=NAMESPACE)
     deployer.delete_model_server(service.uuid, timeout=120)

@@ -13,7 +13,7 @@ No deadlock: one actor per free CPU of the cluster at most, and no other tasks a
 
 Credentials (a model URI's, a model server's bearer token) never go into the actors'
 arguments, which Ray keeps and shows: the arguments carry ``{{secret.NAME}}`` references,
-the values wait on the cluster under the job's own scope (``deployers.ray._secrets``) and
+the values wait on the cluster under the job's own scope (``shipyard._ray.secrets``) and
 are dropped when the pool stops. Trust is checked where each actor loads the model.
 """
 
@@ -93,7 +93,7 @@ def _resolved(spec: WorkerSpec) -> WorkerSpec:
     """``spec`` with its references replaced by the values kept on the cluster."""
     if spec.secrets_scope is None:
         return spec
-    from shipyard.deployers.ray._secrets import resolve_on_cluster
+    from shipyard._ray.secrets import resolve_on_cluster
 
     scope = spec.secrets_scope
     headers = spec.service_headers
@@ -276,7 +276,7 @@ class RayPool:
 
 def _drop(spec: WorkerSpec) -> None:
     if spec.secrets_scope is not None:
-        from shipyard.deployers.ray._secrets import drop_secrets
+        from shipyard._ray.secrets import drop_secrets
 
         drop_secrets(spec.secrets_scope)
 
@@ -338,7 +338,7 @@ def placements(free: dict[str, float], workers: int | None) -> list[tuple[str, f
 def start_ray_pool(address: str | None, workers: int | None, spec: WorkerSpec) -> RayPool:
     """Connect to the cluster and start the actors: ``workers`` of them, default one per
     free CPU of the cluster, each placed on a node that has its CPUs free."""
-    from shipyard.deployers.ray._connect import connect
+    from shipyard._ray.connect import connect
 
     connect(address or "auto")
     import ray
@@ -351,7 +351,7 @@ def start_ray_pool(address: str | None, workers: int | None, spec: WorkerSpec) -
         )
     import uuid
 
-    from shipyard.deployers.ray._secrets import put_secrets
+    from shipyard._ray.secrets import put_secrets
 
     clean, values = _without_secrets(dataclasses.replace(spec, trust=_caller_trust(spec)))
     # One thread per actor (each holds its CPUs).

@@ -52,7 +52,7 @@ class WorkerSpec:
     #: ``load_model``'s trust options for ``model_uri`` (``trusted``, ``sha256``).
     trust: dict[str, Any] | None = None
     #: ``engine="ray"``: where on the cluster the values of the ``{{secret.NAME}}``
-    #: references in ``model_uri`` and ``service_headers`` are (``deployers.ray._secrets``).
+    #: references in ``model_uri`` and ``service_headers`` are (``shipyard._ray.secrets``).
     secrets_scope: str | None = None
 
 

@@ -18,16 +18,21 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "BasicAuthFiles",
+    "DisagreeingModels",
     "files_holding",
     "isolated_home",
     "kill_process_groups",
     "kill_processes_under",
     "kill_services_under",
     "processes_under",
+    "save_disagreeing_models",
     "serve_files_with_basic_auth",
 ]
 
@@ -205,3 +210,39 @@ def files_holding(root: Path, needle: bytes) -> list[Path]:
         for path in root.rglob("*")
         if path.is_file() and not path.is_symlink() and needle in path.read_bytes()
     ]
+
+
+@dataclass(frozen=True)
+class DisagreeingModels:
+    """Two models that always disagree, a model that cannot load, and their input: what
+    an update (a model really changed) and a failed load (the old one keeps serving) are
+    tested with."""
+
+    a: str
+    b: str
+    broken: str
+    rows: np.ndarray
+
+    def expected_a(self) -> list[int]:
+        import shipyard
+
+        return [int(v) for v in shipyard.load_model(self.a).predict(self.rows)]
+
+
+def save_disagreeing_models(root: Path) -> DisagreeingModels:
+    """Save ``DisagreeingModels`` under ``root`` (``a``, ``b``, ``broken``); needs
+    scikit-learn."""
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    import shipyard
+
+    x, y = make_classification(n_samples=300, n_features=4, random_state=0)
+    shipyard.save_model(LogisticRegression().fit(x, y), root / "a", input_example=x[:2])
+    # Trained on flipped labels: it answers the opposite class of ``a`` for every row.
+    shipyard.save_model(LogisticRegression().fit(x, 1 - y), root / "b", input_example=x[:2])
+    shipyard.save_model(LogisticRegression().fit(x, y), root / "broken")
+    (root / "broken" / "model.joblib").write_bytes(b"not a joblib file")
+    return DisagreeingModels(
+        a=str(root / "a"), b=str(root / "b"), broken=str(root / "broken"), rows=x[:8]
+    )

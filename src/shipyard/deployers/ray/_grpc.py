@@ -1,11 +1,12 @@
 """The Open Inference Protocol's gRPC methods on a Ray Serve replica.
 
-Serve's gRPC proxy (started with ``GRPC_SERVICER`` registered, see ``_connect``) decodes
-each call into the request message and calls the replica method of the RPC's name with
-it; the method returns the response message, and a non-OK status goes through the
-``grpc_context`` Serve passes. The calls are answered by the same ``InferenceServicer``
-as on ``shipyard serve``, so errors, codes and messages are the same. Which application a
-call is for is the ``application`` metadata key (optional while Serve runs only one).
+Serve's gRPC proxy (started with ``GRPC_SERVICER`` registered, see
+``shipyard._ray.connect``) decodes each call into the request message and calls the
+replica method of the RPC's name with it; the method returns the response message, and a
+non-OK status goes through the ``grpc_context`` Serve passes. The calls are answered by
+the same ``InferenceServicer`` as on ``shipyard serve``, so errors, codes and messages are
+the same. Which application a call is for is the ``application`` metadata key (optional
+while Serve runs only one).
 
 With a token (``auth``), every call but the open health methods must carry it in the
 ``authorization`` metadata entry, as on ``shipyard serve``: UNAUTHENTICATED otherwise.

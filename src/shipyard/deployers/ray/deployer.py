@@ -63,7 +63,7 @@ class RayModelDeployer(ModelDeployer):
     CONFIG_CLASS = RayModelDeployerConfig
     DEPLOYMENT_CONFIG = RayDeploymentConfig
     #: Credentials in a model URI go into the secrets store; the replicas get their values
-    #: through the cluster's secrets (``_secrets``), never through Ray's arguments.
+    #: through the cluster's secrets (``shipyard._ray.secrets``), never through Ray's arguments.
     RESOLVES_SECRETS = True
 
     @property
@@ -102,7 +102,7 @@ class RayModelDeployer(ModelDeployer):
         """Stop the owned head's process group (nothing if ``address`` is not local)."""
         node = RayNode.load(self._head_file)
         if node is not None:
-            from shipyard.deployers.ray._connect import disconnect
+            from shipyard._ray.connect import disconnect
 
             disconnect()
             node.stop()

@@ -17,8 +17,8 @@ from typing import Any
 
 from ray import serve
 
+from shipyard._ray.secrets import resolve_on_cluster
 from shipyard.deployers.ray._grpc import GrpcMethods
-from shipyard.deployers.ray._secrets import resolve_on_cluster
 from shipyard.errors import ShipyardError
 from shipyard.secrets import reference
 from shipyard.serving.auth import AuthApp, BearerAuth
@@ -29,7 +29,8 @@ from shipyard.serving.http.app import HttpApp
 
 __all__ = ["TOKEN_SECRET", "ShipyardReplica", "build_application"]
 
-#: The name the service's bearer token is handed to the replicas under (``_secrets``).
+#: The name the service's bearer token is handed to the replicas under
+#: (``shipyard._ray.secrets``).
 TOKEN_SECRET = "service-token"
 
 Scope = dict[str, Any]
@@ -66,8 +67,8 @@ class ShipyardReplica(GrpcMethods):
         secrets_scope: str | None = None,
         auth: bool = False,
     ) -> None:
-        # Credentials and the token come from the cluster's secrets (``_secrets``), never
-        # from the arguments, which Ray keeps and shows.
+        # Credentials and the token come from the cluster's secrets
+        # (``shipyard._ray.secrets``), never from the arguments, which Ray keeps and shows.
         uri = resolve_on_cluster(model_uri, secrets_scope)
         token = resolve_on_cluster(reference(TOKEN_SECRET), secrets_scope) if auth else None
         self.auth = BearerAuth(token) if token else None
@@ -114,6 +115,6 @@ def build_application(
 ) -> Any:
     """The Serve application (one deployment) serving ``model_uri`` as ``model_name``.
     ``model_uri`` holds references, not credentials; their values (and the token, with
-    ``auth``) were put under ``secrets_scope`` on the cluster (``_secrets``)."""
+    ``auth``) were put under ``secrets_scope`` on the cluster (``shipyard._ray.secrets``)."""
     deployment = serve.deployment(name="shipyard", **options)(ShipyardReplica)
     return deployment.bind(model_uri, model_name, batching, trust, secrets_scope, auth)

@@ -144,7 +144,7 @@ class RayModelServer(Service):
     # -- talking to Serve --------------------------------------------------------------
 
     def _connect(self) -> None:
-        from shipyard.deployers.ray._connect import connect, ensure_serve
+        from shipyard._ray.connect import connect, ensure_serve
 
         connect(self.address)
         proxies = ensure_serve(self.http_host, self.http_port, self.proxy_location, self.grpc_port)
@@ -195,8 +195,8 @@ class RayModelServer(Service):
 
         An allow-listed URI (``SHIPYARD_TRUSTED_MODEL_URIS``) is the caller's decision,
         made here: the replicas' environment is the cluster's, not the caller's."""
+        from shipyard._ray.secrets import put_secrets, secret_values
         from shipyard.config import get_settings
-        from shipyard.deployers.ray._secrets import put_secrets, secret_values
         from shipyard.deployers.ray.replica import TOKEN_SECRET
         from shipyard.models._trust import allow_listed
 
@@ -340,7 +340,7 @@ class RayModelServer(Service):
             self.status.update(ServiceState.PENDING_SHUTDOWN)
             self.persist()
             serve.delete(self.app_name)
-        from shipyard.deployers.ray._secrets import drop_secrets
+        from shipyard._ray.secrets import drop_secrets
 
         drop_secrets(self.app_name)
         self.status.update(ServiceState.INACTIVE)

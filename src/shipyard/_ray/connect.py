@@ -34,13 +34,13 @@ def connect(address: str) -> None:
     host = address.removeprefix("ray://").rsplit(":", 1)[0]
     if host.startswith("127.") or host == "localhost":
         # Ray would swap loopback for the machine's outward address and then find no
-        # node there (see _node.py): a cluster on loopback is reached on loopback.
+        # node there (see deployers/ray/_node.py): a cluster on loopback is reached on loopback.
         import os
 
         import ray._private.ray_constants as constants
 
         constants.ENABLE_RAY_CLUSTER = False
-        # As the loopback clusters Shipyard starts (see _cluster._auth_env).
+        # As the loopback clusters Shipyard starts (see deployers/ray/_cluster._auth_env).
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     try:
         ray.init(
