@@ -4,6 +4,10 @@ drains them on SIGTERM/SIGINT, and answers the control socket (see ``control``).
 It imports no numpy, no web framework and no grpc: workers are fresh interpreters
 (``python -m shipyard.serving.worker``), never forks of this process, so grpc's fork
 restrictions never apply and a worker's crash cannot corrupt the supervisor.
+
+This module is the supervisor's life (start, watch, stop) and its two-phase reload; one
+worker process is ``_worker_process``'s, when to restart one ``_restart``'s, the ports
+``_server_ports``'s, and reading control commands ``_commands``'s.
 """
 
 from __future__ import annotations
@@ -11,10 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import os
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -23,57 +25,15 @@ from typing import Any
 
 from shipyard._redact import mask_credentials
 from shipyard.errors import MissingDependencyError, ServiceError, ShipyardError
-from shipyard.serving._listeners import PortListeners
+from shipyard.serving._commands import BadCommand, left, reload_request, serve_control
+from shipyard.serving._restart import RestartPolicy
+from shipyard.serving._server_ports import DRAIN_S, ServerPorts
+from shipyard.serving._worker_process import WorkerProcess
 from shipyard.serving.auth import check_exposure
-from shipyard.serving.config import ModelSpec, ServerConfig, check_model_name
-from shipyard.serving.control import (
-    CONTROL_SOCKET_NAME,
-    TAKEOVER_SOCKET_ENV,
-    WORKER_MODULE,
-    worker_env,
-)
+from shipyard.serving.config import ModelSpec, ServerConfig
+from shipyard.serving.control import CONTROL_SOCKET_NAME, worker_env
 
 __all__ = ["Supervisor", "check_serve_extra", "run_supervisor"]
-
-_RESTART_BACKOFF_MAX = 5.0
-#: Consecutive failed starts of a worker after which the supervisor stops restarting it.
-_MAX_FAILED_STARTS = 5
-#: How long the workers keep accepting on the surplus sockets of a handover after new
-#: connections were steered away from them, before those are closed: long enough for
-#: any handshake the kernel had begun to finish and be accepted.
-_DRAIN_S = 10.0
-
-
-class _WorkerProc:
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.proc: asyncio.subprocess.Process | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self.ready = False
-        self.failed: str | None = None
-        self.models: list[dict[str, Any]] = []
-        self.started_at = 0.0
-        self.replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self.ready_event = asyncio.Event()
-        self.reader_task: asyncio.Task[None] | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
-
-    async def request(self, command: dict[str, Any], cid: int, timeout: float) -> dict[str, Any]:
-        if self.writer is None or self.proc is None or self.proc.returncode is not None:
-            return {"ok": False, "error": f"worker {self.pid} is not running"}
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.replies[cid] = future
-        self.writer.write(json.dumps({**command, "id": cid}).encode() + b"\n")
-        try:
-            await self.writer.drain()
-            return await asyncio.wait_for(future, timeout)
-        except (TimeoutError, ConnectionError) as err:
-            return {"ok": False, "error": f"worker {self.pid}: no answer ({type(err).__name__})"}
-        finally:
-            self.replies.pop(cid, None)
 
 
 class Supervisor:
@@ -83,7 +43,7 @@ class Supervisor:
         # Read once: a worker restarted later requires the token the server started with.
         self.auth_token = config.resolved_auth_token()
         check_exposure(config.host, self.auth_token is not None, config.insecure)
-        self.workers = [_WorkerProc(i) for i in range(config.workers)]
+        self.workers = [WorkerProcess(i) for i in range(config.workers)]
         self._ids = itertools.count(1)
         self._stopping = False
         self._reload_lock = asyncio.Lock()
@@ -96,16 +56,9 @@ class Supervisor:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.control_path = Path(config.control_socket or self.run_dir / CONTROL_SOCKET_NAME)
         self.metrics_dir = self.run_dir / "metrics"
-        self.http_port = 0
-        self.grpc_port: int | None = None
         # One listening socket per worker and port, bound here or handed over by the
-        # server this one replaces (see ``_ports``, ``_handover``).
-        self._http: PortListeners | None = None
-        self._grpc: PortListeners | None = None
-        self._took_over = False
-        #: Set once a successor was handed our sockets: it counts on our workers to
-        #: accept on all of them until we stop, the surplus we drain included.
-        self._handed_over = False
+        # server this one replaces.
+        self.ports = ServerPorts(config, config.workers)
         self._reloading: dict[str, Any] | None = None
         #: Why the server is broken for good (a worker that cannot be restarted), or None.
         self.error: str | None = None
@@ -113,110 +66,30 @@ class Supervisor:
         #: Fingerprint (``serving.fingerprint``) of each served URI when it was loaded.
         self._fingerprints: dict[str, str] = {}
 
+    @property
+    def http_port(self) -> int:
+        return self.ports.http_port
+
+    @property
+    def grpc_port(self) -> int | None:
+        return self.ports.grpc_port
+
     # -- start-up --------------------------------------------------------------------
 
-    def _resolve_ports(self) -> None:
-        from shipyard.serving._ports import PortInUseError
-
-        try:
-            self._bind_ports()
-        except OSError as err:
-            self._close_listeners()
-            if isinstance(err, PortInUseError):
-                raise ServiceError(
-                    f"Cannot start: {err.strerror}. Stop it, or pick another port with "
-                    "--http-port/--grpc-port (0 for any free one)."
-                ) from err
-            raise ServiceError(
-                f"Cannot bind {self.config.host} (HTTP port {self.config.http_port}, gRPC port "
-                f"{self.config.grpc_port or 'HTTP+1'}): {err}. Pick another with "
-                "--http-port/--grpc-port, or 0 for any free one."
-            ) from err
-
-    def _bind_ports(self) -> None:
-        cfg = self.config
-        count = len(self.workers)
-        inherited = self._take_over()
-        self._http = PortListeners.bind(cfg.host, cfg.http_port, count, inherited.get("http", []))
-        self.http_port = self._http.port
-        if cfg.grpc_enabled and _grpc_available():
-            wanted = cfg.grpc_port
-            if wanted is None:
-                wanted = self.http_port + 1 if cfg.http_port != 0 else 0
-            self._grpc = PortListeners.bind(cfg.host, wanted, count, inherited.get("grpc", []))
-            self.grpc_port = self._grpc.port
-
-    def _take_over(self) -> dict[str, list[socket.socket]]:
-        """The listening sockets of the server this one replaces (``TAKEOVER_SOCKET_ENV``),
-        those on the host and ports this one serves; none when it is not a replacement,
-        or the old server is gone (then the ports are bound anew)."""
-        from shipyard.serving._handover import receive_listeners
-
-        path = os.environ.get(TAKEOVER_SOCKET_ENV)
-        if not path:
-            return {}
-        try:
-            ports = receive_listeners(path)
-        except OSError as err:
-            sys.stderr.write(f"shipyard: no handover from {path} ({err}); binding the ports\n")
-            return {}
-        cfg = self.config
-        wanted = {"http": cfg.http_port, "grpc": cfg.grpc_port}
-        if wanted["grpc"] is None and cfg.http_port:
-            wanted["grpc"] = cfg.http_port + 1
-        kept: dict[str, list[socket.socket]] = {}
-        for name, socks in ports.items():
-            for sock in socks:
-                if _serves(sock, cfg.host, wanted.get(name)):
-                    kept.setdefault(name, []).append(sock)
-                else:
-                    sock.close()  # our copy only: the old server keeps serving it
-        self._took_over = bool(kept)
-        return kept
-
-    def _listeners(self) -> list[PortListeners]:
-        return [p for p in (self._http, self._grpc) if p is not None]
-
-    def _close_listeners(self) -> None:
-        for ports in self._listeners():
-            ports.close()
-
-    def _retire_listeners(self, worker: _WorkerProc) -> None:
-        """Close our copies of a worker's listening sockets once nobody will accept on
-        them again: the kernel then stops routing new connections to them (with
-        SO_REUSEPORT it would keep queueing a share of them where nobody answers)."""
-        for ports in self._listeners():
-            ports.retire(worker.index)
-
     def _settle_listeners(self) -> None:
-        """Once every worker is ready after a handover: spread new connections over the
-        workers' own sockets only, and close the surplus after ``_DRAIN_S``."""
-        if not self._took_over:
-            return
-        count = len(self.workers)
-        steered = all(ports.steer(count) for ports in self._listeners())
-        draining = any(ports.draining for ports in self._listeners())
-        if not draining:
-            return
-        if not steered:
-            for ports in self._listeners():
-                ports.may_close_drained = False
-            sys.stderr.write("shipyard: cannot steer connections; serving the surplus sockets\n")
-            return
-        task = asyncio.create_task(self._close_drained_later())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        """After a takeover, once every worker is ready: close the surplus sockets later."""
+        if self.ports.settle():
+            task = asyncio.create_task(self._close_drained_later())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def _close_drained_later(self) -> None:
-        await asyncio.sleep(_DRAIN_S)
+        await asyncio.sleep(DRAIN_S)
         async with self._reload_lock:  # not half-way through a worker's restart
-            if self._stopping or self._handed_over:
+            if self._stopping or not self.ports.may_close_drained():
                 return
-            if not all(p.may_close_drained for p in self._listeners()):
-                return
-            for ports in self._listeners():
-                ports.close_drained()
-            live = [w for w in self.workers if w.proc is not None and w.proc.returncode is None]
+            self.ports.close_drained()
+            live = [w for w in self.workers if w.running]
             await asyncio.gather(
                 *(w.request({"op": "close_drained"}, next(self._ids), 10) for w in live)
             )
@@ -236,54 +109,16 @@ class Supervisor:
         )
         return cfg.model_dump_json()
 
-    async def _spawn(self, worker: _WorkerProc) -> None:
-        ours, theirs = socket.socketpair()
-        if self._http is None:
-            raise ServiceError("the supervisor has not bound its ports")
-        http_fds = self._http.fds_for(worker.index)
-        grpc_fds = self._grpc.fds_for(worker.index) if self._grpc is not None else []
-        env = worker_env(
-            self._worker_config(),
-            theirs.fileno(),
-            self.metrics_dir,
-            http_fds,
-            grpc_fds,
-            self.auth_token,
-        )
-        fds = [theirs.fileno(), *http_fds, *grpc_fds]
-        worker.ready = False
-        worker.failed = None
-        worker.ready_event = asyncio.Event()
-        worker.started_at = time.monotonic()
-        worker.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", WORKER_MODULE, env=env, pass_fds=fds
-        )
-        theirs.close()
-        reader, worker.writer = await asyncio.open_unix_connection(sock=ours)
-        worker.reader_task = asyncio.create_task(self._read_worker(worker, reader))
+    async def _spawn(self, worker: WorkerProcess) -> None:
+        http_fds, grpc_fds = self.ports.fds_for(worker.index)
+        config = self._worker_config()
 
-    async def _read_worker(self, worker: _WorkerProc, reader: asyncio.StreamReader) -> None:
-        while True:
-            line = await reader.readline()
-            if not line:
-                worker.ready_event.set()
-                return
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue
-            event = message.get("event")
-            if event == "ready":
-                worker.ready = True
-                worker.models = message.get("models", [])
-                worker.ready_event.set()
-            elif event == "failed":
-                worker.failed = str(message.get("error"))
-                worker.ready_event.set()
-            elif "id" in message:
-                future = worker.replies.get(message["id"])
-                if future is not None and not future.done():
-                    future.set_result(message)
+        def env(channel: int) -> dict[str, str]:
+            return worker_env(
+                config, channel, self.metrics_dir, http_fds, grpc_fds, self.auth_token
+            )
+
+        await worker.spawn(env, [*http_fds, *grpc_fds])
 
     async def start(self) -> None:
         """Start every worker and wait until all are ready; raise if one cannot start."""
@@ -291,7 +126,7 @@ class Supervisor:
         # Numbers of an earlier run in the same run dir must not add to this one's.
         for stale in self.metrics_dir.glob("worker-*"):
             stale.unlink(missing_ok=True)
-        self._resolve_ports()
+        self.ports.bind()
         from shipyard.serving.fingerprint import model_fingerprint
 
         self._fingerprints = {spec.uri: model_fingerprint(spec.uri) for spec in self.specs}
@@ -347,9 +182,8 @@ class Supervisor:
             lines.append(f"  auth:    bearer token required (from {where})")
         print("\n".join(lines), flush=True)
 
-    async def _watch(self, worker: _WorkerProc) -> None:
-        backoff = 0.1
-        failed_starts = 0
+    async def _watch(self, worker: WorkerProcess) -> None:
+        policy = RestartPolicy()
         while not self._stopping:
             proc = worker.proc
             if proc is None:
@@ -357,21 +191,18 @@ class Supervisor:
             code = await proc.wait()
             if self._stopping:
                 return
-            lived = time.monotonic() - worker.started_at
-            backoff = 0.1 if lived > 10 else min(backoff * 2, _RESTART_BACKOFF_MAX)
-            if failed_starts >= _MAX_FAILED_STARTS:
-                # Restarting again would only fail again (the model cannot be loaded any
-                # more, say): stop, and say so everywhere, instead of looping forever.
+            delay = policy.delay(time.monotonic() - worker.started_at)
+            if policy.exhausted:
                 cause = worker.failed or f"the worker exited with code {code}"
-                self._retire_listeners(worker)
+                self.ports.retire(worker.index)
                 await self._give_up(
-                    f"a worker could not be restarted ({failed_starts} attempts): {cause}"
+                    f"a worker could not be restarted ({policy.failed_starts} attempts): {cause}"
                 )
                 return
             sys.stderr.write(
                 f"shipyard: worker {proc.pid} exited with code {code}; starting a new one\n"
             )
-            await asyncio.sleep(backoff if lived < 10 else 0)
+            await asyncio.sleep(delay)
             if self._stopping:
                 return
             # Under the reload lock: a reload never runs half-way through a restart, so
@@ -382,14 +213,14 @@ class Supervisor:
                 await worker.ready_event.wait()
             if not worker.ready and worker.failed:
                 sys.stderr.write(f"shipyard: the new worker could not start: {worker.failed}\n")
-            failed_starts = 0 if worker.ready else failed_starts + 1
+            policy.started(worker.ready)
 
     async def _give_up(self, error: str) -> None:
         """Record ``error`` as the server's state and make every live worker's readiness
         say it (they keep answering requests: a degraded server beats none)."""
         self.error = error
         sys.stderr.write(f"shipyard: {error}; not restarting it again\n")
-        live = [w for w in self.workers if w.proc is not None and w.proc.returncode is None]
+        live = [w for w in self.workers if w.running]
         await asyncio.gather(
             *(w.request({"op": "not_ready", "error": error}, next(self._ids), 10) for w in live)
         )
@@ -399,7 +230,7 @@ class Supervisor:
         self._stopping = True
         # Our copies of the listening sockets first: once the workers close theirs, new
         # connections are refused instead of queueing where nobody accepts them.
-        self._close_listeners()
+        self.ports.close()
         procs = [w.proc for w in self.workers if w.proc and w.proc.returncode is None]
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
@@ -425,98 +256,19 @@ class Supervisor:
     async def _serve_control(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        try:
-            while line := await reader.readline():
-                try:
-                    command = json.loads(line)
-                    if not isinstance(command, dict):
-                        raise ValueError("a command is a JSON object")
-                    if command.get("op") == "handover":
-                        await self._hand_over(writer)
-                        continue
-                    answer = await self._command_unless_abandoned(command, reader)
-                except ValueError as err:
-                    answer = {"ok": False, "error": f"unreadable command: {err}"}
-                if answer is None:
-                    return  # the caller hung up: nobody to answer
-                writer.write(json.dumps(answer).encode() + b"\n")
-                await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-
-    async def _hand_over(self, writer: asyncio.StreamWriter) -> None:
-        """Send our listening sockets to the server replacing us (``_handover``): it
-        accepts on them beside our workers until we stop, then alone."""
-        from shipyard.serving._handover import send_listeners
-
-        await writer.drain()
-        for _ in range(100):  # the answer before this one must have left first
-            if writer.transport.get_write_buffer_size() == 0:
-                break
-            await asyncio.sleep(0.01)
-        raw = writer.get_extra_info("socket")
-        self._handed_over = True
-        ports = {"http": self._http.handover() if self._http else []}
-        if self._grpc is not None:
-            ports["grpc"] = self._grpc.handover()
-        with socket.socket(fileno=os.dup(raw.fileno())) as connection:
-            connection.settimeout(5.0)
-            await asyncio.to_thread(send_listeners, connection, ports)
-
-    async def _command_unless_abandoned(
-        self, command: dict[str, Any], reader: asyncio.StreamReader
-    ) -> dict[str, Any] | None:
-        """Run ``command``; if the caller hangs up first (a killed CLI), cancel it: a
-        reload nobody waits for must not change what is served behind the registry's back.
-        Returns None when the caller is gone."""
-        if command.get("op") != "reload":
-            return await self._command(command)
-        task = asyncio.create_task(self._command(command))
-        hangup = asyncio.create_task(reader.read(1))
-        done, _ = await asyncio.wait({task, hangup}, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            hangup.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await hangup
-            return task.result()
-        # A byte or EOF while a reload runs: the protocol sends one command at a time, so
-        # either way the caller is not waiting for this answer the normal way.
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        return None
+        await serve_control(reader, writer, self._command, self.ports.hand_over)
 
     async def _command(self, command: dict[str, Any]) -> dict[str, Any]:
         op = command.get("op")
         if op == "status":
             return self.status()
         if op == "reload":
-            uri = command.get("model_uri")
-            if not isinstance(uri, str) or not uri.strip():
-                return {"ok": False, "error": 'reload needs "model_uri"'}
-            name = command.get("name")
-            if name is None:
+            try:
                 served = {m["name"] for w in self.workers for m in w.models}
-                if len(served) != 1:
-                    return {"ok": False, "error": f'reload needs "name"; served: {sorted(served)}'}
-                name = served.pop()
-            try:
-                # Refused here, before anything is loaded: a name no worker could be
-                # started with would otherwise poison every replacement worker.
-                check_model_name(str(name))
-            except ValueError as err:
-                return {"ok": False, "error": f"reload refused: {err}"}
-            try:
-                deadline = _deadline_of(command)
-            except ValueError as err:
-                return {"ok": False, "error": f"reload refused: {err}"}
-            try:
-                trust = _trust_of(command)
-            except ValueError as err:
-                return {"ok": False, "error": f"reload refused: {err}"}
-            return await self.reload(uri, str(name), deadline, trust)
+                asked = reload_request(command, served)
+            except BadCommand as err:
+                return {"ok": False, "error": str(err)}
+            return await self.reload(asked.uri, asked.name, asked.deadline, asked.trust)
         return {"ok": False, "error": f"unknown op {op!r}; use 'status' or 'reload'"}
 
     def status(self) -> dict[str, Any]:
@@ -556,10 +308,10 @@ class Supervisor:
             try:
                 command = {"op": "prepare", "model_uri": uri, "name": name, "trust": trust}
                 answers = await asyncio.gather(
-                    *(w.request(command, prepare_id, _left(deadline)) for w in workers)
+                    *(w.request(command, prepare_id, left(deadline)) for w in workers)
                 )
                 failed = [a for a in answers if not a.get("ok")]
-                if _left(deadline) <= 0:
+                if left(deadline) <= 0:
                     return {
                         "ok": False,
                         # The caller says what serves now (send_reload: the previous model).
@@ -607,7 +359,7 @@ class Supervisor:
 
     async def _commit(
         self,
-        workers: list[_WorkerProc],
+        workers: list[WorkerProcess],
         prepare_id: int,
         spec: ModelSpec,
         before: set[tuple[Any, Any]],
@@ -629,57 +381,6 @@ class Supervisor:
         # With its trust options: a restarted worker loads it as the reload did.
         self.specs.append(spec)
         return {"ok": True, "models": self.status()["models"]}
-
-
-def _serves(sock: socket.socket, host: str, port: int | None) -> bool:
-    """Whether ``sock`` listens on ``host:port`` (a named port: 0 means a new one)."""
-    if not port:
-        return False
-    try:
-        wanted = socket.getaddrinfo(host.strip("[]"), port, sock.family, socket.SOCK_STREAM)
-    except OSError:
-        return False
-    return any(tuple(sock.getsockname()[:2]) == tuple(w[4][:2]) for w in wanted)
-
-
-def _trust_of(command: dict[str, Any]) -> dict[str, Any] | None:
-    """The reload's trust options (``trusted``, ``sha256``, ``trusted_types``), checked."""
-    trust = command.get("trust")
-    if trust is None:
-        return None
-    if not isinstance(trust, dict):
-        raise ValueError('"trust" must be an object')
-    try:
-        return ModelSpec(uri="-", **trust).load_options()
-    except (TypeError, ValueError) as err:
-        raise ValueError(f'bad "trust": {err}') from err
-
-
-def _left(deadline: float) -> float:
-    return max(0.0, deadline - time.time())
-
-
-def _deadline_of(command: dict[str, Any]) -> float:
-    """The reload's deadline in epoch seconds: ``deadline`` as sent, else now + ``timeout``
-    (default 300 s). Wall-clock time, because it travels between processes."""
-    if command.get("deadline") is not None:
-        value = command["deadline"]
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise ValueError(f'"deadline" must be epoch seconds, got {value!r}')
-        return float(value)
-    timeout = command.get("timeout", 300)
-    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
-        raise ValueError(f'"timeout" must be a positive number of seconds, got {timeout!r}')
-    return time.time() + float(timeout)
-
-
-def _grpc_available() -> bool:
-    import importlib.util
-
-    return (
-        importlib.util.find_spec("grpc") is not None
-        and importlib.util.find_spec("shipyard.serving.grpc.listener") is not None
-    )
 
 
 #: What every worker imports to serve; checked in the parent, so a core install (no
