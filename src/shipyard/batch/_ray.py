@@ -108,6 +108,14 @@ def _resolved(spec: WorkerSpec) -> WorkerSpec:
 
 def _without_secrets(spec: WorkerSpec) -> tuple[WorkerSpec, dict[str, str]]:
     """``spec`` with references in place of its credentials, and their values."""
+    from shipyard._redact import mask_credentials
+
+    if not spec.service_headers and (
+        spec.model_uri is None or mask_credentials(spec.model_uri) == spec.model_uri
+    ):
+        # Nothing to hand over: the secrets package (and SQLAlchemy under it) stays
+        # unimported while the actors wait to be created.
+        return spec, {}
     from shipyard.secrets import reference, split_credentials
 
     values: dict[str, str] = {}
@@ -351,14 +359,14 @@ def start_ray_pool(address: str | None, workers: int | None, spec: WorkerSpec) -
         )
     import uuid
 
-    from shipyard._ray.secrets import put_secrets
-
     clean, values = _without_secrets(dataclasses.replace(spec, trust=_caller_trust(spec)))
     # One thread per actor (each holds its CPUs).
     clean = dataclasses.replace(
         clean, threads=1, secrets_scope=f"batch-{uuid.uuid4().hex}" if values else None
     )
     if clean.secrets_scope is not None:
+        from shipyard._ray.secrets import put_secrets
+
         put_secrets(clean.secrets_scope, values)
     try:
         return RayPool(where, clean)
