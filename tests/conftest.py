@@ -123,12 +123,21 @@ class TerminatedError(KeyboardInterrupt):
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    if os.getpid() != _RUN_PID:
+        # A child forked by a test (a batch pool, say) inherits this handler: it dies of
+        # SIGTERM as it would without it, so what the test checks stays the same.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     signal.signal(signal.SIGTERM, _while_cleaning_up)
     raise TerminatedError("SIGTERM: stopping the run; fixture finalizers clean up first")
 
 
 def _while_cleaning_up(signum: int, frame: FrameType | None) -> None:
     sys.stderr.write("SIGTERM again: still running the fixture finalizers\n")
+
+
+_RUN_PID = os.getpid()  # the pytest process (each xdist worker has its own)
 
 
 def _catch_sigterm() -> None:

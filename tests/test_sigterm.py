@@ -3,11 +3,13 @@ exits, so what they started does not outlive the run (``conftest._on_sigterm``).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from shipyard.testing import wait_until
@@ -92,3 +94,23 @@ def test_sigterm_runs_the_fixture_finalizers(tmp_path: Path) -> None:
             if pid and _alive(pid):
                 os.kill(pid, signal.SIGKILL)
         run.wait(timeout=30)
+
+
+def _sleep_long() -> None:
+    time.sleep(600)
+
+
+def test_a_child_forked_by_a_test_still_dies_of_sigterm() -> None:
+    # It inherits the run's handler; an interrupt there would turn its -15 into exit 1.
+    child = multiprocessing.get_context("fork").Process(target=_sleep_long)
+    child.start()
+    try:
+        wait_until(lambda: child.pid is not None and _alive(child.pid), "the child")
+        assert child.pid is not None
+        os.kill(child.pid, signal.SIGTERM)
+        child.join(timeout=60)
+        assert child.exitcode == -signal.SIGTERM
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join(timeout=30)

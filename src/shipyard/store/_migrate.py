@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -10,6 +9,7 @@ from sqlalchemy.engine import Engine
 
 from shipyard.store import _schema as t
 from shipyard.store._engine import WRITE_OPTION
+from shipyard.store._rows import insert_component, insert_stack, set_setting
 
 __all__ = ["DEFAULT_NAME", "current_revision", "upgrade"]
 
@@ -55,26 +55,11 @@ def _bootstrap(engine: Engine) -> None:
         ).first()
         if done is not None:
             return
-        stack_id = str(uuid.uuid4())
-        conn.execute(t.stacks.insert().values(id=stack_id, name=DEFAULT_NAME))
-        for component_type in ("artifact_store", "orchestrator", "model_deployer"):
-            component_id = str(uuid.uuid4())
-            conn.execute(
-                t.components.insert().values(
-                    id=component_id,
-                    name=DEFAULT_NAME,
-                    type=component_type,
-                    flavor="local",
-                    configuration="{}",
-                )
-            )
-            conn.execute(
-                t.stack_components.insert().values(
-                    stack_id=stack_id, type=component_type, component_id=component_id
-                )
-            )
-        conn.execute(t.settings.insert().values(key=ACTIVE_STACK, value=DEFAULT_NAME))
-        conn.execute(t.settings.insert().values(key=_BOOTSTRAPPED, value="1"))
+        kinds = ("artifact_store", "orchestrator", "model_deployer")
+        ids = {kind: insert_component(conn, DEFAULT_NAME, kind, "local", {}) for kind in kinds}
+        insert_stack(conn, DEFAULT_NAME, ids)
+        set_setting(conn, ACTIVE_STACK, DEFAULT_NAME)
+        set_setting(conn, _BOOTSTRAPPED, "1")
 
 
 def upgrade(engine: Engine) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from shipyard.store._records import (
     ServiceRecord,
     StackRecord,
 )
+from shipyard.store._rows import configuration_json, insert_component, insert_stack, set_setting
 from shipyard.store._safety import database_error, sqlite_path
 
 __all__ = ["Store"]
@@ -155,16 +155,7 @@ class Store:
                     f"A {type.replace('_', ' ')} named '{name}' already exists. "
                     "Pick another name, or update it instead."
                 )
-            component_id = str(uuid.uuid4())
-            conn.execute(
-                t.components.insert().values(
-                    id=component_id,
-                    name=name,
-                    type=type,
-                    flavor=flavor,
-                    configuration=json.dumps(dict(configuration), sort_keys=True),
-                )
-            )
+            component_id = insert_component(conn, name, type, flavor, configuration)
             row = conn.execute(sa.select(t.components).where(t.components.c.id == component_id))
             return self._component(row.mappings().one())
 
@@ -196,7 +187,7 @@ class Store:
                 t.components.update()
                 .where(where)
                 .values(
-                    configuration=json.dumps(dict(configuration), sort_keys=True),
+                    configuration=configuration_json(configuration),
                     updated=sa.func.current_timestamp(),
                 )
             )
@@ -263,14 +254,7 @@ class Store:
         with self.transaction(write=True) as conn:
             if conn.execute(sa.select(t.stacks.c.id).where(t.stacks.c.name == name)).first():
                 raise StackError(f"A stack named '{name}' already exists. Pick another name.")
-            stack_id = str(uuid.uuid4())
-            conn.execute(t.stacks.insert().values(id=stack_id, name=name))
-            for component_type, component_id in component_ids.items():
-                conn.execute(
-                    t.stack_components.insert().values(
-                        stack_id=stack_id, type=component_type, component_id=component_id
-                    )
-                )
+            stack_id = insert_stack(conn, name, component_ids)
             row = conn.execute(sa.select(t.stacks).where(t.stacks.c.id == stack_id))
             return self._stack(conn, row.mappings().one())
 
@@ -294,8 +278,7 @@ class Store:
         with self.transaction(write=True) as conn:
             if not conn.execute(sa.select(t.stacks.c.id).where(t.stacks.c.name == name)).first():
                 raise StackError(f"No stack named '{name}'. See `shipyard stack list`.")
-            conn.execute(t.settings.delete().where(t.settings.c.key == ACTIVE_STACK))
-            conn.execute(t.settings.insert().values(key=ACTIVE_STACK, value=name))
+            set_setting(conn, ACTIVE_STACK, name)
 
     def delete_stack(self, name: str) -> None:
         with self.transaction(write=True) as conn:

@@ -92,6 +92,8 @@ class Http2Streams:
     def stream_cancelled(self, stream_id: int) -> None:
         """The peer reset the stream or the connection went away before an answer."""
 
+    # -- what the peer's frames make us write ----------------------------------------
+
     def _control_reply(self, reply: bytes) -> None:
         if self.transport is None:
             return
