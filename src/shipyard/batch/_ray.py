@@ -23,6 +23,7 @@ import dataclasses
 import os
 from typing import TYPE_CHECKING, Any
 
+from shipyard.batch._pool import apply_worker_state
 from shipyard.batch._worker import THREAD_VARS, WorkerSpec
 from shipyard.errors import ConfigError, PredictorError
 
@@ -243,14 +244,7 @@ class RayPool:
         child = next((c for c in self.children if c.key == key), None)
         if child is None:
             return None
-        if kind == "ready":
-            child.ready = True
-            child.info = (msg[2], msg[3])
-        elif kind == "fatal":
-            from shipyard.batch._shard import error_from_payload
-
-            raise error_from_payload(msg[3], msg[4])
-        elif kind == "died":
+        if kind == "died":
             where = (
                 f" on {plan.shards[child.shard].describe(plan)}" if child.shard is not None else ""
             )
@@ -258,6 +252,7 @@ class RayPool:
                 f"A Ray actor died{where}: {msg[2]}. Finished shards are kept: fix the cause "
                 "and run again with --resume."
             )
+        apply_worker_state(child, msg)
         return child
 
     def wait_ready(self, plan: Plan, timeout: float = 300.0) -> tuple[str, list[str] | None]:
