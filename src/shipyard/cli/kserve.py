@@ -40,7 +40,7 @@ def runtime(
         if apply:
             deployer.apply_serving_runtime(image)
             typer.echo(
-                f"ClusterServingRuntime '{deployer.kserve.runtime_name}' applied to "
+                f"ClusterServingRuntime '{deployer.settings.runtime_name}' applied to "
                 f"{deployer.client().host}."
             )
             return

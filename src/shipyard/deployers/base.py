@@ -1,44 +1,57 @@
 """ModelDeployer: the base of every model-deployer flavor, with the docs' API.
 
-The base class owns the registry (the store's ``services`` table) and the continuous
-deployment rules; a flavor implements how to create, update, start and stop its
-services (``perform_*``).
+The base class owns finding servers (each observed on the way out), the continuous
+deployment rules (``deploy_model`` with ``replace``) and the lifecycle commands; a flavor
+implements how to create, update, start and stop its services (``perform_*``). The
+records are ``_registry``'s, the change protocol (record intent, act, reconcile) is
+``_change``'s, the deployment config's way in is ``_deploy_config``'s.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 
-from pydantic import ValidationError
-
-from shipyard._imports import import_object
-from shipyard.errors import (
-    ConfigError,
-    DeploymentError,
-    ServiceError,
-    ServiceNotFoundError,
-    ShipyardError,
-    StackError,
-)
-from shipyard.services.intent import (
-    IntentOp,
-    confirm_intent,
-    intent_in_progress,
-    record_intent,
-)
-from shipyard.services.service import Service, ServiceConfig, service_type_of
-from shipyard.stack.component import ComponentType, StackComponent
-from shipyard.stack.flavor import describe_validation_errors
+from shipyard.deployers._change import change, interrupted_removal, observe
+from shipyard.deployers._deploy_config import coerce_config, keep_omitted
+from shipyard.deployers._registry import AmbiguousUUIDError, ServiceRegistry, service_class
+from shipyard.errors import ConfigError, ServiceNotFoundError, StackError
+from shipyard.services.intent import IntentOp, confirm_intent
+from shipyard.services.service import Service, ServiceConfig
+from shipyard.stack.component import ComponentConfig, ComponentType, StackComponent
 from shipyard.stack.stack import Client
-from shipyard.store import ServiceRecord, Store
+from shipyard.store import Store
 
-__all__ = ["AmbiguousUUIDError", "BaseModelDeployer", "ModelDeployer"]
+__all__ = ["AmbiguousUUIDError", "BaseModelDeployer", "DeployerSettings", "ModelDeployer"]
+
+_Settings = TypeVar("_Settings", bound=ComponentConfig, covariant=True)
 
 
-class AmbiguousUUIDError(ServiceNotFoundError):
-    """A UUID prefix that matches several model servers."""
+class DeployerSettings(Generic[_Settings]):
+    """A flavor's component config, typed as its class: ``settings =
+    DeployerSettings(MyDeployerConfig)`` in the flavor (beside ``CONFIG_CLASS``). A
+    component built with another class's config is a StackError naming both, where a
+    cast would let it fail later on a missing field."""
+
+    def __init__(self, cls: type[_Settings]) -> None:
+        self._cls = cls
+
+    @overload
+    def __get__(self, component: None, owner: type[Any]) -> Self: ...
+    @overload
+    def __get__(self, component: StackComponent, owner: type[Any]) -> _Settings: ...
+    def __get__(self, component: StackComponent | None, owner: type[Any]) -> Self | _Settings:
+        if component is None:
+            return self
+        config = component.config
+        if not isinstance(config, self._cls):
+            raise StackError(
+                f"The model deployer '{component.name}' has a {type(config).__name__} "
+                f"config, not the {self._cls.__name__} its flavor '{component.flavor}' "
+                "takes; register it again with its flavor's options."
+            )
+        return config
 
 
 _NO_DEPLOYER = (
@@ -48,7 +61,7 @@ _NO_DEPLOYER = (
 )
 
 
-class ModelDeployer(StackComponent):
+class ModelDeployer(ServiceRegistry):
     """Deploys models as services and keeps them in the registry."""
 
     TYPE: ClassVar[ComponentType] = ComponentType.MODEL_DEPLOYER
@@ -76,79 +89,7 @@ class ModelDeployer(StackComponent):
             )
         return deployer
 
-    # -- registry ------------------------------------------------------------------------
-
-    #: Told each phase of a deploy as it begins (copying, loading, health check,
-    #: switching): the CLI shows them; None when nobody listens.
-    progress: Callable[[str], object] | None = None
-
-    def report(self, phase: str) -> None:
-        """Tell ``progress`` (if set) that ``phase`` begins."""
-        if self.progress is not None:
-            self.progress(phase)
-
-    def _save(self, service: Service) -> None:
-        config = service.config
-        self.store.save_service(
-            ServiceRecord(
-                uuid=service.uuid,
-                deployer_id=self.id,
-                flavor=service.flavor or self.flavor,
-                service_type=service_type_of(type(service)),
-                body=service.to_json(),
-                pipeline_name=config.pipeline_name,
-                pipeline_step_name=config.pipeline_step_name,
-                pipeline_run_id=config.pipeline_run_id,
-                model_name=config.model_name,
-                model_uri=config.model_uri,
-            )
-        )
-
-    def _bind(self, service: Service) -> None:
-        from shipyard.secrets import SecretStore
-
-        service.bind(self._save)
-        service.bind_secrets(SecretStore(self.store).resolve)
-
-    def register_service(self, service: Service) -> Service:
-        """Keep ``service`` in the registry, saved again on every change of state."""
-        self._bind(service)
-        self._save(service)
-        return service
-
-    def _load(self, record: ServiceRecord) -> Service:
-        try:
-            service = Service.from_json(record.body)
-        except (ServiceError, StackError) as err:
-            raise ServiceError(
-                f"The model server {record.uuid} in the registry cannot be loaded: {err}"
-            ) from err
-        self._bind(service)
-        return service
-
-    def resolve_uuid(self, uuid: str) -> str:
-        """The full UUID of a model server of this deployer, from a unique prefix."""
-        if not str(uuid).strip():
-            # An empty prefix matches every server: `delete ''` must not pick one.
-            raise ServiceNotFoundError(
-                "Give a model server UUID (or a unique prefix of it); see "
-                "`shipyard model-deployer models list`."
-            )
-        matches = [
-            m
-            for m in self.store.match_service_uuids(str(uuid))
-            if (r := self.store.get_service(m)) is not None and r.deployer_id == self.id
-        ]
-        if not matches:
-            raise ServiceNotFoundError(f"No model server with UUID '{uuid}'.")
-        if str(uuid) in matches:
-            return str(uuid)
-        if len(matches) > 1:
-            raise AmbiguousUUIDError(
-                f"The UUID prefix '{uuid}' matches {len(matches)} model servers; "
-                "give more characters."
-            )
-        return matches[0]
+    # -- finding servers ------------------------------------------------------------------
 
     def get_model_server(self, uuid: str) -> Service:
         """The model server ``uuid`` (or a unique prefix of it), status checked."""
@@ -189,7 +130,7 @@ class ModelDeployer(StackComponent):
                     "they name the same filter: give one."
                 )
             uuid = service_uuid
-        wanted = None if service_type is None else _service_class(service_type)
+        wanted = None if service_type is None else service_class(service_type)
         records = self.store.find_services(
             uuid=None if uuid is None else str(uuid),
             deployer_id=self.id,
@@ -217,17 +158,13 @@ class ModelDeployer(StackComponent):
         """Check ``service``'s status and reconcile its record with what its server
         serves (finishing or rolling back an interrupted change); what was done is in
         ``status.last_error``."""
-        # Observing must work when nothing can be written (a read-only or full store).
-        with service.records_optional():
-            service.check_status()
-            service.reconcile()
-        return service
+        return observe(service)
 
     def _finish_interrupted(self, service: Service) -> bool:
         """A stop or delete whose caller is gone is finished: it was asked for. Returns
         whether the service is gone."""
-        intent = service.intent
-        if intent is None or intent.op not in ("stop", "delete") or intent_in_progress(intent):
+        intent = interrupted_removal(service)
+        if intent is None:
             return False
         # No service lock here: a finder may run under one already (it is not reentrant),
         # and stopping or deleting twice is harmless.
@@ -242,7 +179,6 @@ class ModelDeployer(StackComponent):
         self.store.delete_service(service.uuid)
         return True
 
-    @contextlib.contextmanager
     def change(
         self,
         service: Service,
@@ -250,47 +186,26 @@ class ModelDeployer(StackComponent):
         timeout: float,
         target: ServiceConfig | None = None,
         target_fingerprint: str = "",
-    ) -> Iterator[None]:
+    ) -> contextlib.AbstractContextManager[None]:
         """Record ``op`` on ``service`` as desired state, run the body (the act), then
-        confirm. A flavor's failure (a ShipyardError) is reconciled at once against what
-        the server serves; any other interruption (Ctrl-C, a bug) leaves the intent marked
-        abandoned, and a killed caller leaves it as it was: the next status check
-        reconciles either. Flavors that act outside ``deploy_model`` use this too."""
-        record_intent(service, op, timeout, target, target_fingerprint)
-        try:
-            yield
-        except ShipyardError as err:
-            service.reconcile(actor_done=True, error=str(err))
-            service.intent = None  # whatever the server does next, we are not acting
-            service.persist()
-            raise
-        except BaseException:
-            if service.intent is not None:
-                service.intent.abandoned = True
-                with contextlib.suppress(Exception):
-                    service.persist()
-            raise
-        confirm_intent(service)
+        confirm (``_change.change``). Flavors that act outside ``deploy_model`` use this
+        too."""
+        return change(service, op, timeout, target, target_fingerprint)
 
     # -- the docs' lifecycle API ---------------------------------------------------------
 
+    #: Told each phase of a deploy as it begins (copying, loading, health check,
+    #: switching): the CLI shows them; None when nobody listens.
+    progress: Callable[[str], object] | None = None
+
+    def report(self, phase: str) -> None:
+        """Tell ``progress`` (if set) that ``phase`` begins."""
+        if self.progress is not None:
+            self.progress(phase)
+
     def _coerce_config(self, config: ServiceConfig | dict[str, Any]) -> ServiceConfig:
-        if isinstance(config, self.DEPLOYMENT_CONFIG):
-            return config
-        # Only the fields given: an omitted one must stay "omitted" (see ``_keep_omitted``).
-        data = (
-            config.model_dump(exclude_unset=True)
-            if isinstance(config, ServiceConfig)
-            else dict(config)
-        )
-        try:
-            return self.DEPLOYMENT_CONFIG.model_validate(data)
-        except ValidationError as err:
-            raise DeploymentError(
-                f"The deployment config does not fit the '{self.flavor}' model deployer "
-                f"({self.DEPLOYMENT_CONFIG.__name__}): "
-                f"{describe_validation_errors(self.DEPLOYMENT_CONFIG, err)}"
-            ) from err
+        """``config`` as this flavor's ``DEPLOYMENT_CONFIG`` (``_deploy_config``)."""
+        return coerce_config(config, self.DEPLOYMENT_CONFIG, self.flavor)
 
     def deploy_model(
         self,
@@ -309,7 +224,7 @@ class ModelDeployer(StackComponent):
         servers are not of that kind refuses with ``ConfigError`` before doing anything.
         """
         if service_type is not None:
-            wanted = _service_class(service_type)
+            wanted = service_class(service_type)
             if not issubclass(self.SERVICE_CLASS, wanted):
                 raise ConfigError(
                     f"The '{self.flavor}' model deployer '{self.name}' runs "
@@ -338,7 +253,7 @@ class ModelDeployer(StackComponent):
             keep, duplicates = existing[0], existing[1:]
             for duplicate in duplicates:
                 self.delete_model_server(duplicate.uuid, timeout=timeout, force=False)
-            config = _keep_omitted(keep.config, config)
+            config = keep_omitted(keep.config, config)
             if keep.is_running and keep.intent is None and self.is_up_to_date(keep, config):
                 return keep
             with self._service_lock(keep.uuid, timeout):
@@ -349,15 +264,27 @@ class ModelDeployer(StackComponent):
     def _keep_credentials_out(self, config: ServiceConfig) -> ServiceConfig:
         """Credentials in the model URI go into the secrets store; the config (and so
         the registry, the service files and every listing) keeps references to them."""
+        if not self.RESOLVES_SECRETS:
+            return config
+        uri = self._stored_uri(config.model_uri)
+        return config if uri == config.model_uri else config.model_copy(update={"model_uri": uri})
+
+    def _stored_uri(self, uri: str) -> str:
+        """``uri`` as it may be stored: its credentials moved into the secrets store,
+        references to them in their place."""
         from shipyard.secrets import SecretStore, split_credentials
 
-        uri, found = split_credentials(config.model_uri)
-        if not found or not self.RESOLVES_SECRETS:
-            return config
-        secrets = SecretStore(self.store)
+        stored, found = split_credentials(uri)
         for name, value in found.items():
-            secrets.set(name, value)
-        return config.model_copy(update={"model_uri": uri})
+            SecretStore(self.store).set(name, value)
+        return stored
+
+    def _usable_uri(self, uri: str) -> str:
+        """``uri`` with its secret references resolved, to fetch the model or talk to a
+        registry (never stored: the config keeps the references)."""
+        from shipyard.secrets import SecretStore, has_references
+
+        return SecretStore(self.store).resolve(uri) if has_references(uri) else uri
 
     def _service_lock(self, uuid: str, timeout: float) -> Any:
         # Two commands acting on one server at once (start and stop, two starts) take turns.
@@ -449,33 +376,6 @@ class ModelDeployer(StackComponent):
 
     def perform_delete_model(self, service: Service, timeout: float, force: bool) -> None:
         service.delete(timeout=timeout, force=force)
-
-
-def _service_class(service_type: type[Service] | str) -> type[Service]:
-    target: Any = service_type
-    if isinstance(service_type, str):
-        target = import_object(service_type, error=ConfigError)
-    if not (isinstance(target, type) and issubclass(target, Service)):
-        raise ConfigError(
-            f"service_type must be a Service class or its 'module:Class', not {service_type!r}."
-        )
-    return target
-
-
-def _keep_omitted(current: ServiceConfig, new: ServiceConfig) -> ServiceConfig:
-    """``new`` with every field its caller did not give taken from ``current``: on a
-    redeploy an omitted option means "keep it", never "back to the default" (which would
-    turn a model update into a restart, and an outage)."""
-    if type(current) is not type(new):
-        return new
-    given = new.model_fields_set
-    merged = {
-        key: getattr(new, key) if key in given else getattr(current, key)
-        for key in type(new).model_fields
-    }
-    result = type(new).model_validate(merged)
-    # As given by the caller, for the next merge: what was kept counts as given now.
-    return result
 
 
 #: The name ZenML's docs use for the base class.

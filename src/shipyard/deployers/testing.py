@@ -77,7 +77,7 @@ def kill_services_under(home: Path) -> list[int]:
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(pid, 0)
         killed.append(pid)
-    from shipyard.deployers.local.service import remove_control_socket
+    from shipyard.deployers.local._control import remove_control_socket
 
     for config_file in sorted((home / "services").glob("*/service.json")):
         # A killed server cannot remove its control socket, which may be in a private

@@ -15,17 +15,14 @@ from shipyard.deployers._kubernetes._config import (
     KubernetesDeployerConfig,
     check_dns_label,
 )
-from shipyard.deployers._kubernetes._deployer import (
-    KubernetesModelDeployer,
-    merge_patch,
-    spec_patches,
-)
+from shipyard.deployers._kubernetes._deployer import KubernetesModelDeployer
 from shipyard.deployers._kubernetes._labels import (
     annotations_of,
     label_value,
     resource_name,
     selector,
 )
+from shipyard.deployers._kubernetes._patch import merge_patch, spec_patches
 from shipyard.deployers._kubernetes._service import KubernetesModelService, Observation
 from shipyard.deployers._kubernetes._storage import (
     ModelFacts,

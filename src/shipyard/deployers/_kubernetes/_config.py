@@ -10,6 +10,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shipyard.deployers._fields import absolute_model_path
 from shipyard.services.service import ServiceConfig
 from shipyard.stack.component import ComponentConfig
 
@@ -189,11 +190,7 @@ class KubernetesDeploymentConfig(ServiceConfig):
     def _absolute_local_paths(cls, value: str) -> str:
         # Kept in the resource's annotations: a relative path would mean another folder
         # to whoever rebuilds the registry from the cluster.
-        if value and "://" not in value and not value.startswith("/"):
-            from pathlib import Path
-
-            return str(Path(value).expanduser().resolve())
-        return value
+        return absolute_model_path(value)
 
     @field_validator("resources")
     @classmethod

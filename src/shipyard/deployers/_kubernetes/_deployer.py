@@ -25,36 +25,24 @@ from shipyard.deployers._kubernetes._labels import (
     ownership,
     selector,
 )
+from shipyard.deployers._kubernetes._patch import spec_patches
 from shipyard.deployers._kubernetes._pod_secret import PodSecrets, references_only
 from shipyard.deployers._kubernetes._secrets import pod_secret_name, storage_credentials
 from shipyard.deployers._kubernetes._service import KubernetesModelService, Observation
 from shipyard.deployers._kubernetes._storage import ModelFacts, inspect_model, upload_model
 from shipyard.deployers._kubernetes._trust import check_deploy_trust
-from shipyard.deployers.base import ModelDeployer
+from shipyard.deployers.base import DeployerSettings, ModelDeployer
 from shipyard.errors import DeploymentError, ServiceError
 from shipyard.services.service import Service, ServiceConfig, service_type_of
 from shipyard.services.state import ServiceState
 
-__all__ = ["KubernetesModelDeployer", "merge_patch", "spec_patches"]
+__all__ = ["KubernetesModelDeployer"]
 
 
 #: Seconds an operator without observedGeneration gets to leave "ready" after a patch.
 SETTLE_SECONDS = 5.0
 #: Most seconds to wait for the previous spec to be served again after a failed update.
 RESTORE_WAIT = 60.0
-
-
-def merge_patch(old: Any, new: Any) -> Any:
-    """The JSON merge patch (RFC 7386) that turns ``old`` into ``new``."""
-    if not isinstance(old, dict) or not isinstance(new, dict):
-        return new
-    patch: dict[str, Any] = {key: None for key in old if key not in new}
-    for key, value in new.items():
-        if key not in old:
-            patch[key] = value
-        elif old[key] != value:
-            patch[key] = merge_patch(old[key], value)
-    return patch
 
 
 class KubernetesModelDeployer(PodSecrets, ModelDeployer):
@@ -67,9 +55,7 @@ class KubernetesModelDeployer(PodSecrets, ModelDeployer):
 
     _client: KubernetesClient | None = None
 
-    @property
-    def settings(self) -> KubernetesDeployerConfig:
-        return cast(KubernetesDeployerConfig, self.config)
+    settings = DeployerSettings(KubernetesDeployerConfig)
 
     def client(self) -> KubernetesClient:
         if self._client is None:
@@ -372,27 +358,6 @@ class KubernetesModelDeployer(PodSecrets, ModelDeployer):
                 }
             )
         return info
-
-
-def spec_patches(current: dict[str, Any], new: dict[str, Any]) -> tuple[Any, Any]:
-    """(forward, back): merge patches from ``current`` to ``new`` and back again.
-
-    The spec is ours, so it is replaced whole; of the metadata only our labels and
-    annotations change (others' keys, e.g. kubectl's, are left alone).
-    """
-    meta_now = current.get("metadata") or {}
-    meta_new = new.get("metadata") or {}
-    forward: dict[str, Any] = {
-        "metadata": {},
-        "spec": merge_patch(current.get("spec"), new["spec"]),
-    }
-    back: dict[str, Any] = {"metadata": {}, "spec": merge_patch(new["spec"], current.get("spec"))}
-    for part in ("labels", "annotations"):
-        wanted = meta_new.get(part) or {}
-        had = meta_now.get(part) or {}
-        forward["metadata"][part] = {k: v for k, v in wanted.items() if had.get(k) != v}
-        back["metadata"][part] = {k: had.get(k) for k in forward["metadata"][part]}
-    return forward, back
 
 
 def _observed(resource: dict[str, Any], generation: Any) -> bool:

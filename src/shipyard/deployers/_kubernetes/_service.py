@@ -7,7 +7,6 @@ no process of our own to watch, and nothing to reconcile beyond what the cluster
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -20,7 +19,9 @@ from shipyard.deployers._kubernetes._client import (
     KubernetesError,
 )
 from shipyard.deployers._kubernetes._config import ClusterAccess
-from shipyard.errors import BadRequestError, DeploymentError, ServiceError
+from shipyard.deployers._kubernetes._labels import annotations_of
+from shipyard.deployers._v2 import infer_url
+from shipyard.errors import DeploymentError, ServiceError
 from shipyard.services.service import Service
 from shipyard.services.state import ServiceState
 
@@ -45,6 +46,8 @@ class KubernetesModelService(Service):
     RESOURCE: ClassVar[CustomResource]
     #: Whether the operator reports ``status.observedGeneration`` (KServe does, Seldon not).
     TRACKS_GENERATION: ClassVar[bool] = True
+    #: Set by ``stop`` (its presence: stopped), holding what ``start`` restores.
+    STOPPED_ANNOTATION: ClassVar[str]
 
     cluster: ClusterAccess = Field(default_factory=ClusterAccess)
     resource_name: str = Field(default="", description="Name of the resource in the cluster.")
@@ -167,9 +170,38 @@ class KubernetesModelService(Service):
     @property
     def prediction_url(self) -> str | None:
         base = self.endpoint_url
-        return None if base is None else f"{base}/v2/models/{self.served_name}/infer"
+        return infer_url(base, self.served_name)
 
     # -- lifecycle -----------------------------------------------------------------------
+
+    def stop_patch(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """The patch that stops the model, keeping the resource, and records in
+        ``STOPPED_ANNOTATION`` what ``start_patch`` restores (a flavor's)."""
+        raise NotImplementedError
+
+    def start_patch(self, resource: dict[str, Any]) -> dict[str, Any] | None:
+        """The patch that undoes ``stop_patch`` (None: nothing to undo) (a flavor's)."""
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 60.0, force: bool = False) -> None:
+        """Stop serving, keeping the resource (``stop_patch``); stopping twice is a no-op."""
+        resource = self.fetch()
+        if resource is not None and not annotations_of(resource).get(self.STOPPED_ANNOTATION):
+            self.patch(self.stop_patch(resource))
+        self.admin_state = ServiceState.INACTIVE
+        self.check_status()
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Undo ``stop`` (``start_patch``) and wait until the operator reports the model
+        ready."""
+        resource = self.fetch()
+        patch = None if resource is None else self.start_patch(resource)
+        if patch is not None:
+            self.patch(patch)
+        self.admin_state = ServiceState.ACTIVE
+        self.persist()
+        self.wait_for(lambda _, seen: seen.state == ServiceState.ACTIVE, timeout, "ready")
+        self.check_status()
 
     def delete(self, timeout: float = 60.0, force: bool = False) -> None:
         """Delete the resource; the operator removes its pods."""
@@ -205,30 +237,21 @@ class KubernetesModelService(Service):
 
     def predict(self, data: Any) -> Any:
         """Send ``data`` (a V2 request dict, or rows) to the model through the ingress."""
-        import httpx
         import numpy as np
 
-        from shipyard.deployers.local.service import _rows_tensor
+        from shipyard.deployers._predict import post_json, rows_tensor
 
         raw = isinstance(data, dict)
-        body = data if raw else {"inputs": [_rows_tensor(data)]}
-        try:
-            content = json.dumps(body, allow_nan=False)
-        except (TypeError, ValueError) as err:
-            raise BadRequestError(f"The request cannot be sent as JSON: {err}") from err
+        body = data if raw else {"inputs": [rows_tensor(data)]}
         url = self.prediction_url
-        if url is None:
-            raise ServiceError(
-                f"The model server {self.uuid} has no URL yet (the operator has not "
-                "reported one); check it with `shipyard model-deployer models describe`."
-            )
-        headers = {"content-type": "application/json", **self.request_headers()}
-        if self.host_header:
-            headers["host"] = self.host_header
-        try:
-            response = httpx.post(url, content=content, headers=headers, timeout=60.0)
-        except httpx.HTTPError as err:
-            raise ServiceError(f"POST {url} failed: {err}") from err
+        response = post_json(
+            self,
+            url,
+            body,
+            unreachable=f"The model server {self.uuid} has no URL yet (the operator has not "
+            "reported one); check it with `shipyard model-deployer models describe`.",
+            headers={"host": self.host_header} if self.host_header else None,
+        )
         if response.status_code != 200:
             raise ServiceError(f"POST {url} answered {response.status_code}: {response.text}")
         answer: dict[str, Any] = response.json()

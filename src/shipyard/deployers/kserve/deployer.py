@@ -16,6 +16,7 @@ from shipyard.deployers._kubernetes import (
 )
 from shipyard.deployers._kubernetes._secrets import pod_secret_name
 from shipyard.deployers._kubernetes._trust import names_pickle
+from shipyard.deployers.base import DeployerSettings
 from shipyard.deployers.kserve.config import KServeDeploymentConfig, KServeModelDeployerConfig
 from shipyard.deployers.kserve.manifest import (
     CLUSTER_SERVING_RUNTIME,
@@ -74,9 +75,7 @@ class KServeModelDeployer(KubernetesModelDeployer):
     DEPLOYMENT_CONFIG = KServeDeploymentConfig
     SERVICE_CLASS = KServeDeploymentService
 
-    @property
-    def kserve(self) -> KServeModelDeployerConfig:
-        return cast(KServeModelDeployerConfig, self.config)
+    settings = DeployerSettings(KServeModelDeployerConfig)
 
     # -- building --------------------------------------------------------------------------
 
@@ -85,8 +84,8 @@ class KServeModelDeployer(KubernetesModelDeployer):
         service = KServeDeploymentService(
             flavor=self.flavor,
             config=config,
-            cluster=self.kserve.cluster(),
-            base_url=self.kserve.base_url,
+            cluster=self.settings.cluster(),
+            base_url=self.settings.base_url,
         )
         service.resource_name = resource_name(config.model_name or "model", service.uuid)
         # KServe's runtimes serve the model under the InferenceService's name.
@@ -111,7 +110,7 @@ class KServeModelDeployer(KubernetesModelDeployer):
         fmt = self._model_format(service)
         runtime = config.runtime
         if fmt == SHIPYARD_FORMAT:
-            runtime = runtime or self.kserve.runtime_name
+            runtime = runtime or self.settings.runtime_name
         return predictor_spec(
             model_format=fmt,
             storage_uri=service.storage_uri,
@@ -142,7 +141,7 @@ class KServeModelDeployer(KubernetesModelDeployer):
         """The Secrets KServe's storage initializer reads through the service account:
         the user's (``secret_name``) and the pods' own when the URI had credentials."""
         config = cast(KServeDeploymentConfig, service.config)
-        found = [config.secret_name or self.kserve.secret_name]
+        found = [config.secret_name or self.settings.secret_name]
         if self.storage_secret(service):
             found.append(pod_secret_name(service.resource_name))
         return [name for name in found if name]
@@ -151,7 +150,7 @@ class KServeModelDeployer(KubernetesModelDeployer):
         """The pods' service account: the one given, else one that carries the storage
         secrets (KServe reads storage credentials through a service account)."""
         config = cast(KServeDeploymentConfig, service.config)
-        given = config.service_account_name or self.kserve.service_account_name
+        given = config.service_account_name or self.settings.service_account_name
         secrets = self._secrets(service)
         if given and self.storage_secret(service):
             raise DeploymentError(
@@ -169,7 +168,7 @@ class KServeModelDeployer(KubernetesModelDeployer):
     def extra_manifests(self, service: KubernetesModelService) -> list[dict[str, Any]]:
         config = cast(KServeDeploymentConfig, service.config)
         secrets = self._secrets(service)
-        if not secrets or config.service_account_name or self.kserve.service_account_name:
+        if not secrets or config.service_account_name or self.settings.service_account_name:
             return []
         return [
             {
@@ -279,14 +278,14 @@ class KServeModelDeployer(KubernetesModelDeployer):
 
     def serving_runtime(self, image: str = "") -> dict[str, Any]:
         """The ``shipyard`` ClusterServingRuntime manifest (`shipyard kserve runtime`)."""
-        image = image or self.kserve.image
+        image = image or self.settings.image
         if not image:
             raise ConfigError(
                 "The shipyard runtime needs an image with shipyard[serve] installed: build "
                 "one from `shipyard build MODEL --output DIR`, push it, and pass --image "
                 "(or set the deployer's --image)."
             )
-        return cluster_serving_runtime(image, self.kserve.runtime_name)
+        return cluster_serving_runtime(image, self.settings.runtime_name)
 
     def apply_serving_runtime(self, image: str = "") -> dict[str, Any]:
         """Create the runtime, or update it in place when it exists."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from shipyard.deployers._kubernetes import CustomResource
 from shipyard.deployers._kubernetes._pod import serve_args
+from shipyard.deployers._v2 import READY_PATH
 
 __all__ = [
     "CLUSTER_SERVING_RUNTIME",
@@ -113,7 +114,7 @@ def cluster_serving_runtime(image: str, name: str = "shipyard") -> dict[str, Any
                     "args": serve_args("{{.Name}}", HTTP_PORT, GRPC_PORT),
                     "ports": [{"containerPort": HTTP_PORT, "protocol": "TCP"}],
                     "readinessProbe": {
-                        "httpGet": {"path": "/v2/health/ready", "port": HTTP_PORT},
+                        "httpGet": {"path": READY_PATH, "port": HTTP_PORT},
                         "periodSeconds": 5,
                     },
                     "resources": {

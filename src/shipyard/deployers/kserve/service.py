@@ -28,6 +28,7 @@ class KServeDeploymentService(KubernetesModelService):
     """A model served by KServe; ``prediction_url`` is its V2 infer endpoint."""
 
     RESOURCE: ClassVar[CustomResource] = INFERENCE_SERVICE
+    STOPPED_ANNOTATION: ClassVar[str] = STOPPED_ANNOTATION
 
     config: KServeDeploymentConfig = Field(default_factory=KServeDeploymentConfig)
     #: The mode the cluster runs it in (status.deploymentMode), last seen.
@@ -74,40 +75,20 @@ class KServeDeploymentService(KubernetesModelService):
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def stop(self, timeout: float = 60.0, force: bool = False) -> None:
+    def stop_patch(self, resource: dict[str, Any]) -> dict[str, Any]:
         """Knative mode: scale to zero (a request wakes it). Standard mode: KServe's stop
         annotation (the pods go, the InferenceService stays)."""
-        resource = self.fetch()
-        if resource is None:
-            self.admin_state = ServiceState.INACTIVE
-            self.check_status()
-            return
-        annotations = annotations_of(resource)
-        if not annotations.get(STOPPED_ANNOTATION):
-            mode = (resource.get("status") or {}).get("deploymentMode") or self.deployment_mode
-            if mode in ("Serverless", "Knative"):
-                predictor = (resource.get("spec") or {}).get("predictor") or {}
-                low = predictor.get("minReplicas", 1)
-                self.patch(
-                    {
-                        "metadata": {"annotations": {STOPPED_ANNOTATION: f"min-replicas={low}"}},
-                        "spec": {"predictor": {"minReplicas": 0}},
-                    }
-                )
-            else:
-                self.patch(
-                    {
-                        "metadata": {
-                            "annotations": {STOPPED_ANNOTATION: "stop", STOP_ANNOTATION: "true"}
-                        }
-                    }
-                )
-        self.admin_state = ServiceState.INACTIVE
-        self.check_status()
+        mode = (resource.get("status") or {}).get("deploymentMode") or self.deployment_mode
+        if mode in ("Serverless", "Knative"):
+            predictor = (resource.get("spec") or {}).get("predictor") or {}
+            low = predictor.get("minReplicas", 1)
+            return {
+                "metadata": {"annotations": {STOPPED_ANNOTATION: f"min-replicas={low}"}},
+                "spec": {"predictor": {"minReplicas": 0}},
+            }
+        return {"metadata": {"annotations": {STOPPED_ANNOTATION: "stop", STOP_ANNOTATION: "true"}}}
 
-    def start(self, timeout: float = 60.0) -> None:
-        """Undo ``stop`` and wait until KServe reports the model ready."""
-        resource = self.fetch()
+    def start_patch(self, resource: dict[str, Any]) -> dict[str, Any] | None:
         annotations = annotations_of(resource)
         marker = str(annotations.get(STOPPED_ANNOTATION) or "")
         patch: dict[str, Any] = {"metadata": {"annotations": {STOPPED_ANNOTATION: None}}}
@@ -115,12 +96,7 @@ class KServeDeploymentService(KubernetesModelService):
             patch["spec"] = {"predictor": {"minReplicas": int(marker.split("=", 1)[1])}}
         if annotations.get(STOP_ANNOTATION) == "true":
             patch["metadata"]["annotations"][STOP_ANNOTATION] = "false"
-        if resource is not None:
-            self.patch(patch)
-        self.admin_state = ServiceState.ACTIVE
-        self.persist()
-        self.wait_for(lambda _, seen: seen.state == ServiceState.ACTIVE, timeout, "ready")
-        self.check_status()
+        return patch
 
 
 def _failure(status: dict[str, Any]) -> str:

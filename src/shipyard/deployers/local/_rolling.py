@@ -23,17 +23,23 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from shipyard.errors import ServiceError
+from shipyard.deployers.local._control import remove_control_socket
+from shipyard.errors import DeploymentError, ServiceError
 from shipyard.services import process
+from shipyard.services.service import ServiceStatus
 
 __all__ = [
     "NEXT_PID_FILE",
     "PREVIOUS_PID_FILE",
+    "Restartable",
     "Rollable",
     "abandon_next",
+    "failed_update",
+    "restart_with",
     "retire_previous",
     "roll",
 ]
@@ -60,6 +66,16 @@ class Rollable(Protocol):
     def persist(self) -> None: ...
 
 
+class Restartable(Rollable, Protocol):
+    """A ``Rollable`` server that can also be started, and records its status."""
+
+    status: ServiceStatus
+
+    @property
+    def is_running(self) -> bool: ...
+    def start(self, timeout: float = 60.0) -> None: ...
+
+
 NEXT_PID_FILE = "pid.next.json"
 PREVIOUS_PID_FILE = "pid.previous.json"
 _POLL_S = 0.1
@@ -69,7 +85,6 @@ def roll(server: Rollable, timeout: float) -> None:
     """Replace ``server``'s running processes by ones started from its current fields
     (already set to the new settings by the caller). Raises ServiceError if the new
     processes do not become ready within ``timeout``; the old ones then keep serving."""
-    from shipyard.deployers.local.service import remove_control_socket
     from shipyard.serving.control import TAKEOVER_SOCKET_ENV
 
     old = server.pid_info()
@@ -131,15 +146,48 @@ def _wait_ready(server: Rollable, pid: int, start_time: int, timeout: float) -> 
     return False, why
 
 
+def restart_with(
+    server: Restartable,
+    target: str,
+    timeout: float,
+    apply: Callable[[], Callable[[], None]],
+) -> None:
+    """Put into effect settings a hot reload cannot change: ``apply`` sets them on
+    ``server``'s fields (and returns what sets the old ones back), then its running
+    processes are replaced rolling (``roll``: no outage), or it is started if it was
+    stopped. If that fails, the old fields are put back, the old processes keep serving,
+    and DeploymentError (recorded on the server) says why the update to ``target`` (the
+    model, as the user knows it) failed."""
+    was_running = server.is_running
+    restore = apply()
+    try:
+        if was_running:
+            roll(server, timeout)
+        else:
+            server.start(timeout=timeout)
+    except ServiceError as err:
+        restore()
+        message = f"Updating the model server {server.uuid} to {target} failed: {err}"
+        if was_running:
+            message += " The previous processes keep serving."
+        raise failed_update(server, message) from err
+
+
+def failed_update(server: Restartable, message: str) -> DeploymentError:
+    """The error of a failed update, recorded on the server that keeps serving."""
+    server.status.update(server.status.state, message)
+    server.persist()
+    return DeploymentError(message)
+
+
 def abandon_next(server: Rollable) -> None:
     """Kill the new processes of a replacement whose caller is gone (still in
     ``pid.next.json``): the old ones, recorded in ``pid.json``, kept serving."""
     path = server.run_path / NEXT_PID_FILE
-    try:
-        info = json.loads(path.read_text())
-        pid, start_time = int(info["pid"]), int(info["start_time"])
-    except (OSError, ValueError, KeyError, TypeError):
+    recorded = _recorded_process(path)
+    if recorded is None:
         return
+    pid, start_time = recorded
     process.terminate(pid, start_time, timeout=5.0, force=True)
     path.unlink(missing_ok=True)
 
@@ -148,11 +196,10 @@ def retire_previous(server: Rollable) -> None:
     """Tell the old processes of a finished replacement to drain and stop, when the caller
     died before it could (still in ``pid.previous.json``); forget them once gone."""
     path = server.run_path / PREVIOUS_PID_FILE
-    try:
-        info = json.loads(path.read_text())
-        pid, start_time = int(info["pid"]), int(info["start_time"])
-    except (OSError, ValueError, KeyError, TypeError):
+    recorded = _recorded_process(path)
+    if recorded is None:
         return
+    pid, start_time = recorded
     if (pid, start_time) != server.pid_info() and process.process_start_time(pid) == start_time:
         # SIGTERM, not a wait: a status check does not block on a drain; the next one
         # finds it gone.
@@ -161,3 +208,13 @@ def retire_previous(server: Rollable) -> None:
         return
     process.reap(pid)
     path.unlink(missing_ok=True)
+
+
+def _recorded_process(path: Path) -> tuple[int, int] | None:
+    """The (pid, start time) a pid file records; None if there is none or it is unreadable
+    (a caller killed while writing it)."""
+    try:
+        info = json.loads(path.read_text())
+        return int(info["pid"]), int(info["start_time"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

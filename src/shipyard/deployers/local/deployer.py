@@ -9,7 +9,10 @@ from typing import cast
 
 from pydantic import Field
 
-from shipyard.deployers.base import ModelDeployer
+from shipyard.deployers._v2 import READY_PATH, health_check_url
+from shipyard.deployers.base import DeployerSettings, ModelDeployer
+from shipyard.deployers.local._config import LocalModelServerConfig, reloadable
+from shipyard.deployers.local._rolling import restart_with
 from shipyard.deployers.local._snapshot import (
     Snapshot,
     digest_in_path,
@@ -18,7 +21,7 @@ from shipyard.deployers.local._snapshot import (
     release,
     release_all,
 )
-from shipyard.deployers.local.service import LocalModelServer, LocalModelServerConfig
+from shipyard.deployers.local.service import LocalModelServer
 from shipyard.errors import DeploymentError, ServiceError, ShipyardError
 from shipyard.models._detect import detect_model
 from shipyard.models._trust import check_trust
@@ -28,7 +31,12 @@ from shipyard.services.service import Service, ServiceConfig
 from shipyard.stack.component import ComponentConfig
 from shipyard.store import Store
 
-__all__ = ["LocalModelDeployer", "LocalModelDeployerConfig", "discarded_unless_started"]
+__all__ = [
+    "LocalModelDeployer",
+    "LocalModelDeployerConfig",
+    "daemon_info",
+    "discarded_unless_started",
+]
 
 
 class LocalModelDeployerConfig(ComponentConfig):
@@ -45,9 +53,7 @@ class LocalModelDeployer(ModelDeployer):
     SERVICE_CLASS = LocalModelServer
     RESOLVES_SECRETS = True
 
-    @property
-    def settings(self) -> LocalModelDeployerConfig:
-        return cast(LocalModelDeployerConfig, self.config)
+    settings = DeployerSettings(LocalModelDeployerConfig)
 
     def perform_deploy_model(self, config: ServiceConfig, timeout: float) -> Service:
         config = cast(LocalModelServerConfig, config)
@@ -60,7 +66,7 @@ class LocalModelDeployer(ModelDeployer):
             endpoint=ServiceEndpoint(
                 host=config.host or self.settings.host,
                 port=config.port,
-                health_check=HTTPHealthCheck(path="/v2/health/ready"),
+                health_check=HTTPHealthCheck(path=READY_PATH),
             ),
         )
         self.report("copying the model into SHIPYARD_HOME (the server serves that copy)")
@@ -92,11 +98,12 @@ class LocalModelDeployer(ModelDeployer):
         # Snapshots an earlier, interrupted change left behind go; the one served stays.
         release_all(server.uuid, keep=frozenset({server.model_fingerprint}))
         old_pin = (server.model_snapshot, server.model_fingerprint)
+        workers = self.settings.workers
         self.report("copying the model into SHIPYARD_HOME (the server serves that copy)")
         snapshot = self._pin(new, server.uuid)
         server.model_snapshot = str(snapshot.path)
         try:
-            if server.is_running and server.reloadable(old, new):
+            if server.is_running and reloadable(old, new):
                 self.report(
                     "loading the new model in every worker; health check before the switch "
                     "(the old model serves meanwhile)"
@@ -113,7 +120,13 @@ class LocalModelDeployer(ModelDeployer):
                     "starting new server processes with the new settings; health check "
                     "before the switch (the old ones serve meanwhile)"
                 )
-                self._restart_with(server, old, new, timeout)
+                # A running server is replaced rolling (new processes ready before the old
+                # ones stop); a stopped one is started. On failure the old processes keep
+                # serving, and the record its old settings.
+                restart_with(
+                    server, new.model_uri, timeout, lambda: server.take_settings(new, workers)
+                )
+                server.check_status()
                 self.report("switched to the new processes")
         except BaseException:
             # The old model keeps serving: the record keeps its copy. The new one is
@@ -125,37 +138,6 @@ class LocalModelDeployer(ModelDeployer):
         server.persist()
         if old_pin[1] != snapshot.digest:
             release(old_pin[1], server.uuid)
-        return server
-
-    def _restart_with(
-        self,
-        server: LocalModelServer,
-        old: LocalModelServerConfig,
-        new: LocalModelServerConfig,
-        timeout: float,
-    ) -> Service:
-        """Apply a change a hot reload cannot make (ports, workers, host). A running
-        server is replaced rolling (new processes ready before the old ones stop: no
-        outage); a stopped one is started with the new settings. If the new config
-        fails, the old processes keep serving and the record keeps the old config."""
-        from shipyard.deployers.local._rolling import roll
-
-        was_running = server.is_running
-        self._apply(server, new)
-        try:
-            if was_running:
-                roll(server, timeout)
-            else:
-                server.start(timeout=timeout)
-        except ServiceError as err:
-            self._apply(server, old)
-            message = f"Updating the model server {server.uuid} to {new.model_uri} failed: {err}"
-            if was_running:
-                message += " The previous processes keep serving."
-            server.status.update(server.status.state, message)
-            server.persist()
-            raise DeploymentError(message) from err
-        server.check_status()
         return server
 
     def is_up_to_date(self, service: Service, config: ServiceConfig) -> bool:
@@ -198,41 +180,18 @@ class LocalModelDeployer(ModelDeployer):
                 f"Deploying the model '{config.model_name}' from {config.model_uri} failed: {err}"
             ) from err
 
-    def _usable_uri(self, uri: str) -> str:
-        """``uri`` with its secret references resolved, to fetch and pin the model (the
-        copy holds no credentials; the config keeps the references)."""
-        from shipyard.secrets import SecretStore, has_references
-
-        return SecretStore(self.store).resolve(uri) if has_references(uri) else uri
-
     def perform_delete_model(self, service: Service, timeout: float, force: bool) -> None:
         super().perform_delete_model(service, timeout, force)
         release_all(service.uuid)
 
-    def _apply(self, server: LocalModelServer, config: LocalModelServerConfig) -> None:
-        server.config = config
-        server.workers = config.workers or self.settings.workers
-        if config.port is not None:
-            server.endpoint = server.endpoint.model_copy(update={"port": config.port})
-        if config.grpc_port is not None:
-            server.grpc_port = config.grpc_port
-        if config.host is not None:
-            server.endpoint = server.endpoint.model_copy(update={"host": config.host})
-
     def get_model_server_info(self, service: Service) -> dict[str, str | None]:
         info = super().get_model_server_info(service)
         if isinstance(service, LocalModelServer):
-            pid = service.running_pid()
+            info.update(daemon_info(service))
             info.update(
                 {
-                    "HEALTH_CHECK_URL": f"{service.endpoint.url}/v2/health/ready"
-                    if service.endpoint.url
-                    else None,
                     "INVOCATIONS_URL": service.invocations_url,
                     "GRPC_PORT": None if service.grpc_port is None else str(service.grpc_port),
-                    "SERVICE_PATH": str(service.run_path),
-                    "LOG_FILE": str(service.log_path),
-                    "DAEMON_PID": None if pid is None else str(pid),
                     # What a restart serves: the copy pinned at deploy, and its digest.
                     "MODEL_SNAPSHOT": service.model_snapshot or None,
                     "MODEL_SHA256": digest_in_path(service.model_snapshot) or None,
@@ -242,6 +201,18 @@ class LocalModelDeployer(ModelDeployer):
                 }
             )
         return info
+
+
+def daemon_info(service: LocalDaemonService) -> dict[str, str | None]:
+    """What ``models describe`` shows of a server run as a local daemon: its health
+    check, run directory, log and supervisor's pid."""
+    pid = service.running_pid()
+    return {
+        "HEALTH_CHECK_URL": health_check_url(service.endpoint),
+        "SERVICE_PATH": str(service.run_path),
+        "LOG_FILE": str(service.log_path),
+        "DAEMON_PID": None if pid is None else str(pid),
+    }
 
 
 def _check_local_model(config: LocalModelServerConfig) -> None:

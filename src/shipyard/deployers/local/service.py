@@ -1,32 +1,48 @@
-"""LocalModelServer: ``python -m shipyard.serving`` as a managed background process."""
+"""LocalModelServer: ``python -m shipyard.serving`` as a managed background process.
+
+Its config and which fields need new processes are in ``_config``; how the control plane
+talks to the running supervisor (control socket, token file, reload) in ``_control``;
+sending it data in ``deployers._predict``; replacing its processes rolling in ``_rolling``.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import re
-import secrets
 import sys
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from shipyard._redact import has_credentials
+from shipyard.deployers._predict import predict_over_v2
+from shipyard.deployers._token import bearer_headers
+from shipyard.deployers._v2 import READY_PATH, infer_url, invocations_url, served_name
+from shipyard.deployers.local._config import (
+    LocalDeploymentConfig,
+    LocalModelServerConfig,
+    keeping_processes,
+)
+from shipyard.deployers.local._control import (
+    TOKEN_FILE,
+    keep_token_file,
+    new_control_socket_path,
+    remove_control_socket,
+    send_reload,
+)
 from shipyard.deployers.local._snapshot import digest_in_path, snapshot_path
-from shipyard.errors import BadRequestError, DeploymentError, ServiceError
-from shipyard.models._uri import is_local_uri
+from shipyard.errors import ServiceError
 from shipyard.secrets import has_references, reference_form
 from shipyard.services import process
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.intent import ServedModel
 from shipyard.services.local_daemon import LocalDaemonService
-from shipyard.services.service import Service, ServiceConfig
 from shipyard.services.state import ServiceState
 from shipyard.serving.fingerprint import model_fingerprint
 
 __all__ = [
+    "TOKEN_FILE",
     "LocalDeploymentConfig",
     "LocalModelServer",
     "LocalModelServerConfig",
@@ -36,114 +52,6 @@ __all__ = [
     "remove_control_socket",
     "send_reload",
 ]
-
-_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-
-#: Prefix of the private temp directory holding a control socket whose path in the run
-#: dir would be too long.
-_PRIVATE_DIR_PREFIX = "shipyard-ctl-"
-
-#: The bearer token of a server that requires one, in its run dir (0600).
-TOKEN_FILE = "auth-token"
-
-# A Unix socket path must fit in sun_path (108 bytes on Linux).
-_MAX_SOCKET_PATH = 100
-
-
-class LocalModelServerConfig(ServiceConfig):
-    """How to serve a model locally. ``replicas``, ``implementation`` and
-    ``secret_name`` mean nothing on one machine; they are accepted, stored and shown so
-    that a config written for a cluster flavor deploys here unchanged."""
-
-    replicas: int = Field(default=1, ge=1, description="Cluster flavors: number of replicas.")
-    implementation: str = Field(default="", description="Cluster flavors: server image kind.")
-    secret_name: str = Field(default="", description="Cluster flavors: credentials secret.")
-    workers: int | None = Field(
-        default=None, ge=1, description="Worker processes; default: the deployer's setting."
-    )
-    host: str | None = Field(default=None, description="Interface to bind; default 127.0.0.1.")
-    port: int | None = Field(default=None, ge=1, le=65535, description="HTTP port; default free.")
-    grpc_port: int | None = Field(default=None, ge=1, le=65535, description="gRPC port.")
-    trusted: bool = Field(
-        default=False,
-        description="Trust the model's code: a pickle/joblib model from a remote URI loads.",
-    )
-    sha256: str | None = Field(
-        default=None,
-        description="SHA-256 of the model's content, checked before loading (and trusting it).",
-    )
-    access_log: bool = Field(
-        default=False, description="Log every request (method, path, status, latency)."
-    )
-    auth: bool = Field(
-        default=True,
-        description="Require a bearer token (generated per server, in a 0600 file of its "
-        "run dir, sent by predict and the health checks); False: anyone who can reach the "
-        "port may call it.",
-    )
-
-    @field_validator("model_name")
-    @classmethod
-    def _url_safe_name(cls, value: str) -> str:
-        # The name is a segment of the prediction URL (/v2/models/{name}/infer): a '/'
-        # or a space would give a server nobody can call.
-        if value and not _MODEL_NAME.fullmatch(value):
-            raise ValueError(
-                "a model name may use letters, digits, '-', '_' and '.', and must start "
-                f"with a letter or digit; got {value!r}"
-            )
-        return value
-
-    @field_validator("model_uri")
-    @classmethod
-    def _absolute_local_paths(cls, value: str) -> str:
-        # The server may start from another directory: a relative path must not drift.
-        # ("models:/iris/3" and other scheme URIs are not paths.)
-        if value and is_local_uri(value) and not value.startswith(("/", "file://")):
-            return str(Path(value).expanduser().resolve())
-        return value
-
-
-def remove_control_socket(path: str) -> None:
-    """Remove the control socket of a server that no longer runs, and the private
-    directory made for it (only that one: never a directory others may share)."""
-    if not path:
-        return
-    socket_path = Path(path)
-    socket_path.unlink(missing_ok=True)
-    folder = socket_path.parent
-    if folder.name.startswith(_PRIVATE_DIR_PREFIX) and folder.parent == Path(tempfile.gettempdir()):
-        with contextlib.suppress(OSError):
-            folder.rmdir()  # empty unless something else was put there: then it stays
-
-
-def new_control_socket_path(run_path: Path, stem: str = "control") -> Path:
-    """A fresh control socket path: in ``run_path`` when short enough, else in a private
-    directory of its own (0700, unique name) in the temp dir."""
-    name = f"{stem}-{secrets.token_hex(4)}.sock"
-    path = run_path / name
-    if len(str(path)) > _MAX_SOCKET_PATH:
-        path = Path(tempfile.mkdtemp(prefix=_PRIVATE_DIR_PREFIX)) / name
-    return path
-
-
-#: The docs' examples name a deployment config per flavor; this is the local one.
-LocalDeploymentConfig = LocalModelServerConfig
-
-#: Config fields a hot reload can change; any other change needs a restart.
-_RELOADABLE = {
-    "name",
-    "description",
-    "pipeline_name",
-    "pipeline_step_name",
-    "pipeline_run_id",
-    "model_uri",
-    "replicas",
-    "implementation",
-    "secret_name",
-    "trusted",
-    "sha256",
-}
 
 
 class LocalModelServer(LocalDaemonService):
@@ -163,24 +71,20 @@ class LocalModelServer(LocalDaemonService):
     #: what was deployed even if the user's folder was changed or moved since.
     model_snapshot: str = ""
     endpoint: ServiceEndpoint = Field(
-        default_factory=lambda: ServiceEndpoint(
-            health_check=HTTPHealthCheck(path="/v2/health/ready")
-        )
+        default_factory=lambda: ServiceEndpoint(health_check=HTTPHealthCheck(path=READY_PATH))
     )
 
     @property
     def served_name(self) -> str:
-        return self.config.model_name or "model"
+        return served_name(self.config.model_name)
 
     @property
     def prediction_url(self) -> str | None:
-        base = self.endpoint.url
-        return None if base is None else f"{base}/v2/models/{self.served_name}/infer"
+        return infer_url(self.endpoint.url, self.served_name)
 
     @property
     def invocations_url(self) -> str | None:
-        base = self.endpoint.url
-        return None if base is None else f"{base}/invocations"
+        return invocations_url(self.endpoint.url)
 
     def served_model_uri(self, config: LocalModelServerConfig) -> str:
         """The URI the server process loads for ``config``: its pinned copy, if any (the
@@ -199,6 +103,27 @@ class LocalModelServer(LocalDaemonService):
                 if config is not None:
                     candidates.append((str(config.get("model_uri", "")), fingerprint))
         return next((uri for uri, fingerprint in candidates if fingerprint == digest), None)
+
+    def take_settings(self, config: LocalModelServerConfig, workers: int) -> Callable[[], None]:
+        """Make ``config`` the record's, with the process settings it names (``workers``
+        where it names none; a port or host it leaves out stays as it is); returns what
+        puts the previous ones back (a restart with them failed: the old processes, on
+        the old ports, keep serving)."""
+        before = (self.config, self.workers, self.grpc_port, self.endpoint)
+        self.config = config
+        self.workers = config.workers or workers
+        self.grpc_port = config.grpc_port or self.grpc_port
+        self.endpoint = self.endpoint.model_copy(
+            update={
+                "port": config.port or self.endpoint.port,
+                "host": config.host or self.endpoint.host,
+            }
+        )
+
+        def restore() -> None:
+            self.config, self.workers, self.grpc_port, self.endpoint = before
+
+        return restore
 
     def _assign_ports(self) -> None:
         super()._assign_ports()
@@ -267,31 +192,15 @@ class LocalModelServer(LocalDaemonService):
         ]
 
     def _auth_args(self) -> list[str]:
-        """``--auth-token-file`` with this server's token file, made on first use (kept
-        across restarts, so a client's copy of the token stays valid)."""
-        from shipyard.serving.auth import write_token_file
-
+        """``--auth-token-file`` with this server's token file (``keep_token_file``)."""
+        self.auth_token_file = keep_token_file(self, self.config.auth)
         check = self.endpoint.health_check
-        if not self.config.auth:
-            self.auth_token_file = ""
-            if isinstance(check, HTTPHealthCheck):
-                check.token_file = ""
-            return []
-        self._make_run_dir()
-        path = self.run_path / TOKEN_FILE
-        if not path.is_file() or not path.read_text().strip():
-            write_token_file(path)
-        self.auth_token_file = str(path)
         if isinstance(check, HTTPHealthCheck):
-            check.token_file = str(path)
-        return ["--auth-token-file", str(path)]
+            check.token_file = self.auth_token_file
+        return ["--auth-token-file", self.auth_token_file] if self.auth_token_file else []
 
     def request_headers(self) -> dict[str, str]:
-        if not self.auth_token_file:
-            return {}
-        from shipyard.serving.auth import read_token_file
-
-        return {"authorization": f"Bearer {read_token_file(self.auth_token_file)}"}
+        return bearer_headers(self.auth_token_file)
 
     def environment(self) -> dict[str, str]:
         env = super().environment()
@@ -316,12 +225,6 @@ class LocalModelServer(LocalDaemonService):
         remove_control_socket(self.control_socket)
 
     # -- in-place update -------------------------------------------------------------------
-
-    @staticmethod
-    def reloadable(old: LocalModelServerConfig, new: LocalModelServerConfig) -> bool:
-        """Whether ``new`` can be applied to a running server by a hot reload."""
-        changed = {key for key in type(old).model_fields if getattr(old, key) != getattr(new, key)}
-        return changed <= _RELOADABLE
 
     def reload(self, config: LocalModelServerConfig, timeout: float) -> None:
         """Hot-swap the model: every worker loads and health-checks the new one first;
@@ -414,17 +317,7 @@ class LocalModelServer(LocalDaemonService):
         return self.model_fingerprint
 
     def apply_config(self, config: dict[str, Any], fingerprint: str = "") -> None:
-        # Ports, host and workers are kept as the server runs them: only a restart
-        # changes those, and a restart is never left half-done in the record.
-        self.config = LocalModelServerConfig.model_validate(
-            {
-                **config,
-                "workers": self.config.workers,
-                "host": self.config.host,
-                "port": self.config.port,
-                "grpc_port": self.config.grpc_port,
-            }
-        )
+        self.config = keeping_processes(self.config, config)
         self.model_fingerprint = fingerprint
         pinned = snapshot_path(fingerprint)
         self.model_snapshot = "" if pinned is None else str(pinned)
@@ -440,56 +333,6 @@ class LocalModelServer(LocalDaemonService):
         return predict_over_v2(self, data)
 
 
-def predict_over_v2(service: Service, data: Any) -> Any:
-    """POST ``data`` to ``service`` (see ``LocalModelServer.predict``)."""
-    import httpx
-    import numpy as np
-
-    raw = isinstance(data, dict)
-    table = type(data).__name__ == "DataFrame"
-    # A table goes to /invocations, where the server matches its columns by name.
-    body = _table_body(data) if table else data if raw else {"inputs": [_rows_tensor(data)]}
-    try:
-        # JSON has no NaN or infinity: find them before anything is sent.
-        content = json.dumps(body, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise BadRequestError(
-            f"The request cannot be sent as JSON ({err}); NaN, infinity and "
-            "non-JSON values are not allowed."
-        ) from err
-    url = getattr(service, "invocations_url", None) if table else service.prediction_url
-    if url is None or not service.is_running:
-        raise ServiceError(
-            f"The model server {service.uuid} is not running; start it with "
-            f"`shipyard model-deployer models start {service.uuid}`."
-        )
-    try:
-        response = httpx.post(
-            url,
-            content=content,
-            headers={"content-type": "application/json", **service.request_headers()},
-            timeout=60.0,
-        )
-    except httpx.HTTPError as err:
-        raise ServiceError(f"POST {url} failed: {err}") from err
-    if 400 <= response.status_code < 500:
-        # The caller's data: the server's one-line reason, as a caller's mistake.
-        try:
-            reason = response.json()["error"]
-        except (ValueError, KeyError, TypeError):
-            reason = response.text
-        raise BadRequestError(f"The model server {service.uuid} refused the data: {reason}")
-    if response.status_code != 200:
-        raise ServiceError(f"POST {url} answered {response.status_code}: {response.text}")
-    answer: dict[str, Any] = response.json()
-    if raw:
-        return answer
-    if table:
-        return np.asarray(answer["predictions"])
-    output = answer["outputs"][0]
-    return np.asarray(output["data"]).reshape(output["shape"])
-
-
 def _needs_secrets(uri: str) -> bool:
     """Whether ``uri`` carries credentials, or references to them, that argv must not."""
     return has_credentials(uri) or has_references(uri)
@@ -500,67 +343,3 @@ def _served_fingerprint(models: list[dict[str, Any]], uri: str) -> str:
         if reference_form(str(model.get("uri"))) == uri and model.get("fingerprint"):
             return str(model["fingerprint"])
     return ""
-
-
-def _table_body(frame: Any) -> dict[str, Any]:
-    """A DataFrame as MLflow's ``dataframe_split``; missing values travel as null."""
-    values = frame.astype(object).where(frame.notna(), None).to_numpy().tolist()
-    return {"dataframe_split": {"columns": [str(c) for c in frame.columns], "data": values}}
-
-
-def _rows_tensor(data: Any) -> dict[str, Any]:
-    """Rows (a list of lists of numbers, or one row) as a V2 FP64 tensor named input-0."""
-    import numpy as np
-
-    try:
-        array = np.asarray(data, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise BadRequestError(
-            "The rows must be a rectangular list of numbers like [[1, 2, 3]] (or give a V2 "
-            f'request {{"inputs": [...]}}); got {_preview(data)}: {err}'
-        ) from err
-    if array.ndim == 0 or array.size == 0:
-        raise BadRequestError(
-            "The rows must be a non-empty list of numbers like [[1, 2, 3]] (or give a V2 "
-            f'request {{"inputs": [...]}}); got {_preview(data)}.'
-        )
-    if not np.isfinite(array).all():
-        raise BadRequestError(
-            "The rows contain null, NaN or infinity, which JSON cannot carry; "
-            "replace them with numbers (impute missing values first)."
-        )
-    if array.ndim == 1:
-        array = array.reshape(1, -1)
-    return {
-        "name": "input-0",
-        "shape": list(array.shape),
-        "datatype": "FP64",
-        "data": array.ravel().tolist(),
-    }
-
-
-def _preview(data: Any, limit: int = 60) -> str:
-    text = repr(data)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def send_reload(
-    uuid: str, socket_path: str | Path, command: dict[str, Any], timeout: float, target: str
-) -> dict[str, Any]:
-    """Send a ``reload`` to a server's control socket; its answer if the server took the
-    new model (``target`` names it), else DeploymentError saying why (the previous model
-    keeps serving: a reload switches only once everything has loaded)."""
-    from shipyard.serving.control import send_command
-
-    try:
-        answer = send_command(socket_path, command, timeout)
-    except ServiceError as err:
-        raise DeploymentError(
-            f"Could not update the model server {uuid} to {target}: {err}"
-        ) from err
-    if not answer.get("ok"):
-        raise DeploymentError(
-            f"The model server {uuid} rejected the new model {target}: "
-            f"{answer.get('error', 'no reason given')}. The previous model keeps serving."
-        )
-    return answer

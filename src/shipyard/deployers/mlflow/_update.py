@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from shipyard.deployers.local._rolling import failed_update, roll
 from shipyard.deployers.mlflow.config import MLFlowDeploymentConfig
 from shipyard.deployers.mlflow.service import (
     MLFlowDeploymentService,
     MLFlowShipyardServer,
     RegistryPin,
 )
-from shipyard.errors import DeploymentError, ServiceError
+from shipyard.errors import ServiceError
 from shipyard.services.intent import confirm_intent
 
 if TYPE_CHECKING:
@@ -83,7 +84,6 @@ def switch(
     timeout: float,
 ) -> MLFlowServer:
     """The rolling replacement of ``server`` by a server for ``new`` (see the module)."""
-    from shipyard.deployers.local._rolling import roll
 
     replacement = _replacement(deployer, server, new, pin)
     # ``roll`` hands over from the socket of the server it replaces.
@@ -100,7 +100,7 @@ def switch(
             f"Updating the model server {server.uuid} to {pin.pinned_uri} (engine "
             f"{new.engine}) failed: {err}"
         )
-        raise _failed(server, message) from err
+        raise failed_update(server, message) from err
     replacement.check_status()
     return _handed_over(server, replacement)
 
@@ -128,15 +128,8 @@ def replace(
         if was_running:
             server.start(timeout=timeout)
             message += " The previous model was started again."
-        raise _failed(server, message) from err
+        raise failed_update(server, message) from err
     return _handed_over(server, replacement)
-
-
-def _failed(server: MLFlowServer, message: str) -> DeploymentError:
-    """The error of a failed update, recorded on the server that keeps serving."""
-    server.status.update(server.status.state, message)
-    server.persist()
-    return DeploymentError(message)
 
 
 def _handed_over(server: MLFlowServer, replacement: MLFlowServer) -> MLFlowServer:

@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from shipyard.deployers.local._config import LocalModelServerConfig
 from shipyard.deployers.local.deployer import LocalModelDeployerConfig
-from shipyard.deployers.local.service import LocalModelServerConfig
 
 __all__ = ["MLFlowDeploymentConfig", "MLFlowModelDeployerConfig"]
 

@@ -9,10 +9,12 @@ version serving until the new one has answered a health check and a prediction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
-from shipyard.deployers.base import ModelDeployer
-from shipyard.deployers.local.deployer import discarded_unless_started
+from shipyard.deployers._v2 import READY_PATH
+from shipyard.deployers.base import DeployerSettings, ModelDeployer
+from shipyard.deployers.local.deployer import daemon_info, discarded_unless_started
 from shipyard.deployers.mlflow._checks import check_engine, check_flavor, check_remote_trust
 from shipyard.deployers.mlflow.config import MLFlowDeploymentConfig, MLFlowModelDeployerConfig
 from shipyard.deployers.mlflow.service import (
@@ -20,7 +22,7 @@ from shipyard.deployers.mlflow.service import (
     MLFlowShipyardServer,
     RegistryPin,
 )
-from shipyard.errors import DeploymentError, ServiceError
+from shipyard.errors import DeploymentError
 from shipyard.models._uri import uri_stem
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.service import Service, ServiceConfig
@@ -56,9 +58,7 @@ class MLFlowModelDeployer(ModelDeployer):
     #: servers get them resolved in their environment (``mlflow_environment``).
     RESOLVES_SECRETS = True
 
-    @property
-    def settings(self) -> MLFlowModelDeployerConfig:
-        return cast(MLFlowModelDeployerConfig, self.config)
+    settings = DeployerSettings(MLFlowModelDeployerConfig)
 
     # -- resolving what to serve -----------------------------------------------------------
 
@@ -73,29 +73,14 @@ class MLFlowModelDeployer(ModelDeployer):
 
     def _keep_credentials_out(self, config: ServiceConfig) -> ServiceConfig:
         config = cast(MLFlowDeploymentConfig, super()._keep_credentials_out(config))
-        return config.model_copy(update={"tracking_uri": self._stored(config.tracking_uri)})
-
-    def _stored(self, uri: str) -> str:
-        """``uri`` as it may be stored: its credentials moved into the secrets store."""
-        from shipyard.secrets import SecretStore, split_credentials
-
-        stored, found = split_credentials(uri)
-        for name, value in found.items():
-            SecretStore(self.store).set(name, value)
-        return stored
-
-    def _usable(self, uri: str) -> str:
-        """``uri`` with its secret references resolved, to talk to MLflow (never stored)."""
-        from shipyard.secrets import SecretStore, has_references
-
-        return SecretStore(self.store).resolve(uri) if has_references(uri) else uri
+        return config.model_copy(update={"tracking_uri": self._stored_uri(config.tracking_uri)})
 
     def _tracking(self, config: MLFlowDeploymentConfig) -> str:
         """The tracking URI as stored (the deployer's setting arrives resolved: its
         credentials go into the secrets store before a pin records it)."""
         from shipyard.models._mlflow_uri import tracking_uri_or_default
 
-        return self._stored(
+        return self._stored_uri(
             tracking_uri_or_default(config.tracking_uri or self.settings.tracking_uri)
         )
 
@@ -113,7 +98,7 @@ class MLFlowModelDeployer(ModelDeployer):
 
         tracking = self._tracking(config)
         if is_mlflow_uri(source):
-            model_dir, ref = download_mlflow_model(source, self._usable(tracking))
+            model_dir, ref = download_mlflow_model(source, self._usable_uri(tracking))
             pin = RegistryPin(
                 source_uri=source,
                 pinned_uri=ref.pinned_uri,
@@ -127,7 +112,7 @@ class MLFlowModelDeployer(ModelDeployer):
         else:
             from shipyard.models import resolve_model_uri
 
-            model_dir = resolve_model_uri(self._usable(source))
+            model_dir = resolve_model_uri(self._usable_uri(source))
             check_remote_trust(source, model_dir, config)
             pin = RegistryPin(
                 source_uri=source,
@@ -157,10 +142,10 @@ class MLFlowModelDeployer(ModelDeployer):
         config = cast(MLFlowDeploymentConfig, config)
         source = config.source_uri()
         if is_mlflow_uri(source):
-            return pin_mlflow_uri(source, self._usable(self._tracking(config))).pinned_uri
+            return pin_mlflow_uri(source, self._usable_uri(self._tracking(config))).pinned_uri
         from shipyard.models import resolve_model_uri
 
-        path = str(resolve_model_uri(self._usable(source)))
+        path = str(resolve_model_uri(self._usable_uri(source)))
         return model_fingerprint(path) or path
 
     def perform_deploy_model(self, config: ServiceConfig, timeout: float) -> Service:
@@ -192,7 +177,7 @@ class MLFlowModelDeployer(ModelDeployer):
                 endpoint=ServiceEndpoint(
                     host=host,
                     port=config.port,
-                    health_check=HTTPHealthCheck(path="/v2/health/ready"),
+                    health_check=HTTPHealthCheck(path=READY_PATH),
                 ),
             )
         return MLFlowDeploymentService(
@@ -279,35 +264,22 @@ class MLFlowModelDeployer(ModelDeployer):
         """Workers, ports or host of an ``engine: shipyard`` server: the local flavor's
         rolling replacement (the new processes ready before the old ones stop, the URL
         answering throughout); on failure the old processes keep serving, as recorded."""
-        from shipyard.deployers.local._rolling import roll
+        from shipyard.deployers.local._rolling import restart_with
 
-        was_running = server.is_running
-        before = server.model_dump(include={"config", "registry", "workers", "grpc_port"})
-        endpoint = server.endpoint
         server.pending_registry = pin
         server.persist()
-        server.config, server.registry = new, pin
-        server.workers = new.workers or self.settings.workers
-        server.grpc_port = new.grpc_port or server.grpc_port
-        server.endpoint = endpoint.model_copy(
-            update={"port": new.port or endpoint.port, "host": new.host or endpoint.host}
-        )
-        try:
-            if was_running:
-                roll(server, timeout)
-            else:
-                server.start(timeout=timeout)
-        except ServiceError as err:
-            server.config = MLFlowDeploymentConfig.model_validate(before["config"])
-            server.registry = RegistryPin.model_validate(before["registry"])
-            server.workers, server.grpc_port = before["workers"], before["grpc_port"]
-            server.endpoint, server.pending_registry = endpoint, None
-            message = f"Updating the model server {server.uuid} to {pin.pinned_uri} failed: {err}"
-            if was_running:
-                message += " The previous processes keep serving."
-            server.status.update(server.status.state, message)
-            server.persist()
-            raise DeploymentError(message) from err
+
+        def apply() -> Callable[[], None]:
+            restore_settings = server.take_settings(new, self.settings.workers)
+            old_pin, server.registry = server.registry, pin
+
+            def restore() -> None:
+                restore_settings()
+                server.registry, server.pending_registry = old_pin, None
+
+            return restore
+
+        restart_with(server, pin.pinned_uri, timeout, apply)
         server.pending_registry = None
         server.persist()
         server.check_status()
@@ -317,7 +289,6 @@ class MLFlowModelDeployer(ModelDeployer):
         info = super().get_model_server_info(service)
         if isinstance(service, MLFlowShipyardServer | MLFlowDeploymentService):
             pin = service.registry
-            pid = service.running_pid()
             info.update(
                 {
                     "ENGINE": service.config.engine,
@@ -327,19 +298,9 @@ class MLFlowModelDeployer(ModelDeployer):
                     "REGISTRY_MODEL_STAGE": pin.stage or None,
                     "SERVED_MODEL_URI": pin.pinned_uri,
                     "TRACKING_URI": pin.tracking_uri or None,
-                    "HEALTH_CHECK_URL": _health_url(service),
                     # engine mlflow keeps the token for a switch; MLflow's server ignores it.
                     "AUTH_TOKEN_FILE": service.auth_token_file or None,
-                    "SERVICE_PATH": str(service.run_path),
-                    "LOG_FILE": str(service.log_path),
-                    "DAEMON_PID": None if pid is None else str(pid),
                 }
             )
+            info.update(daemon_info(service))
         return info
-
-
-def _health_url(service: MLFlowServer) -> str | None:
-    check = service.endpoint.health_check
-    if service.endpoint.url is None or not isinstance(check, HTTPHealthCheck):
-        return None
-    return f"{service.endpoint.url}{check.path}"

@@ -7,7 +7,6 @@ behind the socket keeper (``_keeper.py``), which keeps the port across in-place 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -16,16 +15,19 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shipyard.deployers.local.service import (
-    TOKEN_FILE,
-    LocalModelServer,
-    LocalModelServerConfig,
+from shipyard.deployers._predict import post_json
+from shipyard.deployers._token import bearer_headers
+from shipyard.deployers._v2 import invocations_url
+from shipyard.deployers.local._config import LocalModelServerConfig, keeping_processes
+from shipyard.deployers.local._control import (
+    keep_token_file,
     new_control_socket_path,
     remove_control_socket,
     send_reload,
 )
+from shipyard.deployers.local.service import LocalModelServer
 from shipyard.deployers.mlflow.config import MLFlowDeploymentConfig
-from shipyard.errors import BadRequestError, ServiceError
+from shipyard.errors import ServiceError
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.intent import ServedModel
 from shipyard.services.local_daemon import LocalDaemonService
@@ -127,16 +129,7 @@ class MLFlowShipyardServer(LocalModelServer):
         return self.registry.identity
 
     def apply_config(self, config: dict[str, Any], fingerprint: str = "") -> None:
-        # As the local flavor: ports, host and workers stay as the processes run them.
-        self.config = MLFlowDeploymentConfig.model_validate(
-            {
-                **config,
-                "workers": self.config.workers,
-                "host": self.config.host,
-                "port": self.config.port,
-                "grpc_port": self.config.grpc_port,
-            }
-        )
+        self.config = keeping_processes(self.config, config)
         pending, self.pending_registry = self.pending_registry, None
         if pending is not None and fingerprint == pending.identity:
             self.registry = pending
@@ -186,7 +179,7 @@ class MLFlowDeploymentService(LocalDaemonService):
     @property
     def prediction_url(self) -> str | None:
         base = self.endpoint.url
-        return None if base is None else f"{base}/invocations"
+        return invocations_url(base)
 
     @property
     def hot_reloadable(self) -> bool:
@@ -198,23 +191,9 @@ class MLFlowDeploymentService(LocalDaemonService):
         return env
 
     def request_headers(self) -> dict[str, str]:
-        if not self.auth_token_file or not Path(self.auth_token_file).is_file():
-            return {}
-        from shipyard.serving.auth import read_token_file
-
-        return {"authorization": f"Bearer {read_token_file(self.auth_token_file)}"}
-
-    def _keep_token(self) -> None:
-        from shipyard.serving.auth import write_token_file
-
-        if not self.config.auth:
-            self.auth_token_file = ""
-            return
-        self._make_run_dir()
-        path = self.run_path / TOKEN_FILE
-        if not path.is_file() or not path.read_text().strip():
-            write_token_file(path)
-        self.auth_token_file = str(path)
+        # MLflow's server checks no token: a token file gone missing is no error here.
+        token_file = self.auth_token_file
+        return bearer_headers(token_file if token_file and Path(token_file).is_file() else "")
 
     def check_status(self) -> tuple[ServiceState, str]:
         from shipyard.deployers.local._rolling import abandon_next
@@ -226,7 +205,7 @@ class MLFlowDeploymentService(LocalDaemonService):
         return super().check_status()
 
     def command(self) -> list[str]:
-        self._keep_token()
+        self.auth_token_file = keep_token_file(self, self.config.auth)
         host, port = self.endpoint.host, str(self.endpoint.port)
         if not self.hot_reloadable:
             mlflow_cli = shutil.which("mlflow", path=self.environment()["PATH"]) or "mlflow"
@@ -292,25 +271,11 @@ class MLFlowDeploymentService(LocalDaemonService):
     def predict(self, data: Any) -> Any:
         """POST ``data`` to ``/invocations``: a dict as MLflow's JSON body (``inputs``,
         ``dataframe_split``, ...), rows as ``{"inputs": rows}``; returns ``predictions``."""
-        import httpx
         import numpy as np
 
         body = data if isinstance(data, dict) else {"inputs": np.asarray(data).tolist()}
         url = self.prediction_url
-        if url is None or not self.is_running:
-            raise ServiceError(
-                f"The model server {self.uuid} is not running; start it with "
-                f"`shipyard model-deployer models start {self.uuid}`."
-            )
-        try:
-            content = json.dumps(body, allow_nan=False)
-        except (TypeError, ValueError) as err:
-            raise BadRequestError(f"The request cannot be sent as JSON: {err}") from err
-        try:
-            headers = {"content-type": "application/json", **self.request_headers()}
-            response = httpx.post(url, content=content, headers=headers, timeout=60)
-        except httpx.HTTPError as err:
-            raise ServiceError(f"POST {url} failed: {err}") from err
+        response = post_json(self, url if self.is_running else None, body)
         if response.status_code != 200:
             raise ServiceError(f"POST {url} answered {response.status_code}: {response.text}")
         answer = response.json()

@@ -14,7 +14,8 @@ from typing import Literal, cast
 
 from pydantic import Field
 
-from shipyard.deployers.base import ModelDeployer
+from shipyard.deployers._v2 import health_check_url, served_name
+from shipyard.deployers.base import DeployerSettings, ModelDeployer
 from shipyard.deployers.ray._cluster import RayNode, start_head
 from shipyard.deployers.ray.service import RayDeploymentConfig, RayModelServer
 from shipyard.errors import DeploymentError
@@ -66,9 +67,7 @@ class RayModelDeployer(ModelDeployer):
     #: through the cluster's secrets (``shipyard._ray.secrets``), never through Ray's arguments.
     RESOLVES_SECRETS = True
 
-    @property
-    def settings(self) -> RayModelDeployerConfig:
-        return cast(RayModelDeployerConfig, self.config)
+    settings = DeployerSettings(RayModelDeployerConfig)
 
     # -- the cluster -----------------------------------------------------------------------
 
@@ -123,7 +122,7 @@ class RayModelDeployer(ModelDeployer):
             proxy_location=self.settings.proxy_location,
             grpc_port=self.settings.grpc_port,
         )
-        name = _APP_NAME.sub("-", config.model_name or "model")
+        name = _APP_NAME.sub("-", served_name(config.model_name))
         service.app_name = f"shipyard-{name}-{service.uuid[:8]}"
         service.route_prefix = config.route_prefix or f"/{service.app_name}"
         service.admin_state = service.admin_state.ACTIVE
@@ -192,9 +191,7 @@ class RayModelDeployer(ModelDeployer):
                     if service.grpc_address
                     else None,
                     "INVOCATIONS_URL": service.invocations_url,
-                    "HEALTH_CHECK_URL": f"{service.base_url}/v2/health/ready"
-                    if service.base_url
-                    else None,
+                    "HEALTH_CHECK_URL": health_check_url(service.endpoint),
                 }
             )
         return info

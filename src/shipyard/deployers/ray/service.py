@@ -15,7 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shipyard.deployers.local.service import LocalModelServerConfig, predict_over_v2
+from shipyard.deployers._predict import predict_over_v2
+from shipyard.deployers._token import bearer_headers, ensure_token_file
+from shipyard.deployers._v2 import READY_PATH, infer_url, invocations_url, served_name
+from shipyard.deployers.local._config import LocalModelServerConfig
 from shipyard.errors import DeploymentError
 from shipyard.services.endpoints import HTTPHealthCheck, ServiceEndpoint
 from shipyard.services.service import Service
@@ -103,9 +106,7 @@ class RayModelServer(Service):
     app_name: str = ""
     route_prefix: str = ""
     endpoint: ServiceEndpoint = Field(
-        default_factory=lambda: ServiceEndpoint(
-            health_check=HTTPHealthCheck(path="/v2/health/ready")
-        )
+        default_factory=lambda: ServiceEndpoint(health_check=HTTPHealthCheck(path=READY_PATH))
     )
     #: Serve's HTTP proxy settings used when Shipyard starts Serve on the cluster.
     http_host: str = "127.0.0.1"
@@ -124,7 +125,7 @@ class RayModelServer(Service):
 
     @property
     def served_name(self) -> str:
-        return self.config.model_name or "model"
+        return served_name(self.config.model_name)
 
     @property
     def base_url(self) -> str | None:
@@ -133,13 +134,11 @@ class RayModelServer(Service):
 
     @property
     def prediction_url(self) -> str | None:
-        base = self.base_url
-        return None if base is None else f"{base}/v2/models/{self.served_name}/infer"
+        return infer_url(self.base_url, self.served_name)
 
     @property
     def invocations_url(self) -> str | None:
-        base = self.base_url
-        return None if base is None else f"{base}/invocations"
+        return invocations_url(self.base_url)
 
     # -- talking to Serve --------------------------------------------------------------
 
@@ -154,17 +153,13 @@ class RayModelServer(Service):
             self.grpc_address = grpc
         if (self.endpoint.host, self.endpoint.port) != (host, port):
             self.endpoint = self.endpoint.model_copy(update={"host": host, "port": port})
-            self.endpoint.health_check = HTTPHealthCheck(
-                path=f"{self.route_prefix}/v2/health/ready"
-            )
+            self.endpoint.health_check = HTTPHealthCheck(path=f"{self.route_prefix}{READY_PATH}")
 
     # -- credentials -------------------------------------------------------------------
 
     def _token(self) -> str | None:
         """The service's bearer token (made on first use, kept across redeploys so a
         client's copy stays valid); None when ``auth`` is off."""
-        from shipyard.serving.auth import read_token_file, write_token_file
-
         check = self.endpoint.health_check
         if not self.config.auth:
             self.auth_token_file = ""
@@ -175,19 +170,13 @@ class RayModelServer(Service):
             folder = get_settings().home / "ray" / "tokens"
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.auth_token_file = str(folder / self.uuid)
-        path = Path(self.auth_token_file)
-        if not path.is_file() or not path.read_text().strip():
-            write_token_file(path)
+        token = ensure_token_file(Path(self.auth_token_file))
         if isinstance(check, HTTPHealthCheck):
             check.token_file = self.auth_token_file
-        return read_token_file(path)
+        return token
 
     def request_headers(self) -> dict[str, str]:
-        if not self.auth_token_file:
-            return {}
-        from shipyard.serving.auth import read_token_file
-
-        return {"authorization": f"Bearer {read_token_file(self.auth_token_file)}"}
+        return bearer_headers(self.auth_token_file)
 
     def _hand_secrets(self, config: RayDeploymentConfig) -> tuple[str | None, dict[str, Any]]:
         """Put the values the replicas need (the model URI's credentials, the token) into

@@ -6,6 +6,7 @@ from typing import Any
 
 from shipyard.deployers._kubernetes import CustomResource
 from shipyard.deployers._kubernetes._pod import serve_args
+from shipyard.deployers._v2 import READY_PATH
 
 __all__ = ["GRPC_PORT", "HTTP_PORT", "SELDON_DEPLOYMENT", "seldon_deployment"]
 
@@ -51,7 +52,7 @@ def seldon_deployment(
                 {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
                 {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
             ],
-            readinessProbe={"httpGet": {"path": "/v2/health/ready", "port": HTTP_PORT}},
+            readinessProbe={"httpGet": {"path": READY_PATH, "port": HTTP_PORT}},
         )
         graph["endpoint"] = {"type": "REST", "httpPort": HTTP_PORT, "grpcPort": GRPC_PORT}
     else:

@@ -29,6 +29,7 @@ class SeldonDeploymentService(KubernetesModelService):
 
     RESOURCE: ClassVar[CustomResource] = SELDON_DEPLOYMENT
     TRACKS_GENERATION: ClassVar[bool] = False
+    STOPPED_ANNOTATION: ClassVar[str] = STOPPED_ANNOTATION
 
     config: SeldonDeploymentConfig = Field(default_factory=SeldonDeploymentConfig)
 
@@ -66,41 +67,26 @@ class SeldonDeploymentService(KubernetesModelService):
             return Observation(ServiceState.ERROR, str(reason), url)
         return Observation(ServiceState.PENDING_STARTUP, None, url)
 
-    def stop(self, timeout: float = 60.0, force: bool = False) -> None:
+    def stop_patch(self, resource: dict[str, Any]) -> dict[str, Any]:
         """Scale every predictor to zero replicas; the SeldonDeployment stays."""
-        resource = self.fetch()
-        annotations = annotations_of(resource)
-        if resource is not None and not annotations.get(STOPPED_ANNOTATION):
-            predictors = copy.deepcopy((resource.get("spec") or {}).get("predictors") or [])
-            before = ",".join(str(p.get("replicas", 1)) for p in predictors)
-            for predictor in predictors:
-                predictor["replicas"] = 0
-            self.patch(
-                {
-                    "metadata": {"annotations": {STOPPED_ANNOTATION: before}},
-                    "spec": {"predictors": predictors},
-                }
-            )
-        self.admin_state = ServiceState.INACTIVE
-        self.check_status()
+        predictors = copy.deepcopy((resource.get("spec") or {}).get("predictors") or [])
+        before = ",".join(str(p.get("replicas", 1)) for p in predictors)
+        for predictor in predictors:
+            predictor["replicas"] = 0
+        return {
+            "metadata": {"annotations": {STOPPED_ANNOTATION: before}},
+            "spec": {"predictors": predictors},
+        }
 
-    def start(self, timeout: float = 60.0) -> None:
-        """Restore the replicas ``stop`` saved and wait until Seldon says Available."""
-        resource = self.fetch()
-        annotations = annotations_of(resource)
-        saved = str(annotations.get(STOPPED_ANNOTATION) or "")
-        if resource is not None and saved:
-            predictors = copy.deepcopy((resource.get("spec") or {}).get("predictors") or [])
-            counts = saved.split(",")
-            for predictor, count in zip(predictors, counts, strict=False):
-                predictor["replicas"] = int(count)
-            self.patch(
-                {
-                    "metadata": {"annotations": {STOPPED_ANNOTATION: None}},
-                    "spec": {"predictors": predictors},
-                }
-            )
-        self.admin_state = ServiceState.ACTIVE
-        self.persist()
-        self.wait_for(lambda _, seen: seen.state == ServiceState.ACTIVE, timeout, "ready")
-        self.check_status()
+    def start_patch(self, resource: dict[str, Any]) -> dict[str, Any] | None:
+        """The replicas ``stop`` saved."""
+        saved = str(annotations_of(resource).get(STOPPED_ANNOTATION) or "")
+        if not saved:
+            return None
+        predictors = copy.deepcopy((resource.get("spec") or {}).get("predictors") or [])
+        for predictor, count in zip(predictors, saved.split(","), strict=False):
+            predictor["replicas"] = int(count)
+        return {
+            "metadata": {"annotations": {STOPPED_ANNOTATION: None}},
+            "spec": {"predictors": predictors},
+        }
