@@ -174,3 +174,58 @@ def test_a_remote_pickle_needs_trust_and_its_credentials_stay_out_of_the_actors(
     # The job's secrets are gone from the cluster once it ended; none in the home.
     assert _internal_kv_list("batch-", namespace=NAMESPACE) == []
     assert files_holding(home, PASSWORD.encode()) == []
+
+
+def test_the_command_ends_with_its_code_and_its_output_written(
+    home: Path, ray_cluster: Cluster, picky: str, tmp_path: Path
+) -> None:
+    """``shipyard batch predict --engine ray`` ends its process without Ray's teardown
+    (``end_driver_process``): the summary is still printed whole, the exit code is the
+    command's, and a failure is still its one line and code 1."""
+    import os
+    import subprocess
+    import sys
+
+    data = _input(tmp_path / "in.parquet")
+    out = tmp_path / "out.parquet"
+    command = [
+        sys.executable,
+        "-m",
+        "shipyard.cli.main",
+        "batch",
+        "predict",
+        "--input",
+        str(data),
+        "--id-column",
+        "id",
+        "--shard-rows",
+        str(SHARD_ROWS),
+        "--engine",
+        "ray",
+        "--address",
+        ray_cluster.address,
+        "--no-progress",
+    ]
+    env = {**os.environ, "SHIPYARD_HOME": str(home)}
+    done = subprocess.run(
+        [*command, picky, "--output", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["rows"] == ROWS and sum(summary["nodes"].values()) == ROWS // SHARD_ROWS
+    assert pd.read_parquet(out)["id"].tolist() == list(range(ROWS))
+
+    bad = _input(tmp_path / "bad" / "in.parquet", bad=[3])
+    failed = subprocess.run(
+        [*command[:6], str(bad), *command[7:], picky, "--output", str(tmp_path / "no.parquet")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert failed.returncode == 1
+    assert "must not be negative" in failed.stderr and "Traceback" not in failed.stderr

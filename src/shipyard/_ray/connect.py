@@ -8,7 +8,15 @@ from typing import Any
 
 from shipyard.errors import DeploymentError, MissingDependencyError
 
-__all__ = ["GRPC_SERVICER", "ServeProxies", "connect", "disconnect", "ensure_serve", "import_ray"]
+__all__ = [
+    "GRPC_SERVICER",
+    "ServeProxies",
+    "connect",
+    "disconnect",
+    "end_driver_process",
+    "ensure_serve",
+    "import_ray",
+]
 
 _connected: str | None = None
 #: The proxy's (host, port) once Serve was started (or found) by this driver.
@@ -123,3 +131,29 @@ def disconnect() -> None:
         ray.shutdown()
     _connected = None
     _serve = None
+
+
+def end_driver_process(code: object) -> None:
+    """End this process now with ``code`` (a ``SystemExit`` code) if it is a Ray driver;
+    return if it is not.
+
+    For a command that ran to its end (``shipyard batch predict --engine ray``): once the
+    work is written and reported, Ray's own exit handler and the interpreter's teardown of
+    Ray's modules took 1-2 s more on a 2-core machine (measured: about as long as the
+    driver's connect and an actor's start together). The driver leaves the cluster
+    first (``disconnect``), as a normal exit would; only the teardown is skipped.
+    """
+    if _connected is None:
+        return
+    import os
+    import sys
+
+    if isinstance(code, str):  # as ``sys.exit("message")`` does
+        sys.stderr.write(code + "\n")
+        code = 1
+    try:
+        disconnect()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else 0)

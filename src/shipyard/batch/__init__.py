@@ -115,7 +115,6 @@ def _predict_on_ray(opts: BatchOptions) -> BatchSummary:
     from shipyard.batch._ray import start_ray_pool
     from shipyard.batch._worker import WorkerSpec
 
-    _require_batch_extra()
     service_url = headers = None
     if opts.service is not None:
         from shipyard.batch._remote import resolve_service, service_headers
@@ -125,8 +124,13 @@ def _predict_on_ray(opts: BatchOptions) -> BatchSummary:
     spec = WorkerSpec(
         opts.model_uri, service_url, opts.input_as, 1, opts.timeout, headers, opts.load_trust()
     )
-    # The actors start first: their start-up and model load overlap the planning.
+    # The actors start first: their start-up (a Ray worker process each, then the model)
+    # overlaps this process's own imports and the planning.
     pool = start_ray_pool(opts.address, opts.workers if opts.workers > 1 else None, spec)
-    from shipyard.batch._job import run_job
-
+    try:
+        _require_batch_extra()
+        from shipyard.batch._job import run_job
+    except BaseException:
+        pool.stop(graceful=False)
+        raise
     return run_job(opts.model_copy(update={"workers": len(pool.children)}), pool)  # type: ignore[arg-type]

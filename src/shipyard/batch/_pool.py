@@ -24,7 +24,7 @@ from shipyard.errors import PredictorError
 if TYPE_CHECKING:
     from shipyard.batch._plan import Plan
 
-__all__ = ["Child", "Pool", "worker_threads"]
+__all__ = ["Child", "Pool", "apply_worker_state", "worker_threads"]
 
 
 def worker_threads(processes: int) -> int:
@@ -145,17 +145,12 @@ class Pool:
         child = msg[2] if kind == "died" else self.by_pid(pid)
         if child is None:
             return None
-        if kind == "ready":
-            child.ready = True
-            child.info = (msg[2], msg[3])
-        elif kind == "start":
+        if kind == "start":
             child.shard = msg[2]
-        elif kind == "fatal":
-            from shipyard.batch._shard import error_from_payload
-
-            raise error_from_payload(msg[3], msg[4])
         elif kind == "died":
             raise self.died(child, plan)
+        else:
+            apply_worker_state(child, msg)
         return child
 
     def wait_ready(self, plan: Plan) -> tuple[str, list[str] | None]:
@@ -197,6 +192,19 @@ class Pool:
             if self.loader.poll() is None:
                 self.loader.kill()
             self.loader.wait()
+
+
+def apply_worker_state(child: Any, msg: tuple[Any, ...]) -> None:
+    """The state messages of both engines' workers (``_worker``, ``_ray``): ``ready``
+    (the model's name and default input columns) is recorded, ``fatal`` raised here as
+    the worker's error; anything else changes nothing."""
+    if msg[0] == "ready":
+        child.ready = True
+        child.info = (msg[2], msg[3])
+    elif msg[0] == "fatal":
+        from shipyard.batch._shard import error_from_payload
+
+        raise error_from_payload(msg[3], msg[4])
 
 
 def start_early(

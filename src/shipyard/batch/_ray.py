@@ -23,6 +23,7 @@ import dataclasses
 import os
 from typing import TYPE_CHECKING, Any
 
+from shipyard.batch._pool import apply_worker_state
 from shipyard.batch._worker import THREAD_VARS, WorkerSpec
 from shipyard.errors import ConfigError, PredictorError
 
@@ -108,6 +109,14 @@ def _resolved(spec: WorkerSpec) -> WorkerSpec:
 
 def _without_secrets(spec: WorkerSpec) -> tuple[WorkerSpec, dict[str, str]]:
     """``spec`` with references in place of its credentials, and their values."""
+    from shipyard._redact import mask_credentials
+
+    if not spec.service_headers and (
+        spec.model_uri is None or mask_credentials(spec.model_uri) == spec.model_uri
+    ):
+        # Nothing to hand over: the secrets package (and SQLAlchemy under it) stays
+        # unimported while the actors wait to be created.
+        return spec, {}
     from shipyard.secrets import reference, split_credentials
 
     values: dict[str, str] = {}
@@ -235,14 +244,7 @@ class RayPool:
         child = next((c for c in self.children if c.key == key), None)
         if child is None:
             return None
-        if kind == "ready":
-            child.ready = True
-            child.info = (msg[2], msg[3])
-        elif kind == "fatal":
-            from shipyard.batch._shard import error_from_payload
-
-            raise error_from_payload(msg[3], msg[4])
-        elif kind == "died":
+        if kind == "died":
             where = (
                 f" on {plan.shards[child.shard].describe(plan)}" if child.shard is not None else ""
             )
@@ -250,6 +252,7 @@ class RayPool:
                 f"A Ray actor died{where}: {msg[2]}. Finished shards are kept: fix the cause "
                 "and run again with --resume."
             )
+        apply_worker_state(child, msg)
         return child
 
     def wait_ready(self, plan: Plan, timeout: float = 300.0) -> tuple[str, list[str] | None]:
@@ -351,14 +354,14 @@ def start_ray_pool(address: str | None, workers: int | None, spec: WorkerSpec) -
         )
     import uuid
 
-    from shipyard._ray.secrets import put_secrets
-
     clean, values = _without_secrets(dataclasses.replace(spec, trust=_caller_trust(spec)))
     # One thread per actor (each holds its CPUs).
     clean = dataclasses.replace(
         clean, threads=1, secrets_scope=f"batch-{uuid.uuid4().hex}" if values else None
     )
     if clean.secrets_scope is not None:
+        from shipyard._ray.secrets import put_secrets
+
         put_secrets(clean.secrets_scope, values)
     try:
         return RayPool(where, clean)

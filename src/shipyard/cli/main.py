@@ -54,9 +54,17 @@ def main() -> None:
     """Run the CLI; a user's mistake prints one red line, not a traceback."""
     # Typer/Click report usage errors themselves (standalone mode); ours are caught here.
     try:
-        app()
-    except ShipyardError as err:
-        sys.exit(_errors.report(err))
+        try:
+            app()
+        except ShipyardError as err:
+            sys.exit(_errors.report(err))
+    except SystemExit as end:
+        # A command that made this process a Ray driver (``--engine ray``) ends it here,
+        # without the seconds of Ray's teardown.
+        from shipyard._ray.connect import end_driver_process
+
+        end_driver_process(end.code)
+        raise
 
 
 if __name__ == "__main__":
