@@ -212,7 +212,7 @@ def lines(r: dict[str, Any]) -> list[str]:
                 "|---|---|---:|---:|---:|",
             ]
             for label in on["evaluator"]:
-                for arm in ("evaluator", "asgi", "framework", "today"):
+                for arm in ("evaluator", "asgi", "framework", "today", "before"):
                     r = on.get(arm, {}).get(label) or {}
                     out.append(
                         f"| {label} | {arm} | {_f(r.get('rows_per_s'))} | "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -28,6 +29,12 @@ from .procs import wait_for_quiet
 from .servers import Target
 
 CHEAP = setup.MODELS / "cheap"
+
+#: A checkout of the commit issue 16 was filed against (``git worktree add DIR b275f10``):
+#: when set, its server (that source on this venv's packages) is the ``before`` arm, the
+#: issue's own "today": the ``today`` arm is this code with the issue's parts switched off,
+#: so it also has every gain made since that is not one of them.
+BEFORE_SRC = os.environ.get("SHIPYARD_BENCH_BEFORE_SRC", "")
 ONLINE_SCENARIOS = ((1, 32, "1 row, c=32"), (100, 8, "100 rows, c=8"))
 
 
@@ -78,6 +85,8 @@ def online_on_off(duration: float, warmup: float, rounds: int) -> dict[str, Any]
             {"SHIPYARD_TREES": "off", "SHIPYARD_FAST_JSON": "off", "SHIPYARD_FAST_HTTP": "off"},
         ),
     }
+    if BEFORE_SRC:
+        arms["before"] = ("shipyard-before", {"PYTHONPATH": BEFORE_SRC})
     targets: dict[str, Target] = {}
     results: dict[str, Any] = {k: {} for k in arms}
     try:
