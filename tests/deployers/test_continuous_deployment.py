@@ -9,22 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shipyard.deployers.local import LocalDeploymentConfig, LocalModelDeployer, LocalModelServer
+from shipyard.deployers.local import LocalModelDeployer, LocalModelServer
 from shipyard.errors import DeploymentError
 from shipyard.services import Service, ServiceState
 from shipyard.services.process import process_start_time
 
-from .conftest import Models
-
-
-def _config(model_uri: str, **extra: object) -> LocalDeploymentConfig:
-    return LocalDeploymentConfig(
-        model_uri=model_uri,
-        model_name="clf",
-        pipeline_name="train",
-        pipeline_step_name="deploy",
-        **extra,  # type: ignore[arg-type]
-    )
+from .conftest import Models, local_config
 
 
 class Client(threading.Thread):
@@ -73,7 +63,7 @@ class Client(threading.Thread):
 
 def test_update_in_place_with_zero_failed_requests(home: Path, models: Models) -> None:
     deployer = LocalModelDeployer.get_active_model_deployer()
-    first = deployer.deploy_model(_config(models.a), timeout=300)
+    first = deployer.deploy_model(local_config(models.a), timeout=300)
     assert isinstance(first, LocalModelServer)
     pid = first.running_pid()
     expected_a = models.expected_a()
@@ -81,7 +71,7 @@ def test_update_in_place_with_zero_failed_requests(home: Path, models: Models) -
     client.start()
     try:
         client.wait_for(5)
-        second = deployer.deploy_model(_config(models.b), replace=True, timeout=300)
+        second = deployer.deploy_model(local_config(models.b), replace=True, timeout=300)
         client.wait_for(5)
     finally:
         client.stop.set()
@@ -110,9 +100,9 @@ def test_a_broken_model_leaves_the_old_one_serving(
     deployer = LocalModelDeployer.get_active_model_deployer()
     model_dir = tmp_path / "model"
     shutil.copytree(models.a, model_dir)
-    service = deployer.deploy_model(_config(str(model_dir)), timeout=300)
+    service = deployer.deploy_model(local_config(str(model_dir)), timeout=300)
     with pytest.raises(DeploymentError) as info:
-        deployer.deploy_model(_config(models.broken), replace=True, timeout=300)
+        deployer.deploy_model(local_config(models.broken), replace=True, timeout=300)
     message = str(info.value)
     assert service.uuid in message
     assert models.broken in message
@@ -135,28 +125,28 @@ def test_a_broken_model_leaves_the_old_one_serving(
     # A model saved again at the same path is deployed again, in place.
     shutil.rmtree(model_dir)
     shutil.copytree(models.b, model_dir)
-    updated = deployer.deploy_model(_config(str(model_dir)), replace=True, timeout=300)
+    updated = deployer.deploy_model(local_config(str(model_dir)), replace=True, timeout=300)
     assert updated.uuid == service.uuid
     assert updated.predict(models.rows).tolist() == [1 - v for v in models.expected_a()]
 
 
 def test_same_config_replace_false_and_duplicates(home: Path, models: Models) -> None:
     deployer = LocalModelDeployer.get_active_model_deployer()
-    first = deployer.deploy_model(_config(models.a), timeout=300)
+    first = deployer.deploy_model(local_config(models.a), timeout=300)
     pid = first.running_pid()  # type: ignore[attr-defined]
 
-    again = deployer.deploy_model(_config(models.a), replace=True, timeout=300)
+    again = deployer.deploy_model(local_config(models.a), replace=True, timeout=300)
     assert again.uuid == first.uuid
     assert again.running_pid() == pid  # type: ignore[attr-defined]  # returned as it is, not restarted
 
-    beside = deployer.deploy_model(_config(models.b), replace=False, timeout=300)
+    beside = deployer.deploy_model(local_config(models.b), replace=False, timeout=300)
     assert beside.uuid != first.uuid
     assert beside.endpoint.port != first.endpoint.port
     assert beside.predict(models.rows).tolist() == [1 - v for v in models.expected_a()]
     assert len(deployer.find_model_server(model_name="clf", running=True)) == 2
 
     # replace=True again: one server is updated in place, the duplicate is removed.
-    kept = deployer.deploy_model(_config(models.a), replace=True, timeout=300)
+    kept = deployer.deploy_model(local_config(models.a), replace=True, timeout=300)
     assert kept.uuid in (first.uuid, beside.uuid)
     removed = beside if kept.uuid == first.uuid else first
     remaining = deployer.find_model_server(model_name="clf")
@@ -168,7 +158,7 @@ def test_same_config_replace_false_and_duplicates(home: Path, models: Models) ->
 def test_a_failed_first_deploy_leaves_nothing_behind(home: Path, models: Models) -> None:
     deployer = LocalModelDeployer.get_active_model_deployer()
     with pytest.raises(DeploymentError, match="the server failed to start: ") as info:
-        deployer.deploy_model(_config(models.broken), timeout=300)
+        deployer.deploy_model(local_config(models.broken), timeout=300)
     message = str(info.value)
     # One line naming the cause, not the whole server log.
     assert "\n" not in message and "--- shipyard" not in message
@@ -180,7 +170,7 @@ def test_a_failed_first_deploy_leaves_nothing_behind(home: Path, models: Models)
     # A local path that does not exist is refused before any process is started.
     missing = str(home / "no-such-model")
     with pytest.raises(DeploymentError, match=f"{missing} does not exist"):
-        deployer.deploy_model(_config(missing), timeout=300)
+        deployer.deploy_model(local_config(missing), timeout=300)
     assert deployer.find_model_server() == []
 
 
@@ -189,7 +179,7 @@ def test_kill_9_shows_the_reason_and_start_recovers_the_url(home: Path, models: 
     import signal
 
     deployer = LocalModelDeployer.get_active_model_deployer()
-    service = deployer.deploy_model(_config(models.a), timeout=300)
+    service = deployer.deploy_model(local_config(models.a), timeout=300)
     url = service.prediction_url
     pid = service.running_pid()  # type: ignore[attr-defined]
     start_time = process_start_time(pid)
@@ -219,10 +209,10 @@ def test_kill_9_shows_the_reason_and_start_recovers_the_url(home: Path, models: 
 
 def test_a_change_a_reload_cannot_make_restarts_on_the_same_url(home: Path, models: Models) -> None:
     deployer = LocalModelDeployer.get_active_model_deployer()
-    first = deployer.deploy_model(_config(models.a, workers=1), timeout=300)
+    first = deployer.deploy_model(local_config(models.a, workers=1), timeout=300)
     assert isinstance(first, LocalModelServer)
     pid = first.running_pid()
-    changed = deployer.deploy_model(_config(models.b, workers=2), timeout=300)
+    changed = deployer.deploy_model(local_config(models.b, workers=2), timeout=300)
     assert isinstance(changed, LocalModelServer)
     assert (changed.uuid, changed.prediction_url) == (first.uuid, first.prediction_url)
     assert changed.workers == 2

@@ -8,25 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.deployers.local import LocalDeploymentConfig, LocalModelDeployer
+from shipyard.deployers.local import LocalModelDeployer
 from shipyard.errors import DeploymentError
 
-from .conftest import Models
-
-
-def _config(model_uri: str, **extra: object) -> LocalDeploymentConfig:
-    return LocalDeploymentConfig(
-        model_uri=model_uri,
-        model_name="clf",
-        pipeline_name="train",
-        pipeline_step_name="deploy",
-        **extra,  # type: ignore[arg-type]
-    )
+from .conftest import Models, local_config
 
 
 def test_a_new_port_that_is_taken_leaves_the_old_port_on_record(home: Path, models: Models) -> None:
     deployer = LocalModelDeployer.get_active_model_deployer()
-    service = deployer.deploy_model(_config(models.a), timeout=300)
+    service = deployer.deploy_model(local_config(models.a), timeout=300)
     port = service.endpoint.port
     with socket.socket() as holder:
         # Held without SO_REUSEPORT: the new processes cannot bind it.
@@ -34,7 +24,7 @@ def test_a_new_port_that_is_taken_leaves_the_old_port_on_record(home: Path, mode
         holder.listen()
         taken = holder.getsockname()[1]
         with pytest.raises(DeploymentError, match="previous processes keep serving"):
-            deployer.deploy_model(_config(models.a, port=taken), timeout=60)
+            deployer.deploy_model(local_config(models.a, port=taken), timeout=60)
     [found] = deployer.find_model_server(model_name="clf")
     assert (found.uuid, found.endpoint.port) == (service.uuid, port)
     assert found.is_running
