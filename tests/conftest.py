@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
-import sys
-import threading
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 import pytest
@@ -110,49 +106,3 @@ def pytest_runtest_makereport(
         report.outcome = "failed"
         report.longrepr = f"skipped, but SHIPYARD_TEST_SKIPS_FAIL=1 forbids it: {report.longrepr}"
     return report
-
-
-# SIGTERM (an outer `timeout`, a cancelled CI job) would end the run at once: no fixture
-# finalizer runs, and the model servers and PostgreSQL clusters the fixtures started (each
-# in its own session, so the signal does not reach them) keep running. Turned into an
-# interrupt, it ends the run as Ctrl-C does: pytest tears down every fixture set up so far,
-# then exits (code 2). A second SIGTERM while that runs is only noted, never cuts it short
-# (the outer `timeout -k` still kills for good).
-class TerminatedError(KeyboardInterrupt):
-    """The test run received SIGTERM."""
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    if os.getpid() != _RUN_PID:
-        # A child forked by a test (a batch pool, say) inherits this handler: it dies of
-        # SIGTERM as it would without it, so what the test checks stays the same.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-        return
-    signal.signal(signal.SIGTERM, _while_cleaning_up)
-    raise TerminatedError("SIGTERM: stopping the run; fixture finalizers clean up first")
-
-
-def _while_cleaning_up(signum: int, frame: FrameType | None) -> None:
-    sys.stderr.write("SIGTERM again: still running the fixture finalizers\n")
-
-
-_RUN_PID = os.getpid()  # the pytest process (each xdist worker has its own)
-
-
-def _catch_sigterm() -> None:
-    # Only the main thread may set handlers; an in-process event loop or server that
-    # handled SIGTERM itself may have put the default back when it closed.
-    ours = (_on_sigterm, _while_cleaning_up)
-    if threading.current_thread() is threading.main_thread() and (
-        signal.getsignal(signal.SIGTERM) not in ours
-    ):
-        signal.signal(signal.SIGTERM, _on_sigterm)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    _catch_sigterm()
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    _catch_sigterm()
