@@ -92,9 +92,19 @@ def test_deploy_shows_its_phases_on_a_terminal_and_only_json_with_output_json(
     assert json.loads(shown)["model_uri"] == one  # nothing but the JSON document
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt_when_loading(args: list[str], marks: Path, loads_before: int) -> tuple[int, str]:
     proc = subprocess.Popen(
-        [*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*CLI, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Ctrl-C as on a terminal: a run started in the background of a non-interactive
+        # shell ignores SIGINT, and its children would inherit that and never stop.
+        preexec_fn=_default_sigint,
     )
     try:
         wait_until(lambda: len(list(marks.iterdir())) > loads_before, "the load to start", 300)
