@@ -74,15 +74,19 @@ def test_the_seeds_config_deploys_updates_stops_starts_and_deletes(
             )
         now = cluster.get(*SDEP, NAMESPACE, name)
         assert now["spec"]["predictors"][0]["graph"]["modelUri"] == b_uri
+
         # The operator confirms the restored spec on its own time (Seldon v1 reports no
         # observedGeneration): the kept model is found serving once it has.
+        # Until it has, the resource may still carry the status of before the failed
+        # update (available), then the operator's "Creating": one observation of it
+        # running and the failure's record together is what a kept model looks like.
+        def kept_and_recorded() -> bool:
+            [kept] = deployer.find_model_server(model_name="iris")
+            return kept.is_running and "Error" in (kept.status.last_error or "")
+
         wait_until(
-            lambda: deployer.find_model_server(model_name="iris")[0].is_running,
-            "the operator to report the restored model available",
-            timeout=60,
+            kept_and_recorded, "the operator to report the restored model available", timeout=60
         )
-        [kept] = deployer.find_model_server(model_name="iris")
-        assert kept.is_running and "Error" in kept.status.last_error, kept.status
 
         stopped = deployer.stop_model_server(service.uuid)
         assert stopped.status.state == ServiceState.INACTIVE
