@@ -91,8 +91,14 @@ def test_the_seeds_config_deploys_updates_stops_starts_and_deletes(
         stopped = deployer.stop_model_server(service.uuid)
         assert stopped.status.state == ServiceState.INACTIVE
         assert cluster.get(*SDEP, NAMESPACE, name)["spec"]["predictors"][0]["replicas"] == 0
-        started = deployer.start_model_server(service.uuid, timeout=30)
-        assert started.is_running
+        deployer.start_model_server(service.uuid, timeout=30)
+        # As above: without observedGeneration, start may see the status of before the
+        # stop; the restored replicas are reported available on the operator's time.
+        wait_until(
+            lambda: deployer.find_model_server(model_name="iris")[0].is_running,
+            "the operator to report the started model available",
+            timeout=60,
+        )
         assert cluster.get(*SDEP, NAMESPACE, name)["spec"]["predictors"][0]["replicas"] == 1
 
     store.delete_service(service.uuid)
