@@ -38,7 +38,7 @@ def _cache(model_dir: Path) -> dict[str, float]:
 def test_built_at_save_and_reused_at_load(tmp_path: Path) -> None:
     _save(tmp_path / "m")
     built = _cache(tmp_path / "m")
-    assert sorted(n.split("-")[0] for n in built) == ["ensemble", "kernel"]
+    assert sorted(n.split("-")[0] for n in built) == ["ensemble", "finish", "kernel"]
     shipyard.load_model(tmp_path / "m")
     assert _cache(tmp_path / "m") == built  # nothing rebuilt
 
@@ -51,7 +51,7 @@ def test_a_changed_model_rebuilds_its_arrays(tmp_path: Path) -> None:
     loaded = shipyard.load_model(tmp_path / "m")
     after = _cache(tmp_path / "m")
     new = set(after) - set(before)
-    assert len(new) == 1 and next(iter(new)).startswith("ensemble-")
+    assert sorted(n.split("-")[0] for n in new) == ["ensemble", "finish"]
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
 
 
@@ -64,7 +64,7 @@ def test_another_engine_version_rebuilds_everything(
     monkeypatch.setenv("SHIPYARD_TREES_CFLAGS", "-DSHIPYARD_TEST_REBUILD=1")
     loaded = shipyard.load_model(tmp_path / "m")
     new = set(_cache(tmp_path / "m")) - set(before)
-    assert sorted(n.split("-")[0] for n in new) == ["ensemble", "kernel"]
+    assert sorted(n.split("-")[0] for n in new) == ["ensemble", "finish", "kernel"]
     assert _engine(loaded)._trees is not None
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
 

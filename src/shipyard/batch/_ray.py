@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from shipyard.batch._plan import Plan
     from shipyard.batch._shard import ShardTask
 
-__all__ = ["RayPool", "start_ray_pool"]
+__all__ = ["RayPool", "prepare_tree_cache", "start_ray_pool"]
 
 
 class _ShardActor:
@@ -338,10 +338,43 @@ def placements(free: dict[str, float], workers: int | None) -> list[tuple[str, f
     return shared
 
 
+def prepare_tree_cache(spec: WorkerSpec) -> None:
+    """Complete a local scikit-learn model's compiled tree cache here, before the actors
+    start, so each of them loads from the cache alone (``load_model(lazy=True)``: no
+    scikit-learn import, no unpickling, seconds of CPU saved on every node).
+
+    A no-op when the cache is complete (the same lazy load, about 0.1 s) and for other
+    models; on a cluster of several machines an actor whose node does not see this
+    directory finds no cache there and loads the model in full. Any error is left to
+    the actors, which report it as they always did.
+    """
+    if spec.model_uri is None:
+        return
+    from shipyard.models._uri import is_local_uri
+
+    if not is_local_uri(spec.model_uri):
+        return  # the driver does not fetch a remote model only to warm a cache
+    try:
+        from shipyard.models import load_model
+        from shipyard.models._detect import detect_model
+        from shipyard.models._uri import resolve_model_uri
+
+        _, manifest = detect_model(resolve_model_uri(spec.model_uri))
+        if manifest.format != "sklearn" or manifest.predictor:
+            return
+        load_model(spec.model_uri, lazy=True, **(spec.trust or {}))
+    except Exception as err:
+        import logging
+
+        logging.getLogger("shipyard.batch").debug("No tree cache prepared: %s", err)
+
+
 def start_ray_pool(address: str | None, workers: int | None, spec: WorkerSpec) -> RayPool:
     """Connect to the cluster and start the actors: ``workers`` of them, default one per
     free CPU of the cluster, each placed on a node that has its CPUs free."""
     from shipyard._ray.connect import connect
+
+    prepare_tree_cache(spec)
 
     connect(address or "auto")
     import ray
@@ -355,9 +388,12 @@ def start_ray_pool(address: str | None, workers: int | None, spec: WorkerSpec) -
     import uuid
 
     clean, values = _without_secrets(dataclasses.replace(spec, trust=_caller_trust(spec)))
-    # One thread per actor (each holds its CPUs).
+    # One thread per actor (each holds its CPUs); a tree ensemble from its cache alone.
     clean = dataclasses.replace(
-        clean, threads=1, secrets_scope=f"batch-{uuid.uuid4().hex}" if values else None
+        clean,
+        threads=1,
+        secrets_scope=f"batch-{uuid.uuid4().hex}" if values else None,
+        lazy=True,
     )
     if clean.secrets_scope is not None:
         from shipyard._ray.secrets import put_secrets

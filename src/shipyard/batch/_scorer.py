@@ -105,15 +105,20 @@ def _matrix(cols: list[np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
 
 
 class LocalScorer(Scorer):
-    """The model loaded into this process with ``shipyard.models.load_model``."""
+    """The model loaded into this process with ``shipyard.models.load_model`` (``lazy``:
+    a tree ensemble from its compiled cache alone, when that cache is complete)."""
 
     def __init__(
-        self, model_uri: str, input_as: InputAs = "auto", trust: dict[str, Any] | None = None
+        self,
+        model_uri: str,
+        input_as: InputAs = "auto",
+        trust: dict[str, Any] | None = None,
+        lazy: bool = False,
     ) -> None:
         from shipyard.models import load_model
         from shipyard.models._hooks import SyncHooks
 
-        loaded = load_model(model_uri, **(trust or {}))
+        loaded = load_model(model_uri, lazy=lazy, **(trust or {}))
         self.name = loaded.name
         self.signature = loaded.signature
         self.mode = input_mode(loaded.signature, input_as, loaded.predictor)

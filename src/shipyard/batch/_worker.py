@@ -54,6 +54,10 @@ class WorkerSpec:
     #: ``engine="ray"``: where on the cluster the values of the ``{{secret.NAME}}``
     #: references in ``model_uri`` and ``service_headers`` are (``shipyard._ray.secrets``).
     secrets_scope: str | None = None
+    #: ``load_model(lazy=True)``: a tree ensemble served from its compiled cache alone,
+    #: without importing its framework (each Ray actor loads its own copy; the local
+    #: engine's workers share one full load across their fork instead).
+    lazy: bool = False
 
 
 def _die_with_parent(parent: int) -> None:
@@ -88,7 +92,7 @@ def make_scorer(spec: WorkerSpec) -> Any:
 
     if spec.model_uri is None:
         raise ValueError("a worker needs a model URI or a service URL")
-    return LocalScorer(spec.model_uri, spec.input_as, spec.trust)  # type: ignore[arg-type]
+    return LocalScorer(spec.model_uri, spec.input_as, spec.trust, spec.lazy)  # type: ignore[arg-type]
 
 
 def serve(conn: Any, scorer: Any) -> None:

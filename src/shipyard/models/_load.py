@@ -94,6 +94,7 @@ def load_model(
     sha256: str | None = None,
     trusted_types: list[str] | None = None,
     origin: str | None = None,
+    lazy: bool = False,
 ) -> LoadedModel:
     """Load the model at ``uri`` (path, ``file://`` or any fsspec URL) and its predictor.
 
@@ -109,7 +110,10 @@ def load_model(
     choice. skops types beyond the safe defaults come from ``trusted_types`` (or
     ``SHIPYARD_TRUSTED_TYPES``; all with ``trusted=True``), never from the model's manifest.
     ``origin`` names the URI the files at ``uri`` were copied from (a pod's /mnt/models):
-    its trust rule is the one applied.
+    its trust rule is the one applied. ``lazy``: a built-in scikit-learn tree ensemble
+    whose compiled cache is complete is served from that cache alone, scikit-learn
+    imported and the file unpickled only for the first input the cache cannot take
+    (seconds of start-up saved where the framework is rarely needed: batch actors).
 
     Raises ``ModelNotFoundError`` when nothing is there, ``MissingDependencyError`` when
     the model's framework is not installed (naming the extra to install) and
@@ -127,6 +131,11 @@ def load_model(
     model_name = name or manifest.name or uri_stem(uri)
     try:
         predictor = build_predictor(model_dir, manifest)
+        if lazy:
+            from shipyard.models.runtimes.sklearn import SklearnPredictor
+
+            if isinstance(predictor, SklearnPredictor):  # the runtime that can defer it
+                predictor.lazy = True
         load = getattr(predictor, "load", None)
         if load is not None:  # optional on duck-typed predictors
             call_hook(load, model_dir)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,6 +23,8 @@ from shipyard.models.runtimes._base import FileRuntime, require, single_array
 from shipyard.models.runtimes._forest import FastPredict, forest_fast_path
 
 __all__ = ["SERIALIZATIONS", "SklearnPredictor", "save_sklearn"]
+
+log = logging.getLogger("shipyard.models.runtimes.sklearn")
 
 #: File suffix for each serialization.
 SERIALIZATIONS: dict[str, str] = {"joblib": ".joblib", "pickle": ".pkl", "skops": ".skops"}
@@ -105,33 +109,80 @@ class SklearnPredictor(FileRuntime):
     supports_batching: ClassVar[bool] = True
     default_files = ("model.joblib", "model.pkl", "model.pickle", "model.skops")
 
+    #: Serve a supported tree ensemble from its compiled cache alone when that cache is
+    #: complete: scikit-learn is imported and the file unpickled only when an input needs
+    #: them (``load_model(..., lazy=True)`` sets it; skops files always load, as their
+    #: type check is the load).
+    lazy: bool = False
+    _estimator: Any = None
+    _lock = threading.Lock()  # per class: taken only for a lazy estimator's one load
+
     def load(self, model_dir: Path) -> None:
         super().load(model_dir)
         path = self.model_path()
         ser = _serialization_for(path, self.manifest.serialization if self.manifest else None)
-        self.estimator = self._read(path, ser)
+        self._file = (path, ser)
+        self._estimator = None
         method = self.method or "predict"
-        fn = getattr(self.estimator, method, None)
-        if not callable(fn):
-            have = [m for m in _METHODS if callable(getattr(self.estimator, m, None))]
-            raise ModelLoadError(
-                f"The model in {path} ({type(self.estimator).__name__}) has no method "
-                f"{method!r}; it has: {', '.join(have) or 'none of ' + ', '.join(_METHODS)}. "
-                "Set 'method' in shipyard.yaml to one of those."
-            )
-        self._fn = fn
+        if self.lazy and ser != "skops":
+            from shipyard.models.trees import load_cached
+
+            trees, why = load_cached(path, method)
+            if trees is not None:
+                self._trees = trees
+                self.engine_note: str | None = f"{trees.note}; scikit-learn not loaded"
+                self._fast: FastPredict | None = None
+                self.feature_names: list[str] | None = trees.recipe.feature_names
+                self.n_features: int | None = trees.recipe.n_features
+                return
+            log.debug("Loading %s in full: %s", path, why)
+        self._load_estimator()
         from shipyard.models.trees import attach
 
         self._trees, self.engine_note = attach(self.estimator, method, path)
         # Without the compiled evaluator, small batches still skip sklearn's dispatch.
-        self._fast: FastPredict | None = (
-            forest_fast_path(self.estimator, method) if self._trees is None else None
-        )
+        self._fast = forest_fast_path(self.estimator, method) if self._trees is None else None
         names = getattr(self.estimator, "feature_names_in_", None)
-        self.feature_names: list[str] | None = (
-            [str(n) for n in names] if names is not None else None
-        )
-        self.n_features: int | None = getattr(self.estimator, "n_features_in_", None)
+        self.feature_names = [str(n) for n in names] if names is not None else None
+        self.n_features = getattr(self.estimator, "n_features_in_", None)
+
+    @property
+    def estimator(self) -> Any:
+        """The unpickled model (loaded now if ``lazy`` left it on disk)."""
+        if self._estimator is None:
+            self._load_estimator_once()
+        return self._estimator
+
+    @estimator.setter
+    def estimator(self, value: Any) -> None:
+        self._estimator = value
+
+    def _load_estimator_once(self) -> None:
+        if getattr(self, "_file", None) is None:
+            raise ModelLoadError(f"{type(self).__name__}.load() has not been called yet.")
+        with self._lock:  # two requests may need it at once: one unpickling
+            if self._estimator is None:
+                log.info(
+                    "Loading scikit-learn and %s: an input the compiled trees do not take "
+                    "(the trees keep answering every input they take).",
+                    self._file[0],
+                )
+                self._load_estimator()
+
+    def _load_estimator(self) -> None:
+        path, ser = self._file
+        estimator = self._read(path, ser)
+        method = self.method or "predict"
+        fn = getattr(estimator, method, None)
+        if not callable(fn):
+            have = [m for m in _METHODS if callable(getattr(estimator, m, None))]
+            raise ModelLoadError(
+                f"The model in {path} ({type(estimator).__name__}) has no method "
+                f"{method!r}; it has: {', '.join(have) or 'none of ' + ', '.join(_METHODS)}. "
+                "Set 'method' in shipyard.yaml to one of those."
+            )
+        self._fn = fn
+        self._estimator = estimator
 
     def _read(self, path: Path, ser: str) -> Any:
         try:
@@ -210,6 +261,8 @@ class SklearnPredictor(FileRuntime):
             out = self._trees.predict(self._tree_input(inputs))
             if out is not None:
                 return out
+        if self._estimator is None:
+            self._load_estimator_once()
         prepared = self._prepare(inputs)
         if self._fast is not None and isinstance(prepared, np.ndarray):
             fast = self._fast(prepared)

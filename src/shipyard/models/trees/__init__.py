@@ -5,6 +5,8 @@ LightGBM runtimes when they load a model. For a supported ensemble it returns an
 evaluator whose ``predict(x)`` gives what ``getattr(model, method)(x)`` gives (labels
 identical, numbers equal or within 1e-6), computed by one C kernel (``_kernel.c``)
 compiled with the machine's compiler; otherwise None and a note saying why, logged once.
+``load_cached(model_file, method)`` gives the same evaluator from the cache alone (no
+framework, no unpickling) once a full load has written it, or None and why not.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from shipyard.models.trees._cached import load_cached
 from shipyard.models.trees._ensemble import Unsupported
 from shipyard.models.trees._evaluator import ENV_SWITCH, TreeEvaluator, build_evaluator
 from shipyard.models.trees._native import NoCompiler, engine_version
 
-__all__ = ["ENV_SWITCH", "TreeEvaluator", "attach", "engine_version"]
+__all__ = ["ENV_SWITCH", "TreeEvaluator", "attach", "engine_version", "load_cached"]
 
 log = logging.getLogger("shipyard.models.trees")
 

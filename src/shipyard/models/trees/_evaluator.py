@@ -4,7 +4,9 @@ Cache layout, in ``<model dir>/.shipyard/trees/`` (or, when the model directory 
 writable, ``$XDG_CACHE_HOME/shipyard/trees/<model hash>/``):
 
 - ``kernel-<engine version>-<cpu>.so``: the compiled kernel (same for every model);
-- ``ensemble-<model hash>-<engine version>.npz``: the model's converted arrays.
+- ``ensemble-<model hash>-<engine version>.npz``: the model's converted arrays;
+- ``finish-<model hash>-<engine version>-<method>.json``: what a load from the cache
+  alone needs besides (``_cached``; scikit-learn ensembles whose last step is data).
 
 A changed model file (new hash) or kernel source (new engine version) or another CPU
 misses the cache and rebuilds; nothing is ever built on the request path, only in
@@ -22,12 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from shipyard.models.trees._cached import save_finish
 from shipyard.models.trees._ensemble import Ensemble, Unsupported
 from shipyard.models.trees._model import Recipe, TreeModel
 from shipyard.models.trees._native import Kernel, engine_version, library
 from shipyard.models.trees._probe import compare, probe_rows
 
-__all__ = ["TreeEvaluator", "build_evaluator", "cache_dir_for", "file_hash"]
+__all__ = ["TreeEvaluator", "build_evaluator", "cache_dir_for", "file_hash", "load_ensemble"]
 
 log = logging.getLogger("shipyard.models.trees")
 
@@ -109,7 +112,7 @@ def cache_dir_for(model_file: Path, model_hash: str) -> Path:
     return root / "shipyard" / "trees" / model_hash
 
 
-def _load_ensemble(path: Path) -> Ensemble | None:
+def load_ensemble(path: Path) -> Ensemble | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             return Ensemble.from_arrays(data)
@@ -141,7 +144,7 @@ def build_evaluator(recipe: Recipe, model_file: Path) -> TreeEvaluator:
     cache.mkdir(parents=True, exist_ok=True)
     kernel = Kernel(library(cache))
     path = cache / f"ensemble-{model_hash}-{engine_version()}.npz"
-    ens = _load_ensemble(path) if path.is_file() else None
+    ens = load_ensemble(path) if path.is_file() else None
     if ens is None:
         ens = recipe.convert()
         if recipe.reference is not None:
@@ -154,4 +157,10 @@ def build_evaluator(recipe: Recipe, model_file: Path) -> TreeEvaluator:
             _save_ensemble(path, ens)
         except OSError as err:  # a read-only cache still gives a working evaluator
             log.warning("Could not write the tree cache %s: %s", path, err)
+    try:
+        # What a load from the cache alone needs besides the arrays (``_cached``); also
+        # for arrays cached before this file existed.
+        save_finish(cache, model_hash, engine_version(), recipe)
+    except OSError as err:
+        log.warning("Could not write the tree cache in %s: %s", cache, err)
     return TreeEvaluator(TreeModel(ens, recipe), kernel, cache)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from shipyard.models.trees._ensemble import Ensemble
+from shipyard.models.trees._finish import FinishSpec
 
 __all__ = ["Finish", "Recipe", "TreeModel"]
 
@@ -35,6 +36,13 @@ class Recipe:
     the evaluator is trusted (once, when the cache is built)."""
     tolerance: float = 1e-6
     """Largest absolute difference allowed on floating outputs; labels must be identical."""
+    spec: FinishSpec | None = None
+    """``finish`` as data (``_finish``), when it is that: saved with the arrays, so a load
+    from the cache alone answers without the estimator."""
+    n_features: int | None = None
+    """The estimator's ``n_features_in_`` (with ``spec``)."""
+    feature_names: list[str] | None = None
+    """The estimator's ``feature_names_in_`` as strings (with ``spec``)."""
 
 
 @dataclass

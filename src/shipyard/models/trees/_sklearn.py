@@ -9,12 +9,15 @@ are identical and numbers equal to the last bit where the framework's order allo
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from shipyard.models.trees._ensemble import Ensemble, Tree, Unsupported, build
-from shipyard.models.trees._model import Finish, Recipe
+from shipyard.models.trees._finish import FinishSpec, finish
+from shipyard.models.trees._model import Recipe
 
 __all__ = ["sklearn_recipe"]
 
@@ -68,15 +71,8 @@ def _forest(est: Any, name: str, method: str) -> Recipe:
         width = int(est.n_classes_) if is_clf else 1
         return build(trees, int(est.n_features_in_), np.zeros(width), input32=True, acc32=False)
 
-    def finish(raw: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        raw /= n  # the forest's own "proba /= len(self.estimators_)"
-        if not is_clf:
-            return raw[:, 0]
-        if method == "predict_proba":
-            return raw
-        return np.asarray(classes.take(np.argmax(raw, axis=1), axis=0))  # type: ignore[union-attr]
-
-    return Recipe(finish, convert, finite_only=True, what=name)
+    spec = FinishSpec("forest", method, is_clf, classes=classes, divisor=n)
+    return _recipe(est, spec, convert, finite_only=True, what=name)
 
 
 def _gb(est: Any, name: str, method: str) -> Recipe:
@@ -106,34 +102,38 @@ def _gb(est: Any, name: str, method: str) -> Recipe:
                 trees.append(_cart(t, value, group=k))
         return build(trees, int(est.n_features_in_), init, input32=True, acc32=False)
 
-    return Recipe(
-        _boosting_finish(est, method, is_clf, hist=False), convert, finite_only=True, what=name
+    return _recipe(est, _boosting_spec(est, method, is_clf, hist=False), convert, True, name)
+
+
+def _boosting_spec(est: Any, method: str, is_clf: bool, *, hist: bool) -> FinishSpec:
+    """The framework's own last steps on raw sums (its loss object, its label rule)."""
+    link = type(est._loss.link).__name__
+    return FinishSpec(
+        "boosting",
+        method,
+        is_clf,
+        classes=getattr(est, "classes_", None),
+        hist=hist,
+        link="identity" if link == "IdentityLink" else link,
     )
 
 
-def _boosting_finish(est: Any, method: str, is_clf: bool, *, hist: bool) -> Finish:
-    """The framework's own last steps on raw sums (its loss object, its label rule)."""
-    classes = getattr(est, "classes_", None)
-    loss = est._loss
-
-    def finish(raw: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        if not is_clf:
-            # GradientBoostingRegressor returns raw sums; HistGradientBoosting its link's inverse.
-            return np.asarray(loss.link.inverse(raw.ravel())) if hist else raw.ravel()
-        decision = raw.ravel() if raw.shape[1] == 1 else raw
-        if method == "decision_function":
-            return decision
-        if method == "predict_proba":
-            # GradientBoosting passes decision_function's output, HistGradientBoosting raw.
-            return np.asarray(loss.predict_proba(raw if hist else decision))
-        if raw.shape[1] == 1:
-            # GradientBoosting: raw >= 0; HistGradientBoosting: raw > 0 (their own rules).
-            encoded = (decision > 0 if hist else decision >= 0).astype(int)
-        else:
-            encoded = np.argmax(raw, axis=1)
-        return np.asarray(classes[encoded])  # type: ignore[index]
-
-    return finish
+def _recipe(
+    est: Any, spec: FinishSpec, convert: Callable[[], Ensemble], finite_only: bool, what: str
+) -> Recipe:
+    """One ``finish`` for every model (``_finish``), with what a load from the cache
+    alone needs to answer without the estimator."""
+    loss = getattr(est, "_loss", None) if spec.needs_loss else None
+    names = getattr(est, "feature_names_in_", None)
+    return Recipe(
+        functools.partial(finish, spec, loss=loss),
+        convert,
+        finite_only=finite_only,
+        what=what,
+        spec=spec,
+        n_features=int(est.n_features_in_),
+        feature_names=None if names is None else [str(n) for n in names],
+    )
 
 
 def _hgb(est: Any, name: str, method: str) -> Recipe:
@@ -169,9 +169,7 @@ def _hgb(est: Any, name: str, method: str) -> Recipe:
         init = np.asarray(est._baseline_prediction, dtype=np.float64).reshape(-1)
         return build(trees, int(est.n_features_in_), init, input32=False, acc32=False)
 
-    return Recipe(
-        _boosting_finish(est, method, is_clf, hist=True), convert, finite_only=False, what=name
-    )
+    return _recipe(est, _boosting_spec(est, method, is_clf, hist=True), convert, False, name)
 
 
 def sklearn_recipe(est: Any, method: str) -> Recipe:
