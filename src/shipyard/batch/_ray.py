@@ -8,6 +8,11 @@ it runs), predicts them and writes their parts; only shard descriptions and resu
 through Ray, never rows, so there is no per-row cost (Ray Data's ``map_batches`` moves
 every block through the object store).
 
+Start-up: each actor is a new process on its node, so it pays the imports and the model
+load itself (the local engine's workers share one load across a fork). A scikit-learn
+tree ensemble is loaded from its compiled tree cache alone (``WorkerSpec.lazy``, see
+``models.trees._cached``), which ``prepare_tree_cache`` completes here first.
+
 No deadlock: one actor per free CPU of the cluster at most, and no other tasks are needed
 (Ray Data's read tasks need CPUs of their own, which actors holding every CPU starve).
 
@@ -339,14 +344,17 @@ def placements(free: dict[str, float], workers: int | None) -> list[tuple[str, f
 
 
 def prepare_tree_cache(spec: WorkerSpec) -> None:
-    """Complete a local scikit-learn model's compiled tree cache here, before the actors
-    start, so each of them loads from the cache alone (``load_model(lazy=True)``: no
-    scikit-learn import, no unpickling, seconds of CPU saved on every node).
+    """Complete a local scikit-learn tree ensemble's compiled cache here, before the
+    actors start, so each of them loads from the cache alone (``load_model(lazy=True)``:
+    no scikit-learn import, no unpickling: seconds of CPU saved on every node).
 
-    A no-op when the cache is complete (the same lazy load, about 0.1 s) and for other
-    models; on a cluster of several machines an actor whose node does not see this
-    directory finds no cache there and loads the model in full. Any error is left to
-    the actors, which report it as they always did.
+    Only for a model the cache has converted before (``save_model`` does, as does any
+    earlier load) whose cache is not complete for this engine version: a complete cache
+    is only checked (its files and the model file's hash), and other models are left to
+    the actors as always (a full load here would cost every job seconds for nothing).
+    On a cluster of several machines an actor whose node does not see this directory
+    finds no cache there and loads the model in full. Any error is left to the actors,
+    which report it as they always did.
     """
     if spec.model_uri is None:
         return
@@ -358,11 +366,20 @@ def prepare_tree_cache(spec: WorkerSpec) -> None:
         from shipyard.models import load_model
         from shipyard.models._detect import detect_model
         from shipyard.models._uri import resolve_model_uri
+        from shipyard.models.runtimes.sklearn import SklearnPredictor
+        from shipyard.models.trees._cached import converted_before, load_cached
 
-        _, manifest = detect_model(resolve_model_uri(spec.model_uri))
+        model_dir, manifest = detect_model(resolve_model_uri(spec.model_uri))
         if manifest.format != "sklearn" or manifest.predictor:
             return
-        load_model(spec.model_uri, lazy=True, **(spec.trust or {}))
+        runtime = SklearnPredictor(manifest)
+        runtime.model_dir = model_dir
+        model_file = runtime.model_path()
+        if manifest.serialization == "skops" or model_file.suffix == ".skops":
+            return  # always loaded in full (its type check is its load)
+        trees, _ = load_cached(model_file, manifest.method or "predict")
+        if trees is None and converted_before(model_file):
+            load_model(spec.model_uri, lazy=True, **(spec.trust or {}))
     except Exception as err:
         import logging
 

@@ -30,7 +30,7 @@ from shipyard.models.trees._finish import (
 )
 from shipyard.models.trees._model import Recipe, TreeModel
 
-__all__ = ["finish_path", "load_cached", "save_finish"]
+__all__ = ["converted_before", "finish_path", "load_cached", "save_finish"]
 
 #: Version of the JSON file's layout (a change makes old files miss).
 FORMAT = 1
@@ -133,12 +133,22 @@ def _recipe(header: dict[str, Any], method: str) -> Recipe:
     )
 
 
+def converted_before(model_file: Path) -> bool:
+    """Whether the cache holds this model file's arrays from any engine version: it is a
+    tree ensemble the evaluator takes (cheap: no framework, no unpickling)."""
+    from shipyard.models.trees._evaluator import cache_dirs, file_hash
+
+    model_hash = file_hash(model_file)
+    pattern = f"ensemble-{model_hash}-*.npz"
+    return any(any(d.glob(pattern)) for d in cache_dirs(model_file, model_hash) if d.is_dir())
+
+
 def load_cached(model_file: Path, method: str) -> tuple[Any, str]:
     """(evaluator, "") from the cache alone, or (None, why not)."""
     from shipyard.models.trees._evaluator import (
         ENV_SWITCH,
         TreeEvaluator,
-        cache_dir_for,
+        cache_dirs,
         file_hash,
         load_ensemble,
     )
@@ -148,7 +158,11 @@ def load_cached(model_file: Path, method: str) -> tuple[Any, str]:
         return None, f"turned off by {ENV_SWITCH}"
     model_hash = file_hash(model_file)
     engine = engine_version()
-    cache = cache_dir_for(model_file, model_hash)
+    spec_name = finish_path(Path(), model_hash, engine, method).name
+    # Where a full load would have written it, without creating anything.
+    cache = next((d for d in cache_dirs(model_file, model_hash) if (d / spec_name).is_file()), None)
+    if cache is None:
+        return None, f"no {spec_name}"
     kernel_file = cache / f"kernel-{engine}-{cpu_key()}.so"
     arrays = cache / f"ensemble-{model_hash}-{engine}.npz"
     spec_file = finish_path(cache, model_hash, engine, method)

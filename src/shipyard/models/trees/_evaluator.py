@@ -30,7 +30,14 @@ from shipyard.models.trees._model import Recipe, TreeModel
 from shipyard.models.trees._native import Kernel, engine_version, library
 from shipyard.models.trees._probe import compare, probe_rows
 
-__all__ = ["TreeEvaluator", "build_evaluator", "cache_dir_for", "file_hash", "load_ensemble"]
+__all__ = [
+    "TreeEvaluator",
+    "build_evaluator",
+    "cache_dir_for",
+    "cache_dirs",
+    "file_hash",
+    "load_ensemble",
+]
 
 log = logging.getLogger("shipyard.models.trees")
 
@@ -105,11 +112,14 @@ def _writable(path: Path) -> bool:
 
 def cache_dir_for(model_file: Path, model_hash: str) -> Path:
     """Next to the model if that directory is writable, else in the user's cache."""
-    beside = model_file.parent / ".shipyard" / "trees"
-    if _writable(beside):
-        return beside
+    beside, user = cache_dirs(model_file, model_hash)
+    return beside if _writable(beside) else user
+
+
+def cache_dirs(model_file: Path, model_hash: str) -> tuple[Path, Path]:
+    """Where the cache may be (next to the model, in the user's cache), creating nothing."""
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "shipyard" / "trees" / model_hash
+    return model_file.parent / ".shipyard" / "trees", root / "shipyard" / "trees" / model_hash
 
 
 def load_ensemble(path: Path) -> Ensemble | None:
