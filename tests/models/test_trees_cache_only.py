@@ -208,3 +208,46 @@ def test_skops_files_always_load_in_full_with_their_type_check(tmp_path: Path) -
 
 
 _TREE = "sklearn.tree._tree.Tree"
+
+
+def test_a_remote_pickle_still_needs_trust_with_a_complete_cache(
+    home: Path, tmp_path: Path
+) -> None:
+    import hashlib
+
+    from shipyard.errors import UntrustedModelError
+    from shipyard.testing import free_port, wait_until
+
+    model = RandomForestClassifier(n_estimators=4, random_state=0).fit(X, Y)
+    saved = shipyard.save_model(model, tmp_path / "www" / "rf")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=saved,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/model.joblib"
+    try:
+        wait_until(lambda: _answers(url), "the http.server to answer")
+        trusted = shipyard.load_model(url, trusted=True, lazy=True)  # fetched, cache built
+        np.testing.assert_array_equal(trusted.predict(X), model.predict(X))
+        again = shipyard.load_model(url, trusted=True, lazy=True)
+        assert not _unpickled(again)  # the fetched copy's cache is complete now ...
+        with pytest.raises(UntrustedModelError, match="--trust"):
+            shipyard.load_model(url, lazy=True)  # ... and the pickle is still refused
+        digest = hashlib.sha256((saved / "model.joblib").read_bytes()).hexdigest()
+        pinned = shipyard.load_model(url, sha256=digest, lazy=True)
+        np.testing.assert_array_equal(pinned.predict(X), model.predict(X))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
