@@ -251,3 +251,16 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_a_lazy_load_that_fails_is_a_model_load_error(tmp_path: Path) -> None:
+    model = RandomForestClassifier(n_estimators=4, random_state=0).fit(X, Y)
+    shipyard.save_model(model, tmp_path / "m")
+    loaded = shipyard.load_model(tmp_path / "m", lazy=True)
+    (tmp_path / "m" / "model.joblib").write_bytes(b"gone")  # replaced after the load
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))  # the trees answer
+    holes = X.copy()
+    holes[0, 0] = np.nan
+    # What the full load would have said at load time, not an error about these rows.
+    with pytest.raises(ModelLoadError, match=r"model\.joblib"):
+        loaded.predict(holes)

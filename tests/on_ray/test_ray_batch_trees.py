@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 from shipyard.batch import BatchOptions, predict
 from shipyard.batch._job import run_job
 from shipyard.batch._ray import start_ray_pool
 from shipyard.batch._worker import WorkerSpec
+from shipyard.errors import ModelLoadError
 
 from .conftest import RAY_WARNINGS, Cluster
 
@@ -96,3 +98,36 @@ def test_actors_predict_a_forest_from_its_cache_alone_with_sklearn_s_answers(
     )
     assert local.rows == ROWS
     pd.testing.assert_frame_equal(result, pd.read_parquet(tmp_path / "local.parquet"))
+
+
+def test_an_actor_whose_lazy_load_fails_fails_the_job_instead_of_skipping_rows(
+    home: Path, ray_cluster: Cluster, tmp_path: Path
+) -> None:
+    from shipyard.models import save_model
+
+    frame = _frame([5])
+    data = tmp_path / "in.parquet"
+    frame.to_parquet(data, index=False, row_group_size=1_000)
+    x = np.nan_to_num(frame[list("abcd")].to_numpy())
+    model_dir = save_model(
+        RandomForestClassifier(n_estimators=4).fit(x, x[:, 0] > 0.5), tmp_path / "rf"
+    )
+    pool = start_ray_pool(ray_cluster.address, None, WorkerSpec(str(model_dir), None, "auto", 1))
+    ray_ready = [c.loading for c in pool.children]
+    import ray
+
+    ray.get(ray_ready)  # loaded from the cache; now the model file goes bad
+    (model_dir / "model.joblib").write_bytes(b"gone")
+    opts = BatchOptions(
+        model_uri=str(model_dir),
+        input=str(data),
+        output=str(tmp_path / "out.parquet"),
+        id_column="id",
+        shard_rows=SHARD_ROWS,
+        on_error="skip",
+        engine="ray",
+        address=ray_cluster.address,
+    )
+    # The NaN row needs scikit-learn: its load fails, which is the job's error, not the row's.
+    with pytest.raises(ModelLoadError, match=r"model\.joblib"):
+        run_job(opts.model_copy(update={"workers": 2}), pool)  # type: ignore[arg-type]

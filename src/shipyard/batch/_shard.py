@@ -23,6 +23,7 @@ from shipyard.batch._scorer import ColumnTypeError
 from shipyard.errors import (
     InvalidInputError,
     MissingDependencyError,
+    ModelLoadError,
     PredictorError,
     ServiceError,
     ShipyardError,
@@ -73,8 +74,9 @@ class ShardResult:
 
 #: Rejected rows, none accepted, after which a shard stops with an error under "skip".
 _GIVE_UP = 1000
-#: Errors that are about the job, not about some rows: never bisected, never skipped.
-_FATAL = (ServiceError, MissingDependencyError)
+#: Errors that are about the job, not about some rows: never bisected, never skipped (a
+#: model loaded lazily, ``load_model(lazy=True)``, may fail to load on a later batch).
+_FATAL = (ServiceError, MissingDependencyError, ModelLoadError)
 
 
 class _PartWriter:

@@ -16,6 +16,7 @@ from shipyard.errors import (
     InvalidInputError,
     MissingDependencyError,
     ModelLoadError,
+    ShipyardError,
 )
 from shipyard.models._signature import is_dataframe
 from shipyard.models._trust import ALL_TYPES, refuse_skops
@@ -167,7 +168,17 @@ class SklearnPredictor(FileRuntime):
                     "(the trees keep answering every input they take).",
                     self._file[0],
                 )
-                self._load_estimator()
+                try:
+                    self._load_estimator()
+                except ShipyardError:
+                    raise
+                except Exception as err:
+                    # What the full load would have raised at load time (``load_model``
+                    # wraps it alike): the model's error, not the input's.
+                    raise ModelLoadError(
+                        f"Loading the model in {self._file[0]} (for an input the compiled "
+                        f"trees do not take) failed: {type(err).__name__}: {err}"
+                    ) from err
 
     def _load_estimator(self) -> None:
         path, ser = self._file
