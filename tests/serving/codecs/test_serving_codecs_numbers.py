@@ -179,6 +179,9 @@ MALFORMED = [
     b'{"inputs": [{"name": "x", "shape": [2], "datatype": {"data": [1]}, "data": [1, 2]}]}',
     b'{"inputs": [{"name": "x", "shape": [2], "datatype": "FP64", '
     b'"data": "\\u0000shipyard-data-0"}]}',
+    # A marker with another letter escaped too, and the array it names cut from elsewhere.
+    b'{"parameters": {"data": [3, 4]}, "inputs": [{"name": "x", "shape": [2], '
+    b'"datatype": "FP64", "data": "\\u0000\\u0073hipyard-data-0"}]}',
     b'{"inputs": [{"name": "x", "shape": [2], "datatype": "FP64", "data": [1, 2], '
     b'"parameters": {"data": [3, 4]}}], "parameters": {"data": [5]}}',
     b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1], "data": [2]}]}',
