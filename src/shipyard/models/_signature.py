@@ -232,11 +232,11 @@ def _converted(spec: TensorSpec, arr: np.ndarray[Any, Any]) -> np.ndarray[Any, A
 
 
 def _check_one(spec: TensorSpec, arr: np.ndarray[Any, Any]) -> None:
-    expected = f"{spec.datatype} {spec.shape}"
     if not _kind_castable(arr, spec.datatype):
         raise InvalidInputError(
-            f"Input {spec.name!r} has datatype {_datatype_name(arr.dtype)}, which "
-            f"cannot be cast to {spec.datatype}; expected {expected}, got {_describe(arr)}."
+            f"Input {spec.name!r} has datatype {_datatype_name(arr.dtype)}, which cannot be "
+            f"cast to {spec.datatype}; expected {spec.datatype} {spec.shape}, got "
+            f"{_describe(arr)}."
         )
     if arr.ndim != len(spec.shape):
         raise InvalidInputError(

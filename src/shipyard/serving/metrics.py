@@ -23,6 +23,8 @@ from typing import Any
 
 import orjson
 
+from shipyard.serving._heap import gc_counters
+
 __all__ = ["BATCH_BUCKETS", "LATENCY_BUCKETS", "Metrics", "render"]
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -40,6 +42,16 @@ _HELP = {
     "shipyard_request_duration_seconds": ("histogram", "Time from request read to answer."),
     "shipyard_batch_size": ("histogram", "Rows per predict call."),
     "shipyard_batch_requests": ("histogram", "Requests merged into one predict call."),
+    "python_gc_collections_total": ("counter", "Passes of the cyclic garbage collector."),
+    "python_gc_objects_collected_total": (
+        "counter",
+        "Objects the cyclic garbage collector found unreachable and freed (reference "
+        "cycles; the request path leaves none).",
+    ),
+    "python_gc_objects_uncollectable_total": (
+        "counter",
+        "Objects the cyclic garbage collector found unreachable but could not free.",
+    ),
 }
 _BUCKETS = {
     "shipyard_request_duration_seconds": LATENCY_BUCKETS,
@@ -104,8 +116,11 @@ class Metrics:
         self.observe("shipyard_batch_requests", labels, requests)
 
     def snapshot(self) -> dict[str, Any]:
+        # The collector's totals are read now: they change without marking the numbers
+        # dirty, so another worker's file may hold them as of its last request.
+        counters = [*self._counters.items(), *(((n, lb), v) for n, lb, v in gc_counters())]
         return {
-            "counters": [[n, list(map(list, lb)), v] for (n, lb), v in self._counters.items()],
+            "counters": [[n, list(map(list, lb)), v] for (n, lb), v in counters],
             "histograms": [[n, list(map(list, lb)), v] for (n, lb), v in self._histograms.items()],
         }
 

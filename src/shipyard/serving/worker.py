@@ -25,6 +25,7 @@ import uvicorn
 
 from shipyard.errors import ConfigError, ServiceError, ShipyardError
 from shipyard.serving._budget import BufferBudget
+from shipyard.serving._heap import freeze_startup_heap
 from shipyard.serving.auth import AuthApp, BearerAuth
 from shipyard.serving.codecs._numbers import load_number_parser
 from shipyard.serving.config import ServerConfig
@@ -143,6 +144,7 @@ class Worker:
             except ShipyardError:
                 await self._stop_http(http_task)
                 raise
+            freeze_startup_heap()
         except ShipyardError as err:
             await self._fail(str(err))
             return 3

@@ -103,7 +103,7 @@ def test_the_bench_payload_takes_the_fast_path(parser: NumberParser) -> None:
 def _double_midpoints_near_a_decimal(count: int) -> list[str]:
     """Decimals of at most 19 digits whose quotient w / 10^k, rounded to 64 bits, lands
     exactly on a midpoint between two doubles without being it: rounding twice (64 then
-    53 bits) would then be wrong for some of them. The parser must refuse them."""
+    53 bits, as an x87 long double would) is wrong for some of them."""
     rng = random.Random(7)
     found: list[str] = []
     while len(found) < count:
@@ -128,14 +128,55 @@ def _double_midpoints_near_a_decimal(count: int) -> list[str]:
     return found
 
 
-def test_double_rounding_cases_are_refused_by_the_parser_and_decoded_right(
-    parser: NumberParser,
-) -> None:
+def _parsed(parser: NumberParser, tokens: list[str]) -> list[str]:
+    """What the C parser makes of ``tokens``, as exact hex (it must take them all)."""
+    got = parser.array(("[" + ", ".join(tokens) + "]").encode(), 0)
+    assert got is not None, tokens
+    return [float(v).hex() for v in got[0]]
+
+
+def test_double_rounding_traps_are_converted_exactly(parser: NumberParser) -> None:
     tokens = _double_midpoints_near_a_decimal(20)
-    for token in tokens:
-        assert parser.array(f"[{token}]".encode(), 0) is None, token
+    assert _parsed(parser, tokens) == [float(t).hex() for t in tokens]
     fast = v2.decode_request(_body(tokens), None, parser).inputs[0].data
     assert fast.tolist() == [float(t) for t in tokens]
+
+
+def _exact_midpoints(count: int) -> list[str]:
+    """Decimals that are exactly half-way between two doubles (ties go to even): an odd
+    54-bit integer times 2^e has 17 to 19 digits for e in [-2, 5]."""
+    rng = random.Random(11)
+    found: list[str] = []
+    while len(found) < count:
+        odd = rng.getrandbits(52) | (1 << 53) | 1
+        exponent = rng.randint(-2, 5)
+        if exponent >= 0:
+            text = f"{odd << exponent}.0"
+        else:
+            scaled = str(odd * 5**-exponent)  # odd / 2^k == odd * 5^k / 10^k
+            text = f"{scaled[:exponent]}.{scaled[exponent:]}"
+        if Fraction(text) == Fraction(odd) * Fraction(2) ** exponent and len(text) <= 20:
+            found.append(text)
+    return found
+
+
+def test_exact_midpoints_round_to_even(parser: NumberParser) -> None:
+    tokens = _exact_midpoints(30)
+    assert _parsed(parser, tokens) == [float(t).hex() for t in tokens]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    mantissas=st.lists(st.integers(1, 10**19 - 1), min_size=1, max_size=40),
+    exponent=st.integers(-27, 27),
+)
+def test_long_mantissas_at_every_power_of_ten_are_exact(
+    parser: NumberParser, mantissas: list[int], exponent: int
+) -> None:
+    # Up to 19 digits times 10^-27..10^27: the range of the 128-bit powers of five.
+    tokens = [f"{m}e{exponent - len(str(m)) + 1}" for m in mantissas]
+    tokens = [t for t in tokens if -27 <= int(t.split("e")[1]) <= 27] or ["1e0"]
+    assert _parsed(parser, tokens) == [float(t).hex() for t in tokens]
 
 
 @pytest.mark.parametrize(
@@ -179,6 +220,9 @@ MALFORMED = [
     b'{"inputs": [{"name": "x", "shape": [2], "datatype": {"data": [1]}, "data": [1, 2]}]}',
     b'{"inputs": [{"name": "x", "shape": [2], "datatype": "FP64", '
     b'"data": "\\u0000shipyard-data-0"}]}',
+    # A marker with another letter escaped too, and the array it names cut from elsewhere.
+    b'{"parameters": {"data": [3, 4]}, "inputs": [{"name": "x", "shape": [2], '
+    b'"datatype": "FP64", "data": "\\u0000\\u0073hipyard-data-0"}]}',
     b'{"inputs": [{"name": "x", "shape": [2], "datatype": "FP64", "data": [1, 2], '
     b'"parameters": {"data": [3, 4]}}], "parameters": {"data": [5]}}',
     b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1], "data": [2]}]}',

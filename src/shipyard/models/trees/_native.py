@@ -170,6 +170,7 @@ class Kernel:
                         fn.argtypes = [_P, _I, _I, _P, _P, _P, _P, *([_P] if perfect else [])]
                         fn.argtypes += [_I, _P, _I, _I, _P]
                         self._fns[(perfect, in32, acc32, nan)] = fn
+        self._calls: dict[tuple[int, bool], _Call] = {}
 
     def run(self, ens: Ensemble, x: np.ndarray[Any, Any], nan: bool) -> np.ndarray[Any, Any]:
         """Raw sums, (rows, outputs): ``init`` plus every tree's leaf value, in tree order.
@@ -179,14 +180,28 @@ class Kernel:
         """
         if x.dtype != (np.float32 if ens.input32 else np.float64) or not x.flags.c_contiguous:
             raise ValueError("internal error: wrong input layout for the tree kernel")
-        acc = np.float32 if ens.acc32 else np.float64
-        out = np.empty((x.shape[0], ens.n_outputs), dtype=acc)
-        out[:] = ens.init.astype(acc)
-        fn = self._fns[(ens.perfect, ens.input32, ens.acc32, nan)]
-        fn(
-            x.ctypes.data,
-            x.shape[0],
-            x.shape[1],
+        call = self._calls.get((id(ens), nan))
+        if call is None or call.ensemble is not ens:
+            call = self._calls[(id(ens), nan)] = _Call(self._fns, ens, nan)
+        out = np.empty((x.shape[0], call.init.shape[0]), dtype=call.init.dtype)
+        out[:] = call.init
+        call.fn(x.ctypes.data, x.shape[0], x.shape[1], *call.model, out.ctypes.data)
+        return out
+
+
+class _Call:
+    """The kernel function and the ensemble's arguments of one ``(ensemble, nan)``, found
+    once: reading an array's address through ``.ctypes`` costs about 1 us, and there are
+    eight per call (a request's predict is a few tens of microseconds)."""
+
+    __slots__ = ("ensemble", "fn", "init", "model")
+
+    def __init__(self, fns: dict[tuple[bool, bool, bool, bool], Any], ens: Ensemble, nan: bool):
+        #: Held so the id it is filed under is not reused while it is cached.
+        self.ensemble = ens
+        self.fn = fns[(ens.perfect, ens.input32, ens.acc32, nan)]
+        self.init = ens.init.astype(np.float32 if ens.acc32 else np.float64)
+        self.model = (
             ens.nodes.ctypes.data,
             ens.roots.ctypes.data,
             ens.depths.ctypes.data,
@@ -196,6 +211,4 @@ class Kernel:
             ens.values.ctypes.data,
             ens.width,
             ens.n_outputs,
-            out.ctypes.data,
         )
-        return out

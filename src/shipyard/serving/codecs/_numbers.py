@@ -75,8 +75,13 @@ class NumberParser:
 
     def cut(self, body: bytes) -> tuple[bytes, dict[str, np.ndarray[Any, Any]]] | None:
         """``body`` with each flat numeric ``data`` array replaced by a marker, and the
-        arrays by marker; None when there is none (or a client sent a marker)."""
-        if _MARK_JSON in body:
+        arrays by marker; None when there is none (or the body has an escape, which a
+        marker sent by the client would need)."""
+        if b"\\" in body:
+            # A marker in the client's own JSON needs an escape (NUL is written \u0000,
+            # and any other letter may be escaped too), so a body without a backslash
+            # cannot hold one; one with a backslash takes the ordinary path. (One byte
+            # is searched with memchr: 1 us for 40 KB, against 9 for the whole marker.)
             return None
         arrays: dict[str, np.ndarray[Any, Any]] = {}
         pieces: list[bytes] = []

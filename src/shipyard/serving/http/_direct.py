@@ -96,6 +96,10 @@ def _nothing() -> None:
     pass
 
 
+async def _body_gone() -> bytes:
+    raise BadRequestError("The request was answered; its body is no longer available.")
+
+
 class DirectCycle:
     """One POST request on the direct path, in the protocol's place for a
     ``RequestResponseCycle`` (the attributes up to ``on_response`` are the ones the
@@ -205,7 +209,13 @@ class DirectCycle:
             self._transport.close()
         finally:
             request.body.release()
+            # This cycle and its request refer to each other (the request's reader is
+            # this cycle's ``_read``; the protocol's callback, its task): cut the links,
+            # so both are freed at once instead of by the cyclic garbage collector, whose
+            # full passes paused a busy worker for ~100 ms.
+            request.read = _body_gone
             self.on_response = _nothing
+            self.shipyard_task = None
             if direct.access_log:
                 log_request(self._client, request.method, request.path, status, self._started)
 
