@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,22 @@ def _frame(holes: list[int]) -> pd.DataFrame:
         frame[name] = rng.random(ROWS)
     frame.loc[holes, "b"] = np.nan
     return frame
+
+
+def _ray_options(
+    model_dir: Path, data: Path, out: Path, cluster: Cluster, **extra: Any
+) -> BatchOptions:
+    """The job's options on the test cluster, id column "id", shards of SHARD_ROWS."""
+    return BatchOptions(
+        model_uri=str(model_dir),
+        input=str(data),
+        output=str(out),
+        id_column="id",
+        shard_rows=SHARD_ROWS,
+        engine="ray",
+        address=cluster.address,
+        **extra,
+    )
 
 
 def test_actors_predict_a_forest_from_its_cache_alone_with_sklearn_s_answers(
@@ -72,15 +89,7 @@ def test_actors_predict_a_forest_from_its_cache_alone_with_sklearn_s_answers(
     assert len(states) == 2
     assert all(not imported and "scikit-learn not loaded" in note for imported, note in states)
 
-    opts = BatchOptions(
-        model_uri=str(model_dir),
-        input=str(data),
-        output=str(tmp_path / "out.parquet"),
-        id_column="id",
-        shard_rows=SHARD_ROWS,
-        engine="ray",
-        address=ray_cluster.address,
-    )
+    opts = _ray_options(model_dir, data, tmp_path / "out.parquet", ray_cluster)
     summary = run_job(opts.model_copy(update={"workers": 2}), pool)  # type: ignore[arg-type]
     assert summary.rows == ROWS and summary.rejected == 0 and len(summary.nodes) == 2
     result = pd.read_parquet(tmp_path / "out.parquet")
@@ -118,16 +127,7 @@ def test_an_actor_whose_lazy_load_fails_fails_the_job_instead_of_skipping_rows(
 
     ray.get(ray_ready)  # loaded from the cache; now the model file goes bad
     (model_dir / "model.joblib").write_bytes(b"gone")
-    opts = BatchOptions(
-        model_uri=str(model_dir),
-        input=str(data),
-        output=str(tmp_path / "out.parquet"),
-        id_column="id",
-        shard_rows=SHARD_ROWS,
-        on_error="skip",
-        engine="ray",
-        address=ray_cluster.address,
-    )
+    opts = _ray_options(model_dir, data, tmp_path / "out.parquet", ray_cluster, on_error="skip")
     # The NaN row needs scikit-learn: its load fails, which is the job's error, not the row's.
     with pytest.raises(ModelLoadError, match=r"model\.joblib"):
         run_job(opts.model_copy(update={"workers": 2}), pool)  # type: ignore[arg-type]
