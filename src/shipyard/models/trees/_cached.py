@@ -136,10 +136,10 @@ def _recipe(header: dict[str, Any], method: str) -> Recipe:
 def converted_before(model_file: Path) -> bool:
     """Whether the cache holds this model file's arrays from any engine version: it is a
     tree ensemble the evaluator takes (cheap: no framework, no unpickling)."""
-    from shipyard.models.trees._evaluator import cache_dirs, file_hash
+    from shipyard.models.trees._evaluator import cache_dirs, ensemble_path, file_hash
 
     model_hash = file_hash(model_file)
-    pattern = f"ensemble-{model_hash}-*.npz"
+    pattern = ensemble_path(Path(), model_hash, engine="*").name
     return any(any(d.glob(pattern)) for d in cache_dirs(model_file, model_hash) if d.is_dir())
 
 
@@ -149,24 +149,32 @@ def load_cached(model_file: Path, method: str) -> tuple[Any, str]:
         ENV_SWITCH,
         TreeEvaluator,
         cache_dirs,
+        ensemble_path,
         file_hash,
         load_ensemble,
+        turned_off,
     )
-    from shipyard.models.trees._native import Kernel, NoCompiler, cpu_key, engine_version
+    from shipyard.models.trees._native import Kernel, NoCompiler, engine_version, kernel_path
 
-    if os.environ.get(ENV_SWITCH, "").lower() in ("off", "0", "false", "no"):
+    if turned_off():
         return None, f"turned off by {ENV_SWITCH}"
     model_hash = file_hash(model_file)
     engine = engine_version()
-    spec_name = finish_path(Path(), model_hash, engine, method).name
     # Where a full load would have written it, without creating anything.
-    cache = next((d for d in cache_dirs(model_file, model_hash) if (d / spec_name).is_file()), None)
-    if cache is None:
-        return None, f"no {spec_name}"
-    kernel_file = cache / f"kernel-{engine}-{cpu_key()}.so"
-    arrays = cache / f"ensemble-{model_hash}-{engine}.npz"
-    spec_file = finish_path(cache, model_hash, engine, method)
-    for needed in (kernel_file, arrays, spec_file):
+    spec_file = next(
+        (
+            found
+            for d in cache_dirs(model_file, model_hash)
+            if (found := finish_path(d, model_hash, engine, method)).is_file()
+        ),
+        None,
+    )
+    if spec_file is None:
+        return None, f"no {finish_path(Path(), model_hash, engine, method).name}"
+    cache = spec_file.parent
+    kernel_file = kernel_path(cache)
+    arrays = ensemble_path(cache, model_hash, engine)
+    for needed in (kernel_file, arrays):
         if not needed.is_file():
             return None, f"no {needed.name} in {cache}"
     try:

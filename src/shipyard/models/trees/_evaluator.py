@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from shipyard._switches import switched_off
 from shipyard.models.trees._cached import save_finish
 from shipyard.models.trees._ensemble import Ensemble, Unsupported
 from shipyard.models.trees._model import Recipe, TreeModel
@@ -35,8 +36,10 @@ __all__ = [
     "build_evaluator",
     "cache_dir_for",
     "cache_dirs",
+    "ensemble_path",
     "file_hash",
     "load_ensemble",
+    "turned_off",
 ]
 
 log = logging.getLogger("shipyard.models.trees")
@@ -89,6 +92,17 @@ class TreeEvaluator:
             if tiny.any():
                 xc = np.where(tiny, 0.0, xc)
         return self.recipe.finish(self.kernel.run(ens, xc, nan=not self.recipe.finite_only))
+
+
+def turned_off() -> bool:
+    """Whether ``SHIPYARD_TREES`` turns the evaluator off (the framework predicts)."""
+    return switched_off(ENV_SWITCH)
+
+
+def ensemble_path(cache: Path, model_hash: str, engine: str | None = None) -> Path:
+    """Where a model's converted arrays are (or go) in ``cache``; ``engine`` defaults to
+    this engine version (``"*"``: a glob pattern for any)."""
+    return cache / f"ensemble-{model_hash}-{engine or engine_version()}.npz"
 
 
 def file_hash(path: Path) -> str:
@@ -147,13 +161,13 @@ def build_evaluator(recipe: Recipe, model_file: Path) -> TreeEvaluator:
 
     Raises ``Unsupported`` (its subclass ``NoCompiler`` when no compiler works).
     """
-    if os.environ.get(ENV_SWITCH, "").lower() in ("off", "0", "false", "no"):
+    if turned_off():
         raise Unsupported(f"turned off by {ENV_SWITCH}={os.environ[ENV_SWITCH]}")
     model_hash = file_hash(model_file)
     cache = cache_dir_for(model_file, model_hash)
     cache.mkdir(parents=True, exist_ok=True)
     kernel = Kernel(library(cache))
-    path = cache / f"ensemble-{model_hash}-{engine_version()}.npz"
+    path = ensemble_path(cache, model_hash)
     ens = load_ensemble(path) if path.is_file() else None
     if ens is None:
         ens = recipe.convert()

@@ -129,9 +129,14 @@ def compile_library(source: bytes, flags: list[str], dest: Path) -> None:
         os.replace(partial, dest)
 
 
+def kernel_path(cache_dir: Path) -> Path:
+    """Where the kernel of this engine version for this CPU is (or goes) in ``cache_dir``."""
+    return cache_dir / f"kernel-{engine_version()}-{cpu_key()}.so"
+
+
 def library(cache_dir: Path) -> Path:
     """The compiled kernel in ``cache_dir``, compiled now if it is not there yet."""
-    path = cache_dir / f"kernel-{engine_version()}-{cpu_key()}.so"
+    path = kernel_path(cache_dir)
     if not path.is_file():
         compile_library(_source(), _flags(), path)
     return path

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from shipyard._switches import switched_off
+
 __all__ = ["ENV_SWITCH", "MARK", "MIN_BODY_BYTES", "NumberParser", "load_number_parser"]
 
 log = logging.getLogger("shipyard.serving")
@@ -118,7 +120,7 @@ def _source() -> bytes:
 def load_number_parser() -> NumberParser | None:
     """The compiled parser (compiled now if this machine has none yet), or None when it
     is switched off or cannot be built here: the ordinary path then decodes alone."""
-    if os.environ.get(ENV_SWITCH, "").lower() in ("off", "0", "false", "no"):
+    if switched_off(ENV_SWITCH):
         return None
     from shipyard.models.trees._native import NoCompiler, compile_library
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
+from shipyard._switches import switched_off
 from shipyard.errors import BadRequestError
 from shipyard.serving.auth import UNAUTHORIZED_BODY, UNAUTHORIZED_HEADERS, BearerAuth
 from shipyard.serving.http._access import log_request
@@ -50,7 +50,7 @@ Headers = list[tuple[bytes, bytes]]
 
 def enabled() -> bool:
     """Whether the environment leaves the direct path on (the default)."""
-    return os.environ.get(ENV_SWITCH, "").strip().lower() not in ("off", "0", "false", "no")
+    return not switched_off(ENV_SWITCH)
 
 
 @dataclass(frozen=True, slots=True)
