@@ -15,7 +15,13 @@ needs, which uvicorn does not have:
   worker stops, racing a client that is sending its next request on one right then (it
   gets "Server disconnected without sending a response"; a rolling replacement stops
   every old worker under a busy client). Here the next request is answered, with
-  ``Connection: close``, and a connection that stays idle is closed after a short wait.
+  ``Connection: close``, and a connection that stays idle is closed after a short wait;
+* idle connections are closed without a reset (the drain's and the idle timeout's): a
+  request already in the socket's buffer when the timer fires is read and answered
+  (closing a socket with unread bytes makes the kernel send RST, and the client gets
+  "Connection reset by peer" for a request the server had received); otherwise the
+  server half-closes (FIN) and reads until the client closes too, discarding what it
+  sends, so what crosses the FIN ends in a clean end of stream, never a reset.
 
 POST requests (the inference routes) take the direct path of ``http._direct`` when it is
 given: the same limits apply to them, here, in one place.
@@ -24,6 +30,9 @@ given: the same limits apply to them, here, in one place.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import struct
+import termios
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
@@ -62,11 +71,27 @@ _TOO_SLOW = _refusal(
     b'{"error":"The request was not received in time; send it whole, without pauses."}',
 )
 
-_IDLE, _HEADERS, _BODY, _ANSWERING = range(4)
+# _CLOSING: half-closed by an idle timer, reading (and dropping) until the client closes.
+_IDLE, _HEADERS, _BODY, _ANSWERING, _CLOSING = range(5)
 #: How long an idle keep-alive connection may still bring a request once the worker
 #: stops (it is answered with Connection: close); a client that sends nothing in this
 #: time was not about to.
 _DRAIN_IDLE_S = 1.0
+#: How long a half-closed connection waits for the client to close its side (a client
+#: sees the end of stream the next time it looks at its pool, or at once if waiting).
+_LINGER_S = 2.0
+
+
+def _unread(transport: Any) -> int:
+    """Bytes the kernel holds for ``transport`` that the loop has not read yet."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return 0
+    return int(struct.unpack("i", raw)[0])
 
 
 def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[HttpToolsProtocol]:
@@ -110,8 +135,8 @@ def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[Htt
             self.pipeline.clear()
 
         def data_received(self, data: bytes) -> None:
-            if self._refused:
-                return
+            if self._refused or self._phase == _CLOSING:
+                return  # a request that crossed our FIN: it cannot be answered
             super().data_received(data)
 
         def on_message_begin(self) -> None:
@@ -236,10 +261,30 @@ def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[Htt
             transport = self.transport
             if transport is None or transport.is_closing():
                 return
+            if self._phase == _IDLE:
+                self._close_idle(transport)
+                return
             if self._phase in (_HEADERS, _BODY) and (
                 self.cycle is None or not self.cycle.response_started
             ):
                 transport.write(_TOO_SLOW)
             transport.close()
+
+        def _close_idle(self, transport: Any) -> None:
+            """End an idle keep-alive connection (drain or idle timeout) without a reset."""
+            if _unread(transport):
+                # The client's next request came as the timer fired: the loop reads it
+                # next and answers it (``Connection: close`` when draining). Looked at
+                # again later in case those bytes are not a request.
+                self._arm(min(_DRAIN_IDLE_S, limits.idle_timeout))
+                return
+            if not transport.can_write_eof():
+                transport.close()
+                return
+            # FIN, then read until the client closes (its EOF closes the transport):
+            # bytes that arrive meanwhile are dropped, not left to make close() a RST.
+            self._phase = _CLOSING
+            transport.write_eof()
+            self._arm(_LINGER_S)
 
     return LimitedHttpToolsProtocol
