@@ -79,7 +79,7 @@ _IDLE, _HEADERS, _BODY, _ANSWERING, _CLOSING = range(5)
 _DRAIN_IDLE_S = 1.0
 #: How long a half-closed connection waits for the client to close its side (a client
 #: sees the end of stream the next time it looks at its pool, or at once if waiting).
-_LINGER_S = 2.0
+_LINGER_S = 1.0
 
 
 def _unread(transport: Any) -> int:
