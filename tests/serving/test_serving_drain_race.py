@@ -10,7 +10,9 @@ busy (as it is when it serves other connections) from before the drain's deadlin
 after the request has arrived, so the drain's timer comes due with the request unread.
 
 The server is uvicorn with our protocol class on a real socket, in this process, on
-uvloop as in a worker; the busy loop is a callback on the loop itself.
+uvloop as in a worker; the busy loop is a callback on the loop itself, registered in the
+very loop step in which uvicorn's shutdown arms the drain, so the order of events does
+not depend on how fast this machine is.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -43,6 +45,17 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
+class _Uvicorn(uvicorn.Server):
+    """uvicorn whose shutdown first calls ``on_shutdown`` (if set) in the same loop step."""
+
+    on_shutdown: Callable[[], None] | None = None
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.on_shutdown is not None:
+            self.on_shutdown()
+        await super().shutdown(sockets)
+
+
 class _Server:
     """uvicorn with our protocol on a listening socket of its own, in a thread."""
 
@@ -58,7 +71,7 @@ class _Server:
             log_level="warning",
             timeout_graceful_shutdown=30,
         )
-        self.uvicorn = uvicorn.Server(config)
+        self.uvicorn = _Uvicorn(config)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -83,14 +96,6 @@ def _serving() -> Iterator[_Server]:
     assert not server.thread.is_alive()
 
 
-def _refused(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=5).close()
-    except ConnectionRefusedError:
-        return True
-    return False
-
-
 def _answer(sock: socket.socket) -> bytes:
     """One whole answer (head and a 2-byte body) read from ``sock``."""
     data = b""
@@ -107,24 +112,30 @@ def test_a_request_arriving_as_the_drain_closes_an_idle_connection_is_answered()
         sock.settimeout(30)
         sock.sendall(_REQUEST)
         assert _answer(sock).startswith(b"HTTP/1.1 200")  # kept alive, now idle
-        server.uvicorn.should_exit = True  # the worker stops: the drain begins
-        # The listener is closed in the same step as the drain timers are armed.
-        wait_until(lambda: _refused(server.port), "the server to stop accepting")
-        due = time.monotonic() + protocol._DRAIN_IDLE_S
         wake, busy = os.pipe()
+        os.write(busy, b"x")
+        due = 0.0
 
         def hold_the_loop() -> None:
-            # Runs among the loop's I/O callbacks: the request arrives meanwhile, so it
-            # is read only after this turn's timers, the drain's among them, have run.
+            # One of the loop's I/O callbacks, run right after the step that armed the
+            # drain: the request arrives meanwhile, so the loop reads it only after this
+            # turn's timers have run, the drain's among them (due while this held on).
             assert server.loop is not None
             server.loop.remove_reader(wake)
             sock.sendall(_REQUEST)
             while time.monotonic() < due + 0.2:
                 time.sleep(0.01)
 
-        assert server.loop is not None
-        os.write(busy, b"x")
-        server.loop.call_soon_threadsafe(server.loop.add_reader, wake, hold_the_loop)
+        def on_shutdown() -> None:
+            # Before uvicorn's shutdown asks each connection to drain, in the same step:
+            # the drain's deadline is this loop time plus _DRAIN_IDLE_S.
+            nonlocal due
+            assert server.loop is not None
+            due = server.loop.time() + protocol._DRAIN_IDLE_S
+            server.loop.add_reader(wake, hold_the_loop)
+
+        server.uvicorn.on_shutdown = on_shutdown
+        server.uvicorn.should_exit = True  # the worker stops: the drain begins
         try:
             answer = _answer(sock)  # the old drain reset the connection here
         finally:
