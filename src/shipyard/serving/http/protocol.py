@@ -103,13 +103,13 @@ def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[Htt
         _timer_at = 0.0  # when ``_timer`` fires
         _deadline: float | None = None  # when the current phase's time is up
         _phase = _IDLE
-        _refused = False
+        _deaf = False  # drops what arrives: refused, or half-closed by an idle timer
         _draining = False
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             if len(self.connections) > limits.max_connections:
-                self._refused = True
+                self._deaf = True
                 transport.write(_BUSY)
                 transport.close()
                 return
@@ -135,8 +135,8 @@ def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[Htt
             self.pipeline.clear()
 
         def data_received(self, data: bytes) -> None:
-            if self._refused or self._phase == _CLOSING:
-                return  # a request that crossed our FIN: it cannot be answered
+            if self._deaf:
+                return  # after a refusal, or a request that crossed our FIN: no answer
             super().data_received(data)
 
         def on_message_begin(self) -> None:
@@ -284,6 +284,7 @@ def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[Htt
             # FIN, then read until the client closes (its EOF closes the transport):
             # bytes that arrive meanwhile are dropped, not left to make close() a RST.
             self._phase = _CLOSING
+            self._deaf = True
             transport.write_eof()
             self._arm(_LINGER_S)
 
