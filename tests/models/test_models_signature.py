@@ -21,6 +21,7 @@ from shipyard.models import (
     infer_signature,
 )
 from shipyard.models._example import decode_example, encode_example
+from shipyard.models._signature import InputChecker
 
 NUMERIC = [
     np.bool_,
@@ -234,3 +235,48 @@ def test_check_inputs_only_ever_raises_invalid_input(spec: TensorSpec, arr: Any)
         converted = arr.astype(dtype_for_datatype(spec.datatype))
         if not spec.allow_nan and converted.dtype.kind == "f":
             assert not np.isnan(converted).any()
+
+
+def _verdict(check: Any, arr: np.ndarray[Any, Any]) -> str | None:
+    try:
+        check({"x": arr})
+    except InvalidInputError as err:
+        return str(err)
+    return None
+
+
+@settings(max_examples=200)
+@given(specs, st.sampled_from([*NUMERIC, np.float16, np.uint8]), st.data())
+def test_a_checker_gives_the_verdict_of_check_inputs_on_every_request(
+    spec: TensorSpec, dtype: Any, data: st.DataObject
+) -> None:
+    # The checker remembers layouts it accepted; later requests of the same layout with
+    # other values (NaN, out of range, no rows) must still get check_inputs' own answer.
+    signature = Signature(inputs=[spec])
+    checker = InputChecker(signature)
+    trailing = data.draw(st.lists(st.sampled_from([1, 2, 3]), max_size=2))
+    for _ in range(4):
+        rows = data.draw(st.integers(0, 3))
+        arr = data.draw(hnp.arrays(np.dtype(dtype), (rows, *trailing)))
+        assert _verdict(checker, arr) == _verdict(
+            lambda inputs: check_inputs(signature, inputs), arr
+        )
+
+
+def test_a_checker_remembers_only_layouts_whose_values_cannot_matter() -> None:
+    free = InputChecker(Signature(inputs=[TensorSpec(name="x", datatype="FP64", shape=[-1, 3])]))
+    free({"x": np.zeros((2, 3))})
+    assert free._accepted == {(("x", np.dtype(np.float64), (3,)),)}
+    narrowing = InputChecker(
+        Signature(inputs=[TensorSpec(name="x", datatype="UINT8", shape=[-1, 3])])
+    )
+    narrowing({"x": np.ones((2, 3), dtype=np.int64)})
+    with pytest.raises(InvalidInputError, match="outside the range of UINT8"):
+        narrowing({"x": np.full((2, 3), 300, dtype=np.int64)})
+    no_nan = InputChecker(
+        Signature(inputs=[TensorSpec(name="x", datatype="FP64", shape=[-1, 3], allow_nan=False)])
+    )
+    no_nan({"x": np.zeros((2, 3))})
+    with pytest.raises(InvalidInputError, match="NaN in 1 row"):
+        no_nan({"x": np.array([[0.0, np.nan, 1.0]])})
+    assert not narrowing._accepted and not no_nan._accepted

@@ -16,6 +16,7 @@ from shipyard.models.manifest import DATATYPES, Signature, TensorSpec
 
 __all__ = [
     "DEFAULT_INPUT_NAME",
+    "InputChecker",
     "check_inputs",
     "datatype_for_dtype",
     "dtype_for_datatype",
@@ -293,3 +294,69 @@ def check_inputs(signature: Signature, inputs: Mapping[str, np.ndarray[Any, Any]
                 f"{', '.join(repr(n) for n in inputs) or 'none'}."
             )
         _check_one(spec, np.asarray(inputs[name]))
+
+
+class InputChecker:
+    """``check_inputs`` for one signature, remembering the layouts (each input's name,
+    dtype and shape past the first axis) it accepted whatever the values were: a server
+    sees the same layout on every request, and the check costs more than a lookup.
+
+    A layout is remembered only when no value could change the verdict: the first axis
+    is variable, the cast to the declared type is safe (no range check), and NaN is
+    allowed or impossible. Zero rows
+    and scalars are never remembered (they are refused, or their verdict depends on
+    more than the layout).
+    """
+
+    __slots__ = ("_accepted", "signature")
+
+    #: Layouts remembered per signature at most: a client inventing new trailing shapes
+    #: must not grow a worker's memory.
+    MAX_LAYOUTS = 64
+
+    def __init__(self, signature: Signature) -> None:
+        self.signature = signature
+        self._accepted: set[tuple[tuple[str, np.dtype[Any], tuple[int, ...]], ...]] = set()
+
+    def __call__(self, inputs: Mapping[str, np.ndarray[Any, Any]]) -> None:
+        """Raise ``InvalidInputError`` if ``inputs`` do not fit the signature."""
+        key = _layout(inputs)
+        if key is not None and key in self._accepted:
+            return
+        check_inputs(self.signature, inputs)
+        if (
+            key is not None
+            and len(self._accepted) < self.MAX_LAYOUTS
+            and _verdict_is_values_free(self.signature, inputs)
+        ):
+            self._accepted.add(key)
+
+
+def _layout(
+    inputs: Mapping[str, np.ndarray[Any, Any]],
+) -> tuple[tuple[str, np.dtype[Any], tuple[int, ...]], ...] | None:
+    key = []
+    for name, arr in inputs.items():
+        if not isinstance(arr, np.ndarray) or arr.ndim == 0 or arr.shape[0] == 0:
+            return None
+        key.append((name, arr.dtype, arr.shape[1:]))
+    return tuple(key)
+
+
+def _verdict_is_values_free(
+    signature: Signature, inputs: Mapping[str, np.ndarray[Any, Any]]
+) -> bool:
+    """Whether ``check_inputs`` (just passed) would pass for any values and any number
+    of rows of this layout: the first axis is variable, ``_converted`` checks no value,
+    and the NaN rule does not apply."""
+    for spec in signature.inputs:
+        if not spec.shape or spec.shape[0] != -1:
+            return False
+        if spec.datatype == "BYTES":
+            continue
+        dtype = inputs[spec.name].dtype
+        if dtype.kind == "O" or not np.can_cast(dtype, dtype_for_datatype(spec.datatype), "safe"):
+            return False
+        if not spec.allow_nan and dtype.kind in ("f", "c"):
+            return False
+    return True

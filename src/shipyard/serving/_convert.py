@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from shipyard.errors import InvalidInputError, PredictorError
+from shipyard.models._signature import InputChecker
 from shipyard.models.manifest import Signature
 from shipyard.serving.codecs._tensors import DATATYPE_TO_NUMPY, datatype_of
 from shipyard.serving.types import RequestedOutput, Tensor
@@ -71,10 +72,14 @@ def _column_table(
 
 
 def model_inputs(
-    tensors: list[Tensor], signature: Signature | None, text: frozenset[str] = frozenset()
+    tensors: list[Tensor],
+    signature: Signature | None,
+    text: frozenset[str] = frozenset(),
+    check: InputChecker | None = None,
 ) -> Any:
     """Validate request tensors against the signature; one array, or a dict of them.
-    Inputs named in ``text`` reach the predictor as ``str``, not ``bytes``."""
+    Inputs named in ``text`` reach the predictor as ``str``, not ``bytes``. ``check``:
+    the signature's own checker (a served model keeps one), else a one-off check."""
     if not tensors:
         raise InvalidInputError("The request has no inputs; send at least one.")
     arrays = {t.name: t.data for t in tensors}
@@ -92,7 +97,10 @@ def model_inputs(
         # A single-input model accepts its one tensor under any name: clients differ
         # ("input-0", "predict", "input_1") and nothing is ambiguous.
         arrays = {specs[0].name: tensors[0].data}
-    _check(signature, arrays)
+    if check is not None:
+        check(arrays)
+    else:
+        _check(signature, arrays)
     for spec in specs:
         arr = arrays[spec.name]
         if spec.datatype != "BYTES":

@@ -224,7 +224,9 @@ class DataPlane:
         if request.dataframe is not None:
             inputs = request.dataframe
         else:
-            inputs = model_inputs(request.inputs, entry.signature, entry.text_inputs)
+            inputs = model_inputs(
+                request.inputs, entry.signature, entry.text_inputs, entry.input_check
+            )
         inputs = as_input_type(inputs, entry.input_type, entry.signature)
         if request.params is not None and not entry.hooks.takes_params:
             raise BadRequestError(
@@ -269,18 +271,17 @@ class DataPlane:
         if timeout is not None and timeout < seconds:
             seconds = timeout
         entry.inflight += 1
-        deadline = asyncio.timeout(seconds)
+        deadline = entry.deadlines.start(seconds)
         try:
-            # A timeout cancels the wait: a queued request leaves the batcher's queue
-            # unpredicted; one inside a running predict is not torn out of its batch.
-            async with deadline:
-                return await self._run(entry, inputs, request_id, requested, params)
+            return await self._run(entry, inputs, request_id, requested, params)
         except PredictorError as err:
             if self.expose_errors:
                 raise
             raise _hidden(entry.name, err) from err
-        except TimeoutError:
-            if not deadline.expired():
+        except asyncio.CancelledError:
+            # Cancelled by its deadline: the queued request has left the batcher's
+            # queue unpredicted; one inside a running predict is not torn out of it.
+            if not deadline.caused():
                 raise
             raise DeadlineExceededError(
                 f"Model {entry.name!r} did not answer within {seconds:g} s (the request "
@@ -288,6 +289,7 @@ class DataPlane:
                 "--request-timeout."
             ) from None
         finally:
+            entry.deadlines.end(deadline)
             entry.inflight -= 1
 
     async def _run(
@@ -308,8 +310,10 @@ class DataPlane:
                 pre = await hooks.preprocess(inputs)
             finally:
                 batcher.arriving -= 1
-        else:
+        elif hooks.pre_fn is not None:
             pre = await hooks.preprocess(inputs)
+        else:
+            pre = inputs  # no hook: not even a coroutine to await
         if batcher is not None:
             out = await batcher.submit(pre)
         else:
@@ -317,7 +321,7 @@ class DataPlane:
             if self.metrics is not None:
                 rows = getattr(pre, "shape", (1,))[0] if getattr(pre, "ndim", 0) else 1
                 self.metrics.observe_batch(entry.name, int(rows), 1)
-        post = await hooks.postprocess(out)
+        post = await hooks.postprocess(out) if hooks.post_fn is not None else out
         tensors, is_frame = output_tensors(post, entry.signature, requested)
         return InferenceResponse(
             model_name=entry.name,

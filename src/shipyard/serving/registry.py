@@ -11,7 +11,9 @@ from typing import Any, Protocol
 
 from shipyard.errors import ModelNotFoundError, ModelNotReadyError
 from shipyard.models._inputs import InputType
+from shipyard.models._signature import InputChecker
 from shipyard.models.manifest import ModelManifest, Signature
+from shipyard.serving._deadlines import Deadlines
 from shipyard.serving._hooks import Hooks
 from shipyard.serving.batching import AdaptiveBatcher
 from shipyard.serving.config import AdmissionConfig, BatchingConfig
@@ -58,6 +60,16 @@ class ModelEntry:
     it would from ``load_model`` or a batch job."""
     input_type: InputType | None = None
     """What the predictor receives from every route: numpy, pandas, dict, or (None) as decoded."""
+    input_check: InputChecker | None = field(init=False, repr=False)
+    """The signature's checker, which remembers the layouts it accepted (None: no signature)."""
+
+    deadlines: Deadlines = field(init=False, repr=False)
+    """The running requests' deadlines (``admission.request_timeout`` each)."""
+
+    def __post_init__(self) -> None:
+        signature = self.signature
+        self.input_check = InputChecker(signature) if signature is not None else None
+        self.deadlines = Deadlines(self.admission.request_timeout)
 
     @property
     def signature(self) -> Signature | None:
