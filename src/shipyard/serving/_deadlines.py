@@ -22,21 +22,20 @@ from typing import Any
 
 __all__ = ["Deadline", "Deadlines"]
 
+#: How early a loop timer may fire (uvloop counts milliseconds).
 _TICK = 0.001
 #: Queue length that makes ``start`` drop the answered deadlines behind a running head.
 _COMPACT_MIN = 1024
-
 
 _RUNNING, _EXPIRED, _OVER = range(3)
 
 
 class Deadline:
-    """One request's deadline, ``seconds`` long."""
+    """One request's deadline: its task is cancelled at loop time ``at``."""
 
-    __slots__ = ("at", "cancelling", "seconds", "state", "task", "timer")
+    __slots__ = ("at", "cancelling", "state", "task", "timer")
 
-    def __init__(self, seconds: float, at: float, task: asyncio.Task[Any]) -> None:
-        self.seconds = seconds
+    def __init__(self, at: float, task: asyncio.Task[Any]) -> None:
         self.at = at
         self.task: asyncio.Task[Any] | None = task  # None once over
         #: The task's cancellation count at the start: a cancellation beyond the one this
@@ -84,10 +83,10 @@ class Deadlines:
         if task is None:
             raise RuntimeError("a request deadline needs the request's task to cancel")
         if seconds < self.seconds:
-            own = Deadline(seconds, loop.time() + seconds, task)
+            own = Deadline(loop.time() + seconds, task)
             own.timer = loop.call_at(own.at, own.expire)
             return own
-        deadline = Deadline(self.seconds, loop.time() + self.seconds, task)
+        deadline = Deadline(loop.time() + self.seconds, task)
         queue = self._queue
         while queue and not queue[0].running:
             queue.popleft()
@@ -116,7 +115,6 @@ class Deadlines:
     def _fire(self) -> None:
         self._timer = None
         loop = asyncio.get_running_loop()
-        # A timer may fire up to a clock tick early (uvloop counts milliseconds).
         now = loop.time() + _TICK
         queue = self._queue
         while queue:

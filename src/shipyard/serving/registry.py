@@ -62,7 +62,6 @@ class ModelEntry:
     """What the predictor receives from every route: numpy, pandas, dict, or (None) as decoded."""
     input_check: InputChecker | None = field(init=False, repr=False)
     """The signature's checker, which remembers the layouts it accepted (None: no signature)."""
-
     deadlines: Deadlines = field(init=False, repr=False)
     """The running requests' deadlines (``admission.request_timeout`` each)."""
 
