@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
+
+from shipyard.testing import free_port, wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -89,3 +93,37 @@ def run_cli(tmp_path: Path, without_packages: Callable[..., dict[str, str]]) -> 
         )
 
     return run
+
+
+@contextmanager
+def serving_folder(folder: Path) -> Iterator[str]:
+    """``python -m http.server`` serving ``folder`` on 127.0.0.1: its base URL, until the
+    block ends (a remote place to load models from)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(up, "the http.server to answer")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def serve_folder() -> Callable[[Path], AbstractContextManager[str]]:
+    """``serving_folder``: with ``serve_folder(folder) as base_url`` a test loads models
+    from a real HTTP server."""
+    return serving_folder

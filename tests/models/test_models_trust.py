@@ -10,7 +10,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
@@ -20,7 +21,7 @@ import yaml
 
 from shipyard.errors import ModelLoadError, UntrustedModelError
 from shipyard.models import load_model, save_model
-from shipyard.testing import free_port, start_server, wait_until
+from shipyard.testing import start_server
 
 X = np.random.default_rng(0).normal(size=(60, 4))
 Y = (X[:, 0] > 0).astype(np.int64)
@@ -33,34 +34,18 @@ def isolated(home: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory,
+    serve_folder: Callable[[Path], AbstractContextManager[str]],
+) -> Iterator[tuple[str, Path]]:
     """(base URL, folder) of ``python -m http.server`` serving a joblib model file."""
     from sklearn.linear_model import LogisticRegression
 
     root = tmp_path_factory.mktemp("www")
     saved = save_model(LogisticRegression().fit(X, Y), root / "clf", input_example=X[:2])
     (root / "model.joblib").write_bytes((saved / "model.joblib").read_bytes())
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/model.joblib", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(up, "the http.server to answer")
+    with serve_folder(root) as base:
         yield base, root
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def _sha256(path: Path) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -211,25 +213,16 @@ _TREE = "sklearn.tree._tree.Tree"
 
 
 def test_a_remote_pickle_still_needs_trust_with_a_complete_cache(
-    home: Path, tmp_path: Path
+    home: Path, tmp_path: Path, serve_folder: Callable[[Path], AbstractContextManager[str]]
 ) -> None:
     import hashlib
 
     from shipyard.errors import UntrustedModelError
-    from shipyard.testing import free_port, wait_until
 
     model = RandomForestClassifier(n_estimators=4, random_state=0).fit(X, Y)
     saved = shipyard.save_model(model, tmp_path / "www" / "rf")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-        cwd=saved,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/model.joblib"
-    try:
-        wait_until(lambda: _answers(url), "the http.server to answer")
+    with serve_folder(saved) as base:
+        url = f"{base}/model.joblib"
         trusted = shipyard.load_model(url, trusted=True, lazy=True)  # fetched, cache built
         np.testing.assert_array_equal(trusted.predict(X), model.predict(X))
         again = shipyard.load_model(url, trusted=True, lazy=True)
@@ -239,18 +232,6 @@ def test_a_remote_pickle_still_needs_trust_with_a_complete_cache(
         digest = hashlib.sha256((saved / "model.joblib").read_bytes()).hexdigest()
         pinned = shipyard.load_model(url, sha256=digest, lazy=True)
         np.testing.assert_array_equal(pinned.predict(X), model.predict(X))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def _answers(url: str) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_a_lazy_load_that_fails_is_a_model_load_error(tmp_path: Path) -> None:

@@ -198,6 +198,16 @@ def _kind_castable(arr: np.ndarray[Any, Any], datatype: str) -> bool:
     return bool(np.can_cast(arr.dtype, target, casting="same_kind"))
 
 
+def _casts_safely(dtype: np.dtype[Any], target: np.dtype[Any]) -> bool:
+    """Whether every value of ``dtype`` fits ``target``: no value needs checking."""
+    return dtype.kind != "O" and bool(np.can_cast(dtype, target, casting="safe"))
+
+
+def _nan_refused(spec: TensorSpec, dtype: np.dtype[Any]) -> bool:
+    """Whether values of ``dtype`` must be checked for NaN against ``spec``."""
+    return not spec.allow_nan and dtype.kind in ("f", "c")
+
+
 def _converted(spec: TensorSpec, arr: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """The values as the declared type; raise if any does not fit it.
 
@@ -207,7 +217,7 @@ def _converted(spec: TensorSpec, arr: np.ndarray[Any, Any]) -> np.ndarray[Any, A
     if spec.datatype == "BYTES":
         return arr
     target = dtype_for_datatype(spec.datatype)
-    if arr.dtype != object and np.can_cast(arr.dtype, target, casting="safe"):
+    if _casts_safely(arr.dtype, target):
         return arr
     if arr.dtype.kind in ("i", "u") and target.kind in ("i", "u") and arr.size:
         info = np.iinfo(target)
@@ -263,7 +273,7 @@ def _check_one(spec: TensorSpec, arr: np.ndarray[Any, Any]) -> None:
             "send at least one row."
         )
     values = _converted(spec, arr)
-    if not spec.allow_nan and values.dtype.kind in ("f", "c") and values.size:
+    if _nan_refused(spec, values.dtype) and values.size:
         rows = values.reshape(values.shape[0], -1) if values.ndim else values.reshape(1, 1)
         nan_rows = np.flatnonzero(np.isnan(rows).any(axis=1))
         if nan_rows.size:
@@ -355,8 +365,6 @@ def _verdict_is_values_free(
         if spec.datatype == "BYTES":
             continue
         dtype = inputs[spec.name].dtype
-        if dtype.kind == "O" or not np.can_cast(dtype, dtype_for_datatype(spec.datatype), "safe"):
-            return False
-        if not spec.allow_nan and dtype.kind in ("f", "c"):
+        if not _casts_safely(dtype, dtype_for_datatype(spec.datatype)) or _nan_refused(spec, dtype):
             return False
     return True

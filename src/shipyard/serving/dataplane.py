@@ -310,10 +310,8 @@ class DataPlane:
                 pre = await hooks.preprocess(inputs)
             finally:
                 batcher.arriving -= 1
-        elif hooks.pre_fn is not None:
-            pre = await hooks.preprocess(inputs)
         else:
-            pre = inputs  # no hook: not even a coroutine to await
+            pre = await hooks.preprocess(inputs)
         if batcher is not None:
             out = await batcher.submit(pre)
         else:
@@ -321,7 +319,7 @@ class DataPlane:
             if self.metrics is not None:
                 rows = getattr(pre, "shape", (1,))[0] if getattr(pre, "ndim", 0) else 1
                 self.metrics.observe_batch(entry.name, int(rows), 1)
-        post = await hooks.postprocess(out) if hooks.post_fn is not None else out
+        post = await hooks.postprocess(out)
         tensors, is_frame = output_tensors(post, entry.signature, requested)
         return InferenceResponse(
             model_name=entry.name,

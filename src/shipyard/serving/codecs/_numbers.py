@@ -66,16 +66,14 @@ class NumberParser:
     def array(self, body: bytes, pos: int) -> tuple[np.ndarray[Any, Any], int] | None:
         """The float64 values of the array at ``body[pos]`` ('[') and the offset past
         it, or None when the C parser does not take it."""
-        # At least one digit and one comma per value. The values are returned as a view
-        # of this buffer, not copied out of it: the pages past them are never touched,
-        # and the batcher copies the request's rows into its batch anyway.
+        # At least one digit and one comma per value.
         cap = (len(body) - pos) // 2 + 1
         out = np.empty(cap, dtype=np.float64)
         end = ctypes.c_int64(0)
         n = self._fn(body, len(body), pos, out.ctypes.data, cap, ctypes.byref(end))
         if n < 0:
             return None
-        return out[:n], end.value
+        return out[:n].copy(), end.value
 
     def cut(self, body: bytes) -> tuple[bytes, dict[str, np.ndarray[Any, Any]]] | None:
         """``body`` with each flat numeric ``data`` array replaced by a marker, and the
