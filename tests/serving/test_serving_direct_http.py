@@ -280,3 +280,34 @@ def test_a_queued_body_cut_off_by_a_timeout_gives_its_bytes_back(
             return _exchange(server.http_port, big).startswith(b"HTTP/1.1 200")
 
         wait_until(answered, "a request needing all but 8 kB of the buffer cap to be answered")
+
+
+#: A body far larger than the socket buffers: the client is still sending it when the
+#: server has refused it.
+UPLOAD = b" " * (8 << 20)
+
+
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        _post(body=UPLOAD).partition(b"\r\n\r\n")[0] + b"\r\n\r\n",
+        _chunked(b"x").partition(b"\r\n\r\n")[0] + b"\r\n\r\n" + b"%x\r\n" % len(UPLOAD),
+    ],
+    ids=["declared length over the limit", "chunked body over the limit"],
+)
+def test_a_refusal_reaches_a_client_still_uploading(
+    servers: dict[str, ServerProcess], request_head: bytes
+) -> None:
+    # The server answers 413 before the body has arrived. Closing the socket with the
+    # body's bytes unread would make the kernel send a reset, and a client still
+    # uploading would get "Connection reset by peer" instead of the answer; the server
+    # half-closes instead and drops the rest of the body, as a client expects.
+    with socket.create_connection(("127.0.0.1", servers["direct"].http_port), timeout=30) as sock:
+        sock.sendall(request_head + UPLOAD)
+        received = b""
+        while data := sock.recv(65536):
+            received += data
+    head, body = _answers(received)[0]
+    assert head.startswith(b"HTTP/1.1 413"), received[:300]
+    assert b"connection: close" in head.lower()
+    assert "error" in json.loads(body)

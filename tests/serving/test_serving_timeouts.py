@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,6 +63,19 @@ def test_an_idle_keep_alive_connection_is_closed(impatient: ServerProcess) -> No
 def test_a_half_sent_request_gets_408(impatient: ServerProcess, partial: bytes) -> None:
     with _connect(impatient.http_port) as sock:
         sock.sendall(partial)
+        answer = _until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+
+
+def test_a_408_reaches_a_client_still_sending(impatient: ServerProcess) -> None:
+    # The client sends its body a byte at a time for 1.5 s, past the 1 s body timeout,
+    # and reads only then. The 408 must be there for it: a server that closes outright
+    # answers the bytes sent after its close with a reset, which throws the 408 away.
+    with _connect(impatient.http_port) as sock:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        for _ in range(6):
+            time.sleep(0.25)
+            sock.sendall(b" ")
         answer = _until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 408"), answer
 

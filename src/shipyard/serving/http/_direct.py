@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +108,7 @@ class DirectCycle:
 
     __slots__ = (
         "_client",
+        "_close",
         "_default_headers",
         "_direct",
         "_flow",
@@ -139,6 +141,7 @@ class DirectCycle:
         keep_alive: bool,
         expect_100_continue: bool,
         on_response: Any,
+        close: Callable[[], None],
         client: tuple[str, int] | None,
     ) -> None:
         self._direct = direct
@@ -147,6 +150,9 @@ class DirectCycle:
         self._default_headers = default_headers
         self._headers = headers
         self._client = client
+        #: Ends the connection after an answer with ``Connection: close`` (the
+        #: protocol's: it avoids a reset when the body was not read whole).
+        self._close = close
         self._started = time.perf_counter()
         self.request: _Request = direct.app.request(method, path, query, dict(headers), self._read)
         self.more_body = True
@@ -243,5 +249,5 @@ class DirectCycle:
         self.response_complete = True
         self.message_event.set()
         if not self.keep_alive:
-            self._transport.close()
+            self._close()
         self.on_response()

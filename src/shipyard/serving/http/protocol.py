@@ -21,7 +21,11 @@ needs, which uvicorn does not have:
   (closing a socket with unread bytes makes the kernel send RST, and the client gets
   "Connection reset by peer" for a request the server had received); otherwise the
   server half-closes (FIN) and reads until the client closes too, discarding what it
-  sends, so what crosses the FIN ends in a clean end of stream, never a reset.
+  sends, so what crosses the FIN ends in a clean end of stream, never a reset;
+* so are connections answered before their request's body was read (413, 401, 408):
+  the client may still be uploading, and a reset would reach it instead of the
+  answer. The server half-closes after the answer and drops what still comes, until
+  the client closes, has sent nothing for ``_LINGER_S``, or ``body_timeout`` is up.
 
 POST requests (the inference routes) take the direct path of ``http._direct`` when it is
 given: the same limits apply to them, here, in one place.
@@ -78,7 +82,8 @@ _IDLE, _HEADERS, _BODY, _ANSWERING, _CLOSING = range(5)
 #: time was not about to.
 _DRAIN_IDLE_S = 1.0
 #: How long a half-closed connection waits for the client to close its side (a client
-#: sees the end of stream the next time it looks at its pool, or at once if waiting).
+#: sees the end of stream the next time it looks at its pool, or at once if waiting),
+#: counted from the last byte it sent.
 _LINGER_S = 1.0
 
 
@@ -103,8 +108,9 @@ def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[Htt
         _timer_at = 0.0  # when ``_timer`` fires
         _deadline: float | None = None  # when the current phase's time is up
         _phase = _IDLE
-        _deaf = False  # drops what arrives: refused, or half-closed by an idle timer
+        _deaf = False  # drops what arrives: refused, or half-closed
         _draining = False
+        _linger_until = 0.0  # when a half-closed connection closes, whatever comes
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -136,7 +142,11 @@ def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[Htt
 
         def data_received(self, data: bytes) -> None:
             if self._deaf:
-                return  # after a refusal, or a request that crossed our FIN: no answer
+                # After a refusal, or sent after our FIN: no answer. A client still
+                # sending (the rest of a refused body) is waited for, within bounds.
+                if self._phase == _CLOSING:
+                    self._arm(min(_LINGER_S, self._linger_until - self.loop.time()))
+                return
             super().data_received(data)
 
         def on_message_begin(self) -> None:
@@ -188,6 +198,7 @@ def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[Htt
                 keep_alive=version != "1.0" and parser.should_keep_alive(),
                 expect_100_continue=self.expect_100_continue,
                 on_response=self.on_response_complete,
+                close=self._close_answered,
                 client=self.client,
             )
             existing = self.cycle
@@ -268,7 +279,25 @@ def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[Htt
                 self.cycle is None or not self.cycle.response_started
             ):
                 transport.write(_TOO_SLOW)
+                if self._nothing_else_to_send():
+                    self._half_close(transport)
+                    return
             transport.close()
+
+        def _nothing_else_to_send(self) -> bool:
+            """Whether no earlier request of this connection is still being answered: it
+            would write after a FIN (closed at once, its answer is dropped instead)."""
+            if self._phase == _HEADERS:
+                return self.cycle is None or self.cycle.response_complete
+            return not self.pipeline  # _BODY: an earlier request queues this one
+
+        def _close_answered(self) -> None:
+            """End the connection after an answer (``Connection: close``): at once when
+            the request was read whole, else without a reset (see ``_half_close``)."""
+            if self._phase in (_HEADERS, _BODY):
+                self._half_close(self.transport)
+            else:
+                self.transport.close()
 
         def _close_idle(self, transport: Any) -> None:
             """End an idle keep-alive connection (drain or idle timeout) without a reset."""
@@ -278,14 +307,21 @@ def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[Htt
                 # again later in case those bytes are not a request.
                 self._arm(min(_DRAIN_IDLE_S, limits.idle_timeout))
                 return
+            self._half_close(transport)
+
+        def _half_close(self, transport: Any) -> None:
+            """FIN, then read until the client closes (its EOF closes the transport):
+            bytes that arrive meanwhile are dropped, not left to make close() a RST. The
+            connection closes anyway ``_LINGER_S`` after the last byte, or when a
+            ``body_timeout`` has passed (a client that keeps sending)."""
             if not transport.can_write_eof():
                 transport.close()
                 return
-            # FIN, then read until the client closes (its EOF closes the transport):
-            # bytes that arrive meanwhile are dropped, not left to make close() a RST.
             self._phase = _CLOSING
             self._deaf = True
+            self._linger_until = self.loop.time() + limits.body_timeout
             transport.write_eof()
+            self.flow.resume_reading()  # paused for a pipelined request, perhaps
             self._arm(_LINGER_S)
 
     return LimitedHttpToolsProtocol
