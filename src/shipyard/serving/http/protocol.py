@@ -22,7 +22,7 @@ needs, which uvicorn does not have:
   "Connection reset by peer" for a request the server had received); otherwise the
   server half-closes (FIN) and reads until the client closes too, discarding what it
   sends, so what crosses the FIN ends in a clean end of stream, never a reset;
-* so are connections answered before their request's body was read (413, 401, 408):
+* so are connections answered before their request's body was read (413, 408):
   the client may still be uploading, and a reset would reach it instead of the
   answer. The server half-closes after the answer and drops what still comes, until
   the client closes, has sent nothing for ``_LINGER_S``, or ``body_timeout`` is up.
