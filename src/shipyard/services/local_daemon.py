@@ -292,6 +292,8 @@ class LocalDaemonService(Service):
                 raise ServiceError(f"Service {self.uuid}: {message}")
             healthy, why = self.endpoint.check()
             if healthy:
+                healthy, why = self._fully_started()
+            if healthy:
                 self.status.update(ServiceState.ACTIVE)
                 self.persist()
                 return
@@ -304,6 +306,12 @@ class LocalDaemonService(Service):
         self.status.update(ServiceState.ERROR, message)
         self.persist()
         raise ServiceError(f"Service {self.uuid}: {message}. See its log: {self.log_path}")
+
+    def _fully_started(self) -> tuple[bool, str]:
+        """Whether the server has finished starting once its health check passes, else
+        why not: a server whose health check one of several processes answers says so
+        here (the default: the health check is the whole answer)."""
+        return True, ""
 
     def stop(self, timeout: float = 60.0, force: bool = False) -> None:
         """SIGTERM (in-flight requests finish), SIGKILL after ``timeout`` or with ``force``."""

@@ -23,6 +23,7 @@ __all__ = [
     "new_control_socket_path",
     "remove_control_socket",
     "send_reload",
+    "workers_ready",
 ]
 
 #: Prefix of the private temp directory holding a control socket whose path in the run
@@ -34,6 +35,20 @@ TOKEN_FILE = "auth-token"
 
 # A Unix socket path must fit in sun_path (108 bytes on Linux).
 _MAX_SOCKET_PATH = 100
+
+
+def workers_ready(socket_path: str) -> tuple[bool, str]:
+    """Whether the supervisor behind ``socket_path`` reports every worker ready (one
+    ready worker already answers the health check); else why not."""
+    from shipyard.serving.control import send_command
+
+    try:
+        status = send_command(socket_path, {"op": "status"}, timeout=5.0)
+    except ServiceError as err:
+        return False, str(err)  # not listening yet, most likely
+    if status.get("ready"):
+        return True, ""
+    return False, str(status.get("error") or "its workers are not all ready")
 
 
 def remove_control_socket(path: str) -> None:

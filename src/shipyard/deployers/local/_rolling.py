@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from shipyard.deployers.local._control import remove_control_socket
+from shipyard.deployers.local._control import remove_control_socket, workers_ready
 from shipyard.errors import DeploymentError, ServiceError
 from shipyard.services import process
 from shipyard.services.service import ServiceStatus
@@ -127,21 +127,14 @@ def roll(server: Rollable, timeout: float) -> None:
 
 def _wait_ready(server: Rollable, pid: int, start_time: int, timeout: float) -> tuple[bool, str]:
     """Whether the new supervisor reports every worker ready before ``timeout``; else why."""
-    from shipyard.serving.control import send_command
-
     deadline = time.monotonic() + timeout
     why = "no answer yet"
     while time.monotonic() < deadline:
         if process.process_start_time(pid) != start_time:
             return False, f"the new supervisor {process.exit_description(process.reap(pid))}"
-        try:
-            status = send_command(server.control_socket, {"op": "status"}, timeout=5.0)
-        except ServiceError as err:
-            why = str(err)  # not listening yet, most likely
-        else:
-            if status.get("ready"):
-                return True, ""
-            why = "its workers are not ready"
+        ready, why = workers_ready(server.control_socket)
+        if ready:
+            return True, ""
         time.sleep(_POLL_S)
     return False, why
 

@@ -30,6 +30,7 @@ from shipyard.deployers.local._control import (
     new_control_socket_path,
     remove_control_socket,
     send_reload,
+    workers_ready,
 )
 from shipyard.deployers.local._snapshot import digest_in_path, snapshot_path
 from shipyard.errors import ServiceError
@@ -285,6 +286,14 @@ class LocalModelServer(LocalDaemonService):
                     changing=answer.get("reload") is not None,
                 )
         return None
+
+    def _fully_started(self) -> tuple[bool, str]:
+        # Any ready worker answers the health check while others still load: a start is
+        # over when the supervisor has every worker ready (until then a worker's death
+        # is a failed start, and the whole server exits).
+        if not self.control_socket:
+            return True, ""
+        return workers_ready(self.control_socket)
 
     def check_status(self) -> tuple[ServiceState, str]:
         from shipyard.deployers.local._rolling import abandon_next, retire_previous
