@@ -49,6 +49,19 @@ async def _check(app: Any, model_dir: Path) -> None:
                 )
 
 
+def _drain_safe_http() -> dict[str, Any]:
+    """Shipyard's HTTP protocol for the worker (``serving.http.protocol``): when a
+    worker is retired (a reload), uvicorn's own closes each idle keep-alive connection
+    at once, and a client's next request already on its way gets "Connection reset by
+    peer"; Shipyard's answers it (``Connection: close``) or ends the connection with a
+    FIN. Without httptools here, uvicorn's default."""
+    try:
+        from shipyard.serving.http.protocol import HttpLimits, protocol_class
+    except ImportError:
+        return {}
+    return {"http": protocol_class(HttpLimits(idle_timeout=5.0))}
+
+
 async def _serve(app: Any, socks: list[socket.socket], ready_fd: int, timeout: int) -> None:
     import uvicorn
 
@@ -58,6 +71,7 @@ async def _serve(app: Any, socks: list[socket.socket], ready_fd: int, timeout: i
         timeout_keep_alive=5,
         # In-flight requests of a retired worker finish; its accept queue is shared.
         timeout_graceful_shutdown=timeout,
+        **_drain_safe_http(),
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=socks))
