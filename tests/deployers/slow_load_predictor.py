@@ -22,10 +22,11 @@ class SlowLoad(Predictor):
         marks = folder / "marks"
         delay = float((folder / "delay").read_text())
         if marks.exists():
-            (Path(marks.read_text()) / f"loading-{os.getpid()}-{time.time_ns()}").write_text("")
+            noted = Path(marks.read_text())
+            (noted / f"loading-{os.getpid()}-{time.time_ns()}").write_text("")
             if (folder / "first-is-quick").exists():
                 try:
-                    os.close(os.open(Path(marks.read_text()) / "first", os.O_CREAT | os.O_EXCL))
+                    os.close(os.open(noted / "first", os.O_CREAT | os.O_EXCL))
                     delay = 0.0
                 except FileExistsError:
                     pass

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 _SERVING_EXAMPLE = "serving_input_example.json"
+#: Seconds an idle keep-alive connection stays open.
+_IDLE_S = 5
 
 
 def _report(fd: int, line: str) -> None:
@@ -59,7 +61,7 @@ def _drain_safe_http() -> dict[str, Any]:
         from shipyard.serving.http.protocol import HttpLimits, protocol_class
     except ImportError:
         return {}
-    return {"http": protocol_class(HttpLimits(idle_timeout=5.0))}
+    return {"http": protocol_class(HttpLimits(idle_timeout=_IDLE_S))}
 
 
 async def _serve(app: Any, socks: list[socket.socket], ready_fd: int, timeout: int) -> None:
@@ -68,7 +70,7 @@ async def _serve(app: Any, socks: list[socket.socket], ready_fd: int, timeout: i
     config = uvicorn.Config(
         app,
         log_level="warning",
-        timeout_keep_alive=5,
+        timeout_keep_alive=_IDLE_S,
         # In-flight requests of a retired worker finish; its accept queue is shared.
         timeout_graceful_shutdown=timeout,
         **_drain_safe_http(),

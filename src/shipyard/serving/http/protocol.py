@@ -39,12 +39,13 @@ import struct
 import termios
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from shipyard.serving.http._direct import Direct, DirectCycle
+if TYPE_CHECKING:
+    from shipyard.serving.http._direct import Direct, DirectCycle
 
 __all__ = ["HttpLimits", "protocol_class"]
 
@@ -102,6 +103,14 @@ def _unread(transport: Any) -> int:
 def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[HttpToolsProtocol]:
     """uvicorn's ``http`` protocol class with ``limits`` (pass it as ``Config(http=...)``);
     with ``direct``, POST requests are answered on the direct path (``http._direct``)."""
+    # The direct path's module (and through it the app, the codecs, the data plane) is
+    # imported only when it is used: the MLflow engine's workers take this protocol
+    # without it. ``direct_cycles`` is empty then, and no cycle is an instance of it.
+    direct_cycles: tuple[type[DirectCycle], ...] = ()
+    if direct is not None:
+        from shipyard.serving.http._direct import DirectCycle as cycle_class
+
+        direct_cycles = (cycle_class,)
 
     class LimitedHttpToolsProtocol(HttpToolsProtocol):
         _timer: asyncio.TimerHandle | None = None
@@ -132,11 +141,11 @@ def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[Htt
             if cycle is not None and not cycle.response_complete:
                 if task is not None:
                     task.cancel()
-                if isinstance(cycle, DirectCycle):
+                if isinstance(cycle, direct_cycles):
                     cycle.release()  # its task may be cancelled before it ever ran
             for queued, _ in self.pipeline:
                 queued.disconnected = True
-                if isinstance(queued, DirectCycle):
+                if isinstance(queued, direct_cycles):
                     queued.release()
             self.pipeline.clear()
 
@@ -186,7 +195,7 @@ def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[Htt
             path = url.path.decode("ascii")
             if "%" in path:
                 path = urllib.parse.unquote(path)
-            cycle = DirectCycle(
+            cycle = direct_cycles[0](
                 direct,
                 "POST",
                 path,
@@ -211,7 +220,7 @@ def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[Htt
 
         def on_body(self, body: bytes) -> None:
             cycle = self.cycle
-            if isinstance(cycle, DirectCycle):
+            if isinstance(cycle, direct_cycles):
                 if not cycle.response_complete:
                     cycle.feed(body)
                 return
