@@ -84,7 +84,7 @@ def _same_sums(default: Kernel, scalar: Kernel, ens: Ensemble, x: Any, nan: bool
     shows), cut at block boundaries."""
     dtype = np.float32 if ens.input32 else np.float64
     x = np.concatenate([x, probe_rows(ens, nan=False)])
-    for n in (1, 15, 40, 127, 128, 129, 700, len(x)):
+    for n in (1, 15, 40, 127, 128, 129, 255, 256, 257, 700, len(x)):
         rows = np.ascontiguousarray(x[:n], dtype=dtype)
         a, b = default.run(ens, rows, nan), scalar.run(ens, rows, nan)
         assert a.tobytes() == b.tobytes(), f"{n} rows"
@@ -126,7 +126,7 @@ def test_xgboost_rows_with_and_without_missing_values(
     path = shipyard.save_model(booster, tmp_path / "xgb")
     loaded = shipyard.load_model(path)
     rows = np.random.default_rng(6).normal(size=(700, 12)) * 2
-    rows[300:310, 4] = np.nan  # only the third block of 128 rows has missing values
+    rows[300:310, 4] = np.nan  # only the second block of 256 rows has missing values
     ours = np.asarray(loaded.predict(rows))
     assert float(np.max(np.abs(ours - booster.inplace_predict(rows)))) <= 1e-6
     default, scalar = _kernels(tmp_path, monkeypatch)
