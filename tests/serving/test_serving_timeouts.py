@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from shipyard.serving.http.protocol import _REFUSED_LINGERING
 from shipyard.testing import ServerProcess, start_server
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -102,7 +103,9 @@ def test_an_idle_grpc_connection_gets_goaway(impatient: ServerProcess) -> None:
     assert struct.unpack_from(">L", received, len(received) - 4)[0] == 0
 
 
-def test_connections_past_the_cap_are_refused(models_dir: Path) -> None:
+@pytest.fixture
+def capped(models_dir: Path) -> Iterator[ServerProcess]:
+    """A server whose worker accepts three connections, all three held open."""
     env = {"SHIPYARD_SERVER_MAX_CONNECTIONS": "3"}
     with start_server(models_dir / "const1", env=env) as server:
         held = [_connect(server.http_port) for _ in range(3)]
@@ -110,10 +113,47 @@ def test_connections_past_the_cap_are_refused(models_dir: Path) -> None:
             for sock in held:  # each connection is accepted and served
                 sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert sock.recv(65536).startswith(b"HTTP/1.1 200")
-            with _connect(server.http_port) as extra:
-                answer = _until_closed(extra)
-            assert answer.startswith(b"HTTP/1.1 503"), answer
-            assert b"retry-after: 1" in answer.lower()
+            yield server
         finally:
             for sock in held:
                 sock.close()
+
+
+def test_connections_past_the_cap_are_refused(capped: ServerProcess) -> None:
+    with _connect(capped.http_port) as extra:
+        answer = _until_closed(extra)
+    assert answer.startswith(b"HTTP/1.1 503"), answer
+    assert b"retry-after: 1" in answer.lower()
+
+
+def _send_request(sock: socket.socket) -> None:
+    """A 1 MB POST, sent whole at once."""
+    body = b"[" + b"0.5," * 250_000 + b"0.5]"
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    sock.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def test_a_refusal_reaches_a_client_that_sent_its_request_at_once(capped: ServerProcess) -> None:
+    # Clients send a request as soon as they connect; past the cap it arrives at a
+    # connection the server refuses. Closing that socket outright makes the kernel
+    # answer the request's bytes with a reset, and the client gets "Connection reset
+    # by peer" (or a broken pipe while still sending) instead of the 503.
+    with _connect(capped.http_port) as extra:
+        _send_request(extra)
+        answer = _until_closed(extra)
+    assert answer.startswith(b"HTTP/1.1 503"), answer
+    assert b"retry-after: 1" in answer.lower()
+
+
+def test_a_flood_past_the_cap_holds_no_more_sockets(capped: ServerProcess) -> None:
+    # Refused connections linger (see above) only up to a bound: past it, one more is
+    # closed outright, so a request sent on it meets a reset.
+    lingering = [_connect(capped.http_port) for _ in range(_REFUSED_LINGERING)]
+    try:
+        with _connect(capped.http_port) as extra, pytest.raises(OSError) as raised:
+            _send_request(extra)
+            _until_closed(extra)
+        assert isinstance(raised.value, ConnectionResetError | BrokenPipeError), raised.value
+    finally:
+        for sock in lingering:
+            sock.close()

@@ -7,7 +7,9 @@ needs, which uvicorn does not have:
 * an idle timeout for connections with no request in progress, armed when a connection
   opens as well as after each answer (uvicorn arms its keep-alive timer only after an
   answer, and any byte, even a stray CRLF, disarms it);
-* a cap on open connections per worker: one more gets 503 and is closed;
+* a cap on open connections per worker: one more gets 503 and is closed (without a
+  reset, as below, within ``_LINGER_S``; past ``_REFUSED_LINGERING`` such connections
+  at once, outright);
 * cancellation: when a client disconnects before its answer, the task running its
   request is cancelled, so a request still queued for its model is dropped before it
   reaches ``predict`` (``serving.batching``);
@@ -86,6 +88,9 @@ _DRAIN_IDLE_S = 1.0
 #: sees the end of stream the next time it looks at its pool, or at once if waiting),
 #: counted from the last byte it sent.
 _LINGER_S = 1.0
+#: Connections past the cap that may linger so at once (refused, see connection_made);
+#: those past this are closed outright, so a flood cannot hold sockets open.
+_REFUSED_LINGERING = 64
 
 
 def _unread(transport: Any) -> int:
@@ -123,10 +128,17 @@ def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[Htt
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
-            if len(self.connections) > limits.max_connections:
-                self._deaf = True
+            excess = len(self.connections) - limits.max_connections
+            if excess > 0:
                 transport.write(_BUSY)
-                transport.close()
+                if excess <= _REFUSED_LINGERING:
+                    # The client may have sent its request already: half-close and drop
+                    # it, not close (a reset would reach it instead of the 503); within
+                    # _LINGER_S in all, so a connection past the cap stays cheap.
+                    self._half_close(transport, _LINGER_S)
+                else:  # a flood of connections: no more sockets held for it
+                    self._deaf = True
+                    transport.close()
                 return
             self._arm(limits.idle_timeout)
 
@@ -318,17 +330,17 @@ def protocol_class(limits: HttpLimits, direct: Direct | None = None) -> type[Htt
                 return
             self._half_close(transport)
 
-        def _half_close(self, transport: Any) -> None:
+        def _half_close(self, transport: Any, at_most: float = limits.body_timeout) -> None:
             """FIN, then read until the client closes (its EOF closes the transport):
             bytes that arrive meanwhile are dropped, not left to make close() a RST. The
-            connection closes anyway ``_LINGER_S`` after the last byte, or when a
-            ``body_timeout`` has passed (a client that keeps sending)."""
+            connection closes anyway ``_LINGER_S`` after the last byte, or when
+            ``at_most`` seconds have passed (a client that keeps sending)."""
             if not transport.can_write_eof():
                 transport.close()
                 return
             self._phase = _CLOSING
             self._deaf = True
-            self._linger_until = self.loop.time() + limits.body_timeout
+            self._linger_until = self.loop.time() + at_most
             transport.write_eof()
             self.flow.resume_reading()  # paused for a pipelined request, perhaps
             self._arm(_LINGER_S)
