@@ -119,11 +119,14 @@ def capped(models_dir: Path) -> Iterator[ServerProcess]:
                 sock.close()
 
 
-def test_connections_past_the_cap_are_refused(capped: ServerProcess) -> None:
-    with _connect(capped.http_port) as extra:
-        answer = _until_closed(extra)
+def _assert_busy(answer: bytes) -> None:
     assert answer.startswith(b"HTTP/1.1 503"), answer
     assert b"retry-after: 1" in answer.lower()
+
+
+def test_connections_past_the_cap_are_refused(capped: ServerProcess) -> None:
+    with _connect(capped.http_port) as extra:
+        _assert_busy(_until_closed(extra))
 
 
 def _send_request(sock: socket.socket) -> None:
@@ -140,9 +143,7 @@ def test_a_refusal_reaches_a_client_that_sent_its_request_at_once(capped: Server
     # by peer" (or a broken pipe while still sending) instead of the 503.
     with _connect(capped.http_port) as extra:
         _send_request(extra)
-        answer = _until_closed(extra)
-    assert answer.startswith(b"HTTP/1.1 503"), answer
-    assert b"retry-after: 1" in answer.lower()
+        _assert_busy(_until_closed(extra))
 
 
 def test_a_flood_past_the_cap_holds_no_more_sockets(capped: ServerProcess) -> None:
